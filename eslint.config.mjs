@@ -1,0 +1,30 @@
+// Layering is enforced here: the TRIPLEX runtime and the CLI run in plain Node (notebook kernels,
+// the command line, unit tests), so they may never import `vscode`.
+import tseslint from 'typescript-eslint';
+
+export default tseslint.config(
+  { ignores: ['node_modules/', 'dist/', 'out/', '.vscode-test/', 'scripts/', 'bin/', 'eslint.config.mjs', 'test/fixtures/'] },
+  ...tseslint.configs.recommended,
+  {
+    files: ['**/*.ts'],
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': 'error',
+      '@typescript-eslint/await-thenable': 'error',
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
+    },
+  },
+  {
+    files: ['src/runtime/**/*.ts', 'src/cli/**/*.ts', 'bench/**/*.ts', 'test/unit/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { paths: [{ name: 'vscode', message: 'The TRIPLEX runtime, CLI and unit tests run without VS Code.' }] }],
+    },
+  },
+  {
+    files: ['webview/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ group: ['vscode', '../src/*', 'node:*', 'fs', 'path', 'child_process'], message: 'Webview code runs in the browser.' }] }],
+    },
+  },
+);
