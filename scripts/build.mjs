@@ -3,11 +3,31 @@
 // npm packages external so TF.js stays a single instance and its .wasm files resolve from
 // node_modules) and the browser (webview bundles).
 import * as esbuild from 'esbuild';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { createRequire } from 'node:module';
 
 const watch = process.argv.includes('--watch');
 const production = process.argv.includes('--production');
 
+// tfjs-core's CommonJS entry registers no gradients; its ESM `dist/register_all_gradients` does
+// but cannot be required from Node (extensionless ESM imports). Bundle that deep import, as the
+// @tensorflow/tfjs umbrella does: the registries it fills are global, shared with the main copy.
+const bundleTfjsDeepImports = {
+  name: 'bundle-tfjs-core-deep-imports',
+  setup(build) {
+    build.onResolve({ filter: /^@tensorflow\/tfjs-core\/dist\// }, async (args) => {
+      const r = await build.resolve(`./${args.path.slice('@tensorflow/tfjs-core/'.length)}.js`, {
+        kind: args.kind, resolveDir: tfjsCoreDir,
+      });
+      return { path: r.path, external: false };
+    });
+  },
+};
+const tfjsCoreDir = path.dirname(createRequire(import.meta.url).resolve('@tensorflow/tfjs-core/package.json'));
+
 const node = {
+  plugins: [bundleTfjsDeepImports],
   bundle: true,
   platform: 'node',
   format: 'cjs',
@@ -34,6 +54,12 @@ const targets = [
     logLevel: 'warning',
   },
 ];
+
+// Tests are bundled like the code they test (same module graph), one file per test.
+if (process.argv.includes('--tests')) {
+  const tests = (dir) => fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.ts')).map((f) => path.join(dir, f)) : [];
+  targets.push({ ...node, entryPoints: [...tests('test/unit'), ...tests('test/integration')], outdir: 'out', outbase: '.' });
+}
 
 if (watch) {
   for (const t of targets) await (await esbuild.context(t)).watch();

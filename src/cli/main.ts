@@ -1,0 +1,21 @@
+import { Command, Option } from 'commander';
+import { infoCommand } from './info';
+import { demoCommand } from './demo';
+
+const program = new Command('triplex')
+  .description('TRIPLEX: spatial gene expression from H&E whole-slide images')
+  .addOption(new Option('--backend <name>', 'compute backend').choices(['auto', 'tensorflow', 'wasm', 'cpu']))
+  .option('--threads <n>', 'threads for the wasm backend (default: one per core)', (v) => Number.parseInt(v, 10))
+  .showHelpAfterError();
+
+program.addCommand(infoCommand());
+program.addCommand(demoCommand());
+
+program.parseAsync(process.argv).then(
+  () => process.exit(process.exitCode ?? 0),
+  (e: unknown) => {
+    console.error(`triplex: ${e instanceof Error ? e.message : String(e)}`);
+    if (process.env.TRIPLEX_DEBUG && e instanceof Error) console.error(e.stack);
+    process.exit(1);
+  },
+);
