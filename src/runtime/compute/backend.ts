@@ -108,6 +108,13 @@ async function startWasm(threads: number): Promise<void> {
   }
 }
 
+async function startCpu(): Promise<void> {
+  await tf.setBackend('cpu');
+  // The cpu backend greets Node users with advice to install tfjs-node; `triplex info` already
+  // reports what is available and why.
+  (tf.backend() as unknown as { firstUse: boolean }).firstUse = false;
+}
+
 /**
  * Selects the compute backend: the one asked for, else the fastest that loads
  * (tfjs-node, then wasm, then cpu). May be called again to switch backends.
@@ -134,7 +141,7 @@ export async function initCompute(options: ComputeOptions = {}): Promise<Compute
     await tf.setBackend('tensorflow');
     backend = 'tensorflow';
   } else if (requested === 'cpu') {
-    await tf.setBackend('cpu');
+    await startCpu();
     backend = 'cpu';
   } else {
     try {
@@ -143,7 +150,7 @@ export async function initCompute(options: ComputeOptions = {}): Promise<Compute
       if (requested === 'auto') fallbackReason = `@tensorflow/tfjs-node ${tfjsNode.reason}`;
     } catch (e) {
       if (requested === 'wasm') throw e;
-      await tf.setBackend('cpu');
+      await startCpu();
       backend = 'cpu';
       fallbackReason = `wasm failed to start: ${e instanceof Error ? e.message : String(e)}`;
     }

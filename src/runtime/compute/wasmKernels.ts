@@ -30,9 +30,16 @@ function convInfo(xShape: number[], filterShape: number[], a: ConvAttrs): tf.bac
   return tf.backend_util.computeConv2DInfo(xShape as Shape4, filterShape as Shape4, a.strides, 1, a.pad, a.dimRoundingMode, false, 'channelsLast');
 }
 
-/** A Tensor sharing the data of a kernel input, so that tf ops can be composed on it. */
-const asTensor = <R extends tf.Rank>(info: tf.TensorInfo | undefined): tf.Tensor<R> => {
+interface RefCountingBackend { incRef(dataId: tf.DataId): void }
+
+/**
+ * A Tensor view of a kernel input, so that tf ops can be composed on it. The engine's
+ * makeTensorFromTensorInfo does not count the new reference, so we do: disposing the view (at
+ * the end of the kernel's tidy) must not free the caller's data.
+ */
+const asTensor = <R extends tf.Rank>(info: tf.TensorInfo | undefined, backend: unknown): tf.Tensor<R> => {
   if (!info) throw new Error('missing kernel input');
+  (backend as RefCountingBackend).incRef(info.dataId);
   return tf.engine().makeTensorFromTensorInfo(info) as tf.Tensor<R>;
 };
 
@@ -41,12 +48,12 @@ const asTensor = <R extends tf.Rank>(info: tf.TensorInfo | undefined): tf.Tensor
  * itself a convolution: x transposed to [Ci, H, W, N] with dy transposed to [Ho, Wo, N, Co] as
  * the filter, stride 1, dilation s, giving [Ci, kh, kw, Co].
  */
-const conv2DBackpropFilter: tf.KernelFunc = ({ inputs, attrs }) => {
+const conv2DBackpropFilter: tf.KernelFunc = ({ inputs, attrs, backend }) => {
   const a = convAttrs(attrs);
   const filterShape = attrs?.filterShape as Shape4;
-  const x = asTensor<tf.Rank.R4>(inputs.x);
-  const dy = asTensor<tf.Rank.R4>(inputs.dy);
   return tf.tidy(() => {
+    const x = asTensor<tf.Rank.R4>(inputs.x, backend);
+    const dy = asTensor<tf.Rank.R4>(inputs.dy, backend);
     const [kh, kw] = filterShape;
     const c = convInfo(x.shape, filterShape, a);
     const { top, left } = c.padInfo;
@@ -74,12 +81,12 @@ const conv2DBackpropFilter: tf.KernelFunc = ({ inputs, attrs }) => {
  * dX = conv2d(dy with s-1 zeros inserted between rows and columns, W rotated by 180 degrees with
  * Ci and Co swapped, stride 1, padding kh-1-top).
  */
-const conv2DBackpropInput: tf.KernelFunc = ({ inputs, attrs }) => {
+const conv2DBackpropInput: tf.KernelFunc = ({ inputs, attrs, backend }) => {
   const a = convAttrs(attrs);
   const inShape = attrs?.inputShape as Shape4;
-  const dy = asTensor<tf.Rank.R4>(inputs.dy);
-  const filter = asTensor<tf.Rank.R4>(inputs.filter);
   return tf.tidy(() => {
+    const dy = asTensor<tf.Rank.R4>(inputs.dy, backend);
+    const filter = asTensor<tf.Rank.R4>(inputs.filter, backend);
     const [kh, kw] = filter.shape;
     const c = convInfo(inShape, filter.shape, a);
     const [sh, sw] = [c.strideHeight, c.strideWidth];

@@ -1,0 +1,129 @@
+import { after, before, describe, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs-core';
+import { initCompute } from '../../src/runtime/compute/backend';
+import { mulberry32, normal } from '../../src/runtime/util/random';
+
+/**
+ * The wasm training kernels (Conv2DBackpropFilter, the composed Conv2DBackpropInput, the
+ * batch-norm gradient) against tfjs' cpu backend, whose kernels are straightforward loops.
+ */
+
+type Padding = 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]];
+interface ConvCase { name: string; x: [number, number, number, number]; k: number; cout: number; stride: number; pad: Padding }
+
+const explicit = (t: number, b: number, l: number, r: number): Padding => [[0, 0], [t, b], [l, r], [0, 0]];
+
+const CASES: ConvCase[] = [
+  { name: '1x1 stride 1 valid', x: [2, 7, 9, 5], k: 1, cout: 4, stride: 1, pad: 'valid' },
+  { name: '1x1 stride 2 valid (downsample)', x: [2, 9, 8, 6], k: 1, cout: 3, stride: 2, pad: 'valid' },
+  { name: '1x1 stride 2 same', x: [1, 7, 7, 4], k: 1, cout: 5, stride: 2, pad: 'same' },
+  { name: '3x3 stride 1 same', x: [2, 8, 8, 3], k: 3, cout: 4, stride: 1, pad: 'same' },
+  { name: '3x3 stride 1 valid odd', x: [2, 9, 7, 3], k: 3, cout: 2, stride: 1, pad: 'valid' },
+  { name: '3x3 stride 2 same even', x: [2, 10, 10, 4], k: 3, cout: 5, stride: 2, pad: 'same' },
+  { name: '3x3 stride 2 same odd', x: [1, 11, 9, 3], k: 3, cout: 4, stride: 2, pad: 'same' },
+  { name: '3x3 stride 2 valid odd', x: [2, 11, 13, 3], k: 3, cout: 3, stride: 2, pad: 'valid' },
+  { name: '3x3 stride 2 explicit 1 (ResNet)', x: [2, 10, 10, 4], k: 3, cout: 6, stride: 2, pad: explicit(1, 1, 1, 1) },
+  { name: '3x3 stride 1 explicit asymmetric', x: [1, 9, 8, 3], k: 3, cout: 4, stride: 1, pad: explicit(0, 2, 1, 0) },
+  { name: '7x7 stride 2 explicit 3 (stem)', x: [2, 21, 19, 3], k: 7, cout: 4, stride: 2, pad: explicit(3, 3, 3, 3) },
+  { name: '7x7 stride 1 same', x: [1, 12, 11, 2], k: 7, cout: 3, stride: 1, pad: 'same' },
+  { name: '7x7 stride 2 valid', x: [1, 17, 16, 2], k: 7, cout: 3, stride: 2, pad: 'valid' },
+];
+
+const rand = mulberry32(42);
+const randn = (shape: number[]) => tf.tensor(normal(rand, shape.reduce((a, b) => a * b, 1)), shape);
+
+interface Grads { dx: Float32Array; dw: Float32Array }
+
+function convGrads(c: ConvCase, x: tf.Tensor4D, w: tf.Tensor4D, r: tf.Tensor): Grads {
+  return tf.tidy(() => {
+    const g = tf.grads((xx: tf.Tensor, ww: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(xx as tf.Tensor4D, ww as tf.Tensor4D, c.stride, c.pad), r)));
+    const [dx, dw] = g([x, w]);
+    return { dx: dx.dataSync() as Float32Array, dw: dw.dataSync() as Float32Array };
+  });
+}
+
+function relativeError(a: Float32Array, b: Float32Array): number {
+  assert.equal(a.length, b.length);
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < a.length; i++) {
+    diff = Math.max(diff, Math.abs(a[i] - b[i]));
+    scale = Math.max(scale, Math.abs(b[i]));
+  }
+  return diff / Math.max(scale, 1e-12);
+}
+
+describe('wasm training kernels match the cpu backend', () => {
+  before(async () => {
+    await initCompute({ backend: 'wasm' });
+  });
+  after(async () => {
+    await initCompute({ backend: 'wasm' });
+  });
+
+  for (const c of CASES) {
+    test(`conv2d gradients: ${c.name}`, async (t) => {
+      await initCompute({ backend: 'cpu' });
+      const x = randn(c.x) as tf.Tensor4D;
+      const w = randn([c.k, c.k, c.x[3], c.cout]) as tf.Tensor4D;
+      const yShape = tf.conv2d(x, w, c.stride, c.pad).shape;
+      const r = randn(yShape);
+      const xs = x.dataSync();
+      const ws = w.dataSync();
+      const rs = r.dataSync();
+      const reference = convGrads(c, x, w, r);
+      tf.dispose([x, w, r]);
+
+      await initCompute({ backend: 'wasm' });
+      const xw = tf.tensor4d(xs, c.x);
+      const ww = tf.tensor4d(ws, [c.k, c.k, c.x[3], c.cout]);
+      const rw = tf.tensor(rs, yShape);
+      const before = tf.memory().numTensors;
+      const got = convGrads(c, xw, ww, rw);
+      assert.equal(tf.memory().numTensors, before, 'the gradient kernels leak no tensors');
+      tf.dispose([xw, ww, rw]);
+
+      const ex = relativeError(got.dx, reference.dx);
+      const ew = relativeError(got.dw, reference.dw);
+      t.diagnostic(`relative error: input ${ex.toExponential(2)}, filter ${ew.toExponential(2)}`);
+      assert.ok(ex < 1e-4, `input gradient relative error ${ex}`);
+      assert.ok(ew < 1e-4, `filter gradient relative error ${ew}`);
+    });
+  }
+
+  test('batch-norm gradient (training statistics) equals the closed form', async () => {
+    await initCompute({ backend: 'wasm' });
+    const [N, H, W, C] = [3, 5, 4, 6];
+    const x = randn([N, H, W, C]) as tf.Tensor4D;
+    const gamma = randn([C]) as tf.Tensor1D;
+    const beta = randn([C]) as tf.Tensor1D;
+    const r = randn([N, H, W, C]);
+    const [dx, dgamma, dbeta] = tf.grads((xx: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
+      const { mean, variance } = tf.moments(xx, [0, 1, 2]);
+      return tf.sum(tf.mul(tf.batchNorm4d(xx as tf.Tensor4D, mean as tf.Tensor1D, variance as tf.Tensor1D, b as tf.Tensor1D, g as tf.Tensor1D, 1e-5), r));
+    })([x, gamma, beta]);
+
+    // Closed form, computed in plain JavaScript: with m = N*H*W, xhat = (x - mu) * rstd,
+    // dx = gamma * rstd / m * (m * dy - sum(dy) - xhat * sum(dy * xhat)).
+    const xs = x.dataSync(); const dy = r.dataSync(); const g = gamma.dataSync();
+    const m = N * H * W;
+    const want = { dx: new Float32Array(xs.length), dgamma: new Float32Array(C), dbeta: new Float32Array(C) };
+    for (let c = 0; c < C; c++) {
+      let mu = 0; for (let i = 0; i < m; i++) mu += xs[i * C + c]; mu /= m;
+      let v = 0; for (let i = 0; i < m; i++) v += (xs[i * C + c] - mu) ** 2; v /= m;
+      const rstd = 1 / Math.sqrt(v + 1e-5);
+      let sdy = 0; let sdyx = 0;
+      for (let i = 0; i < m; i++) { const xh = (xs[i * C + c] - mu) * rstd; sdy += dy[i * C + c]; sdyx += dy[i * C + c] * xh; }
+      for (let i = 0; i < m; i++) {
+        const xh = (xs[i * C + c] - mu) * rstd;
+        want.dx[i * C + c] = (g[c] * rstd / m) * (m * dy[i * C + c] - sdy - xh * sdyx);
+      }
+      want.dgamma[c] = sdyx; want.dbeta[c] = sdy;
+    }
+    assert.ok(relativeError(dx.dataSync() as Float32Array, want.dx) < 1e-4, 'dx');
+    assert.ok(relativeError(dgamma.dataSync() as Float32Array, want.dgamma) < 1e-4, 'dgamma');
+    assert.ok(relativeError(dbeta.dataSync() as Float32Array, want.dbeta) < 1e-4, 'dbeta');
+    tf.dispose([x, gamma, beta, r, dx, dgamma, dbeta]);
+  });
+});
