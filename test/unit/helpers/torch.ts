@@ -1,0 +1,45 @@
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { test } from 'node:test';
+
+/** The repository root (the folder holding package.json), found from this file. */
+export function repoRoot(): string {
+  let dir = __dirname;
+  while (!fs.existsSync(path.join(dir, 'package.json'))) {
+    const up = path.dirname(dir);
+    if (up === dir) throw new Error(`no package.json above ${__dirname}`);
+    dir = up;
+  }
+  return dir;
+}
+
+/** Debian's Python, which has python3-torch; the pyenv python3 on PATH may not. */
+export const TORCH_PYTHON = process.env.TRIPLEX_TORCH_PYTHON ?? (fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3');
+
+const cache = new Map<string, string>();
+
+/**
+ * Reference files made by `scripts/fixtures/torchvision_<name>_reference.py` with PyTorch, in a
+ * temporary folder made once per test process. Tests that need them fail when PyTorch is missing
+ * (`npm test` installs it); TRIPLEX_SKIP_TORCH=1 skips them instead, on a machine without it.
+ */
+export function torchReference(name: string): { dir(): string } {
+  if (process.env.TRIPLEX_SKIP_TORCH) test.skip(`PyTorch reference '${name}' (TRIPLEX_SKIP_TORCH is set)`);
+  return {
+    dir(): string {
+      const known = cache.get(name);
+      if (known) return known;
+      const out = fs.mkdtempSync(path.join(os.tmpdir(), `triplex-torch-${name}-`));
+      process.once('exit', () => fs.rmSync(out, { recursive: true, force: true }));
+      const script = path.join(repoRoot(), 'scripts', 'fixtures', `torchvision_${name}_reference.py`);
+      const r = spawnSync(TORCH_PYTHON, [script, out], { encoding: 'utf8' });
+      if (r.status !== 0) {
+        throw new Error(`${TORCH_PYTHON} ${script} failed (is python3-torch installed? npm test installs it):\n${r.stderr || r.error?.message}`);
+      }
+      cache.set(name, out);
+      return out;
+    },
+  };
+}
