@@ -1,1 +1,73 @@
-console.log('bench');
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { initCompute } from '../src/runtime/compute/backend';
+import { benchForward, benchTrainingStep, createResNet18 } from './resnet18.bench';
+import { mib, printTable } from './table';
+
+/**
+ * `npm run bench`: throughput and memory of the compute layer, printed beside a PyTorch peer
+ * run on the same machine in the same invocation (Debian's torch; see docs for OpenBLAS).
+ * Environment: BENCH_ITERATIONS (default 3), BENCH_SKIP_TORCH=1, TRIPLEX_BACKEND, TRIPLEX_THREADS.
+ */
+
+const BATCH = 16;
+const SIZE = 224;
+/** Targets from the foundation issue, for the wasm backend on 2 cores. */
+const TARGETS = { forward: 12, train: 2 };
+
+interface TorchResult { forward: number; train: number; threads: number; torch: string; blas: string; peakRssBytes: number }
+
+function runTorchPeer(threads: number, iterations: number): TorchResult | string {
+  if (process.env.BENCH_SKIP_TORCH) return 'skipped (BENCH_SKIP_TORCH)';
+  const python = fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+  const script = path.join(__dirname, '..', 'bench', 'torch_resnet18.py');
+  const r = spawnSync(python, [script, String(BATCH), String(SIZE), String(iterations), String(threads)], { encoding: 'utf8' });
+  if (r.status !== 0) {
+    const why = (r.stderr || r.error?.message || '').trim().split('\n').pop();
+    return `not run: ${why} (apt-get install python3-torch python3-torchvision libopenblas0-pthread)`;
+  }
+  return JSON.parse(r.stdout.trim().split('\n').pop() as string) as TorchResult;
+}
+
+async function main(): Promise<void> {
+  const iterations = Number(process.env.BENCH_ITERATIONS ?? 3);
+  const report = await initCompute();
+  console.log(`TRIPLEX bench: ResNet18 at ${SIZE}x${SIZE}, batch ${BATCH}, ${iterations} timed iterations after one warm-up`);
+  console.log(`backend ${report.backend} ${report.version}, ${report.threads} thread(s)${report.simd ? ', SIMD' : ''}; node ${report.node}`);
+
+  const net = createResNet18({ seed: 0 });
+  const forward = benchForward(net, BATCH, SIZE, iterations);
+  const tensorsBefore = tf.memory().numTensors;
+  const train = benchTrainingStep(net, BATCH, SIZE, iterations);
+  const leaked = tf.memory().numTensors - tensorsBefore;
+  net.dispose();
+  const ourPeak = process.resourceUsage().maxRSS * 1024;
+
+  const torch = runTorchPeer(report.threads, iterations);
+  const rows: (string | number)[][] = [
+    [`TRIPLEX tfjs-${report.backend}`, forward.imagesPerSecond, forward.best, train.imagesPerSecond, train.best, mib(ourPeak), report.backend === 'wasm' ? mib(train.backendBytes) : '-'],
+  ];
+  if (typeof torch !== 'string') {
+    rows.push([`PyTorch ${torch.torch} (${torch.blas} BLAS)`, torch.forward, '-', torch.train, '-', mib(torch.peakRssBytes), '-']);
+  }
+  printTable('ResNet18 throughput (images/s) and peak memory (MiB)',
+    ['engine', 'forward', 'fwd best', 'train step', 'train best', 'peak RSS', 'wasm heap'], rows);
+  if (typeof torch === 'string') console.log(`PyTorch peer: ${torch}`);
+  else {
+    console.log(`ratio to PyTorch: forward ${(forward.imagesPerSecond / torch.forward).toFixed(2)}x, training ${(train.imagesPerSecond / torch.train).toFixed(2)}x` +
+      (torch.blas === 'reference' ? ' (PyTorch on the reference BLAS is not a fair peer: apt-get install libopenblas0-pthread)' : ''));
+  }
+  if (report.backend === 'wasm') {
+    const ok = (v: number, t: number) => (v >= t ? `meets ${t}` : `BELOW the target of ${t}`);
+    console.log(`targets on wasm: forward ${forward.imagesPerSecond.toFixed(1)} img/s ${ok(forward.imagesPerSecond, TARGETS.forward)}; ` +
+      `training ${train.imagesPerSecond.toFixed(2)} img/s ${ok(train.imagesPerSecond, TARGETS.train)}; wasm heap ${mib(train.backendBytes).toFixed(0)} MiB of 4096`);
+  }
+  console.log(`tensors left per training run: ${leaked}`);
+}
+
+main().then(() => process.exit(0), (e: unknown) => {
+  console.error(e instanceof Error ? e.stack : e);
+  process.exit(1);
+});
