@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initCompute } from '../../src/runtime/compute/backend';
 import { createResNet18, type ResNet18 } from '../../src/runtime/model/resnet18';
 import { loadStateDict, WeightFileError } from '../../src/runtime/weights';
-import { torchReference } from './helpers/torch';
+import { torchReference, torchSkip } from './helpers/torch';
 
 /**
  * Our ResNet18 trunk against torchvision's, with the same weights and input, loaded from each
@@ -31,7 +31,7 @@ function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return diff / scale;
 }
 
-describe('ResNet18 trunk matches torchvision', () => {
+describe('ResNet18 trunk matches torchvision', { skip: torchSkip }, () => {
   const ref = torchReference('resnet18');
   let dir = '';
   let x: tf.Tensor4D;
@@ -95,7 +95,7 @@ describe('ResNet18 trunk matches torchvision', () => {
   });
 });
 
-describe('bad checkpoints are refused whole', () => {
+describe('bad checkpoints are refused whole', { skip: torchSkip }, () => {
   const ref = torchReference('resnet18');
   let tmp = '';
   before(async () => {

@@ -2,7 +2,6 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { test } from 'node:test';
 
 /** The repository root (the folder holding package.json), found from this file. */
 export function repoRoot(): string {
@@ -20,13 +19,16 @@ export const TORCH_PYTHON = process.env.TRIPLEX_TORCH_PYTHON ?? (fs.existsSync('
 
 const cache = new Map<string, string>();
 
+/** Skip reason for suites that need PyTorch, when TRIPLEX_SKIP_TORCH is set (else false). */
+export const torchSkip: string | false = process.env.TRIPLEX_SKIP_TORCH ? 'needs PyTorch, and TRIPLEX_SKIP_TORCH is set' : false;
+
 /**
  * Reference files made by `scripts/fixtures/torchvision_<name>_reference.py` with PyTorch, in a
  * temporary folder made once per test process. Tests that need them fail when PyTorch is missing
- * (`npm test` installs it); TRIPLEX_SKIP_TORCH=1 skips them instead, on a machine without it.
+ * (`npm test` installs it); suites pass `{ skip: torchSkip }` so that TRIPLEX_SKIP_TORCH=1
+ * skips them instead, on a machine that cannot have PyTorch.
  */
 export function torchReference(name: string): { dir(): string } {
-  if (process.env.TRIPLEX_SKIP_TORCH) test.skip(`PyTorch reference '${name}' (TRIPLEX_SKIP_TORCH is set)`);
   return {
     dir(): string {
       const known = cache.get(name);

@@ -1,0 +1,31 @@
+#!/bin/sh
+# Debian packages the unit tests and the benchmark compare against:
+#   python3-torch python3-torchvision  torchvision's ResNet18 as the reference our trunk must match
+#   libopenblas0-pthread                an optimised BLAS behind that torch (Debian's default is the
+#                                       reference BLAS, 30x slower), for a fair benchmark peer
+# Installed with apt-get when missing and running as root on Debian; otherwise explains and fails.
+# TRIPLEX_SKIP_TORCH=1 skips the PyTorch checks on a machine that cannot have them.
+set -eu
+[ -n "${TRIPLEX_SKIP_TORCH:-}" ] && exit 0
+
+missing=""
+if command -v dpkg >/dev/null 2>&1; then
+  for p in python3-torch python3-torchvision libopenblas0-pthread; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
+  done
+else
+  ${TRIPLEX_TORCH_PYTHON:-python3} -c 'import torch, torchvision' 2>/dev/null && exit 0
+  missing=" torch torchvision"
+fi
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+  echo "ensure-test-deps: missing:$missing" >&2
+  echo "The ResNet18 parity tests compare against torchvision. Install them (Debian: apt-get install$missing)," >&2
+  echo "or point TRIPLEX_TORCH_PYTHON at a python with torch and torchvision, or set TRIPLEX_SKIP_TORCH=1 to skip those tests." >&2
+  exit 1
+fi
+echo "ensure-test-deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+# shellcheck disable=SC2086 # a list of package names
+apt-get update -qq && apt-get install -y -qq --no-install-recommends $missing
