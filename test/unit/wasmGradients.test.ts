@@ -3,6 +3,7 @@ import * as assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { initCompute } from '../../src/runtime/compute/backend';
 import { mulberry32, normal } from '../../src/runtime/util/random';
+import { batchNormTraining } from '../../src/runtime/model/batchNorm';
 
 /**
  * The wasm training kernels (Conv2DBackpropFilter, the composed Conv2DBackpropInput, the
@@ -92,38 +93,49 @@ describe('wasm training kernels match the cpu backend', () => {
     });
   }
 
-  test('batch-norm gradient (training statistics) equals the closed form', async () => {
-    await initCompute({ backend: 'wasm' });
-    const [N, H, W, C] = [3, 5, 4, 6];
-    const x = randn([N, H, W, C]) as tf.Tensor4D;
-    const gamma = randn([C]) as tf.Tensor1D;
-    const beta = randn([C]) as tf.Tensor1D;
-    const r = randn([N, H, W, C]);
-    const [dx, dgamma, dbeta] = tf.grads((xx: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
-      const { mean, variance } = tf.moments(xx, [0, 1, 2]);
-      return tf.sum(tf.mul(tf.batchNorm4d(xx as tf.Tensor4D, mean as tf.Tensor1D, variance as tf.Tensor1D, b as tf.Tensor1D, g as tf.Tensor1D, 1e-5), r));
-    })([x, gamma, beta]);
+  const batchNorms: [string, (x: tf.Tensor4D, g: tf.Tensor1D, b: tf.Tensor1D) => tf.Tensor4D][] = [
+    ['tf.moments + tf.batchNorm (the registered FusedBatchNorm gradient)', (x, g, b) => {
+      const { mean, variance } = tf.moments(x, [0, 1, 2]);
+      return tf.batchNorm4d(x, mean as tf.Tensor1D, variance as tf.Tensor1D, b, g, 1e-5);
+    }],
+    ['batchNormTraining (closed-form custom gradient)', (x, g, b) => batchNormTraining(x, g, b, 1e-5, () => undefined)],
+  ];
+  for (const [name, batchNorm] of batchNorms) {
+    for (const backend of ['wasm', 'cpu'] as const) {
+      test(`batch-norm gradient equals the closed form on ${backend}: ${name}`, async () => {
+        await initCompute({ backend });
+        const [N, H, W, C] = [3, 5, 4, 6];
+        const x = randn([N, H, W, C]) as tf.Tensor4D;
+        const gamma = randn([C]) as tf.Tensor1D;
+        const beta = randn([C]) as tf.Tensor1D;
+        const r = randn([N, H, W, C]);
+        const before = tf.memory().numTensors;
+        const [dx, dgamma, dbeta] = tf.grads((xx: tf.Tensor, g: tf.Tensor, b: tf.Tensor) =>
+          tf.sum(tf.mul(batchNorm(xx as tf.Tensor4D, g as tf.Tensor1D, b as tf.Tensor1D), r)))([x, gamma, beta]);
+        assert.equal(tf.memory().numTensors, before + 3, 'only the three gradients are left');
 
-    // Closed form, computed in plain JavaScript: with m = N*H*W, xhat = (x - mu) * rstd,
-    // dx = gamma * rstd / m * (m * dy - sum(dy) - xhat * sum(dy * xhat)).
-    const xs = x.dataSync(); const dy = r.dataSync(); const g = gamma.dataSync();
-    const m = N * H * W;
-    const want = { dx: new Float32Array(xs.length), dgamma: new Float32Array(C), dbeta: new Float32Array(C) };
-    for (let c = 0; c < C; c++) {
-      let mu = 0; for (let i = 0; i < m; i++) mu += xs[i * C + c]; mu /= m;
-      let v = 0; for (let i = 0; i < m; i++) v += (xs[i * C + c] - mu) ** 2; v /= m;
-      const rstd = 1 / Math.sqrt(v + 1e-5);
-      let sdy = 0; let sdyx = 0;
-      for (let i = 0; i < m; i++) { const xh = (xs[i * C + c] - mu) * rstd; sdy += dy[i * C + c]; sdyx += dy[i * C + c] * xh; }
-      for (let i = 0; i < m; i++) {
-        const xh = (xs[i * C + c] - mu) * rstd;
-        want.dx[i * C + c] = (g[c] * rstd / m) * (m * dy[i * C + c] - sdy - xh * sdyx);
-      }
-      want.dgamma[c] = sdyx; want.dbeta[c] = sdy;
+        // Closed form, computed in plain JavaScript: with m = N*H*W, xhat = (x - mu) * rstd,
+        // dx = gamma * rstd / m * (m * dy - sum(dy) - xhat * sum(dy * xhat)).
+        const xs = x.dataSync(); const dy = r.dataSync(); const g = gamma.dataSync();
+        const m = N * H * W;
+        const want = { dx: new Float32Array(xs.length), dgamma: new Float32Array(C), dbeta: new Float32Array(C) };
+        for (let c = 0; c < C; c++) {
+          let mu = 0; for (let i = 0; i < m; i++) mu += xs[i * C + c]; mu /= m;
+          let v = 0; for (let i = 0; i < m; i++) v += (xs[i * C + c] - mu) ** 2; v /= m;
+          const rstd = 1 / Math.sqrt(v + 1e-5);
+          let sdy = 0; let sdyx = 0;
+          for (let i = 0; i < m; i++) { const xh = (xs[i * C + c] - mu) * rstd; sdy += dy[i * C + c]; sdyx += dy[i * C + c] * xh; }
+          for (let i = 0; i < m; i++) {
+            const xh = (xs[i * C + c] - mu) * rstd;
+            want.dx[i * C + c] = (g[c] * rstd / m) * (m * dy[i * C + c] - sdy - xh * sdyx);
+          }
+          want.dgamma[c] = sdyx; want.dbeta[c] = sdy;
+        }
+        assert.ok(relativeError(dx.dataSync() as Float32Array, want.dx) < 1e-4, 'dx');
+        assert.ok(relativeError(dgamma.dataSync() as Float32Array, want.dgamma) < 1e-4, 'dgamma');
+        assert.ok(relativeError(dbeta.dataSync() as Float32Array, want.dbeta) < 1e-4, 'dbeta');
+        tf.dispose([x, gamma, beta, r, dx, dgamma, dbeta]);
+      });
     }
-    assert.ok(relativeError(dx.dataSync() as Float32Array, want.dx) < 1e-4, 'dx');
-    assert.ok(relativeError(dgamma.dataSync() as Float32Array, want.dgamma) < 1e-4, 'dgamma');
-    assert.ok(relativeError(dbeta.dataSync() as Float32Array, want.dbeta) < 1e-4, 'dbeta');
-    tf.dispose([x, gamma, beta, r, dx, dgamma, dbeta]);
-  });
+  }
 });

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { HostTensor, StateDict } from '../weights/stateDict';
 import { WeightFileError, stripKeyPrefixes } from '../weights/stateDict';
 import { mulberry32, normal } from '../util/random';
+import { batchNormTraining } from './batchNorm';
 
 /**
  * The ResNet18 trunk of TRIPLEX (torchvision's resnet18 up to layer4: no avgpool, no fc), written
@@ -174,9 +175,8 @@ class ResNet18Trunk implements ResNet18 {
       return tf.fused.conv2d({ x, filter, strides: stride, pad: pad === 0 ? 'valid' : padding, bias, activation: relu ? 'relu' : 'linear' });
     }
     const y = tf.conv2d(x, w, stride, pad === 0 ? 'valid' : padding);
-    const { mean, variance } = tf.moments(y, [0, 1, 2]);
-    this.updateRunningStats(bn, mean, variance, y.shape[0] * y.shape[1] * y.shape[2]);
-    const out = tf.batchNorm4d(y, mean as tf.Tensor1D, variance as tf.Tensor1D, bn.beta as tf.Tensor1D, bn.gamma as tf.Tensor1D, BN_EPS);
+    const out = batchNormTraining(y, bn.gamma as tf.Tensor1D, bn.beta as tf.Tensor1D, BN_EPS,
+      (s) => this.updateRunningStats(bn, s.mean, s.variance, s.count));
     return relu ? tf.relu(out) : out;
   }
 
