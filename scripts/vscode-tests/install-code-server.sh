@@ -37,12 +37,13 @@ case $(node -p process.arch) in
   arm64) RG_TARGET=aarch64-unknown-linux-musl ;;
   *) echo "install-code-server: no ripgrep cache name known for $(node -p process.arch)" >&2; exit 1 ;;
 esac
-RG_CACHE="${TMPDIR:-/tmp}/vscode-ripgrep-cache-1.15.11"
+RG_CACHE="${TMPDIR:-/tmp}/vscode-ripgrep-cache-1.15.11" # @vscode/ripgrep 1.15.11 fetches ripgrep v13.0.0-10
+RG_ARCHIVE="$RG_CACHE/ripgrep-v13.0.0-10-$RG_TARGET.tar.gz"
 mkdir -p "$RG_CACHE"
 rg_stage=$(mktemp -d)
-trap 'rm -rf "$rg_stage"' EXIT
+trap 'rm -rf "$rg_stage" "$RG_ARCHIVE"; rmdir "$RG_CACHE" 2>/dev/null || true' EXIT
 cp "$(command -v rg)" "$rg_stage/rg"
-tar czf "$RG_CACHE/ripgrep-v13.0.0-10-$RG_TARGET.tar.gz" -C "$rg_stage" rg
+tar czf "$RG_ARCHIVE" -C "$rg_stage" rg
 
 # Native modules (node-pty, kerberos, ...) must build against local Node headers: node-gyp would
 # otherwise fetch them from nodejs.org. They sit beside the node binary (/usr for Debian's and

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -34,11 +35,14 @@ export function planWasmThreads(tf: typeof tfc, wasm: WasmBackendModule, threads
   if (!WORKER_IMPORT.test(wasmWorkerContents)) throw new Error('the wasm worker script of this tfjs-backend-wasm version is not the one TRIPLEX knows how to load under Node');
   const patched = wasmWorkerContents.replace(/\n/g, '\\n').replace(WORKER_IMPORT, `importScripts(${JSON.stringify(glue)});`);
 
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'triplex-wasm-'));
-  const workerFile = path.join(dir, 'worker.cjs');
-  fs.writeFileSync(workerFile, patched);
-  const cleanup = () => fs.rmSync(dir, { recursive: true, force: true });
-  process.once('exit', cleanup);
+  // One file per version and content, written atomically and reused by every later process.
+  const hash = createHash('sha256').update(patched).digest('hex').slice(0, 16);
+  const workerFile = path.join(os.tmpdir(), `triplex-wasm-worker-${hash}.cjs`);
+  if (!fs.existsSync(workerFile)) {
+    const partial = `${workerFile}.${process.pid}.partial`;
+    fs.writeFileSync(partial, patched);
+    fs.renameSync(partial, workerFile);
+  }
 
   const createObjectURL = URL.createObjectURL;
   URL.createObjectURL = (blob: Blob) => (blob.type === 'application/javascript' ? workerFile : createObjectURL(blob));

@@ -1,0 +1,25 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import Mocha from 'mocha';
+
+/**
+ * Entry point that VS Code's extension host loads (--extensionTestsPath): runs every
+ * `*.test.js` beside this file with mocha and rejects when any test fails, which makes VS Code
+ * exit with a non-zero code.
+ */
+export async function run(): Promise<void> {
+  const mocha = new Mocha({
+    ui: 'tdd',
+    reporter: 'spec',
+    // The output is relayed through the extension host's console, where escape codes are noise.
+    color: false,
+    // The first test of a run waits for the extension host and the CLI to start.
+    timeout: 60_000,
+  });
+  const files = fs.readdirSync(__dirname).filter((name) => name.endsWith('.test.js')).sort();
+  if (files.length === 0) throw new Error(`No *.test.js files in ${__dirname}; was test/integration compiled?`);
+  for (const name of files) mocha.addFile(path.join(__dirname, name));
+
+  const failures = await new Promise<number>((resolve) => mocha.run(resolve));
+  if (failures > 0) throw new Error(`${failures} integration test(s) failed.`);
+}
