@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { backendMemoryBytes, initCompute } from '../../src/runtime/compute/backend';
 import { createResNet18, type ResNet18 } from '../../src/runtime/model/resnet18';
 import { mulberry32, normal } from '../../src/runtime/util/random';
+import { relativeError } from './helpers/compare';
 
 /** Training the whole trunk: gradients on wasm against cpu, and a full-size step on wasm. */
 
@@ -39,13 +40,7 @@ describe('ResNet18 training on wasm', () => {
     for (const [name, want] of cpu) {
       const got = wasm.get(name);
       assert.ok(got, name);
-      let diff = 0;
-      let scale = 0;
-      for (let i = 0; i < want.length; i++) {
-        diff = Math.max(diff, Math.abs(got[i] - want[i]));
-        scale = Math.max(scale, Math.abs(want[i]));
-      }
-      const e = diff / scale;
+      const e = relativeError(got, want);
       if (e > worst) [worst, worstName] = [e, name];
     }
     t.diagnostic(`worst relative error ${worst.toExponential(2)} (${worstName})`);

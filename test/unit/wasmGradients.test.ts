@@ -2,6 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { initCompute } from '../../src/runtime/compute/backend';
+import { relativeError } from './helpers/compare';
 import { mulberry32, normal } from '../../src/runtime/util/random';
 import { batchNormTraining } from '../../src/runtime/model/batchNorm';
 
@@ -42,17 +43,6 @@ function convGrads(c: ConvCase, x: tf.Tensor4D, w: tf.Tensor4D, r: tf.Tensor): G
     const [dx, dw] = g([x, w]);
     return { dx: dx.dataSync() as Float32Array, dw: dw.dataSync() as Float32Array };
   });
-}
-
-function relativeError(a: Float32Array, b: Float32Array): number {
-  assert.equal(a.length, b.length);
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < a.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i] - b[i]));
-    scale = Math.max(scale, Math.abs(b[i]));
-  }
-  return diff / Math.max(scale, 1e-12);
 }
 
 describe('wasm training kernels match the cpu backend', () => {
