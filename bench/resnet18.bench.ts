@@ -9,12 +9,15 @@ export interface ThroughputResult {
   best: number;
   /** Memory held by the backend afterwards (the wasm heap never shrinks, so this is its peak). */
   backendBytes: number;
+  /** Tensors added by the timed iterations (after the warm-up): 0 unless something leaks. */
+  tensorsLeaked: number;
 }
 
 const now = () => performance.now();
 
-function timeIterations(batch: number, iterations: number, step: () => void): { mean: number; best: number } {
-  step(); // warm-up: kernel set-up, memory growth
+function timeIterations(batch: number, iterations: number, step: () => void): { mean: number; best: number; tensorsLeaked: number } {
+  step(); // warm-up: kernel set-up, memory growth, optimizer state
+  const tensors = tf.memory().numTensors;
   const times: number[] = [];
   for (let i = 0; i < iterations; i++) {
     const t = now();
@@ -22,7 +25,7 @@ function timeIterations(batch: number, iterations: number, step: () => void): { 
     times.push(now() - t);
   }
   const mean = times.reduce((a, b) => a + b, 0) / times.length;
-  return { mean: (batch * 1000) / mean, best: (batch * 1000) / Math.min(...times) };
+  return { mean: (batch * 1000) / mean, best: (batch * 1000) / Math.min(...times), tensorsLeaked: tf.memory().numTensors - tensors };
 }
 
 function randomBatch(batch: number, size: number, seed: number): tf.Tensor4D {
@@ -38,7 +41,7 @@ export function benchForward(net: ResNet18, batch: number, size: number, iterati
     y.dispose();
   });
   x.dispose();
-  return { imagesPerSecond: r.mean, best: r.best, backendBytes: backendMemoryBytes() };
+  return { imagesPerSecond: r.mean, best: r.best, backendBytes: backendMemoryBytes(), tensorsLeaked: r.tensorsLeaked };
 }
 
 /**
@@ -59,7 +62,7 @@ export function benchTrainingStep(net: ResNet18, batch: number, size: number, it
   const bytes = backendMemoryBytes();
   tf.dispose([x, target, head]);
   optimizer.dispose();
-  return { imagesPerSecond: r.mean, best: r.best, backendBytes: bytes };
+  return { imagesPerSecond: r.mean, best: r.best, backendBytes: bytes, tensorsLeaked: r.tensorsLeaked };
 }
 
 export { createResNet18 };
