@@ -6,8 +6,7 @@
 //   2. desktop VS Code, when already in .vscode-test/ or update.code.visualstudio.com answers
 //      within a few seconds (on Linux only with an X display, e.g. under `xvfb-run -a`);
 //   3. otherwise code-server from the npm registry, installed into .vscode-test/code-server.
-// Expects a build first: `node scripts/build.mjs --tests` (or `node scripts/build.mjs && npx tsc -p
-// tsconfig.test.json`); either puts the tests in out/test/integration/.
+// Expects a build first: `node scripts/build.mjs --tests` puts the tests in out/test/integration/.
 import { spawnSync } from 'node:child_process';
 import { lookup } from 'node:dns/promises';
 import * as fs from 'node:fs';
