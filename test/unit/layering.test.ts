@@ -3,7 +3,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as esbuild from 'esbuild';
-import { repoRoot } from './helpers/torch';
+import { repoRoot } from './helpers/paths';
 
 /**
  * The runtime and the CLI must run without VS Code (notebook kernels, the command line, plain
