@@ -1,0 +1,129 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Table } from 'apache-arrow';
+import type { PreprocessedDataset, PreprocessingRecord } from '../data/preprocess';
+import type { DatasetFormat } from '../data/types';
+import { buildTable, readArrowFile, stringColumn, vectorColumn, writeArrowFile } from './arrow';
+import { writeFileAtomic } from './atomic';
+
+/**
+ * A dataset store: a folder of Arrow IPC files plus a JSON manifest.
+ *
+ *   store.json        manifest: version, source, preprocessing record, sections (written last)
+ *   spots.arrow       one row per spot: section, patient, spot_id, array_row, array_col,
+ *                     pixel_x, pixel_y, label
+ *   expressions.arrow one row per spot (same order): section, spot_id, counts and values as
+ *                     fixed-size float32 lists of the selected genes, whose names are in the
+ *                     schema metadata (`triplex:genes`) and in each list field's metadata
+ *   features/         frozen features, written by `triplex extract`
+ *
+ * Every file is written to a temporary name and renamed, so an interrupted run leaves the
+ * previous complete file (or none), never a partial one.
+ */
+
+export const STORE_VERSION = 1;
+export const MANIFEST = 'store.json';
+
+export interface StoreSection {
+  id: string;
+  patient: string;
+  spots: number;
+  image?: { path: string; width?: number; height?: number };
+}
+
+export interface StoreManifest {
+  triplexStore: number;
+  createdBy: string;
+  source: { format: DatasetFormat; path: string };
+  preprocessing: PreprocessingRecord;
+  sections: StoreSection[];
+}
+
+/** Writes spots, expressions and the manifest of a preprocessed dataset into `dir`. */
+export async function writeDatasetStore(dir: string, source: { format: DatasetFormat; path: string }, pre: PreprocessedDataset): Promise<StoreManifest> {
+  const genes = pre.record.genes;
+  const G = genes.length;
+  const rows = pre.sections.flatMap((p) => p.section.spots.map((spot) => ({ section: p.section, spot })));
+  const concat = (pick: (p: PreprocessedDataset['sections'][number]) => Float32Array) => {
+    const out = new Float32Array(rows.length * G);
+    let offset = 0;
+    for (const p of pre.sections) {
+      out.set(pick(p), offset);
+      offset += pick(p).length;
+    }
+    return out;
+  };
+  const geneMeta = { 'triplex:genes': JSON.stringify(genes) };
+  const spots = buildTable([
+    { name: 'section', column: { kind: 'utf8', values: rows.map((r) => r.section.id) } },
+    { name: 'patient', column: { kind: 'utf8', values: rows.map((r) => r.section.patient) } },
+    { name: 'spot_id', column: { kind: 'utf8', values: rows.map((r) => r.spot.id) } },
+    { name: 'array_row', column: { kind: 'int32', values: Int32Array.from(rows, (r) => r.spot.row) } },
+    { name: 'array_col', column: { kind: 'int32', values: Int32Array.from(rows, (r) => r.spot.col) } },
+    { name: 'pixel_x', column: { kind: 'float64', values: Float64Array.from(rows, (r) => r.spot.x) } },
+    { name: 'pixel_y', column: { kind: 'float64', values: Float64Array.from(rows, (r) => r.spot.y) } },
+    { name: 'label', column: { kind: 'utf8', values: rows.map((r) => r.spot.label ?? null) } },
+  ]);
+  const expressions = buildTable([
+    { name: 'section', column: { kind: 'utf8', values: rows.map((r) => r.section.id) } },
+    { name: 'spot_id', column: { kind: 'utf8', values: rows.map((r) => r.spot.id) } },
+    { name: 'counts', column: { kind: 'vector', values: concat((p) => p.counts), width: G }, metadata: geneMeta },
+    { name: 'values', column: { kind: 'vector', values: concat((p) => p.values), width: G }, metadata: geneMeta },
+  ], { ...geneMeta, 'triplex:preprocessing': JSON.stringify(pre.record) });
+
+  const manifest: StoreManifest = {
+    triplexStore: STORE_VERSION,
+    createdBy: 'triplex preprocess',
+    source,
+    preprocessing: pre.record,
+    sections: pre.sections.map(({ section: s }) => ({
+      id: s.id, patient: s.patient, spots: s.spots.length,
+      ...(s.image ? { image: { path: path.resolve(s.image.path), width: s.image.width, height: s.image.height } } : {}),
+    })),
+  };
+  await writeArrowFile(path.join(dir, 'spots.arrow'), spots);
+  await writeArrowFile(path.join(dir, 'expressions.arrow'), expressions);
+  await writeFileAtomic(path.join(dir, MANIFEST), JSON.stringify(manifest, null, 2) + '\n');
+  return manifest;
+}
+
+/** An opened store: its manifest and tables, with typed accessors. */
+export interface DatasetStore {
+  dir: string;
+  manifest: StoreManifest;
+  spots: Table;
+  expressions: Table;
+  genes: string[];
+  /** Normalised values [spots, genes] of every spot, in spots.arrow order. */
+  values(): Float32Array;
+  /** Raw counts [spots, genes]. */
+  counts(): Float32Array;
+  /** Row indices of a section's spots. */
+  rowsOf(section: string): number[];
+}
+
+/** Opens a store written by writeDatasetStore, checking that its files agree. */
+export function openDatasetStore(dir: string): DatasetStore {
+  const manifestFile = path.join(dir, MANIFEST);
+  if (!fs.existsSync(manifestFile)) {
+    throw new Error(`${dir} is not a TRIPLEX dataset store (no ${MANIFEST}); create one with \`triplex preprocess <dataset> --out ${dir}\``);
+  }
+  const manifest = JSON.parse(fs.readFileSync(manifestFile, 'utf8')) as StoreManifest;
+  if (manifest.triplexStore !== STORE_VERSION) {
+    throw new Error(`${manifestFile}: store version ${manifest.triplexStore}, this TRIPLEX reads version ${STORE_VERSION}; re-run \`triplex preprocess\``);
+  }
+  const spots = readArrowFile(path.join(dir, 'spots.arrow'));
+  const expressions = readArrowFile(path.join(dir, 'expressions.arrow'));
+  const total = manifest.sections.reduce((n, s) => n + s.spots, 0);
+  if (spots.numRows !== total || expressions.numRows !== total) {
+    throw new Error(`${dir}: the manifest lists ${total} spots, spots.arrow has ${spots.numRows} and expressions.arrow ${expressions.numRows}; re-run \`triplex preprocess\``);
+  }
+  const genes = JSON.parse(expressions.schema.metadata.get('triplex:genes') ?? '[]') as string[];
+  const sectionOfRow = stringColumn(spots, 'section');
+  return {
+    dir, manifest, spots, expressions, genes,
+    values: () => vectorColumn(expressions, 'values').values,
+    counts: () => vectorColumn(expressions, 'counts').values,
+    rowsOf: (section) => sectionOfRow.flatMap((s, i) => (s === section ? [i] : [])),
+  };
+}
