@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import { infoCommand } from './info';
 import { demoCommand } from './demo';
+import { synthCommand } from './synth';
 
 const program = new Command('triplex')
   .description('TRIPLEX: spatial gene expression from H&E whole-slide images')
@@ -9,6 +10,7 @@ const program = new Command('triplex')
   .showHelpAfterError();
 
 program.addCommand(infoCommand());
+program.addCommand(synthCommand());
 program.addCommand(demoCommand());
 
 program.parseAsync(process.argv).then(
