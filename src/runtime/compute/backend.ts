@@ -7,6 +7,7 @@ import * as wasm from '@tensorflow/tfjs-backend-wasm';
 import type { BackendChoice, BackendName, ComputeReport, EngineStatus } from './report';
 import { planWasmThreads, unrefWasmWorkers } from './wasmThreads';
 import { registerWasmTrainingKernels } from './wasmKernels';
+import { onnxRuntimeStatus } from '../onnx/engine';
 
 export type { BackendChoice, BackendName, ComputeReport, EngineStatus } from './report';
 
@@ -61,13 +62,6 @@ function probeTfjsNode(): EngineStatus {
     tfjsNodeStatus = { name, role, available: false, version, reason: `installed but failed to load: ${message}` };
   }
   return tfjsNodeStatus;
-}
-
-function probeOptional(name: string, role: string): EngineStatus {
-  const version = packageVersion(name);
-  return version
-    ? { name, role, available: true, version }
-    : { name, role, available: false, reason: 'not installed (optional)' };
 }
 
 function parseChoice(value: string, from: string): BackendChoice {
@@ -161,7 +155,7 @@ export async function initCompute(options: ComputeOptions = {}): Promise<Compute
     tfjsNode,
     { name: '@tensorflow/tfjs-backend-wasm', role: 'WebAssembly SIMD kernels (XNNPACK), threads where possible', available: wasmVersion !== undefined, version: wasmVersion },
     { name: '@tensorflow/tfjs-backend-cpu', role: 'pure JavaScript reference kernels', available: true, version: packageVersion('@tensorflow/tfjs-backend-cpu') },
-    probeOptional('onnxruntime-node', 'fast frozen-feature extraction and inference'),
+    onnxRuntimeStatus(),
   ];
   const versions: Record<BackendName, string | undefined> = {
     tensorflow: tfjsNode.version, wasm: wasmVersion, cpu: packageVersion('@tensorflow/tfjs-backend-cpu'),
