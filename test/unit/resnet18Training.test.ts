@@ -29,6 +29,15 @@ async function gradientsOn(backend: 'cpu' | 'wasm', x: Float32Array, shape: [num
 }
 
 describe('ResNet18 training on wasm', () => {
+  test('creating and disposing a trunk leaves no tensor behind', async () => {
+    await initCompute({ backend: 'wasm' });
+    const before = tf.memory().numTensors;
+    const net = createResNet18({ seed: 3 });
+    assert.equal(tf.memory().numTensors - before, 100, '20 convolution weights and 4 tensors for each of 20 batch norms');
+    net.dispose();
+    assert.equal(tf.memory().numTensors, before);
+  });
+
   test('every parameter gradient matches the cpu backend (relative error < 1e-4)', async (t) => {
     const shape: [number, number, number, number] = [2, 40, 40, 3];
     const x = normal(mulberry32(3), 2 * 40 * 40 * 3);

@@ -145,6 +145,11 @@ class ResNet18Trunk implements ResNet18 {
     const rand = mulberry32(options.seed ?? 0);
     // Variable names are global in TF.js: number each trunk.
     const scope = `resnet18_${++ResNet18Trunk.instances}`;
+    // tf.variable keeps its initial tensor alive; tidy disposes those and keeps the variables.
+    tf.tidy(() => this.initialise(rand, scope));
+  }
+
+  private initialise(rand: () => number, scope: string): void {
     for (const c of convSpecs()) {
       // Kaiming normal, fan_out, ReLU gain: torchvision's ResNet initialisation.
       const std = Math.sqrt(2 / (c.cout * c.k * c.k));
