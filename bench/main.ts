@@ -4,11 +4,14 @@ import * as path from 'node:path';
 import { initCompute } from '../src/runtime/compute/backend';
 import { benchForward, benchTrainingStep, createResNet18 } from './resnet18.bench';
 import { mib, printTable } from './table';
+import { benchCrops, printCropBench } from './crops.bench';
+import { benchFeatureEncoders } from './features.bench';
 
 /**
  * `npm run bench`: throughput and memory of the compute layer, printed beside a PyTorch peer
  * run on the same machine in the same invocation (Debian's torch; see docs for OpenBLAS).
- * Environment: BENCH_ITERATIONS (default 3), BENCH_SKIP_TORCH=1, TRIPLEX_BACKEND, TRIPLEX_THREADS.
+ * Environment: BENCH_ITERATIONS (default 3), BENCH_SKIP_TORCH=1, BENCH_SKIP_CROPS=1, TRIPLEX_BACKEND,
+ * TRIPLEX_THREADS.
  */
 
 const BATCH = 16;
@@ -36,6 +39,9 @@ async function main(): Promise<void> {
   console.log(`TRIPLEX bench: ResNet18 at ${SIZE}x${SIZE}, batch ${BATCH}, ${iterations} timed iterations after one warm-up`);
   console.log(`backend ${report.backend} ${report.version}, ${report.threads} thread(s)${report.simd ? ', SIMD' : ''}; node ${report.node}`);
 
+  // Crops first, so that their memory figures are not inflated by the models below.
+  if (!process.env.BENCH_SKIP_CROPS) printCropBench(await benchCrops({ iterations }));
+
   const net = createResNet18({ seed: 0 });
   const forward = benchForward(net, BATCH, SIZE, iterations);
   const train = benchTrainingStep(net, BATCH, SIZE, iterations);
@@ -62,6 +68,10 @@ async function main(): Promise<void> {
       `training ${train.imagesPerSecond.toFixed(2)} img/s ${ok(train.imagesPerSecond, TARGETS.train)}; wasm heap ${mib(train.backendBytes).toFixed(0)} MiB of 4096`);
   }
   console.log(`tensors leaked over the timed iterations: forward ${forward.tensorsLeaked}, training ${train.tensorsLeaked}`);
+
+  const features = await benchFeatureEncoders();
+  printTable(features.title, features.header, features.rows);
+  for (const note of features.notes) console.log(note);
 }
 
 main().then(() => process.exit(0), (e: unknown) => {
