@@ -1,0 +1,589 @@
+/**
+ * Reader for AnnData `.h5ad` files (what scanpy and squidpy users hand around), and the HDF5 and
+ * sparse-matrix helpers the Visium reader shares.
+ *
+ * What is read:
+ * - X: a dense 2-D dataset, or a group with encoding-type csr_matrix or csc_matrix (data,
+ *   indices, indptr and the attribute `shape`; the older h5sparse_format/h5sparse_shape too).
+ *   Values are kept as stored; non-integer values (a normalised X) are reported as a problem.
+ * - Spot ids: the obs index (the column the obs attribute `_index` names, else `obs/_index`).
+ * - Gene names: the var index; when it holds Ensembl ids (ENSG...) and var has a `gene_symbols`
+ *   or `feature_name` column (scanpy's and CELLxGENE's conventions), that column instead, so that
+ *   the genes match the symbols the HER2+ data uses. Duplicates are made unique (see
+ *   `uniqueGeneNames`).
+ * - Spot centres: obsm/spatial (n x 2, x then y in full-resolution pixels, as scanpy writes it).
+ * - Grid: obs columns array_row and array_col; without them integer coordinates are derived from
+ *   the pixel centres: d = the median nearest-neighbour distance, row = round(y / d) and
+ *   col = round(x / d) (a square grid, as ST arrays), or row = round(y / (d sqrt(3)/2)) and
+ *   col = round(x / (d / 2)) (a hexagonal grid, numbered as Visium numbers it), whichever puts
+ *   every spot within 0.3 of a grid point and no two spots on one cell; the phase of the grid
+ *   is estimated from all spots and the coordinates shifted to start at 0. A slide on which
+ *   neither fits (rotated, irregular) is an error asking for array_row/array_col.
+ * - Sections: the obs column `sample`, else `library_id` (text or categorical) splits the spots
+ *   into sections named by its values; without one the file is a single section named after
+ *   the file. Patient: opts.patient, else the obs column `patient`, else the section id.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type * as H5 from 'h5wasm';
+import { byName, listIds, readImageSize, spotsOutsideImage } from './her2st';
+import { DataFileError, type CountMatrix, type ImageRef, type Problem, type Section, type SpatialDataset, type Spot } from './types';
+
+export interface H5adOptions {
+  /** Full-resolution H&E image; only for a file that holds one section. */
+  image?: string;
+  /** Patient of every section (default: the obs column `patient`, else the section id). */
+  patient?: string;
+}
+
+/** Reads an AnnData file into one section per sample (or one for the file). */
+export async function readH5ad(file: string, opts: H5adOptions = {}): Promise<SpatialDataset> {
+  const source = path.resolve(file);
+  const h = await openHdf5(source, 'an AnnData .h5ad file (anndata.write_h5ad / scanpy)');
+  let parsed: ReturnType<typeof readAnnData>;
+  try {
+    parsed = readAnnData(h, source, opts);
+  } finally {
+    h.close();
+  }
+  const { sections, problems } = parsed;
+  if (opts.image) {
+    if (sections.length !== 1) {
+      throw new DataFileError(source, '--image', `holds ${sections.length} sections (${sections.map((s) => s.id).join(', ')}), so one --image cannot be matched to them; split the file by sample`);
+    }
+    const image: ImageRef = { path: path.resolve(opts.image), ...(await readImageSize(opts.image)) };
+    sections[0].image = image;
+    const outside = spotsOutsideImage(sections[0].spots, image);
+    if (outside.length > 0) {
+      problems.push({ file: image.path, section: sections[0].id, message: `spots whose pixel centre is outside the image (${image.width} x ${image.height}): ${listIds(outside.map((s) => s.id))}` });
+    }
+  } else {
+    problems.push({ file: source, message: `sections without an image: ${sections.map((s) => s.id).join(', ')} (give the full-resolution H&E with --image)` });
+  }
+  return { format: 'h5ad', source, sections, problems };
+}
+
+function readAnnData(h: Hdf5, source: string, opts: H5adOptions): { sections: Section[]; problems: Problem[] } {
+  const problems: Problem[] = [];
+  for (const frame of ['obs', 'var']) {
+    if (h.kind(frame) === 'dataset') {
+      throw new DataFileError(source, frame, 'is a table written by anndata < 0.7, which this reader does not read; open and save the file again with anndata >= 0.8');
+    }
+  }
+  const obsNames = frameIndex(h, 'obs');
+  const nObs = obsNames.length;
+  const genes = uniqueGeneNames(geneNames(h), source, undefined, problems);
+  const nVar = genes.length;
+  const x = readX(h, nObs, nVar);
+  const nonInteger = firstNonInteger(x.data);
+  if (nonInteger !== undefined) {
+    problems.push({ file: source, message: `X holds non-integer values: e.g. ${nonInteger}; TRIPLEX normalises raw counts itself, so give a file whose X holds raw counts` });
+  }
+
+  const spatial = h.dataset('obsm/spatial', 'the spot centres in full-resolution pixels (n x 2, x then y)');
+  const shape = spatial.shape ?? [];
+  if (shape.length !== 2 || shape[0] !== nObs || shape[1] < 2) {
+    throw new DataFileError(source, 'obsm/spatial', `has shape [${shape.join(', ')}], expected [${nObs}, 2]: one x, y pair per obs`);
+  }
+  const xy = h.numbers(spatial, 'obsm/spatial');
+  const hasRow = h.has('obs/array_row');
+  if (hasRow !== h.has('obs/array_col')) {
+    throw new DataFileError(source, hasRow ? 'obs/array_col' : 'obs/array_row', 'obs has only one of array_row and array_col; give both or neither');
+  }
+  const grid = hasRow ? { rows: numberColumn(h, 'obs', 'array_row'), cols: numberColumn(h, 'obs', 'array_col') } : undefined;
+
+  const sectionColumn = ['sample', 'library_id'].find((c) => h.has(`obs/${c}`));
+  const sectionOf = sectionColumn ? textColumn(h, 'obs', sectionColumn) : undefined;
+  const patientOf = h.has('obs/patient') ? textColumn(h, 'obs', 'patient') : undefined;
+  const fileSection = path.basename(source).replace(/\.h5ad$/i, '');
+  const rowsBySection = new Map<string, number[]>();
+  for (let i = 0; i < nObs; i++) {
+    const id = sectionOf ? sectionOf[i] : fileSection;
+    let rows = rowsBySection.get(id);
+    if (!rows) rowsBySection.set(id, (rows = []));
+    rows.push(i);
+  }
+
+  const sections: Section[] = [];
+  for (const id of [...rowsBySection.keys()].sort(byName)) {
+    const rows = rowsBySection.get(id)!;
+    const seen = new Map<string, number>();
+    const spots: Spot[] = rows.map((i) => {
+      const name = obsNames[i];
+      if (seen.has(name)) throw new DataFileError(source, `obs index, rows ${seen.get(name)} and ${i}`, `spot ${name} appears twice in section ${id}; make the obs names unique`);
+      seen.set(name, i);
+      return { id: name, row: 0, col: 0, x: xy[i * shape[1]], y: xy[i * shape[1] + 1] };
+    });
+    if (grid) {
+      rows.forEach((i, k) => { spots[k].row = grid.rows[i]; spots[k].col = grid.cols[i]; });
+    } else {
+      deriveGrid(spots, source, id);
+    }
+    checkGridCells(spots, source, grid ? 'obs/array_row, obs/array_col' : 'obsm/spatial');
+    let patient = opts.patient;
+    if (!patient && patientOf) {
+      const values = new Set(rows.map((i) => patientOf[i]));
+      if (values.size > 1) throw new DataFileError(source, 'obs/patient', `section ${id} has spots of several patients (${[...values].join(', ')}); a section comes from one patient`);
+      patient = patientOf[rows[0]];
+    }
+    sections.push({ id, patient: patient ?? id, spots, genes, counts: csrRows(x, rows, nVar) });
+  }
+  return { sections, problems };
+}
+
+function geneNames(h: Hdf5): string[] {
+  const index = frameIndex(h, 'var');
+  if (!index.every((g) => /^ENS[A-Z]*G\d+/.test(g))) return index;
+  const symbols = ['gene_symbols', 'feature_name'].find((c) => h.has(`var/${c}`));
+  return symbols ? textColumn(h, 'var', symbols) : index;
+}
+
+function frameIndex(h: Hdf5, frame: 'obs' | 'var'): string[] {
+  const declared = h.attr(frame, '_index');
+  const name = typeof declared === 'string' ? declared : '_index';
+  if (!h.has(`${frame}/${name}`)) {
+    throw new DataFileError(h.file, `${frame}/${name}`, `no ${frame} index (the ${frame === 'obs' ? 'spot' : 'gene'} names); is this an AnnData file?`);
+  }
+  return h.strings(`${frame}/${name}`);
+}
+
+/** X as canonical CSR over all obs. */
+function readX(h: Hdf5, nObs: number, nVar: number): CsrMatrix {
+  const kind = h.kind('X');
+  if (kind === 'dataset') {
+    const ds = h.dataset('X', '');
+    const shape = ds.shape ?? [];
+    if (shape.length !== 2 || shape[0] !== nObs || shape[1] !== nVar) {
+      throw new DataFileError(h.file, 'X', `has shape [${shape.join(', ')}] but obs and var give [${nObs}, ${nVar}]`);
+    }
+    const builder = new CsrBuilder(nVar);
+    const block = Math.max(1, Math.floor((1 << 22) / Math.max(1, nVar))); // about 4M values at a time
+    for (let r0 = 0; r0 < nObs; r0 += block) {
+      const r1 = Math.min(nObs, r0 + block);
+      const values = asNumbers(ds.slice([[r0, r1], []]), h.file, 'X', 'counts'); // [r1 - r0, nVar]
+      for (let r = 0; r < r1 - r0; r++) builder.denseRow(values, r * nVar, nVar);
+    }
+    return builder.finish();
+  }
+  if (kind !== 'group') throw new DataFileError(h.file, 'X', 'missing: an AnnData file stores its matrix in X');
+  const legacy = h.attr('X', 'h5sparse_format');
+  const encoding = h.attr('X', 'encoding-type') ?? (typeof legacy === 'string' ? `${legacy}_matrix` : undefined);
+  if (encoding !== 'csr_matrix' && encoding !== 'csc_matrix') {
+    throw new DataFileError(h.file, 'X', `is a group with encoding-type "${String(encoding)}"; expected csr_matrix or csc_matrix`);
+  }
+  const shapeAttr = h.attr('X', 'shape') ?? h.attr('X', 'h5sparse_shape');
+  const shape = shapeAttr && typeof shapeAttr === 'object' && 'length' in shapeAttr ? Array.from(shapeAttr as ArrayLike<number | bigint>, Number) : [];
+  if (shape.length !== 2 || shape[0] !== nObs || shape[1] !== nVar) {
+    throw new DataFileError(h.file, 'X (attribute shape)', `is [${shape.join(', ')}] but obs and var give [${nObs}, ${nVar}]`);
+  }
+  const raw = readCompressed(h, 'X');
+  if (encoding === 'csr_matrix') {
+    checkCompressed(raw, nObs, nVar, h.file, 'X');
+    return csrRows(raw, range(nObs), nVar);
+  }
+  checkCompressed(raw, nVar, nObs, h.file, 'X');
+  return csrRows(transposeCompressed(raw, nVar, nObs), range(nObs), nVar);
+}
+
+/** data, indices and indptr of a compressed sparse group. */
+export function readCompressed(h: Hdf5, group: string): RawSparse {
+  return {
+    data: h.numbers(`${group}/data`, 'the stored values of a sparse matrix'),
+    indices: h.numbers(`${group}/indices`, 'the minor index of each stored value'),
+    indptr: h.numbers(`${group}/indptr`, 'the start of each major slice'),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// obs/var columns: plain datasets, categoricals (anndata >= 0.8 groups; 0.7's __categories),
+// nullable integers.
+
+function textColumn(h: Hdf5, frame: string, name: string): string[] {
+  const p = `${frame}/${name}`;
+  const categorical = categoricalOf(h, frame, name);
+  if (categorical) {
+    return Array.from(categorical.codes, (c, i) => {
+      if (c < 0 || c >= categorical.categories.length) throw new DataFileError(h.file, `${p}, row ${i}`, `has no value (category code ${c}); every spot needs one`);
+      return String(categorical.categories[c]);
+    });
+  }
+  const values = h.values(h.kind(p) === 'group' ? `${p}/values` : p);
+  return Array.from(values as ArrayLike<string | number>, String);
+}
+
+function numberColumn(h: Hdf5, frame: string, name: string): Float64Array {
+  const p = `${frame}/${name}`;
+  const categorical = categoricalOf(h, frame, name);
+  const values = categorical
+    ? Float64Array.from(categorical.codes, (c) => Number(categorical.categories[c]))
+    : Float64Array.from(h.numbers(h.kind(p) === 'group' ? `${p}/values` : p, 'integer array coordinates'));
+  if (h.kind(p) === 'group' && h.has(`${p}/mask`)) {
+    const mask = h.numbers(`${p}/mask`, '');
+    const missing = Array.prototype.findIndex.call(mask, (m: number) => m !== 0);
+    if (missing >= 0) throw new DataFileError(h.file, `${p}, row ${missing}`, 'has no value; every spot needs one');
+  }
+  const bad = values.findIndex((v) => !Number.isInteger(v));
+  if (bad >= 0) throw new DataFileError(h.file, `${p}, row ${bad}`, `"${values[bad]}" is not an integer array coordinate`);
+  return values;
+}
+
+function categoricalOf(h: Hdf5, frame: string, name: string): { categories: ArrayLike<string | number>; codes: ArrayLike<number> } | undefined {
+  const p = `${frame}/${name}`;
+  if (h.kind(p) === 'group' && h.attr(p, 'encoding-type') === 'categorical') {
+    return { categories: h.values(`${p}/categories`), codes: h.numbers(`${p}/codes`, 'category codes') };
+  }
+  const legacy = `${frame}/__categories/${name}`;
+  if (h.kind(p) === 'dataset' && h.has(legacy)) return { categories: h.values(legacy), codes: h.numbers(p, 'category codes') };
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Grid coordinates without array_row/array_col.
+
+const GRID_TOLERANCE = 0.3;
+
+function deriveGrid(spots: Spot[], file: string, section: string): void {
+  if (spots.length < 2) {
+    for (const s of spots) { s.row = 0; s.col = 0; }
+    return;
+  }
+  const d = medianNearestNeighbour(spots);
+  const models: Array<[string, number, number]> = [['square', d, d], ['hexagonal', d / 2, (d * Math.sqrt(3)) / 2]];
+  for (const [, sx, sy] of models) {
+    const cols = snap(spots.map((s) => s.x / sx));
+    const rows = snap(spots.map((s) => s.y / sy));
+    if (!cols || !rows) continue;
+    const cells = new Set(spots.map((_, i) => `${rows[i]},${cols[i]}`));
+    if (cells.size !== spots.length) continue;
+    spots.forEach((s, i) => { s.row = rows[i]; s.col = cols[i]; });
+    return;
+  }
+  throw new DataFileError(file, 'obsm/spatial', `the spots of section ${section} lie on neither a square nor a hexagonal grid of spacing ${d.toFixed(1)} px (a rotated slide?), so array coordinates cannot be derived; add obs columns array_row and array_col`);
+}
+
+/** Integer positions for values that should sit near a lattice with unit spacing, or undefined. */
+function snap(values: number[]): number[] | undefined {
+  // Phase of the lattice: circular mean of the fractional parts, robust to any origin.
+  let sin = 0;
+  let cos = 0;
+  for (const v of values) { sin += Math.sin(2 * Math.PI * v); cos += Math.cos(2 * Math.PI * v); }
+  const phase = Math.atan2(sin, cos) / (2 * Math.PI);
+  const out = values.map((v) => Math.round(v - phase));
+  if (values.some((v, i) => Math.abs(v - phase - out[i]) > GRID_TOLERANCE)) return undefined;
+  const min = Math.min(...out);
+  return out.map((v) => v - min);
+}
+
+function medianNearestNeighbour(spots: readonly Spot[]): number {
+  const order = spots.map((_, i) => i).sort((a, b) => spots[a].x - spots[b].x);
+  const nearest = order.map((i, k) => {
+    let best = Infinity;
+    for (const step of [-1, 1]) {
+      for (let j = k + step; j >= 0 && j < order.length; j += step) {
+        const o = spots[order[j]];
+        const dx = o.x - spots[i].x;
+        if (dx * dx >= best) break;
+        const dist = dx * dx + (o.y - spots[i].y) ** 2;
+        if (dist > 0 && dist < best) best = dist;
+      }
+    }
+    return Math.sqrt(best);
+  }).sort((a, b) => a - b);
+  return nearest[nearest.length >> 1];
+}
+
+/** Two spots on one grid cell are an input error (the APEG grid needs one spot per cell). */
+export function checkGridCells(spots: readonly Spot[], file: string, field: string): void {
+  const cells = new Map<string, string>();
+  for (const s of spots) {
+    const key = `${s.row},${s.col}`;
+    const other = cells.get(key);
+    if (other !== undefined) {
+      throw new DataFileError(file, field, `spots ${other} and ${s.id} are on the same array position (row ${s.row}, column ${s.col}); each spot needs its own`);
+    }
+    cells.set(key, s.id);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gene names.
+
+/**
+ * Gene names made unique the way scanpy's var_names_make_unique does: the second and later
+ * occurrences of a name get "-1", "-2", ...; reported as one problem.
+ */
+export function uniqueGeneNames(names: readonly string[], file: string, section: string | undefined, problems: Problem[]): string[] {
+  const taken = new Set(names);
+  if (taken.size === names.length) return [...names];
+  const seen = new Map<string, number>();
+  const renamed: string[] = [];
+  const out = names.map((n) => {
+    const k = seen.get(n);
+    if (k === undefined) { seen.set(n, 0); return n; }
+    let i = k + 1;
+    while (taken.has(`${n}-${i}`)) i++;
+    seen.set(n, i);
+    taken.add(`${n}-${i}`);
+    renamed.push(`${n}-${i}`);
+    return `${n}-${i}`;
+  });
+  problems.push({ file, ...(section ? { section } : {}), message: `duplicate gene names made unique: ${listIds(renamed)}` });
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sparse matrices. Every reader returns canonical CSR: indices sorted within a row, no stored
+// zeros, duplicate entries summed.
+
+export type CsrMatrix = CountMatrix;
+
+/** A compressed sparse matrix as stored (either orientation). */
+export interface RawSparse {
+  indptr: ArrayLike<number>;
+  indices: ArrayLike<number>;
+  data: ArrayLike<number>;
+}
+
+/** Checks lengths, order and bounds of a compressed matrix with nMajor slices of nMinor. */
+export function checkCompressed(s: RawSparse, nMajor: number, nMinor: number, file: string, group: string): void {
+  if (s.indptr.length !== nMajor + 1) {
+    throw new DataFileError(file, `${group}/indptr`, `has ${s.indptr.length} entries, expected ${nMajor + 1} (the shape's ${nMajor} + 1)`);
+  }
+  const nnz = s.indptr[nMajor];
+  if (s.indptr[0] !== 0 || s.indices.length !== nnz || s.data.length !== nnz) {
+    throw new DataFileError(file, `${group}/indptr`, `runs from ${s.indptr[0]} to ${nnz}, but indices has ${s.indices.length} and data ${s.data.length} entries; the matrix is damaged`);
+  }
+  for (let i = 0; i < nMajor; i++) {
+    if (s.indptr[i + 1] < s.indptr[i]) throw new DataFileError(file, `${group}/indptr[${i + 1}]`, 'decreases; the matrix is damaged');
+  }
+  for (let k = 0; k < nnz; k++) {
+    const j = s.indices[k];
+    if (!(j >= 0 && j < nMinor && Number.isInteger(j))) throw new DataFileError(file, `${group}/indices[${k}]`, `is ${j}, outside 0..${nMinor - 1}`);
+  }
+}
+
+/** The chosen rows of a (checked) CSR source as canonical CSR; geneMap renumbers or drops (-1) columns. */
+export function csrRows(s: RawSparse, rows: ArrayLike<number>, nGenes: number, geneMap?: Int32Array): CsrMatrix {
+  const builder = new CsrBuilder(nGenes);
+  for (let r = 0; r < rows.length; r++) builder.sparseRow(s, rows[r], geneMap);
+  return builder.finish();
+}
+
+/** The same matrix with the other orientation (CSC <-> CSR), by counting sort. */
+export function transposeCompressed(s: RawSparse, nMajor: number, nMinor: number): RawSparse {
+  const nnz = s.indices.length;
+  const indptr = new Float64Array(nMinor + 1);
+  for (let k = 0; k < nnz; k++) indptr[s.indices[k] + 1]++;
+  for (let j = 0; j < nMinor; j++) indptr[j + 1] += indptr[j];
+  const next = indptr.slice(0, nMinor);
+  const indices = new Uint32Array(nnz);
+  const data = new Float64Array(nnz);
+  for (let i = 0; i < nMajor; i++) {
+    for (let k = s.indptr[i]; k < s.indptr[i + 1]; k++) {
+      const at = next[s.indices[k]]++;
+      indices[at] = i;
+      data[at] = s.data[k];
+    }
+  }
+  return { indptr, indices, data };
+}
+
+class CsrBuilder {
+  private readonly indptr: number[] = [0];
+  private indices = new Uint32Array(1024);
+  private data = new Float32Array(1024);
+  private nnz = 0;
+  private readonly pairs: Array<[number, number]> = [];
+
+  constructor(private readonly nGenes: number) {}
+
+  denseRow(values: ArrayLike<number>, offset: number, n: number): void {
+    for (let j = 0; j < n; j++) {
+      const v = values[offset + j];
+      if (v !== 0) this.push(j, v);
+    }
+    this.indptr.push(this.nnz);
+  }
+
+  sparseRow(s: RawSparse, row: number, geneMap?: Int32Array): void {
+    const pairs = this.pairs;
+    pairs.length = 0;
+    let sorted = true;
+    for (let k = s.indptr[row]; k < s.indptr[row + 1]; k++) {
+      const j = geneMap ? geneMap[s.indices[k]] : s.indices[k];
+      if (j < 0) continue;
+      if (pairs.length > 0 && j <= pairs[pairs.length - 1][0]) sorted = false;
+      pairs.push([j, s.data[k]]);
+    }
+    if (!sorted) pairs.sort((a, b) => a[0] - b[0]);
+    for (let p = 0; p < pairs.length; p++) {
+      const j = pairs[p][0];
+      let v = pairs[p][1];
+      while (p + 1 < pairs.length && pairs[p + 1][0] === j) v += pairs[++p][1];
+      if (v !== 0) this.push(j, v);
+    }
+    this.indptr.push(this.nnz);
+  }
+
+  finish(): CsrMatrix {
+    return {
+      nSpots: this.indptr.length - 1,
+      nGenes: this.nGenes,
+      indptr: Uint32Array.from(this.indptr),
+      indices: this.indices.slice(0, this.nnz),
+      data: this.data.slice(0, this.nnz),
+    };
+  }
+
+  private push(j: number, v: number): void {
+    if (this.nnz === this.indices.length) {
+      const indices = new Uint32Array(this.nnz * 2);
+      indices.set(this.indices);
+      this.indices = indices;
+      const data = new Float32Array(this.nnz * 2);
+      data.set(this.data);
+      this.data = data;
+    }
+    this.indices[this.nnz] = j;
+    this.data[this.nnz] = v;
+    this.nnz++;
+  }
+}
+
+function firstNonInteger(data: Float32Array): number | undefined {
+  for (let k = 0; k < data.length; k++) if (!Number.isInteger(data[k])) return data[k];
+  return undefined;
+}
+
+function range(n: number): Uint32Array {
+  return Uint32Array.from({ length: n }, (_, i) => i);
+}
+
+// ---------------------------------------------------------------------------------------------
+// HDF5 through h5wasm (ESM-only, loaded once with a dynamic import that the CommonJS bundle keeps).
+
+type H5Module = typeof H5;
+let h5wasm: Promise<H5Module> | undefined;
+
+function loadH5wasm(): Promise<H5Module> {
+  h5wasm ??= (async () => {
+    // The specifier is cast so that tsc (node10 resolution) does not resolve it; esbuild keeps it.
+    const mod = (await import('h5wasm/node' as string)) as H5Module;
+    await mod.ready;
+    return mod;
+  })();
+  return h5wasm;
+}
+
+/** HDF5 files start with this signature at byte 0 (or 512, 1024, ... after a user block). */
+const HDF5_SIGNATURE = Buffer.from([0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a]);
+
+/** Opens an HDF5 file for reading; a missing or non-HDF5 file is a DataFileError saying what was expected. */
+export async function openHdf5(file: string, expected: string): Promise<Hdf5> {
+  const abs = path.resolve(file);
+  let size: number;
+  try {
+    size = (await fs.promises.stat(abs)).size;
+  } catch (e) {
+    throw new DataFileError(abs, undefined, `not found; expected ${expected}`, { cause: e });
+  }
+  // Checked here so that a wrong file gets our message, not the HDF5 library's trace on stderr.
+  const fh = await fs.promises.open(abs, 'r');
+  let found = false;
+  try {
+    const sig = Buffer.alloc(8);
+    for (let at = 0; at + 8 <= size && at <= 1 << 20 && !found; at = at === 0 ? 512 : at * 2) {
+      await fh.read(sig, 0, 8, at);
+      found = sig.equals(HDF5_SIGNATURE);
+    }
+  } finally {
+    await fh.close();
+  }
+  if (!found) throw new DataFileError(abs, 'byte 0', `not an HDF5 file (no HDF5 signature); expected ${expected}`);
+  const h5 = await loadH5wasm();
+  const handle = new h5.File(abs, 'r');
+  if (handle.file_id < 0n) throw new DataFileError(abs, undefined, `the HDF5 library cannot open it (damaged or truncated?); expected ${expected}`);
+  return new Hdf5(h5, handle, abs);
+}
+
+/** Read-only access by path, with errors naming the file and the HDF5 path. */
+export class Hdf5 {
+  constructor(private readonly h5: H5Module, private readonly handle: H5.File, readonly file: string) {}
+
+  close(): void {
+    this.handle.close();
+  }
+
+  /** 'group', 'dataset', or undefined when nothing is at the path. Walks the path one link at a time. */
+  kind(p: string): 'group' | 'dataset' | 'other' | undefined {
+    const e = this.entity(p);
+    if (!e) return undefined;
+    return e instanceof this.h5.Group ? 'group' : e instanceof this.h5.Dataset ? 'dataset' : 'other';
+  }
+
+  has(p: string): boolean {
+    return this.entity(p) !== undefined;
+  }
+
+  dataset(p: string, what: string): H5.Dataset {
+    const e = this.entity(p);
+    if (!(e instanceof this.h5.Dataset)) {
+      throw new DataFileError(this.file, p, `${e ? 'is not a dataset' : 'missing'}${what ? `: expected ${what}` : ''}`);
+    }
+    return e;
+  }
+
+  /** A numeric dataset's values as plain numbers (64-bit integers converted), flat in row-major order. */
+  numbers(src: string | H5.Dataset, what: string): ArrayLike<number> {
+    const ds = typeof src === 'string' ? this.dataset(src, what) : src;
+    return asNumbers(ds.value, this.file, ds.path.replace(/^\//, ''), what);
+  }
+
+  /** Text (or numbers) of a 1-D dataset. */
+  values(p: string): ArrayLike<string | number> {
+    const value = this.dataset(p, '').value;
+    if (Array.isArray(value) && value.every((v) => typeof v === 'string')) return value as string[];
+    if (typeof value === 'string') return [value];
+    return asNumbers(value, this.file, p, '');
+  }
+
+  strings(p: string): string[] {
+    const value = this.dataset(p, 'names').value;
+    if (typeof value === 'string') return [value];
+    if (Array.isArray(value) && value.every((v) => typeof v === 'string')) return value as string[];
+    throw new DataFileError(this.file, p, `holds ${describe(value)}, expected text (names)`);
+  }
+
+  attr(p: string, name: string): H5.OutputData | undefined {
+    const e = this.entity(p);
+    if (!e || !('attrs' in e) || !(name in e.attrs)) return undefined;
+    return e.get_attribute(name, false) ?? undefined;
+  }
+
+  private entity(p: string): H5.Group | H5.Dataset | undefined {
+    let at: H5.Group = this.handle;
+    const parts = p.split('/').filter(Boolean);
+    for (let i = 0; i < parts.length; i++) {
+      if (!at.keys().includes(parts[i])) return undefined;
+      const e = at.get(parts[i]);
+      if (i === parts.length - 1) return e instanceof this.h5.Group || e instanceof this.h5.Dataset ? e : undefined;
+      if (!(e instanceof this.h5.Group)) return undefined;
+      at = e;
+    }
+    return at;
+  }
+}
+
+/** Values from h5wasm as plain numbers; 64-bit integers become doubles (exact below 2^53). */
+export function asNumbers(value: H5.OutputData | null, file: string, field: string, what: string): ArrayLike<number> {
+  if (value instanceof BigInt64Array || value instanceof BigUint64Array) return Float64Array.from(value, Number);
+  if (ArrayBuffer.isView(value) && !(value instanceof DataView)) return value as Exclude<typeof value, BigInt64Array | BigUint64Array>;
+  if (typeof value === 'number') return [value];
+  throw new DataFileError(file, field, `holds ${describe(value)}, expected numbers${what ? ` (${what})` : ''}`);
+}
+
+function describe(value: unknown): string {
+  if (value === null || value === undefined) return 'nothing';
+  if (Array.isArray(value)) return `a list of ${typeof value[0]}`;
+  return typeof value === 'object' ? (value.constructor?.name ?? 'an object') : `a ${typeof value}`;
+}

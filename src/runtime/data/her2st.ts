@@ -1,0 +1,570 @@
+/**
+ * Reader for the HER2-positive breast cancer ST data as published (Andersson et al. 2021; the
+ * paper's BC1 dataset), and the image-header helpers every reader uses.
+ *
+ *   ST-cnts/<section>.tsv.gz                      spots x genes, first column "<x>x<y>"
+ *   ST-spotfiles/<section>_selection.tsv          x y new_x new_y pixel_x pixel_y selected
+ *   ST-imgs/<patient>/<section>/*.jpg             full-resolution H&E (optional)
+ *   ST-pat/lbl/<section>_labeled_coordinates.tsv  pathologist labels (optional)
+ *
+ * A spot is kept when the spot file selects it and the count file has it. Its grid cell is
+ * (round(y), round(x)) of the spot file and its id round(x) "x" round(y), as the counts name it.
+ * Count rows without a spot-file entry, and selected spots without counts, are reported as
+ * problems; a section none of whose count rows is in its spot file is an error (the files do
+ * not belong together). Any error stops the whole read: no half-read dataset is returned.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import * as zlib from 'node:zlib';
+import { DataFileError, type ImageRef, type Problem, type Section, type SpatialDataset, type Spot } from './types';
+
+export interface Her2stOptions {
+  /** Read only these sections (default: every ST-cnts/<section>.tsv.gz). */
+  sections?: string[];
+}
+
+/** Sections are parsed this many at a time: gunzip runs on the thread pool, parsing here. */
+const CONCURRENCY = 3;
+/** Problems list at most this many spot ids; the count is always given. */
+const MAX_IDS = 8;
+
+/** Reads a HER2+ folder (the one holding ST-cnts) into sections sorted by name. */
+export async function readHer2st(root: string, opts: Her2stOptions = {}): Promise<SpatialDataset> {
+  const source = path.resolve(root);
+  const cntsDir = path.join(source, 'ST-cnts');
+  const available = (await listDir(cntsDir, source, 'a HER2+ folder holds ST-cnts/<section>.tsv.gz; give the folder above ST-cnts'))
+    .filter((f) => f.endsWith('.tsv.gz'))
+    .map((f) => f.slice(0, -'.tsv.gz'.length))
+    .sort(byName);
+  if (available.length === 0) throw new DataFileError(cntsDir, undefined, 'holds no <section>.tsv.gz count files');
+  const names = opts.sections ? [...opts.sections].sort(byName) : available;
+  for (const name of names) {
+    if (!available.includes(name)) {
+      throw new DataFileError(path.join(cntsDir, `${name}.tsv.gz`), undefined, `no such section; the folder has ${available.join(', ')}`);
+    }
+  }
+
+  const problems: Problem[] = [];
+  const results = await mapLimit(names, CONCURRENCY, (name) => readSection(source, name));
+  for (const r of results) problems.push(...r.problems);
+  const sections = results.map((r) => r.section);
+
+  const noImage = sections.filter((s) => !s.image).map((s) => s.id);
+  if (noImage.length > 0) {
+    problems.push({
+      file: path.join(source, 'ST-imgs'),
+      message: `sections without an image: ${noImage.join(', ')} (expected ST-imgs/<patient>/<section>/*.jpg)`,
+    });
+  }
+  const lblDir = path.join(source, 'ST-pat', 'lbl');
+  if (!opts.sections && fs.existsSync(lblDir)) {
+    for (const f of (await fs.promises.readdir(lblDir)).sort(byName)) {
+      const m = /^(.+)_labeled_coordinates\.tsv$/.exec(f);
+      if (m && !available.includes(m[1])) {
+        problems.push({ file: path.join(lblDir, f), message: `labels for a section without counts: ${m[1]} has no ST-cnts/${m[1]}.tsv.gz; its labels are not used` });
+      }
+    }
+  }
+  return { format: 'her2st', source, sections, problems };
+}
+
+/** "A1" -> "A", "BT23" -> "BT": the letters before the trailing number of a section name. */
+export function her2stPatient(section: string): string | undefined {
+  return /^([A-Za-z]+)\d+$/.exec(section)?.[1];
+}
+
+async function readSection(root: string, name: string): Promise<{ section: Section; problems: Problem[] }> {
+  const problems: Problem[] = [];
+  const spotFile = path.join(root, 'ST-spotfiles', `${name}_selection.tsv`);
+  const countFile = path.join(root, 'ST-cnts', `${name}.tsv.gz`);
+  let patient = her2stPatient(name);
+  if (!patient) {
+    patient = name;
+    problems.push({ file: countFile, section: name, message: `section name without a trailing number: ${name} is taken as its own patient` });
+  }
+
+  const places = await readSpotFile(spotFile);
+  const counts = await readCounts(countFile, places);
+  if (counts.spotIds.length === 0) {
+    throw new DataFileError(countFile, 'column 1 (spot ids)',
+      `none of its ${counts.unknownIds.length + counts.unselected} spots is selected in ${spotFile}; are the two files of the same section?`);
+  }
+  if (counts.unknownIds.length > 0) {
+    problems.push({ file: countFile, section: name, message: `count spots missing from the spot file, dropped: ${listIds(counts.unknownIds)}` });
+  }
+  const counted = new Set(counts.spotIds);
+  const uncounted = [...places.values()].filter((p) => p.selected && !counted.has(p.id)).map((p) => p.id);
+  if (uncounted.length > 0) {
+    problems.push({ file: spotFile, section: name, message: `selected spots without counts, dropped: ${listIds(uncounted)}` });
+  }
+
+  const labels = await readLabels(path.join(root, 'ST-pat', 'lbl', `${name}_labeled_coordinates.tsv`), name, places, problems);
+  const spots: Spot[] = counts.spotIds.map((id) => {
+    const p = places.get(id)!;
+    const spot: Spot = { id, row: p.row, col: p.col, x: p.x, y: p.y };
+    const label = labels.get(id);
+    if (label !== undefined) spot.label = label;
+    return spot;
+  });
+
+  const image = await findImage(root, patient, name, problems);
+  if (image) {
+    const outside = spotsOutsideImage(spots, image);
+    if (outside.length > 0) {
+      problems.push({ file: spotFile, section: name, message: `spots whose pixel centre is outside the image (${image.width} x ${image.height}): ${listIds(outside.map((s) => s.id))}` });
+    }
+  }
+  const section: Section = {
+    id: name, patient, spots, genes: counts.genes,
+    counts: { nSpots: spots.length, nGenes: counts.genes.length, indptr: counts.indptr, indices: counts.indices, data: counts.data },
+  };
+  if (image) section.image = image;
+  return { section, problems };
+}
+
+interface Place { id: string; row: number; col: number; x: number; y: number; selected: boolean }
+
+/** The spot file: every spot's array position (x, y) and pixel centre, keyed by its count id. */
+async function readSpotFile(file: string): Promise<Map<string, Place>> {
+  const table = await readTsv(file, 'every HER2+ section needs ST-spotfiles/<section>_selection.tsv');
+  const col = columnsOf(table, file, ['x', 'y', 'pixel_x', 'pixel_y'], 'x y new_x new_y pixel_x pixel_y selected');
+  const selectedCol = table.header.indexOf('selected');
+  const places = new Map<string, Place>();
+  for (const r of table.rows) {
+    const x = numberAt(r, col.x, file, 'x');
+    const y = numberAt(r, col.y, file, 'y');
+    const id = `${Math.round(x)}x${Math.round(y)}`;
+    const selected = selectedCol < 0 || numberAt(r, selectedCol, file, 'selected') === 1;
+    const known = places.get(id);
+    if (known) {
+      throw new DataFileError(file, `line ${r.line}`, `spot ${id} is on the same array position as another spot; fix or remove one of the two rows`);
+    }
+    places.set(id, { id, row: Math.round(y), col: Math.round(x), x: numberAt(r, col.pixel_x, file, 'pixel_x'), y: numberAt(r, col.pixel_y, file, 'pixel_y'), selected });
+  }
+  return places;
+}
+
+/** Labels by spot id; rows without coordinates ("NA") are skipped and reported. */
+async function readLabels(file: string, section: string, places: Map<string, Place>, problems: Problem[]): Promise<Map<string, string>> {
+  const labels = new Map<string, string>();
+  if (!fs.existsSync(file)) return labels;
+  const table = await readTsv(file, '');
+  const col = columnsOf(table, file, ['x', 'y', 'label'], 'Row.names x y pixel_x pixel_y label');
+  const noPlace: number[] = [];
+  const unknown: string[] = [];
+  for (const r of table.rows) {
+    const x = Number(r.fields[col.x]);
+    const y = Number(r.fields[col.y]);
+    if (!isNumberText(r.fields[col.x]) || !isNumberText(r.fields[col.y])) {
+      noPlace.push(r.line);
+      continue;
+    }
+    const id = `${Math.round(x)}x${Math.round(y)}`;
+    const label = r.fields[col.label] ?? '';
+    const known = labels.get(id);
+    if (known !== undefined && known !== label) {
+      problems.push({ file, section, message: `conflicting labels for one spot: ${id} is "${known}" and "${label}" (line ${r.line}); the first is kept` });
+      continue;
+    }
+    if (!places.has(id)) unknown.push(id);
+    labels.set(id, label);
+  }
+  if (noPlace.length > 0) {
+    problems.push({ file, section, message: `label rows without coordinates, skipped: line${noPlace.length > 1 ? 's' : ''} ${listIds(noPlace.map(String))}` });
+  }
+  if (unknown.length > 0) {
+    problems.push({ file, section, message: `labels for spots not in the spot file: ${listIds(unknown)}` });
+  }
+  return labels;
+}
+
+async function findImage(root: string, patient: string, section: string, problems: Problem[]): Promise<ImageRef | undefined> {
+  const dir = path.join(root, 'ST-imgs', patient, section);
+  if (!fs.existsSync(dir)) return undefined;
+  const jpgs = (await fs.promises.readdir(dir)).filter((f) => /\.jpe?g$/i.test(f)).sort(byName);
+  if (jpgs.length === 0) return undefined;
+  if (jpgs.length > 1) {
+    problems.push({ file: dir, section, message: `several images for one section: ${jpgs.join(', ')}; ${jpgs[0]} is used` });
+  }
+  const file = path.join(dir, jpgs[0]);
+  return { path: file, ...(await readImageSize(file)) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Count matrix: streamed through gunzip and parsed from bytes, straight into CSR.
+
+interface ParsedCounts {
+  genes: string[];
+  /** Kept rows, in file order. */
+  spotIds: string[];
+  indptr: Uint32Array;
+  indices: Uint32Array;
+  data: Float32Array;
+  /** Count rows whose id is not in the spot file. */
+  unknownIds: string[];
+  /** Count rows whose spot the spot file lists but does not select. */
+  unselected: number;
+}
+
+async function readCounts(file: string, places: Map<string, Place>): Promise<ParsedCounts> {
+  const parser = new CountParser(file, places);
+  // A parse error thrown in the last stage reaches pipeline()'s caller as an AbortError; keep it.
+  let parseError: unknown;
+  try {
+    await pipeline(fs.createReadStream(file, { highWaterMark: 1 << 18 }), zlib.createGunzip({ chunkSize: 1 << 18 }), async (source: AsyncIterable<Buffer>) => {
+      for await (const chunk of source) {
+        try {
+          parser.push(chunk);
+        } catch (e) {
+          parseError = e;
+          throw e;
+        }
+      }
+    });
+  } catch (e) {
+    if (parseError) throw parseError;
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === 'ENOENT') throw new DataFileError(file, undefined, 'not found', { cause: e });
+    if (err.code === 'Z_BUF_ERROR') {
+      throw new DataFileError(file, `after line ${parser.lineNo}`, 'the compressed file ends early (truncated); copy or download it again', { cause: e });
+    }
+    if (err.code?.startsWith('Z_')) {
+      throw new DataFileError(file, `after line ${parser.lineNo}`, `not a valid gzip file (${err.message}); it must be the published <section>.tsv.gz`, { cause: e });
+    }
+    throw new DataFileError(file, undefined, `cannot be read: ${err.message}`, { cause: e });
+  }
+  return parser.finish();
+}
+
+/** Splits decompressed chunks into lines and parses each row's counts without making strings. */
+class CountParser {
+  lineNo = 0;
+  private genes: string[] | undefined;
+  private carry: Buffer[] = [];
+  private readonly spotIds: string[] = [];
+  private readonly seen = new Map<string, number>();
+  private readonly unknownIds: string[] = [];
+  private unselected = 0;
+  private readonly indptr: number[] = [0];
+  private indices = new Uint32Array(1 << 16);
+  private data = new Float32Array(1 << 16);
+  private nnz = 0;
+
+  constructor(private readonly file: string, private readonly places: Map<string, Place>) {}
+
+  push(chunk: Buffer): void {
+    let start = 0;
+    if (this.carry.length > 0) {
+      const nl = chunk.indexOf(10);
+      if (nl < 0) {
+        this.carry.push(chunk);
+        return;
+      }
+      const line = Buffer.concat([...this.carry, chunk.subarray(0, nl)]);
+      this.carry = [];
+      this.line(line, 0, line.length);
+      start = nl + 1;
+    }
+    for (;;) {
+      const nl = chunk.indexOf(10, start);
+      if (nl < 0) break;
+      this.line(chunk, start, nl);
+      start = nl + 1;
+    }
+    if (start < chunk.length) this.carry.push(chunk.subarray(start));
+  }
+
+  finish(): ParsedCounts {
+    if (this.carry.length > 0) {
+      const line = Buffer.concat(this.carry);
+      this.carry = [];
+      this.line(line, 0, line.length);
+    }
+    if (!this.genes) throw new DataFileError(this.file, undefined, 'is empty: expected a header line of gene names, then one line per spot');
+    return {
+      genes: this.genes,
+      spotIds: this.spotIds,
+      indptr: Uint32Array.from(this.indptr),
+      indices: this.indices.slice(0, this.nnz),
+      data: this.data.slice(0, this.nnz),
+      unknownIds: this.unknownIds,
+      unselected: this.unselected,
+    };
+  }
+
+  private line(buf: Buffer, start: number, end: number): void {
+    this.lineNo++;
+    if (end > start && buf[end - 1] === 13) end--;
+    if (end === start) return;
+    if (!this.genes) {
+      this.genes = this.header(buf.toString('utf8', start, end));
+      return;
+    }
+    const tab = buf.indexOf(9, start);
+    const idEnd = tab < 0 || tab > end ? end : tab;
+    const id = buf.toString('latin1', start, idEnd);
+    const firstLine = this.seen.get(id);
+    if (firstLine !== undefined) {
+      throw new DataFileError(this.file, `line ${this.lineNo}`, `spot ${id} appears twice (also line ${firstLine}); remove one of the rows`);
+    }
+    this.seen.set(id, this.lineNo);
+    const place = this.places.get(id);
+    if (!place) {
+      this.unknownIds.push(id);
+      return;
+    }
+    if (!place.selected) {
+      this.unselected++;
+      return;
+    }
+    this.row(buf, idEnd + 1, end, id);
+    this.spotIds.push(id);
+    this.indptr.push(this.nnz);
+  }
+
+  private header(text: string): string[] {
+    const genes = text.split('\t').slice(1);
+    const blank = genes.findIndex((g) => g.trim() === '');
+    if (genes.length === 0 || blank >= 0) {
+      throw new DataFileError(this.file, `line ${this.lineNo}${blank >= 0 ? `, column ${blank + 2}` : ''}`,
+        'the header must be a blank cell, then one gene name per column, separated by tabs');
+    }
+    return genes;
+  }
+
+  /** Counts from `start` (just after the id's tab) to `end`: digits fast, anything else by Number(). */
+  private row(buf: Buffer, start: number, end: number, id: string): void {
+    const genes = this.genes!;
+    let col = 0;
+    let p = start;
+    while (p <= end) {
+      let v = 0;
+      let q = p;
+      let plain = true;
+      for (; q < end; q++) {
+        const c = buf[q];
+        if (c === 9) break;
+        const d = c - 48;
+        if (d >= 0 && d <= 9) v = v * 10 + d;
+        else plain = false;
+      }
+      if (col >= genes.length) {
+        throw new DataFileError(this.file, `line ${this.lineNo}, spot ${id}`, `has more than the header's ${genes.length} gene columns`);
+      }
+      if (!plain || q === p) {
+        const text = buf.toString('latin1', p, q);
+        v = Number(text);
+        if (text.trim() === '' || !Number.isFinite(v) || v < 0) {
+          throw new DataFileError(this.file, `line ${this.lineNo}, spot ${id}, column ${col + 2} (gene ${genes[col]})`,
+            `count "${text}" is not a non-negative number; counts must be numbers such as 0 or 12`);
+        }
+      }
+      if (v !== 0) this.append(col, v);
+      col++;
+      p = q + 1;
+    }
+    if (col !== genes.length) {
+      throw new DataFileError(this.file, `line ${this.lineNo}, spot ${id}`, `has ${col} count columns but the header names ${genes.length} genes; is the line cut short?`);
+    }
+  }
+
+  private append(col: number, v: number): void {
+    if (this.nnz === this.indices.length) {
+      const indices = new Uint32Array(this.nnz * 2);
+      indices.set(this.indices);
+      this.indices = indices;
+      const data = new Float32Array(this.nnz * 2);
+      data.set(this.data);
+      this.data = data;
+    }
+    this.indices[this.nnz] = col;
+    this.data[this.nnz] = v;
+    this.nnz++;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small tab-separated tables (spot and label files).
+
+interface TsvRow { line: number; fields: string[] }
+interface Tsv { header: string[]; rows: TsvRow[] }
+
+async function readTsv(file: string, whatIfMissing: string): Promise<Tsv> {
+  let text: string;
+  try {
+    text = await fs.promises.readFile(file, 'utf8');
+  } catch (e) {
+    const missing = (e as NodeJS.ErrnoException).code === 'ENOENT';
+    throw new DataFileError(file, undefined, missing ? `not found${whatIfMissing ? `; ${whatIfMissing}` : ''}` : `cannot be read: ${(e as Error).message}`, { cause: e });
+  }
+  const lines = text.split(/\r?\n/);
+  const header = (lines[0] ?? '').split('\t').map((h) => h.trim());
+  const rows: TsvRow[] = [];
+  for (let i = 1; i < lines.length; i++) {
+    if (lines[i].trim() === '') continue;
+    const fields = lines[i].split('\t');
+    // R's write.table leaves the row-name column without a header cell.
+    const shifted = fields.length === header.length + 1 ? fields.slice(1) : fields;
+    if (shifted.length !== header.length) {
+      throw new DataFileError(file, `line ${i + 1}`, `has ${fields.length} fields but the header has ${header.length}; the file must be tab-separated`);
+    }
+    rows.push({ line: i + 1, fields: shifted });
+  }
+  return { header, rows };
+}
+
+function columnsOf<K extends string>(table: Tsv, file: string, names: K[], expected: string): Record<K, number> {
+  const out = {} as Record<K, number>;
+  for (const n of names) {
+    const i = table.header.indexOf(n);
+    if (i < 0) throw new DataFileError(file, 'line 1', `no column "${n}" in the header (${table.header.join(' ')}); expected the columns ${expected}`);
+    out[n] = i;
+  }
+  return out;
+}
+
+function numberAt(r: TsvRow, i: number, file: string, column: string): number {
+  const text = r.fields[i];
+  if (!isNumberText(text)) throw new DataFileError(file, `line ${r.line}, column ${column}`, `"${text}" is not a number`);
+  return Number(text);
+}
+
+function isNumberText(text: string | undefined): boolean {
+  return text !== undefined && text.trim() !== '' && Number.isFinite(Number(text));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Image headers: the size of a JPEG (SOF marker), PNG (IHDR) or TIFF (first IFD), never decoded.
+
+/** Width and height of a JPEG, PNG or TIFF/BigTIFF image, read from its header bytes only. */
+export async function readImageSize(file: string): Promise<{ width: number; height: number }> {
+  let fh: fs.promises.FileHandle;
+  try {
+    fh = await fs.promises.open(file, 'r');
+  } catch (e) {
+    const missing = (e as NodeJS.ErrnoException).code === 'ENOENT';
+    throw new DataFileError(file, undefined, missing ? 'image not found; check the path' : `image cannot be read: ${(e as Error).message}`, { cause: e });
+  }
+  try {
+    const reader = new HeaderReader(fh, file);
+    const head = await reader.bytes(0, 8);
+    if (head[0] === 0xff && head[1] === 0xd8) return await jpegSize(reader);
+    if (head.readUInt32BE(0) === 0x89504e47) {
+      const ihdr = await reader.bytes(16, 8);
+      return { width: ihdr.readUInt32BE(0), height: ihdr.readUInt32BE(4) };
+    }
+    const order = head.toString('latin1', 0, 2);
+    if (order === 'II' || order === 'MM') return await tiffSize(reader, order === 'II');
+    throw new DataFileError(file, 'byte 0', 'not a JPEG, PNG or TIFF image; give the full-resolution H&E image');
+  } finally {
+    await fh.close();
+  }
+}
+
+class HeaderReader {
+  constructor(private readonly fh: fs.promises.FileHandle, readonly file: string) {}
+
+  async bytes(position: number, length: number): Promise<Buffer> {
+    const buf = Buffer.alloc(length);
+    const { bytesRead } = await this.fh.read(buf, 0, length, position);
+    if (bytesRead < length) throw new DataFileError(this.file, `byte ${position}`, 'the image header ends early: the file is truncated or not an image');
+    return buf;
+  }
+}
+
+async function jpegSize(r: HeaderReader): Promise<{ width: number; height: number }> {
+  let pos = 2;
+  for (;;) {
+    const m = await r.bytes(pos, 2);
+    if (m[0] !== 0xff) throw new DataFileError(r.file, `byte ${pos}`, 'JPEG marker expected; the file is damaged');
+    const marker = m[1];
+    if (marker === 0xff) { pos++; continue; } // fill byte
+    if ((marker >= 0xd0 && marker <= 0xd7) || marker === 0x01) { pos += 2; continue; }
+    if (marker === 0xd9 || marker === 0xda) throw new DataFileError(r.file, `byte ${pos}`, 'JPEG without a frame header (SOF) before its data');
+    const len = (await r.bytes(pos + 2, 2)).readUInt16BE(0);
+    const isSof = marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc;
+    if (isSof) {
+      const sof = await r.bytes(pos + 4, 5); // precision, height, width
+      const size = { width: sof.readUInt16BE(3), height: sof.readUInt16BE(1) };
+      if (size.width === 0 || size.height === 0) throw new DataFileError(r.file, `byte ${pos}`, 'JPEG frame header gives a zero size');
+      return size;
+    }
+    pos += 2 + len;
+  }
+}
+
+async function tiffSize(r: HeaderReader, little: boolean): Promise<{ width: number; height: number }> {
+  const u16 = (b: Buffer, o: number) => (little ? b.readUInt16LE(o) : b.readUInt16BE(o));
+  const u32 = (b: Buffer, o: number) => (little ? b.readUInt32LE(o) : b.readUInt32BE(o));
+  const u64 = (b: Buffer, o: number) => Number(little ? b.readBigUInt64LE(o) : b.readBigUInt64BE(o));
+  const head = await r.bytes(0, 16);
+  const version = u16(head, 2);
+  if (version !== 42 && version !== 43) throw new DataFileError(r.file, 'byte 2', 'not a TIFF file (bad version number)');
+  const big = version === 43;
+  const ifd = big ? u64(head, 8) : u32(head, 4);
+  const count = big ? u64(await r.bytes(ifd, 8), 0) : u16(await r.bytes(ifd, 2), 0);
+  const entrySize = big ? 20 : 12;
+  const entries = await r.bytes(ifd + (big ? 8 : 2), count * entrySize);
+  let width = 0;
+  let height = 0;
+  for (let i = 0; i < count; i++) {
+    const o = i * entrySize;
+    const tag = u16(entries, o);
+    if (tag !== 256 && tag !== 257) continue;
+    const type = u16(entries, o + 2);
+    const valueAt = o + (big ? 12 : 8);
+    const value = type === 3 ? u16(entries, valueAt) : type === 16 ? u64(entries, valueAt) : u32(entries, valueAt);
+    if (tag === 256) width = value;
+    else height = value;
+  }
+  if (!width || !height) throw new DataFileError(r.file, `byte ${ifd}`, 'TIFF without ImageWidth/ImageLength in its first directory');
+  return { width, height };
+}
+
+/** Spots whose pixel centre is not inside [0, width) x [0, height); none when the size is unknown. */
+export function spotsOutsideImage(spots: readonly Spot[], image: ImageRef | undefined): Spot[] {
+  if (!image?.width || !image.height) return [];
+  const { width, height } = image;
+  return spots.filter((s) => !(s.x >= 0 && s.y >= 0 && s.x < width && s.y < height));
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/** "17x14, 18x20" or "17x14, ... (12 in all)": ids for a problem message. */
+export function listIds(ids: readonly string[]): string {
+  if (ids.length <= MAX_IDS) return ids.join(', ');
+  return `${ids.slice(0, MAX_IDS).join(', ')}, ... (${ids.length} in all)`;
+}
+
+/** Natural order: A2 before A10. */
+export function byName(a: string, b: string): number {
+  return a.localeCompare(b, 'en', { numeric: true });
+}
+
+async function listDir(dir: string, root: string, hint: string): Promise<string[]> {
+  try {
+    return await fs.promises.readdir(dir);
+  } catch (e) {
+    throw new DataFileError(root, undefined, `no ${path.basename(dir)} folder (${(e as Error).message}); ${hint}`, { cause: e });
+  }
+}
+
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  let failed = false; // after one failure, start no more work: the whole read is rejected anyway
+  const worker = async (): Promise<void> => {
+    while (next < items.length && !failed) {
+      const i = next++;
+      try {
+        out[i] = await fn(items[i]);
+      } catch (e) {
+        failed = true;
+        throw e;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
