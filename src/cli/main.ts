@@ -2,6 +2,9 @@ import { Command, Option } from 'commander';
 import { infoCommand } from './info';
 import { demoCommand } from './demo';
 import { synthCommand } from './synth';
+import { datasetCommand } from './dataset';
+import { preprocessCommand } from './preprocess';
+import { extractCommand } from './extract';
 
 const program = new Command('triplex')
   .description('TRIPLEX: spatial gene expression from H&E whole-slide images')
@@ -10,7 +13,10 @@ const program = new Command('triplex')
   .showHelpAfterError();
 
 program.addCommand(infoCommand());
+program.addCommand(datasetCommand());
 program.addCommand(synthCommand());
+program.addCommand(preprocessCommand());
+program.addCommand(extractCommand());
 program.addCommand(demoCommand());
 
 program.parseAsync(process.argv).then(

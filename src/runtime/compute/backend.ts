@@ -176,6 +176,11 @@ export async function initCompute(options: ComputeOptions = {}): Promise<Compute
   return current;
 }
 
+/** Initialises compute with the defaults (environment, else fastest) unless already done. */
+export async function ensureCompute(): Promise<ComputeReport> {
+  return current ?? initCompute();
+}
+
 /** The report of the last initCompute(), or undefined before the first. */
 export function computeReport(): ComputeReport | undefined {
   return current;

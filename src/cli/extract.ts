@@ -1,0 +1,40 @@
+import { Command } from 'commander';
+import { SingleBar } from 'cli-progress';
+import { extractFeatures } from '../runtime/features/extract';
+
+export function extractCommand(): Command {
+  return new Command('extract')
+    .description('extract frozen features (global, target tokens, 5x5 neighbours with mask) for every spot of a store; cached and resumable')
+    .argument('<store>', 'dataset store written by `triplex preprocess`')
+    .option('--encoder <name>', 'resnet18, or the path of an ONNX image encoder (e.g. a pathology foundation model)', 'resnet18')
+    .option('--weights <checkpoint>', 'ResNet18 weights (.pth, .ckpt, .safetensors), e.g. tenpercent_resnet18.ckpt')
+    .option('--batch <n>', 'images per encoder call', (v) => Number.parseInt(v, 10), 32)
+    .action(async (store: string, o: { encoder: string; weights?: string; batch: number }) => {
+      const interactive = process.stderr.isTTY === true;
+      const bar = new SingleBar({
+        format: 'features |{bar}| {value}/{total} spots | {section} | {rate} spots/s | ETA {eta_formatted}',
+        hideCursor: true, noTTYOutput: false, etaBuffer: 50,
+      });
+      let started = false;
+      const controller = new AbortController();
+      process.once('SIGINT', () => controller.abort());
+      const t = performance.now();
+      const summary = await extractFeatures(store, {
+        encoder: o.encoder, weights: o.weights, batchSize: o.batch, signal: controller.signal,
+        onProgress: (p) => {
+          if (!interactive) return;
+          if (!started) {
+            bar.start(p.total, 0, { section: p.section, rate: '-' });
+            started = true;
+          }
+          bar.update(p.done, { section: p.section, rate: p.spotsPerSecond.toFixed(1) });
+        },
+      }).finally(() => started && bar.stop());
+      const seconds = (performance.now() - t) / 1000;
+      const spots = summary.sections.reduce((n, s) => n + s.spots, 0);
+      const computed = summary.sections.filter((s) => s.status !== 'cached');
+      console.log(`features of ${spots} spots in ${summary.sections.length} sections (${summary.sections.length - computed.length} cached) ` +
+        `with ${summary.encoder.encoder} on ${summary.encoder.engine}, width ${summary.width}, in ${seconds.toFixed(1)} s -> ${summary.dir}`);
+      for (const s of computed) console.log(`  ${s.id}: ${s.spots} spots, ${s.tilesEncoded} tiles encoded, ${s.seconds.toFixed(1)} s (${(s.spots / s.seconds).toFixed(1)} spots/s)${s.status === 'resumed' ? ', resumed' : ''}`);
+    });
+}

@@ -1,0 +1,33 @@
+import { Command, Option } from 'commander';
+import { readDataset } from '../runtime/data/read';
+import { preprocess, type LogTransform } from '../runtime/data/preprocess';
+import { writeDatasetStore } from '../runtime/store/datasetStore';
+
+export function preprocessCommand(): Command {
+  return new Command('preprocess')
+    .description('read a dataset (HER2+ folder, Visium folder or .h5ad), apply the paper\'s preprocessing, and write an Arrow dataset store')
+    .argument('<dataset>', 'HER2+ layout folder, Space Ranger output folder, or .h5ad file')
+    .requiredOption('--out <store>', 'store folder to write')
+    .option('--image <file>', 'full-resolution H&E image (Visium and .h5ad)')
+    .option('--sections <list>', 'only these sections, comma-separated (e.g. C2,C3,C4,C5,C6)', (v) => v.split(',').map((x) => x.trim()).filter(Boolean))
+    .option('--with-images', 'only the sections that have an image (features need one)')
+    .option('--genes <n>', 'genes to keep', (v) => Number.parseInt(v, 10), 250)
+    .option('--min-spot-fraction <f>', 'keep genes expressed in at least this fraction of spots', Number.parseFloat, 0.1)
+    .addOption(new Option('--transform <t>', 'log transform after library-size normalisation').choices(['log1p', 'log10']).default('log1p'))
+    .option('--no-smooth', 'skip the 3x3 array-neighbourhood smoothing')
+    .action(async (dataset: string, o: { out: string; image?: string; sections?: string[]; withImages?: boolean; genes: number; minSpotFraction: number; transform: LogTransform; smooth: boolean }) => {
+      const t = performance.now();
+      const read = await readDataset(dataset, { image: o.image, sections: o.sections });
+      const kept = o.withImages ? read.sections.filter((s) => s.image) : read.sections;
+      const ids = new Set(kept.map((s) => s.id));
+      const ds = { ...read, sections: kept, problems: read.problems.filter((p) => !p.section || ids.has(p.section)) };
+      if (ds.sections.length === 0) throw new Error(`${dataset}: no section${o.withImages ? ' with an image' : ''} to preprocess`);
+      const pre = preprocess(ds, { genes: o.genes, minSpotFraction: o.minSpotFraction, transform: o.transform, smooth: o.smooth });
+      const manifest = await writeDatasetStore(o.out, { format: ds.format, path: dataset }, pre);
+      const spots = manifest.sections.reduce((n, s) => n + s.spots, 0);
+      console.log(`${ds.format} dataset ${dataset}: ${manifest.sections.length} sections, ${spots} spots, ` +
+        `${pre.record.genes.length} genes (${o.transform}${o.smooth ? ', smoothed' : ''}) -> ${o.out} in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+      for (const p of ds.problems.slice(0, 10)) console.log(`  note: ${p.file}${p.section ? ` [${p.section}]` : ''}: ${p.message}`);
+      if (ds.problems.length > 10) console.log(`  ... and ${ds.problems.length - 10} more notes (triplex dataset inspect shows all)`);
+    });
+}

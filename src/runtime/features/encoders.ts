@@ -1,0 +1,71 @@
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { createResNet18 } from '../model/resnet18';
+import { buildResNet18Onnx } from '../onnx/resnet18Graph';
+import { createOnnxEncoder, loadOnnxRuntime, onnxRuntimeStatus, type ImageEncoder } from '../onnx/engine';
+import { createTfjsResNet18Encoder } from '../onnx/tfjsEncoder';
+import { ensureCompute } from '../compute/backend';
+import { loadStateDict } from '../weights';
+
+/** Which frozen encoder to extract features with. */
+export interface EncoderChoice {
+  /** 'resnet18' (the TRIPLEX trunk), or the path of a user's .onnx image encoder. */
+  encoder: string;
+  /** ResNet18 weights (.pth/.ckpt/.safetensors); without them the trunk keeps its seeded initialisation. */
+  weights?: string;
+}
+
+export interface OpenedEncoder {
+  encoder: ImageEncoder;
+  /** What produced the features: encoder, weights (by content hash) and engine. */
+  identity: { encoder: string; weights: string; engine: string };
+  /** Short stable key of encoder + weights, naming the features folder. */
+  key: string;
+  dispose(): Promise<void>;
+}
+
+const sha256File = (file: string): string => createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+
+/**
+ * Opens the encoder on the fastest engine: our ResNet18 graph on onnxruntime-node when it loads,
+ * else the TF.js trunk on the active backend. Both compute the same function (parity < 1e-4).
+ */
+export async function openEncoder(choice: EncoderChoice): Promise<OpenedEncoder> {
+  if (choice.encoder !== 'resnet18') {
+    if (choice.weights) throw new Error(`--weights applies to the built-in resnet18 encoder; ${choice.encoder} carries its own weights`);
+    const encoder = await createOnnxEncoder(choice.encoder);
+    const weights = `sha256:${sha256File(choice.encoder)}`;
+    const identity = { encoder: path.basename(choice.encoder), weights, engine: 'onnxruntime-node' };
+    return { encoder, identity, key: keyOf(identity), dispose: () => encoder.dispose() };
+  }
+  const report = await ensureCompute();
+  const net = createResNet18({ seed: 0 });
+  let weights = 'seeded-initialisation:0';
+  if (choice.weights) {
+    net.loadStateDict(await loadStateDict(choice.weights), choice.weights);
+    weights = `sha256:${sha256File(choice.weights)}`;
+  }
+  if (await loadOnnxRuntime()) {
+    const graph = buildResNet18Onnx(await net.stateDict(), { source: choice.weights ?? 'seeded initialisation' });
+    net.dispose();
+    const encoder = await createOnnxEncoder(graph, { name: 'resnet18' });
+    const identity = { encoder: 'resnet18', weights, engine: 'onnxruntime-node' };
+    return { encoder, identity, key: keyOf(identity), dispose: () => encoder.dispose() };
+  }
+  const encoder = createTfjsResNet18Encoder(net);
+  const identity = { encoder: 'resnet18', weights, engine: `tfjs-${report.backend} (${onnxRuntimeStatus().reason ?? 'onnxruntime-node unavailable'})` };
+  return {
+    encoder, identity, key: keyOf(identity),
+    dispose: async () => {
+      await encoder.dispose();
+      net.dispose();
+    },
+  };
+}
+
+/** The engine does not change the features (parity tests hold them equal), so it is not in the key. */
+function keyOf(identity: { encoder: string; weights: string }): string {
+  const digest = createHash('sha256').update(`${identity.encoder}\n${identity.weights}`).digest('hex').slice(0, 12);
+  return `${identity.encoder.replace(/[^A-Za-z0-9_.-]/g, '_')}-${digest}`;
+}

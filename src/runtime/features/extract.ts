@@ -1,0 +1,279 @@
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { RecordBatch, RecordBatchFileWriter, Schema, type Table } from 'apache-arrow';
+import { openSlideImage, type SlideImage } from '../image/slideImage';
+import { CENTER_TILE, NEIGHBOR_GRID, NEIGHBOR_TILES, SPOT_SIZE, neighborMask, toNormalizedFloat } from '../image/crops';
+import type { ImageEncoder } from '../onnx/engine';
+import { buildTable, readArrowFile, stringColumn, writeArrowFile } from '../store/arrow';
+import { removePartials } from '../store/atomic';
+import { openDatasetStore, type DatasetStore, type StoreSection } from '../store/datasetStore';
+import { openEncoder, type EncoderChoice, type OpenedEncoder } from './encoders';
+
+/**
+ * Frozen features of every spot of a store (spec, "Three views"):
+ *   global        [W]        the encoder's pooled feature of the spot's own 224 px crop
+ *   target_tokens [7*7*512]  the ResNet18 token map of that crop (for frozen-target training)
+ *   neighbors     [25*W]     pooled features of the 5x5 tiles of the 1120 px view, row-major
+ *   neighbor_mask [25]       1 = tile fully inside the image (the centre tile always 1); a masked
+ *                            tile's feature is that of an all-zero normalised input, as in the
+ *                            reference code
+ * written to <store>/features/<encoder key>/<section>.arrow, one row per spot in store order.
+ *
+ * A section's file records a key made of the image (path, size, modification time), the spot
+ * centres, the encoder and its weights, and the crop settings: a second run with the same key
+ * does nothing. Work is written in chunks as it goes, so an interrupted run resumes at the
+ * first chunk not written. Tiles shared by several spots (neighbours overlap) are encoded once.
+ */
+
+export interface ExtractOptions extends EncoderChoice {
+  /** Images per encoder call (default 32). */
+  batchSize?: number;
+  /** Spots per resumable chunk (default 256). */
+  chunkSpots?: number;
+  /** Only these sections (default all). */
+  sections?: string[];
+  onProgress?: (p: ExtractProgress) => void;
+  signal?: AbortSignal;
+}
+
+export interface ExtractProgress {
+  section: string;
+  /** Spots finished over all sections, and their total. */
+  done: number;
+  total: number;
+  spotsPerSecond: number;
+  etaSeconds: number;
+  /** Sections found complete and skipped. */
+  cached: number;
+}
+
+export interface ExtractSummary {
+  dir: string;
+  encoder: OpenedEncoder['identity'];
+  width: number;
+  sections: { id: string; spots: number; status: 'extracted' | 'cached' | 'resumed'; tilesEncoded: number; seconds: number }[];
+}
+
+const CROP_SETTINGS = { spot: SPOT_SIZE, neighborGrid: NEIGHBOR_GRID, centre: 'floor(pixel centre)', padding: 'zeros', normalisation: 'imagenet' };
+
+/** Where the features of `encoderKey` live in a store. */
+export const featuresDir = (storeDir: string, encoderKey: string): string => path.join(storeDir, 'features', encoderKey);
+
+function sectionKey(store: DatasetStore, section: StoreSection, rows: number[], encoder: OpenedEncoder): string {
+  const image = section.image?.path;
+  if (!image) throw new Error(`${store.dir}: section ${section.id} has no image; features need the H&E image (re-run preprocess with the image, or drop the section)`);
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(image);
+  } catch (cause) {
+    throw new Error(`${image} (image of section ${section.id}) cannot be read: ${(cause as Error).message}`, { cause });
+  }
+  const xs = store.spots.getChild('pixel_x')?.toArray() as Float64Array;
+  const ys = store.spots.getChild('pixel_y')?.toArray() as Float64Array;
+  const h = createHash('sha256');
+  h.update(JSON.stringify({ image, size: stat.size, mtime: stat.mtimeMs, encoder: encoder.identity.encoder, weights: encoder.identity.weights, crops: CROP_SETTINGS }));
+  for (const r of rows) h.update(`${Math.floor(xs[r])},${Math.floor(ys[r])};`);
+  return h.digest('hex').slice(0, 24);
+}
+
+const recordedKey = (t: Table): string | undefined => t.schema.metadata.get('triplex:section-key');
+
+/** Extracts (or finds cached) features for every section of the store at `storeDir`. */
+export async function extractFeatures(storeDir: string, options: ExtractOptions): Promise<ExtractSummary> {
+  const store = openDatasetStore(storeDir);
+  const sections = store.manifest.sections.filter((s) => !options.sections || options.sections.includes(s.id));
+  const opened = await openEncoder(options);
+  try {
+    const dir = featuresDir(storeDir, opened.key);
+    fs.mkdirSync(dir, { recursive: true });
+    await removePartials(dir);
+    const summary: ExtractSummary = { dir, encoder: opened.identity, width: opened.encoder.embeddingWidth, sections: [] };
+    const total = sections.reduce((n, s) => n + s.spots, 0);
+    const clock = { start: performance.now(), done: 0, computed: 0, cached: 0 };
+    for (const section of sections) {
+      const rows = store.rowsOf(section.id);
+      const key = sectionKey(store, section, rows, opened);
+      const file = path.join(dir, `${section.id}.arrow`);
+      if (fs.existsSync(file) && recordedKey(readArrowFile(file)) === key) {
+        summary.sections.push({ id: section.id, spots: rows.length, status: 'cached', tilesEncoded: 0, seconds: 0 });
+        clock.done += rows.length;
+        clock.cached++;
+        continue;
+      }
+      const t0 = performance.now();
+      const result = await extractSection(store, section, rows, key, file, opened.encoder, options, (n) => {
+        clock.done += n;
+        clock.computed += n;
+        const seconds = (performance.now() - clock.start) / 1000;
+        const rate = clock.computed / Math.max(seconds, 1e-3);
+        options.onProgress?.({ section: section.id, done: clock.done, total, spotsPerSecond: rate, etaSeconds: (total - clock.done) / Math.max(rate, 1e-9), cached: clock.cached });
+      });
+      summary.sections.push({ id: section.id, spots: rows.length, status: result.resumed ? 'resumed' : 'extracted', tilesEncoded: result.tilesEncoded, seconds: (performance.now() - t0) / 1000 });
+    }
+    return summary;
+  } finally {
+    await opened.dispose();
+  }
+}
+
+interface SectionResult { resumed: boolean; tilesEncoded: number }
+
+async function extractSection(
+  store: DatasetStore, section: StoreSection, rows: number[], key: string, file: string, encoder: ImageEncoder,
+  options: ExtractOptions, progress: (spots: number) => void,
+): Promise<SectionResult> {
+  const chunkSpots = options.chunkSpots ?? 256;
+  const chunkDir = `${file}.chunks`;
+  fs.mkdirSync(chunkDir, { recursive: true });
+  await removePartials(chunkDir);
+  const chunkFile = (i: number) => path.join(chunkDir, `${String(i).padStart(5, '0')}.arrow`);
+  const nChunks = Math.ceil(rows.length / chunkSpots);
+  const ids = stringColumn(store.spots, 'spot_id');
+  const xs = store.spots.getChild('pixel_x')?.toArray() as Float64Array;
+  const ys = store.spots.getChild('pixel_y')?.toArray() as Float64Array;
+  let resumed = false;
+  let tilesEncoded = 0;
+  let image: SlideImage | undefined;
+  const tiles = new TileFeatures(encoder, options.batchSize ?? 32);
+  try {
+    for (let c = 0; c < nChunks; c++) {
+      const chunkRows = rows.slice(c * chunkSpots, (c + 1) * chunkSpots);
+      if (fs.existsSync(chunkFile(c)) && recordedKey(readArrowFile(chunkFile(c))) === key) {
+        resumed = true;
+        progress(chunkRows.length);
+        continue;
+      }
+      if (options.signal?.aborted) throw new Error('feature extraction was cancelled; run it again to resume');
+      image ??= await openSlideImage((section.image as { path: string }).path);
+      const img = image;
+      const W = encoder.embeddingWidth;
+      const n = chunkRows.length;
+      const global = new Float32Array(n * W);
+      const neighbors = new Float32Array(n * NEIGHBOR_TILES * W);
+      const mask = new Uint8Array(n * NEIGHBOR_TILES);
+      const tokens = encoder.providesTokens ? new Float32Array(n * 49 * 512) : undefined;
+      const spots = chunkRows.map((r) => {
+        const cx = Math.floor(xs[r]);
+        const cy = Math.floor(ys[r]);
+        if (!(cx >= 0 && cx < img.width && cy >= 0 && cy < img.height)) {
+          throw new Error(`${img.path} is ${img.width} x ${img.height} px but spot ${ids[r]} of section ${section.id} is at (${xs[r]}, ${ys[r]}); are the coordinates for this image, at full resolution?`);
+        }
+        return { cx, cy };
+      });
+      // Every tile this chunk needs, by its top-left corner; the spot's own crop is tile 12. A
+      // masked tile is encoded as the reference does it: an all-zero (normalised) input.
+      const origin = (cx: number, cy: number, t: number) => [cx - 560 + (t % NEIGHBOR_GRID) * SPOT_SIZE, cy - 560 + Math.floor(t / NEIGHBOR_GRID) * SPOT_SIZE] as const;
+      const masks = spots.map(({ cx, cy }) => neighborMask(img.width, img.height, cx, cy));
+      const wanted = spots.flatMap(({ cx, cy }, i) => Array.from({ length: NEIGHBOR_TILES }, (_, t) => t).filter((t) => masks[i][t]).map((t) => origin(cx, cy, t)));
+      tilesEncoded += await tiles.ensure(img, wanted, spots.map(({ cx, cy }) => origin(cx, cy, CENTER_TILE)), options.signal);
+      const zero = await tiles.zeroInput();
+      spots.forEach(({ cx, cy }, i) => {
+        mask.set(masks[i], i * NEIGHBOR_TILES);
+        for (let t = 0; t < NEIGHBOR_TILES; t++) neighbors.set(masks[i][t] ? tiles.pooled(...origin(cx, cy, t)) : zero, (i * NEIGHBOR_TILES + t) * W);
+        global.set(tiles.pooled(...origin(cx, cy, CENTER_TILE)), i * W);
+        tokens?.set(tiles.tokens(...origin(cx, cy, CENTER_TILE)), i * 49 * 512);
+      });
+      const table = buildTable([
+        { name: 'spot_id', column: { kind: 'utf8', values: chunkRows.map((r) => ids[r]) } },
+        { name: 'global', column: { kind: 'vector', values: global, width: W } },
+        { name: 'neighbors', column: { kind: 'vector', values: neighbors, width: NEIGHBOR_TILES * W } },
+        { name: 'neighbor_mask', column: { kind: 'mask', values: mask, width: NEIGHBOR_TILES } },
+        ...(tokens ? [{ name: 'target_tokens', column: { kind: 'vector' as const, values: tokens, width: 49 * 512 } }] : []),
+      ], { 'triplex:section-key': key });
+      await writeArrowFile(chunkFile(c), table);
+      progress(n);
+      tiles.forgetTokens();
+    }
+  } finally {
+    image?.close();
+  }
+  await mergeChunks(Array.from({ length: nChunks }, (_, c) => chunkFile(c)), file, { 'triplex:section-key': key, 'triplex:section': section.id, 'triplex:crops': JSON.stringify(CROP_SETTINGS) });
+  fs.rmSync(chunkDir, { recursive: true, force: true });
+  return { resumed, tilesEncoded };
+}
+
+/** Concatenates chunk files into one Arrow file, a chunk at a time, written atomically. */
+async function mergeChunks(chunks: string[], file: string, metadata: Record<string, string>): Promise<void> {
+  const partial = `${file}.partial-${process.pid}-${Date.now()}`;
+  const writer = new RecordBatchFileWriter();
+  const out = fs.createWriteStream(partial);
+  const done = new Promise<void>((resolve, reject) => {
+    out.on('finish', resolve);
+    out.on('error', reject);
+  });
+  writer.toNodeStream().pipe(out);
+  try {
+    for (const chunk of chunks) {
+      const t = readArrowFile(chunk);
+      const schema = new Schema(t.schema.fields, new Map(Object.entries(metadata)));
+      for (const batch of t.batches) writer.write(new RecordBatch(schema, batch.data));
+    }
+    writer.finish();
+    await done;
+    fs.renameSync(partial, file);
+  } catch (e) {
+    out.destroy();
+    fs.rmSync(partial, { force: true });
+    throw e;
+  }
+}
+
+/** Pooled features of tiles by top-left corner (and tokens of spot crops), encoding each once. */
+class TileFeatures {
+  private readonly pooledByTile = new Map<string, Float32Array>();
+  private readonly tokensByTile = new Map<string, Float32Array>();
+
+  constructor(private readonly encoder: ImageEncoder, private readonly batchSize: number) {}
+
+  pooled(x: number, y: number): Float32Array {
+    const f = this.pooledByTile.get(`${x},${y}`);
+    if (!f) throw new Error(`internal: tile ${x},${y} was not encoded`);
+    return f;
+  }
+
+  tokens(x: number, y: number): Float32Array {
+    const f = this.tokensByTile.get(`${x},${y}`);
+    if (!f) throw new Error(`internal: tokens of tile ${x},${y} were not kept`);
+    return f;
+  }
+
+  private zero?: Float32Array;
+
+  /** The pooled feature of an all-zero normalised input, which stands for every masked tile. */
+  async zeroInput(): Promise<Float32Array> {
+    this.zero ??= (await this.encoder.encode(new Float32Array(SPOT_SIZE * SPOT_SIZE * 3), 1)).pooled.slice(0, this.encoder.embeddingWidth);
+    return this.zero;
+  }
+
+  /** Token maps are 100 KB a spot: keep them only for the chunk being written. */
+  forgetTokens(): void {
+    this.tokensByTile.clear();
+  }
+
+  /** Encodes the tiles not yet known; returns how many were encoded. */
+  async ensure(img: SlideImage, tiles: (readonly [number, number])[], withTokens: (readonly [number, number])[], signal?: AbortSignal): Promise<number> {
+    const needTokens = new Set(this.encoder.providesTokens ? withTokens.map(([x, y]) => `${x},${y}`) : []);
+    const todo = new Map<string, readonly [number, number]>();
+    for (const t of tiles) {
+      const k = `${t[0]},${t[1]}`;
+      if (!this.pooledByTile.has(k) || (needTokens.has(k) && !this.tokensByTile.has(k))) todo.set(k, t);
+    }
+    const list = [...todo.values()].sort((a, b) => a[1] - b[1] || a[0] - b[0]); // y order suits band decoding
+    const size = SPOT_SIZE;
+    for (let i = 0; i < list.length; i += this.batchSize) {
+      if (signal?.aborted) throw new Error('feature extraction was cancelled; run it again to resume');
+      const batch = list.slice(i, i + this.batchSize);
+      const rgb = new Uint8Array(batch.length * size * size * 3);
+      for (let b = 0; b < batch.length; b++) rgb.set(await img.region(batch[b][0], batch[b][1], size, size), b * size * size * 3);
+      const { pooled, tokens } = await this.encoder.encode(toNormalizedFloat(rgb, batch.length, size), batch.length);
+      const W = this.encoder.embeddingWidth;
+      batch.forEach(([x, y], b) => {
+        const k = `${x},${y}`;
+        this.pooledByTile.set(k, pooled.slice(b * W, (b + 1) * W));
+        if (tokens && needTokens.has(k)) this.tokensByTile.set(k, tokens.slice(b * 49 * 512, (b + 1) * 49 * 512));
+      });
+    }
+    return list.length;
+  }
+}
