@@ -16,13 +16,21 @@ export function extractCommand(): Command {
         hideCursor: true, noTTYOutput: false, etaBuffer: 50,
       });
       let started = false;
+      let lastLine = performance.now();
       const controller = new AbortController();
       process.once('SIGINT', () => controller.abort());
       const t = performance.now();
       const summary = await extractFeatures(store, {
         encoder: o.encoder, weights: o.weights, batchSize: o.batch, signal: controller.signal,
         onProgress: (p) => {
-          if (!interactive) return;
+          if (!interactive) {
+            // Logs (CI, pipes): a line every 15 s instead of a bar.
+            if (performance.now() - lastLine > 15000) {
+              lastLine = performance.now();
+              console.log(`features: ${p.done}/${p.total} spots, ${p.section}, ${p.spotsPerSecond.toFixed(1)} spots/s, ETA ${Math.round(p.etaSeconds)} s`);
+            }
+            return;
+          }
           if (!started) {
             bar.start(p.total, 0, { section: p.section, rate: '-' });
             started = true;
