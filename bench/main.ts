@@ -6,11 +6,13 @@ import { benchForward, benchTrainingStep, createResNet18 } from './resnet18.benc
 import { mib, printTable } from './table';
 import { benchCrops, printCropBench } from './crops.bench';
 import { benchFeatureEncoders } from './features.bench';
+import { benchData, extractChild } from './data.bench';
 
 /**
  * `npm run bench`: throughput and memory of the compute layer, printed beside a PyTorch peer
  * run on the same machine in the same invocation (Debian's torch; see docs for OpenBLAS).
- * Environment: BENCH_ITERATIONS (default 3), BENCH_SKIP_TORCH=1, BENCH_SKIP_CROPS=1, TRIPLEX_BACKEND,
+ * Environment: BENCH_ITERATIONS (default 3), BENCH_SKIP_TORCH=1, BENCH_SKIP_CROPS=1, BENCH_SKIP_DATA=1,
+ * TRIPLEX_BACKEND,
  * TRIPLEX_THREADS.
  */
 
@@ -72,9 +74,13 @@ async function main(): Promise<void> {
   const features = await benchFeatureEncoders();
   printTable(features.title, features.header, features.rows);
   for (const note of features.notes) console.log(note);
+
+  if (!process.env.BENCH_SKIP_DATA) await benchData();
 }
 
-main().then(() => process.exit(0), (e: unknown) => {
+const child = process.argv.indexOf('--extract-child');
+const run = child >= 0 ? () => extractChild(process.argv[child + 1], process.argv[child + 2]?.split(',')) : main;
+run().then(() => process.exit(0), (e: unknown) => {
   console.error(e instanceof Error ? e.stack : e);
   process.exit(1);
 });
