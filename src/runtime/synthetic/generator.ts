@@ -217,8 +217,9 @@ async function writeInto(root: string, options: SynthOptions): Promise<SynthSumm
         for (let col = 0; col < grid; col++) {
           // a roughly round section: corners of the array have no tissue
           if ((row - centre) ** 2 + (col - centre) ** 2 > (grid / 2 + 0.3) ** 2) continue;
-          const px = MARGIN + col * SPACING + SPACING / 2 + (rand() - 0.5) * 6;
-          const py = MARGIN + row * SPACING + SPACING / 2 + (rand() - 0.5) * 6;
+          // Centres exactly on the grid: neighbour tiles of adjacent spots coincide and are encoded once.
+          const px = MARGIN + col * SPACING + SPACING / 2;
+          const py = MARGIN + row * SPACING + SPACING / 2;
           const own = composition(map, blocks, size, px - 112, py - 112, 224);
           const niche = composition(map, blocks, size, px - 560, py - 560, 1120);
           const library = Math.exp(7 + 0.3 * gaussian(rand));
