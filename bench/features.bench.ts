@@ -6,6 +6,7 @@ import { buildResNet18Onnx } from '../src/runtime/onnx/resnet18Graph';
 import { createOnnxEncoder, onnxRuntimeStatus, type ImageEncoder } from '../src/runtime/onnx/engine';
 import { createTfjsResNet18Encoder } from '../src/runtime/onnx/tfjsEncoder';
 import { mib } from './table';
+import { relativeError } from '../src/runtime/util/numeric';
 
 /**
  * Frozen-feature extraction (ResNet18 trunk, inference, tokens + pooled) on onnxruntime-node
@@ -47,16 +48,6 @@ async function timeEncoder(encoder: ImageEncoder, images: Float32Array, batch: n
   }
   const mean = times.reduce((a, b) => a + b, 0) / times.length;
   return { mean: (batch * 1000) / mean, best: (batch * 1000) / Math.min(...times), pooled: first.pooled };
-}
-
-function relativeError(a: Float32Array, b: Float32Array): number {
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < a.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i] - b[i]));
-    scale = Math.max(scale, Math.abs(b[i]));
-  }
-  return diff / Math.max(scale, 1e-12);
 }
 
 const peakRss = () => process.resourceUsage().maxRSS * 1024;

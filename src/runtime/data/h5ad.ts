@@ -27,6 +27,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type * as H5 from 'h5wasm';
 import { byName, listIds, readImageSize, spotsOutsideImage } from './her2st';
+import { CsrAppender } from './csr';
 import { DataFileError, type CountMatrix, type ImageRef, type Problem, type Section, type SpatialDataset, type Spot } from './types';
 
 export interface H5adOptions {
@@ -389,10 +390,7 @@ export function transposeCompressed(s: RawSparse, nMajor: number, nMinor: number
 }
 
 class CsrBuilder {
-  private readonly indptr: number[] = [0];
-  private indices = new Uint32Array(1024);
-  private data = new Float32Array(1024);
-  private nnz = 0;
+  private readonly csr = new CsrAppender();
   private readonly pairs: Array<[number, number]> = [];
 
   constructor(private readonly nGenes: number) {}
@@ -400,9 +398,9 @@ class CsrBuilder {
   denseRow(values: ArrayLike<number>, offset: number, n: number): void {
     for (let j = 0; j < n; j++) {
       const v = values[offset + j];
-      if (v !== 0) this.push(j, v);
+      if (v !== 0) this.csr.push(j, v);
     }
-    this.indptr.push(this.nnz);
+    this.csr.endRow();
   }
 
   sparseRow(s: RawSparse, row: number, geneMap?: Int32Array): void {
@@ -420,34 +418,19 @@ class CsrBuilder {
       const j = pairs[p][0];
       let v = pairs[p][1];
       while (p + 1 < pairs.length && pairs[p + 1][0] === j) v += pairs[++p][1];
-      if (v !== 0) this.push(j, v);
+      if (v !== 0) this.csr.push(j, v);
     }
-    this.indptr.push(this.nnz);
+    this.csr.endRow();
   }
 
   finish(): CsrMatrix {
     return {
-      nSpots: this.indptr.length - 1,
+      nSpots: this.csr.rows,
       nGenes: this.nGenes,
-      indptr: Uint32Array.from(this.indptr),
-      indices: this.indices.slice(0, this.nnz),
-      data: this.data.slice(0, this.nnz),
+      ...this.csr.finish(),
     };
   }
 
-  private push(j: number, v: number): void {
-    if (this.nnz === this.indices.length) {
-      const indices = new Uint32Array(this.nnz * 2);
-      indices.set(this.indices);
-      this.indices = indices;
-      const data = new Float32Array(this.nnz * 2);
-      data.set(this.data);
-      this.data = data;
-    }
-    this.indices[this.nnz] = j;
-    this.data[this.nnz] = v;
-    this.nnz++;
-  }
 }
 
 function firstNonInteger(data: Float32Array): number | undefined {

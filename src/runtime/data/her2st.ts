@@ -17,6 +17,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
+import { CsrAppender } from './csr';
 import { DataFileError, type ImageRef, type Problem, type Section, type SpatialDataset, type Spot } from './types';
 
 export interface Her2stOptions {
@@ -246,10 +247,7 @@ class CountParser {
   private readonly seen = new Map<string, number>();
   private readonly unknownIds: string[] = [];
   private unselected = 0;
-  private readonly indptr: number[] = [0];
-  private indices = new Uint32Array(1 << 16);
-  private data = new Float32Array(1 << 16);
-  private nnz = 0;
+  private readonly csr = new CsrAppender(1 << 16);
 
   constructor(private readonly file: string, private readonly places: Map<string, Place>) {}
 
@@ -285,9 +283,7 @@ class CountParser {
     return {
       genes: this.genes,
       spotIds: this.spotIds,
-      indptr: Uint32Array.from(this.indptr),
-      indices: this.indices.slice(0, this.nnz),
-      data: this.data.slice(0, this.nnz),
+      ...this.csr.finish(),
       unknownIds: this.unknownIds,
       unselected: this.unselected,
     };
@@ -320,7 +316,7 @@ class CountParser {
     }
     this.row(buf, idEnd + 1, end, id);
     this.spotIds.push(id);
-    this.indptr.push(this.nnz);
+    this.csr.endRow();
   }
 
   private header(text: string): string[] {
@@ -360,7 +356,7 @@ class CountParser {
             `count "${text}" is not a non-negative number; counts must be numbers such as 0 or 12`);
         }
       }
-      if (v !== 0) this.append(col, v);
+      if (v !== 0) this.csr.push(col, v);
       col++;
       p = q + 1;
     }
@@ -369,19 +365,6 @@ class CountParser {
     }
   }
 
-  private append(col: number, v: number): void {
-    if (this.nnz === this.indices.length) {
-      const indices = new Uint32Array(this.nnz * 2);
-      indices.set(this.indices);
-      this.indices = indices;
-      const data = new Float32Array(this.nnz * 2);
-      data.set(this.data);
-      this.data = data;
-    }
-    this.indices[this.nnz] = col;
-    this.data[this.nnz] = v;
-    this.nnz++;
-  }
 }
 
 // ---------------------------------------------------------------------------------------------

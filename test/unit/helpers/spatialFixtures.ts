@@ -8,6 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import type * as H5 from 'h5wasm';
+import { mulberry32 } from '../../../src/runtime/util/random';
 
 export interface TruthSpot {
   barcode: string;
@@ -27,16 +28,7 @@ export interface TruthSection {
 }
 
 /** Deterministic numbers (mulberry32). */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const random = mulberry32;
 
 const BASES = 'ACGT';
 
