@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { initCompute } from '../src/runtime/compute/backend';
+import { initCompute, type ComputeReport } from '../src/runtime/compute/backend';
 import { benchForward, benchTrainingStep, createResNet18 } from './resnet18.bench';
 import { mib, printTable } from './table';
 import { benchCrops, printCropBench } from './crops.bench';
@@ -11,8 +11,7 @@ import { benchData, extractChild } from './data.bench';
 /**
  * `npm run bench`: throughput and memory of the compute layer, printed beside a PyTorch peer
  * run on the same machine in the same invocation (Debian's torch; see docs for OpenBLAS).
- * Environment: BENCH_ITERATIONS (default 3), BENCH_SKIP_TORCH=1, BENCH_SKIP_CROPS=1, BENCH_SKIP_DATA=1,
- * TRIPLEX_BACKEND,
+ * Environment: BENCH_ITERATIONS (default 3), BENCH_ONLY=<parts>, BENCH_SKIP_TORCH=1, TRIPLEX_BACKEND,
  * TRIPLEX_THREADS.
  */
 
@@ -35,15 +34,32 @@ function runTorchPeer(threads: number, iterations: number): TorchResult | string
   return JSON.parse(r.stdout.trim().split('\n').pop() as string) as TorchResult;
 }
 
+/** BENCH_ONLY=crops,resnet18,features,data runs only those parts (default: all, in this order). */
+const PARTS = ['crops', 'resnet18', 'features', 'data'] as const;
+const only = (process.env.BENCH_ONLY ?? PARTS.join(',')).split(',').map((p) => p.trim());
+const unknown = only.filter((p) => !(PARTS as readonly string[]).includes(p));
+if (unknown.length) throw new Error(`BENCH_ONLY: unknown part ${unknown.join(', ')}; the parts are ${PARTS.join(', ')}`);
+const wants = (part: (typeof PARTS)[number]) => only.includes(part);
+
 async function main(): Promise<void> {
   const iterations = Number(process.env.BENCH_ITERATIONS ?? 3);
   const report = await initCompute();
-  console.log(`TRIPLEX bench: ResNet18 at ${SIZE}x${SIZE}, batch ${BATCH}, ${iterations} timed iterations after one warm-up`);
+  console.log(`TRIPLEX bench (${only.join(', ')}): ${iterations} timed iterations after one warm-up`);
   console.log(`backend ${report.backend} ${report.version}, ${report.threads} thread(s)${report.simd ? ', SIMD' : ''}; node ${report.node}`);
 
   // Crops first, so that their memory figures are not inflated by the models below.
-  if (!process.env.BENCH_SKIP_CROPS) printCropBench(await benchCrops({ iterations }));
+  if (wants('crops')) printCropBench(await benchCrops({ iterations }));
+  if (wants('resnet18')) benchResNet18(report, iterations);
+  if (wants('features')) {
+    const features = await benchFeatureEncoders();
+    printTable(features.title, features.header, features.rows);
+    for (const note of features.notes) console.log(note);
+  }
+  if (wants('data')) await benchData();
+}
 
+/** ResNet18 forward and training step at 224x224, batch 16, beside the PyTorch peer. */
+function benchResNet18(report: ComputeReport, iterations: number): void {
   const net = createResNet18({ seed: 0 });
   const forward = benchForward(net, BATCH, SIZE, iterations);
   const train = benchTrainingStep(net, BATCH, SIZE, iterations);
@@ -57,7 +73,7 @@ async function main(): Promise<void> {
   if (typeof torch !== 'string') {
     rows.push([`PyTorch ${torch.torch} (${torch.blas} BLAS)`, torch.forward, '-', torch.train, '-', mib(torch.peakRssBytes), '-']);
   }
-  printTable('ResNet18 throughput (images/s) and peak memory (MiB)',
+  printTable(`ResNet18 throughput (images/s, ${SIZE}x${SIZE}, batch ${BATCH}) and peak memory (MiB)`,
     ['engine', 'forward', 'fwd best', 'train step', 'train best', 'peak RSS', 'wasm heap'], rows);
   if (typeof torch === 'string') console.log(`PyTorch peer: ${torch}`);
   else {
@@ -70,12 +86,6 @@ async function main(): Promise<void> {
       `training ${train.imagesPerSecond.toFixed(2)} img/s ${ok(train.imagesPerSecond, TARGETS.train)}; wasm heap ${mib(train.backendBytes).toFixed(0)} MiB of 4096`);
   }
   console.log(`tensors leaked over the timed iterations: forward ${forward.tensorsLeaked}, training ${train.tensorsLeaked}`);
-
-  const features = await benchFeatureEncoders();
-  printTable(features.title, features.header, features.rows);
-  for (const note of features.notes) console.log(note);
-
-  if (!process.env.BENCH_SKIP_DATA) await benchData();
 }
 
 const child = process.argv.indexOf('--extract-child');

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { createResNet18 } from '../model/resnet18';
+import { createResNet18, seededResNet18StateDict } from '../model/resnet18';
 import { buildResNet18Onnx } from '../onnx/resnet18Graph';
 import { createOnnxEncoder, loadOnnxRuntime, onnxRuntimeStatus, type ImageEncoder } from '../onnx/engine';
 import { createTfjsResNet18Encoder } from '../onnx/tfjsEncoder';
@@ -39,20 +39,18 @@ export async function openEncoder(choice: EncoderChoice): Promise<OpenedEncoder>
     const identity = { encoder: path.basename(choice.encoder), weights, engine: 'onnxruntime-node' };
     return { encoder, identity, key: keyOf(identity), dispose: () => encoder.dispose() };
   }
-  const report = await ensureCompute();
-  const net = createResNet18({ seed: 0 });
-  let weights = 'seeded-initialisation:0';
-  if (choice.weights) {
-    net.loadStateDict(await loadStateDict(choice.weights), choice.weights);
-    weights = `sha256:${sha256File(choice.weights)}`;
-  }
+  const weights = choice.weights ? `sha256:${sha256File(choice.weights)}` : 'seeded-initialisation:0';
+  const stateDict = choice.weights ? await loadStateDict(choice.weights) : seededResNet18StateDict(0);
   if (await loadOnnxRuntime()) {
-    const graph = buildResNet18Onnx(await net.stateDict(), { source: choice.weights ?? 'seeded initialisation' });
-    net.dispose();
+    // Straight from the state dict: TF.js (its backend, threads and heap) is not started at all.
+    const graph = buildResNet18Onnx(stateDict, { source: choice.weights ?? 'seeded initialisation' });
     const encoder = await createOnnxEncoder(graph, { name: 'resnet18' });
     const identity = { encoder: 'resnet18', weights, engine: 'onnxruntime-node' };
     return { encoder, identity, key: keyOf(identity), dispose: () => encoder.dispose() };
   }
+  const report = await ensureCompute();
+  const net = createResNet18({ seed: 0 });
+  if (choice.weights) net.loadStateDict(stateDict, choice.weights);
   const encoder = createTfjsResNet18Encoder(net);
   const identity = { encoder: 'resnet18', weights, engine: `tfjs-${report.backend} (${onnxRuntimeStatus().reason ?? 'onnxruntime-node unavailable'})` };
   return {

@@ -182,6 +182,10 @@ async function extractSection(
         ...(tokens ? [{ name: 'target_tokens', column: { kind: 'vector' as const, values: tokens, width: 49 * 512 } }] : []),
       ], { 'triplex:section-key': key });
       await writeArrowFile(chunkFile(c), table);
+      if (process.env.TRIPLEX_DEBUG_MEMORY) {
+        const m = process.memoryUsage();
+        console.error(`[memory] chunk ${c}: rss ${(m.rss / 2 ** 20).toFixed(0)} MiB, heap ${(m.heapUsed / 2 ** 20).toFixed(0)}, array buffers ${(m.arrayBuffers / 2 ** 20).toFixed(0)}, max rss ${(process.resourceUsage().maxRSS / 1024).toFixed(0)}`);
+      }
       progress(n);
       tiles.forgetTokens();
     }
@@ -193,27 +197,42 @@ async function extractSection(
   return { resumed, tilesEncoded };
 }
 
-/** Concatenates chunk files into one Arrow file, a chunk at a time, written atomically. */
+/**
+ * Concatenates chunk files into one Arrow file, written atomically. The writer's bytes are drained
+ * to disk after every chunk, so memory holds one chunk, not the whole section.
+ */
 async function mergeChunks(chunks: string[], file: string, metadata: Record<string, string>): Promise<void> {
   const partial = `${file}.partial-${process.pid}-${Date.now()}`;
   const writer = new RecordBatchFileWriter();
-  const out = fs.createWriteStream(partial);
-  const done = new Promise<void>((resolve, reject) => {
-    out.on('finish', resolve);
-    out.on('error', reject);
-  });
-  writer.toNodeStream().pipe(out);
+  const bytes = writer[Symbol.asyncIterator]();
+  const out = await fs.promises.open(partial, 'w');
+  let next: Promise<IteratorResult<Uint8Array>> | undefined;
+  const idle = Symbol('idle');
+  /** Writes what the writer has produced; with `all`, until it is finished. */
+  const drain = async (all: boolean) => {
+    for (;;) {
+      next ??= bytes.next();
+      const r = all ? await next : await Promise.race([next, new Promise<typeof idle>((resolve) => setImmediate(() => resolve(idle)))]);
+      if (r === idle) return;
+      next = undefined;
+      if (r.done) return;
+      await out.write(r.value);
+    }
+  };
   try {
     for (const chunk of chunks) {
       const t = readArrowFile(chunk);
       const schema = new Schema(t.schema.fields, new Map(Object.entries(metadata)));
       for (const batch of t.batches) writer.write(new RecordBatch(schema, batch.data));
+      await drain(false);
     }
     writer.finish();
-    await done;
+    await drain(true);
+    await out.sync();
+    await out.close();
     fs.renameSync(partial, file);
   } catch (e) {
-    out.destroy();
+    await out.close().catch(() => undefined);
     fs.rmSync(partial, { force: true });
     throw e;
   }
@@ -239,6 +258,8 @@ class TileFeatures {
   }
 
   private zero?: Float32Array;
+  private rgb?: Uint8Array;
+  private input?: Float32Array;
 
   /** The pooled feature of an all-zero normalised input, which stands for every masked tile. */
   async zeroInput(): Promise<Float32Array> {
@@ -261,12 +282,17 @@ class TileFeatures {
     }
     const list = [...todo.values()].sort((a, b) => a[1] - b[1] || a[0] - b[0]); // y order suits band decoding
     const size = SPOT_SIZE;
+    const perImage = size * size * 3;
+    // One input buffer for every batch: tens of MB a batch would otherwise wait for the GC.
+    this.rgb ??= new Uint8Array(this.batchSize * perImage);
+    this.input ??= new Float32Array(this.batchSize * perImage);
     for (let i = 0; i < list.length; i += this.batchSize) {
       if (signal?.aborted) throw new Error('feature extraction was cancelled; run it again to resume');
       const batch = list.slice(i, i + this.batchSize);
-      const rgb = new Uint8Array(batch.length * size * size * 3);
-      for (let b = 0; b < batch.length; b++) rgb.set(await img.region(batch[b][0], batch[b][1], size, size), b * size * size * 3);
-      const { pooled, tokens } = await this.encoder.encode(toNormalizedFloat(rgb, batch.length, size), batch.length);
+      const rgb = this.rgb.subarray(0, batch.length * perImage);
+      for (let b = 0; b < batch.length; b++) rgb.set(await img.region(batch[b][0], batch[b][1], size, size), b * perImage);
+      const input = toNormalizedFloat(rgb, batch.length, size, undefined, this.input.subarray(0, batch.length * perImage));
+      const { pooled, tokens } = await this.encoder.encode(input, batch.length);
       const W = this.encoder.embeddingWidth;
       batch.forEach(([x, y], b) => {
         const k = `${x},${y}`;

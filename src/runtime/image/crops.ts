@@ -95,7 +95,7 @@ function cutTiles(view: Uint8Array, tiles: Uint8Array, at: number): void {
  * neighbour tiles to the frozen encoder as zero tensors, which matters because the NEM mean
  * includes their features.
  */
-export function toNormalizedFloat(rgb: Uint8Array, n: number, size: number, valid?: Uint8Array): Float32Array {
+export function toNormalizedFloat(rgb: Uint8Array, n: number, size: number, valid?: Uint8Array, into?: Float32Array): Float32Array {
   const perImage = size * size * 3;
   if (rgb.length !== n * perImage) {
     throw new RangeError(`toNormalizedFloat: ${rgb.length} bytes is not ${n} images of ${size} x ${size} x 3`);
@@ -103,9 +103,13 @@ export function toNormalizedFloat(rgb: Uint8Array, n: number, size: number, vali
   if (valid && valid.length !== n) {
     throw new RangeError(`toNormalizedFloat: the mask has ${valid.length} entries for ${n} images`);
   }
-  const out = new Float32Array(n * perImage); // [n, size, size, 3]
+  if (into && into.length !== n * perImage) throw new RangeError(`toNormalizedFloat: the output holds ${into.length} values, not ${n * perImage}`);
+  const out = into ?? new Float32Array(n * perImage); // [n, size, size, 3]
   for (let i = 0; i < n; i++) {
-    if (valid && valid[i] === 0) continue;
+    if (valid && valid[i] === 0) {
+      out.fill(0, i * perImage, (i + 1) * perImage);
+      continue;
+    }
     for (let p = i * perImage, end = p + perImage; p < end; p += 3) {
       out[p] = NORMALIZED[rgb[p]];
       out[p + 1] = NORMALIZED[256 + rgb[p + 1]];

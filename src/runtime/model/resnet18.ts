@@ -133,6 +133,28 @@ export function resnet18TensorsFrom(sd: StateDict, source: string): Map<string, 
   return picked;
 }
 
+/**
+ * PyTorch's initial ResNet18 weights (Kaiming-normal fan-out convolutions, batch norm 1/0, running
+ * statistics 0/1), seeded, as a state dict: the TF.js trunk starts from it, and the ONNX graph
+ * can be built from it without TF.js.
+ */
+export function seededResNet18StateDict(seed = 0): StateDict {
+  const rand = mulberry32(seed);
+  const sd: StateDict = new Map();
+  const host = (shape: number[], data: Float32Array): HostTensor => ({ shape, data, sourceDtype: 'float32' });
+  for (const c of convSpecs()) {
+    const std = Math.sqrt(2 / (c.cout * c.k * c.k));
+    const hwio = normal(rand, c.k * c.k * c.cin * c.cout, std); // drawn in [kh, kw, in, out] order
+    sd.set(`${c.name}.weight`, host([c.cout, c.cin, c.k, c.k], hwioToOihw(hwio, [c.k, c.k, c.cin, c.cout])));
+    const bn = bnOf(c.name);
+    sd.set(`${bn}.weight`, host([c.cout], new Float32Array(c.cout).fill(1)));
+    sd.set(`${bn}.bias`, host([c.cout], new Float32Array(c.cout)));
+    sd.set(`${bn}.running_mean`, host([c.cout], new Float32Array(c.cout)));
+    sd.set(`${bn}.running_var`, host([c.cout], new Float32Array(c.cout).fill(1)));
+  }
+  return sd;
+}
+
 interface BatchNormVars { gamma: tf.Variable; beta: tf.Variable; mean: tf.Variable; variance: tf.Variable }
 
 class ResNet18Trunk implements ResNet18 {
@@ -142,24 +164,23 @@ class ResNet18Trunk implements ResNet18 {
   readonly trainableVariables: tf.Variable[] = [];
 
   constructor(options: ResNet18Options) {
-    const rand = mulberry32(options.seed ?? 0);
+    const initial = seededResNet18StateDict(options.seed ?? 0);
     // Variable names are global in TF.js: number each trunk.
     const scope = `resnet18_${++ResNet18Trunk.instances}`;
     // tf.variable keeps its initial tensor alive; tidy disposes those and keeps the variables.
-    tf.tidy(() => this.initialise(rand, scope));
+    tf.tidy(() => this.initialise(initial, scope));
   }
 
-  private initialise(rand: () => number, scope: string): void {
+  private initialise(initial: StateDict, scope: string): void {
+    const get = (key: string) => initial.get(key) as HostTensor;
     for (const c of convSpecs()) {
-      // Kaiming normal, fan_out, ReLU gain: torchvision's ResNet initialisation.
-      const std = Math.sqrt(2 / (c.cout * c.k * c.k));
-      const w = tf.variable(tf.tensor4d(normal(rand, c.k * c.k * c.cin * c.cout, std), [c.k, c.k, c.cin, c.cout]), true, `${scope}/${c.name}.weight`);
+      const w = tf.variable(tf.tensor4d(oihwToHwio(get(`${c.name}.weight`)), [c.k, c.k, c.cin, c.cout]), true, `${scope}/${c.name}.weight`);
       const bn = bnOf(c.name);
       const norm: BatchNormVars = {
-        gamma: tf.variable(tf.ones([c.cout]), true, `${scope}/${bn}.weight`),
-        beta: tf.variable(tf.zeros([c.cout]), true, `${scope}/${bn}.bias`),
-        mean: tf.variable(tf.zeros([c.cout]), false, `${scope}/${bn}.running_mean`),
-        variance: tf.variable(tf.ones([c.cout]), false, `${scope}/${bn}.running_var`),
+        gamma: tf.variable(tf.tensor1d(get(`${bn}.weight`).data), true, `${scope}/${bn}.weight`),
+        beta: tf.variable(tf.tensor1d(get(`${bn}.bias`).data), true, `${scope}/${bn}.bias`),
+        mean: tf.variable(tf.tensor1d(get(`${bn}.running_mean`).data), false, `${scope}/${bn}.running_mean`),
+        variance: tf.variable(tf.tensor1d(get(`${bn}.running_var`).data), false, `${scope}/${bn}.running_var`),
       };
       this.convs.set(c.name, w);
       this.norms.set(bn, norm);

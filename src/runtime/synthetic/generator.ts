@@ -159,7 +159,7 @@ function gaussian(rand: () => number): number {
 
 /** RGB bytes to a JPEG file (quality 90, as scanners export). */
 async function writeJpeg(file: string, rgb: Uint8Array, width: number, height: number): Promise<void> {
-  await sharp(Buffer.from(rgb.buffer, rgb.byteOffset, rgb.byteLength), { raw: { width, height, channels: 3 } }).jpeg({ quality: 90 }).toFile(file);
+  await sharp(Buffer.from(rgb.buffer, rgb.byteOffset, rgb.byteLength), { raw: { width, height, channels: 3 }, limitInputPixels: false }).jpeg({ quality: 90 }).toFile(file);
 }
 
 /**
