@@ -5,7 +5,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initCompute } from '../runtime/compute/backend';
 import { readDataset } from '../runtime/data/read';
 import { preprocess } from '../runtime/data/preprocess';
-import { pearson, fitRidge, predictRidge } from '../runtime/eval/ridgeProbe';
+import { fitRidge, predictRidge } from '../runtime/eval/ridgeProbe';
+import { slideMetrics } from '../runtime/eval/metrics';
 import { extractFeatures } from '../runtime/features/extract';
 import { cropSpots, toNormalizedFloat } from '../runtime/image/crops';
 import { openSlideImage } from '../runtime/image/slideImage';
@@ -127,10 +128,9 @@ function probeTable(store: DatasetStore, dir: string): void {
       for (const section of new Set(sections.filter((_, i) => patients[i] === test))) {
         const rowsOf = sections.flatMap((s, i) => (s === section ? [i] : []));
         const P = predictRidge(model, pick(X, rowsOf, d), rowsOf.length);
-        const T = pick(Y, rowsOf, G);
+        const { pccPerGene } = slideMetrics(P, pick(Y, rowsOf, G), rowsOf.length, genes);
         genes.forEach((g, j) => {
-          const r = pearson(column(P, j, G), column(T, j, G));
-          if (Number.isFinite(r)) pcc.set(g, [...(pcc.get(g) ?? []), r]);
+          if (Number.isFinite(pccPerGene[j])) pcc.set(g, [...(pcc.get(g) ?? []), pccPerGene[j]]);
         });
       }
     }
@@ -150,10 +150,6 @@ function pick(X: Float32Array, rows: number[], d: number): Float32Array {
   const out = new Float32Array(rows.length * d);
   rows.forEach((r, i) => out.set(X.subarray(r * d, (r + 1) * d), i * d));
   return out;
-}
-
-function column(X: Float32Array, j: number, d: number): Float32Array {
-  return Float32Array.from({ length: X.length / d }, (_, i) => X[i * d + j]);
 }
 
 /** A few steps of fine-tuning the whole trunk on spot crops, as the target encoder is trained. */

@@ -1,17 +1,7 @@
 import { describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { fitRidge, pearson, predictRidge } from '../../src/runtime/eval/ridgeProbe';
+import { fitRidge, predictRidge } from '../../src/runtime/eval/ridgeProbe';
 import { mulberry32, normal } from '../../src/runtime/util/random';
-
-describe('pearson', () => {
-  const cases: [string, number[], number[], number][] = [
-    ['perfect', [1, 2, 3], [2, 4, 6], 1],
-    ['anti', [1, 2, 3], [3, 2, 1], -1],
-    ['hand computed', [1, 2, 3, 4], [1, 3, 2, 4], 0.8],
-  ];
-  for (const [name, a, b, want] of cases) test(name, () => assert.ok(Math.abs(pearson(a, b) - want) < 1e-12));
-  test('undefined for a constant series', () => assert.ok(Number.isNaN(pearson([1, 1, 1], [1, 2, 3]))));
-});
 
 describe('ridge probe', () => {
   test('recovers a noise-free linear map (tiny penalty)', () => {

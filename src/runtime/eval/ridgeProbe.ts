@@ -4,30 +4,6 @@
  * by the demo and as a sanity check of extracted features.
  */
 
-/** Pearson correlation of two equally long series; NaN when either is constant. */
-export function pearson(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  const n = a.length;
-  let ma = 0;
-  let mb = 0;
-  for (let i = 0; i < n; i++) {
-    ma += a[i];
-    mb += b[i];
-  }
-  ma /= n;
-  mb /= n;
-  let sab = 0;
-  let saa = 0;
-  let sbb = 0;
-  for (let i = 0; i < n; i++) {
-    const da = a[i] - ma;
-    const db = b[i] - mb;
-    sab += da * db;
-    saa += da * da;
-    sbb += db * db;
-  }
-  return saa === 0 || sbb === 0 ? Number.NaN : sab / Math.sqrt(saa * sbb);
-}
-
 /** Solves (A) x = b for symmetric positive definite A [n, n] in place (Cholesky); b is [n, m]. */
 function choleskySolve(A: Float64Array, n: number, b: Float64Array, m: number): Float64Array {
   for (let j = 0; j < n; j++) {
