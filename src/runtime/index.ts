@@ -24,3 +24,7 @@ export type { DatasetStore, StoreManifest } from './store/datasetStore';
 export { extractFeatures, featuresDir } from './features/extract';
 export type { ExtractOptions, ExtractSummary } from './features/extract';
 export { writeSyntheticDataset } from './synthetic/generator';
+export { evaluate, formatMetricsTable, highlyPredictiveGenes, metricsTables, slideMetrics, summarise, writeMetricsTables } from './eval/metrics';
+export { bySection, groupedKFold, leaveOnePatientOut, makeFolds, parseFolds, validationSplit } from './eval/folds';
+export type { Fold } from './eval/folds';
+export { fitRidge, predictRidge } from './eval/ridgeProbe';
