@@ -7,6 +7,7 @@ import * as wasm from '@tensorflow/tfjs-backend-wasm';
 import type { BackendChoice, BackendName, ComputeReport, EngineStatus } from './report';
 import { planWasmThreads, unrefWasmWorkers } from './wasmThreads';
 import { registerWasmTrainingKernels } from './wasmKernels';
+import { registerWasmDepthwiseKernels } from './wasmDepthwiseKernels';
 import { onnxRuntimeStatus } from '../onnx/engine';
 
 export type { BackendChoice, BackendName, ComputeReport, EngineStatus } from './report';
@@ -89,6 +90,7 @@ async function startWasm(threads: number): Promise<void> {
       }
     }
     registerWasmTrainingKernels();
+    registerWasmDepthwiseKernels();
     try {
       if (!(await tf.setBackend('wasm'))) throw new Error('the wasm backend failed to initialise');
     } finally {

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { asTensor, convAttrs, convInfo, type Shape4 } from './kernelUtil';
 
 /**
  * Kernels the wasm backend needs for training, composed from its fast XNNPACK convolutions.
@@ -8,54 +9,19 @@ import * as tf from '@tensorflow/tfjs-core';
  * tfjs-core's batch-norm gradient tiles per-channel values to the full activation size. NHWC only.
  */
 
-type Shape4 = [number, number, number, number];
-
-interface ConvAttrs {
-  strides: [number, number] | number;
-  pad: 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
-  dimRoundingMode?: 'floor' | 'round' | 'ceil';
-}
-
-function convAttrs(attrs: tf.NamedAttrMap | undefined): ConvAttrs {
-  if (!attrs) throw new Error('convolution gradient called without attributes');
-  const { dataFormat, dilations } = attrs;
-  if (dataFormat !== undefined && dataFormat !== 'NHWC') throw new Error(`TRIPLEX wasm training kernels support NHWC only, got ${String(dataFormat)}`);
-  if (dilations !== undefined && dilations !== 1 && !(Array.isArray(dilations) && dilations.every((d) => d === 1))) {
-    throw new Error('TRIPLEX wasm training kernels do not support dilated convolutions');
-  }
-  return attrs as unknown as ConvAttrs;
-}
-
-function convInfo(xShape: number[], filterShape: number[], a: ConvAttrs): tf.backend_util.Conv2DInfo {
-  return tf.backend_util.computeConv2DInfo(xShape as Shape4, filterShape as Shape4, a.strides, 1, a.pad, a.dimRoundingMode, false, 'channelsLast');
-}
-
-interface RefCountingBackend { incRef(dataId: tf.DataId): void }
-
-/**
- * A Tensor view of a kernel input, so that tf ops can be composed on it. The engine's
- * makeTensorFromTensorInfo does not count the new reference, so we do: disposing the view (at
- * the end of the kernel's tidy) must not free the caller's data.
- */
-const asTensor = <R extends tf.Rank>(info: tf.TensorInfo | undefined, backend: unknown): tf.Tensor<R> => {
-  if (!info) throw new Error('missing kernel input');
-  (backend as RefCountingBackend).incRef(info.dataId);
-  return tf.engine().makeTensorFromTensorInfo(info) as tf.Tensor<R>;
-};
-
 /**
  * dW[i, j, ci, co] = sum over n, ho, wo of xpad[n, ho*s + i, wo*s + j, ci] * dy[n, ho, wo, co],
  * itself a convolution: x transposed to [Ci, H, W, N] with dy transposed to [Ho, Wo, N, Co] as
  * the filter, stride 1, dilation s, giving [Ci, kh, kw, Co].
  */
 const conv2DBackpropFilter: tf.KernelFunc = ({ inputs, attrs, backend }) => {
-  const a = convAttrs(attrs);
+  const a = convAttrs(attrs, 'convolution gradient');
   const filterShape = attrs?.filterShape as Shape4;
   return tf.tidy(() => {
     const x = asTensor<tf.Rank.R4>(inputs.x, backend);
     const dy = asTensor<tf.Rank.R4>(inputs.dy, backend);
     const [kh, kw] = filterShape;
-    const c = convInfo(x.shape, filterShape, a);
+    const c = convInfo(x.shape, filterShape, a, false);
     const { top, left } = c.padInfo;
     const [sh, sw] = [c.strideHeight, c.strideWidth];
     let input: tf.Tensor4D = x;
@@ -82,13 +48,13 @@ const conv2DBackpropFilter: tf.KernelFunc = ({ inputs, attrs, backend }) => {
  * Ci and Co swapped, stride 1, padding kh-1-top).
  */
 const conv2DBackpropInput: tf.KernelFunc = ({ inputs, attrs, backend }) => {
-  const a = convAttrs(attrs);
+  const a = convAttrs(attrs, 'convolution gradient');
   const inShape = attrs?.inputShape as Shape4;
   return tf.tidy(() => {
     const dy = asTensor<tf.Rank.R4>(inputs.dy, backend);
     const filter = asTensor<tf.Rank.R4>(inputs.filter, backend);
     const [kh, kw] = filter.shape;
-    const c = convInfo(inShape, filter.shape, a);
+    const c = convInfo(inShape, filter.shape, a, false);
     const [sh, sw] = [c.strideHeight, c.strideWidth];
     const { top, left } = c.padInfo;
     const [N, Ho, Wo, Co] = dy.shape;
