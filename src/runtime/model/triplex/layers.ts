@@ -56,41 +56,29 @@ function torchShapeOf(shape: readonly number[], layout: ParameterLayout): number
   return [...shape];
 }
 
-/** Values in TF.js order -> PyTorch order. */
-function toTorchOrder(data: Float32Array, shape: readonly number[], layout: ParameterLayout): Float32Array {
+/** Moves values between TF.js order (of TF.js shape `shape`) and PyTorch order, either way. */
+function reorder(data: Float32Array, shape: readonly number[], layout: ParameterLayout, direction: 'toTorch' | 'fromTorch'): Float32Array {
   if (layout === 'same') return data;
   const out = new Float32Array(data.length);
+  const move = direction === 'toTorch'
+    ? (tfAt: number, torchAt: number) => { out[torchAt] = data[tfAt]; }
+    : (tfAt: number, torchAt: number) => { out[tfAt] = data[torchAt]; };
   if (layout === 'linear') {
     const [inF, outF] = shape;
-    for (let i = 0; i < inF; i++) for (let o = 0; o < outF; o++) out[o * inF + i] = data[i * outF + o];
+    for (let i = 0; i < inF; i++) for (let o = 0; o < outF; o++) move(i * outF + o, o * inF + i);
   } else {
     const [kh, kw, C, M] = shape;
     for (let i = 0; i < kh; i++) {
       for (let j = 0; j < kw; j++) {
-        for (let c = 0; c < C; c++) for (let m = 0; m < M; m++) out[((c * M + m) * kh + i) * kw + j] = data[((i * kw + j) * C + c) * M + m];
+        for (let c = 0; c < C; c++) for (let m = 0; m < M; m++) move(((i * kw + j) * C + c) * M + m, ((c * M + m) * kh + i) * kw + j);
       }
     }
   }
   return out;
 }
 
-/** Values in PyTorch order -> TF.js order, for a parameter of TF.js shape `shape`. */
-function fromTorchOrder(data: Float32Array, shape: readonly number[], layout: ParameterLayout): Float32Array {
-  if (layout === 'same') return data;
-  const out = new Float32Array(data.length);
-  if (layout === 'linear') {
-    const [inF, outF] = shape;
-    for (let i = 0; i < inF; i++) for (let o = 0; o < outF; o++) out[i * outF + o] = data[o * inF + i];
-  } else {
-    const [kh, kw, C, M] = shape;
-    for (let i = 0; i < kh; i++) {
-      for (let j = 0; j < kw; j++) {
-        for (let c = 0; c < C; c++) for (let m = 0; m < M; m++) out[((i * kw + j) * C + c) * M + m] = data[((c * M + m) * kh + i) * kw + j];
-      }
-    }
-  }
-  return out;
-}
+const toTorchOrder = (data: Float32Array, shape: readonly number[], layout: ParameterLayout) => reorder(data, shape, layout, 'toTorch');
+const fromTorchOrder = (data: Float32Array, shape: readonly number[], layout: ParameterLayout) => reorder(data, shape, layout, 'fromTorch');
 
 /**
  * The trainable parameters of a model, each named by its role with PyTorch's dotted names
