@@ -21,7 +21,7 @@ const readF32 = (file: string) => {
 };
 
 describe('ResNet18 trunk matches torchvision', { skip: torchSkip }, () => {
-  const ref = torchReference('resnet18');
+  const ref = torchReference('torchvision_resnet18_reference.py');
   let dir = '';
   let x: tf.Tensor4D;
   let net: ResNet18;
@@ -85,7 +85,7 @@ describe('ResNet18 trunk matches torchvision', { skip: torchSkip }, () => {
 });
 
 describe('bad checkpoints are refused whole', { skip: torchSkip }, () => {
-  const ref = torchReference('resnet18');
+  const ref = torchReference('torchvision_resnet18_reference.py');
   let tmp = '';
   before(async () => {
     await initCompute({ backend: 'wasm' });

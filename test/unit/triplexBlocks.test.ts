@@ -1,8 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initCompute } from '../../src/runtime/compute/backend';
@@ -14,8 +12,7 @@ import { fusionLoss, type FusionLossVariant } from '../../src/runtime/model/trip
 import { mulberry32, normal } from '../../src/runtime/util/random';
 import { WeightFileError, type HostTensor, type StateDict } from '../../src/runtime/weights';
 import { relativeError } from './helpers/compare';
-import { repoRoot } from './helpers/paths';
-import { TORCH_PYTHON, torchSkip } from './helpers/torch';
+import { torchReference, torchSkip } from './helpers/torch';
 
 /**
  * The TRIPLEX building blocks (attention blocks, APEG/PEG, the fusion loss) against computations
@@ -626,29 +623,15 @@ interface ReferenceCase {
   'grad/param': Record<string, FileEntry>;
 }
 
-let referenceDir: string | undefined;
 
-/**
- * Runs scripts/fixtures/torch_triplex_blocks_reference.py once per process into a temporary
- * folder. (helpers/torch's torchReference only runs scripts named torchvision_<name>_reference.py.)
- */
-function triplexReference(): string {
-  if (referenceDir) return referenceDir;
-  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'triplex-torch-blocks-'));
-  process.once('exit', () => fs.rmSync(out, { recursive: true, force: true }));
-  const script = path.join(repoRoot(), 'scripts', 'fixtures', 'torch_triplex_blocks_reference.py');
-  const r = spawnSync(TORCH_PYTHON, [script, out], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`${TORCH_PYTHON} ${script} failed (is python3-torch installed? npm test installs it):\n${r.stderr || r.error?.message}`);
-  referenceDir = out;
-  return out;
-}
+const triplexReference = torchReference('torch_triplex_blocks_reference.py');
 
 describe('TRIPLEX blocks match PyTorch, forward and backward (wasm)', { skip: torchSkip }, () => {
   let dir = '';
   let index: Record<string, ReferenceCase> = {};
   before(async () => {
     await useWasm();
-    dir = triplexReference();
+    dir = triplexReference.dir();
     index = JSON.parse(fs.readFileSync(path.join(dir, 'index.json'), 'utf8')) as Record<string, ReferenceCase>;
   });
 

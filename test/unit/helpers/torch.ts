@@ -13,24 +13,24 @@ const cache = new Map<string, string>();
 export const torchSkip: string | false = process.env.TRIPLEX_SKIP_TORCH ? 'needs PyTorch, and TRIPLEX_SKIP_TORCH is set' : false;
 
 /**
- * Reference files made by `scripts/fixtures/torchvision_<name>_reference.py` with PyTorch, in a
+ * Reference files made by the script `scripts/fixtures/<script>` with PyTorch, in a
  * temporary folder made once per test process. Tests that need them fail when PyTorch is missing
  * (`npm test` installs it); suites pass `{ skip: torchSkip }` so that TRIPLEX_SKIP_TORCH=1
  * skips them instead, on a machine that cannot have PyTorch.
  */
-export function torchReference(name: string): { dir(): string } {
+export function torchReference(scriptName: string): { dir(): string } {
   return {
     dir(): string {
-      const known = cache.get(name);
+      const known = cache.get(scriptName);
       if (known) return known;
-      const out = fs.mkdtempSync(path.join(os.tmpdir(), `triplex-torch-${name}-`));
+      const out = fs.mkdtempSync(path.join(os.tmpdir(), `triplex-torch-${path.parse(scriptName).name}-`));
       process.once('exit', () => fs.rmSync(out, { recursive: true, force: true }));
-      const script = path.join(repoRoot(), 'scripts', 'fixtures', `torchvision_${name}_reference.py`);
+      const script = path.join(repoRoot(), 'scripts', 'fixtures', scriptName);
       const r = spawnSync(TORCH_PYTHON, [script, out], { encoding: 'utf8' });
       if (r.status !== 0) {
         throw new Error(`${TORCH_PYTHON} ${script} failed (is python3-torch installed? npm test installs it):\n${r.stderr || r.error?.message}`);
       }
-      cache.set(name, out);
+      cache.set(scriptName, out);
       return out;
     },
   };
