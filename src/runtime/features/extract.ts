@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { RecordBatch, RecordBatchFileWriter, Schema, type Table } from 'apache-arrow';
+import { RecordBatch, RecordBatchFileWriter, Schema } from 'apache-arrow';
 import { openSlideImage, type SlideImage } from '../image/slideImage';
 import { CENTER_TILE, NEIGHBOR_GRID, NEIGHBOR_TILES, SPOT_SIZE, neighborMask, toNormalizedFloat } from '../image/crops';
 import type { ImageEncoder } from '../onnx/engine';
-import { buildTable, readArrowFile, stringColumn, writeArrowFile } from '../store/arrow';
+import { buildTable, readArrowFile, readArrowMetadata, stringColumn, writeArrowFile } from '../store/arrow';
 import { removePartials } from '../store/atomic';
 import { openDatasetStore, type DatasetStore, type StoreSection } from '../store/datasetStore';
 import { openEncoder, type EncoderChoice, type OpenedEncoder } from './encoders';
@@ -77,7 +77,9 @@ function sectionKey(store: DatasetStore, section: StoreSection, rows: number[], 
   return h.digest('hex').slice(0, 24);
 }
 
-const recordedKey = (t: Table): string | undefined => t.schema.metadata.get('triplex:section-key');
+/** Whether `file` exists and was written for `key` (only its footer is read). */
+const writtenFor = async (file: string, key: string): Promise<boolean> =>
+  fs.existsSync(file) && (await readArrowMetadata(file)).get('triplex:section-key') === key;
 
 /** Extracts (or finds cached) features for every section of the store at `storeDir`. */
 export async function extractFeatures(storeDir: string, options: ExtractOptions): Promise<ExtractSummary> {
@@ -95,7 +97,7 @@ export async function extractFeatures(storeDir: string, options: ExtractOptions)
       const rows = store.rowsOf(section.id);
       const key = sectionKey(store, section, rows, opened);
       const file = path.join(dir, `${section.id}.arrow`);
-      if (fs.existsSync(file) && recordedKey(readArrowFile(file)) === key) {
+      if (await writtenFor(file, key)) {
         summary.sections.push({ id: section.id, spots: rows.length, status: 'cached', tilesEncoded: 0, seconds: 0 });
         clock.done += rows.length;
         clock.cached++;
@@ -139,7 +141,7 @@ async function extractSection(
   try {
     for (let c = 0; c < nChunks; c++) {
       const chunkRows = rows.slice(c * chunkSpots, (c + 1) * chunkSpots);
-      if (fs.existsSync(chunkFile(c)) && recordedKey(readArrowFile(chunkFile(c))) === key) {
+      if (await writtenFor(chunkFile(c), key)) {
         resumed = true;
         progress(chunkRows.length);
         continue;

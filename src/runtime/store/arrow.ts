@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import {
   Field, FixedSizeList, Float32, Schema, Table, Uint8, Utf8,
-  Data, makeData, makeVector, tableFromIPC, tableToIPC, vectorFromArray, type Vector,
+  Data, RecordBatchReader, makeData, makeVector, tableFromIPC, tableToIPC, vectorFromArray, type Vector,
 } from 'apache-arrow';
 import { writeFileAtomic } from './atomic';
 
@@ -80,6 +80,23 @@ export function readArrowFile(file: string): Table {
     return tableFromIPC(bytes);
   } catch (cause) {
     throw new Error(`${file}: not a readable Arrow IPC file (${(cause as Error).message}); re-run the step that writes it`, { cause });
+  }
+}
+
+/**
+ * The schema metadata of an Arrow IPC file, read from its footer without loading the data (a
+ * section's features run to hundreds of MB; a cache check needs one key).
+ */
+export async function readArrowMetadata(file: string): Promise<Map<string, string>> {
+  const handle = await fs.promises.open(file, 'r');
+  try {
+    const reader = await RecordBatchReader.from(handle);
+    await reader.open();
+    return reader.schema.metadata;
+  } catch (cause) {
+    throw new Error(`${file}: not a readable Arrow IPC file (${(cause as Error).message}); re-run the step that writes it`, { cause });
+  } finally {
+    await handle.close();
   }
 }
 
