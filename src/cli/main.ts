@@ -5,6 +5,7 @@ import { synthCommand } from './synth';
 import { datasetCommand } from './dataset';
 import { preprocessCommand } from './preprocess';
 import { extractCommand } from './extract';
+import { ablationCommand, cvCommand, predictCommand, trainFoldCommand } from './train';
 
 const program = new Command('triplex')
   .description('TRIPLEX: spatial gene expression from H&E whole-slide images')
@@ -17,6 +18,10 @@ program.addCommand(datasetCommand());
 program.addCommand(synthCommand());
 program.addCommand(preprocessCommand());
 program.addCommand(extractCommand());
+program.addCommand(cvCommand());
+program.addCommand(trainFoldCommand());
+program.addCommand(predictCommand());
+program.addCommand(ablationCommand());
 program.addCommand(demoCommand());
 
 program.parseAsync(process.argv).then(

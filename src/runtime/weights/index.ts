@@ -6,7 +6,7 @@ import { decodeSafetensors } from './safetensors';
 import { StateDict, WeightFileError } from './stateDict';
 
 export { decodePytorchCheckpoint, readPytorchCheckpoint } from './pytorch';
-export { decodeSafetensors, readSafetensors } from './safetensors';
+export { decodeSafetensors, encodeSafetensors, readSafetensors, safetensorsMetadata } from './safetensors';
 export { stripKeyPrefixes, WeightFileError } from './stateDict';
 export type { HostTensor, StateDict, WeightDtype } from './stateDict';
 

@@ -78,3 +78,38 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 function isIndexList(value: unknown): value is number[] {
   return Array.isArray(value) && value.every((v) => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0);
 }
+
+/**
+ * A state dict as safetensors bytes (float32, tensors in map order, 8-byte aligned header), with
+ * string `metadata` under `__metadata__`: what our checkpoints are written as.
+ */
+export function encodeSafetensors(sd: StateDict, metadata: Record<string, string> = {}): Uint8Array {
+  const header: Record<string, unknown> = { __metadata__: metadata };
+  let offset = 0;
+  for (const [key, t] of sd) {
+    const bytes = t.data.length * 4;
+    header[key] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + bytes] };
+    offset += bytes;
+  }
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8);
+  const headerBytes = new TextEncoder().encode(json);
+  const out = new Uint8Array(8 + headerBytes.length + offset);
+  new DataView(out.buffer).setBigUint64(0, BigInt(headerBytes.length), true);
+  out.set(headerBytes, 8);
+  let at = 8 + headerBytes.length;
+  for (const t of sd.values()) {
+    out.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), at);
+    at += t.data.byteLength;
+  }
+  return out;
+}
+
+/** The `__metadata__` strings of safetensors bytes (empty when there are none). */
+export function safetensorsMetadata(bytes: Uint8Array, file: string): Record<string, string> {
+  if (bytes.length < 8) throw new WeightFileError(file, undefined, `is ${bytes.length} bytes long, too short for a safetensors file`);
+  const headerLength = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getBigUint64(0, true);
+  if (headerLength > BigInt(bytes.length - 8)) throw new WeightFileError(file, undefined, 'the safetensors header runs past the end of the file: the file is truncated or not safetensors');
+  const meta = parseHeader(bytes.subarray(8, 8 + Number(headerLength)), file).__metadata__;
+  return isRecord(meta) ? Object.fromEntries(Object.entries(meta).map(([k, v]) => [k, String(v)])) : {};
+}

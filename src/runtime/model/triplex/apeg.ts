@@ -82,6 +82,21 @@ function takeRows(x: tf.Tensor2D, take: Int32Array, inverse: Int32Array): tf.Ten
   return op(x) as tf.Tensor2D;
 }
 
+/**
+ * Rows `rows` (distinct, each in [0, n)) of x [n, d] -> [rows.length, d], with a gradient that
+ * works on wasm (the global tokens of a batch's spots picked from their slides' encodings).
+ */
+export function selectRows(x: tf.Tensor2D, rows: Int32Array): tf.Tensor2D {
+  const n = x.shape[0];
+  const inverse = new Int32Array(n).fill(-1);
+  rows.forEach((r, i) => {
+    if (!(r >= 0 && r < n)) throw new Error(`selectRows: row ${r} is outside [0, ${n})`);
+    if (inverse[r] >= 0) throw new Error(`selectRows: row ${r} is selected twice`);
+    inverse[r] = i;
+  });
+  return takeRows(x, rows, inverse);
+}
+
 /** A depthwise k x k convolution (groups = channels) with bias, padding k // 2, as nn.Conv2d. */
 class DepthwiseConv {
   readonly weight: tf.Variable; // [k, k, d, 1]

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Dropout, LayerNorm, Linear, ParameterSet, gelu, matMul2d, type ForwardMode } from './layers';
+import { type Dropout, LayerNorm, Linear, ParameterSet, gelu, matMul2d, type ForwardMode } from './layers';
 
 /**
  * The attention blocks of TRIPLEX: the pre-norm self-attention block of the neighbor and global
@@ -133,8 +133,8 @@ export class FeedForward {
   constructor(params: ParameterSet, name: string, dim: number, hidden: number, dropout: number) {
     this.fc1 = new Linear(params, `${name}.fc1`, dim, hidden);
     this.fc2 = new Linear(params, `${name}.fc2`, hidden, dim);
-    this.hiddenDropout = new Dropout(dropout, params.nextSeed());
-    this.outputDropout = new Dropout(dropout, params.nextSeed());
+    this.hiddenDropout = params.dropout(dropout);
+    this.outputDropout = params.dropout(dropout);
   }
 
   /** [..., d] -> [..., d]. */
@@ -164,7 +164,7 @@ export class SelfAttention {
     this.qkv = new Linear(params, `${name}.qkv`, dim, 3 * dim, { bias: false });
     this.proj = new Linear(params, `${name}.proj`, dim, dim);
     this.relativeBias = relativePositionBias ? params.addConstant(`${name}.attention_biases`, [heads, TILES], 0) : undefined;
-    this.dropout = new Dropout(dropout, params.nextSeed());
+    this.dropout = params.dropout(dropout);
   }
 
   /** [B, N, d] (already normalised) -> [B, N, d]; `mask` [B, N] masks keys. */
@@ -223,7 +223,7 @@ export class CrossAttention {
     this.q = new Linear(params, `${name}.q`, dim, dim, { bias: false });
     this.kv = new Linear(params, `${name}.kv`, dim, 2 * dim, { bias: false });
     this.proj = new Linear(params, `${name}.proj`, dim, dim);
-    this.dropout = new Dropout(dropout, params.nextSeed());
+    this.dropout = params.dropout(dropout);
   }
 
   /** Queries [B, Nq, d] attend to context [B, N, d] (both already normalised) -> [B, Nq, d]. */

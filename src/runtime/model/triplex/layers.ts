@@ -87,6 +87,7 @@ const fromTorchOrder = (data: Float32Array, shape: readonly number[], layout: Pa
 export class ParameterSet {
   private static instances = 0;
   private readonly params = new Map<string, Parameter>();
+  private readonly dropouts: Dropout[] = [];
   private readonly scope: string;
   /** Uniform [0, 1) numbers from the set's seed: initial values, then dropout seeds. */
   readonly random: () => number;
@@ -121,6 +122,22 @@ export class ParameterSet {
   /** A fresh 32-bit seed from the set's generator (for dropout). */
   nextSeed(): number {
     return Math.floor(this.random() * 0x100000000);
+  }
+
+  /** A dropout layer of this model, seeded from the set and reseeded by `reseedDropout`. */
+  dropout(rate: number): Dropout {
+    const layer = new Dropout(rate, this.nextSeed());
+    this.dropouts.push(layer);
+    return layer;
+  }
+
+  /**
+   * Gives every dropout layer a state derived from `seed` and its position: a training run that
+   * reseeds at each epoch start draws the same masks after a resume as without one.
+   */
+  reseedDropout(seed: number): void {
+    const random = mulberry32(seed);
+    for (const layer of this.dropouts) layer.reseed(Math.floor(random() * 0x100000000));
   }
 
   get(name: string): tf.Variable {
@@ -356,6 +373,10 @@ export class Dropout {
 
   constructor(readonly rate: number, seed: number) {
     if (!(rate >= 0 && rate < 1)) throw new Error(`dropout rate must be in [0, 1), got ${rate}`);
+    this.state = seed >>> 0;
+  }
+
+  reseed(seed: number): void {
     this.state = seed >>> 0;
   }
 

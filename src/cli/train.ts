@@ -1,0 +1,171 @@
+import * as path from 'node:path';
+import { Command, Option } from 'commander';
+import { initCompute } from '../runtime/compute/backend';
+import { formatMetricsTable } from '../runtime/eval/metrics';
+import { PRESETS, VARIANTS } from '../runtime/model/triplex/config';
+import { crossValidate, writePredictions, ALL_VIEWS, type CvOptions } from '../runtime/train/cv';
+import { loadTrainingData } from '../runtime/train/data';
+import { loadTrainedModel, predictSections, type TargetMode, type TrainProgress } from '../runtime/train/trainer';
+import type { Fold } from '../runtime/eval/folds';
+import { computeOptions } from './options';
+
+/** `triplex cv`, `triplex train-fold`, `triplex ablation` and `triplex predict`. */
+
+interface TrainFlags {
+  model: string;
+  preset: string;
+  folds: string;
+  mode: TargetMode;
+  epochs: number;
+  patience: number;
+  batch: number;
+  microBatch?: number;
+  lr: number;
+  seed: number;
+  validation: number;
+  features?: string;
+  out?: string;
+}
+
+const int = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw new Error(`'${v}' is not an integer`);
+  return n;
+};
+
+function trainingOptions(cmd: Command, withModel = true): Command {
+  if (withModel) cmd.addOption(new Option('--model <variant>', 'model variant').choices(VARIANTS.map((v) => v.name)).default('triplex'));
+  return cmd
+    .addOption(new Option('--preset <name>', 'hyperparameters: the paper\'s per-dataset configs, or the small demo one').choices(Object.keys(PRESETS)).default('bc1'))
+    .option('--folds <scheme>', "lopo (leave one patient out), kfold:<k> (k folds grouped by patient), or section (one fold per section; sections of a patient are near-duplicates, so it is optimistic)", 'lopo')
+    .addOption(new Option('--mode <mode>', 'target encoder: frozen (cached token maps), layer4 or full (fine-tuned)').choices(['frozen', 'layer4', 'full']).default('frozen'))
+    .option('--epochs <n>', 'maximum epochs', int, 200)
+    .option('--patience <n>', 'epochs without a better validation PCC before stopping', int, 20)
+    .option('--batch <n>', 'spots per optimiser step', int, 128)
+    .option('--micro-batch <n>', 'spots per forward/backward pass (gradients accumulated up to --batch)', int)
+    .option('--lr <rate>', 'Adam learning rate (StepLR: x0.9 every 50 epochs)', Number, 1e-4)
+    .option('--seed <n>', 'seed of initialisation, batches, augmentation and dropout', int, 0)
+    .option('--validation <fraction>', 'share of each fold\'s training sections held out (whole patients) for early stopping', Number, 0.15)
+    .option('--features <key>', 'features folder under <store>/features (default: the only one)');
+}
+
+function cvOptions(store: string, o: TrainFlags, log: (m: string) => void, signal: AbortSignal): CvOptions {
+  return {
+    storeDir: store, outDir: o.out ?? path.join(store, 'runs', `${o.model}-${o.mode}`), variant: o.model, preset: o.preset, folds: o.folds, mode: o.mode,
+    epochs: o.epochs, patience: o.patience, batchSize: o.batch, microBatch: o.microBatch, learningRate: o.lr, seed: o.seed, validationFraction: o.validation,
+    features: o.features, signal, log, onProgress: epochLine(log),
+  };
+}
+
+/** One line per epoch (and one on resuming). */
+function epochLine(log: (m: string) => void): (fold: Fold, e: TrainProgress) => void {
+  return (fold, e) => {
+    if (e.kind === 'resumed') log(`fold ${fold.index}: resuming after epoch ${e.epoch} from the last checkpoint`);
+    if (e.kind !== 'epoch') return;
+    const eta = Number.isFinite(e.etaSeconds) ? `, at most ${formatSeconds(e.etaSeconds)} left` : '';
+    log(`fold ${fold.index} epoch ${e.epoch + 1}/${e.epochs}: loss ${e.loss.toFixed(4)}, validation PCC ${e.validationPcc?.toFixed(3) ?? 'n/a'} (best epoch ${(e.bestEpoch ?? 0) + 1}), ${e.spotsPerSecond.toFixed(1)} spots/s${eta}`);
+  };
+}
+
+const formatSeconds = (s: number) => (s < 90 ? `${Math.round(s)} s` : s < 5400 ? `${Math.round(s / 60)} min` : `${(s / 3600).toFixed(1)} h`);
+
+/** An abort controller tripped by Ctrl-C: the run stops after the current batch, keeping its checkpoints. */
+function interruptible(): AbortController {
+  const controller = new AbortController();
+  process.once('SIGINT', () => {
+    console.error('stopping after the current batch (Ctrl-C again to quit at once)');
+    controller.abort();
+    process.once('SIGINT', () => process.exit(130));
+  });
+  return controller;
+}
+
+export function cvCommand(): Command {
+  return trainingOptions(new Command('cv')
+    .description('cross-validate a model variant: train each fold with early stopping on held-out training patients, score its test slides')
+    .argument('<store>', 'dataset store with extracted features')
+    .option('--out <dir>', 'run folder (default <store>/runs/<model>-<mode>)'))
+    .action(async (store: string, o: TrainFlags, cmd: Command) => {
+      await initCompute(computeOptions(cmd));
+      const controller = interruptible();
+      const result = await crossValidate(cvOptions(store, o, console.log, controller.signal));
+      console.log('');
+      console.log(formatMetricsTable([{ model: `${o.model} (${o.mode})`, summary: result.evaluation.summary }]));
+      console.log(`metrics and predictions -> ${cvOptions(store, o, console.log, controller.signal).outDir}`);
+      if (result.aborted) process.exitCode = 130;
+    });
+}
+
+export function trainFoldCommand(): Command {
+  return trainingOptions(new Command('train-fold')
+    .description('train and score a single fold of a cross-validation (resumes from its last checkpoint)')
+    .argument('<store>', 'dataset store with extracted features')
+    .requiredOption('--fold <k>', 'fold index (0-based)', int)
+    .option('--out <dir>', 'run folder (default <store>/runs/<model>-<mode>)'))
+    .action(async (store: string, o: TrainFlags & { fold: number }, cmd: Command) => {
+      await initCompute(computeOptions(cmd));
+      const controller = interruptible();
+      const result = await crossValidate({ ...cvOptions(store, o, console.log, controller.signal), onlyFolds: [o.fold] });
+      const f = result.evaluation.folds[0];
+      console.log(`fold ${o.fold}: MSE ${f.mse.toFixed(4)}, MAE ${f.mae.toFixed(4)}, PCC(M) ${f.pccM.toFixed(3)}, PCC(H) ${f.pccH.toFixed(3)} (over this fold's genes)`);
+      if (result.aborted) process.exitCode = 130;
+    });
+}
+
+export function ablationCommand(): Command {
+  return trainingOptions(new Command('ablation')
+    .description("run the paper's ablation grid (views, position encoding, fusion, fusion loss; Tables 3-5) and print one table")
+    .argument('<store>', 'dataset store with extracted features')
+    .option('--variants <list>', `comma-separated subset of ${VARIANTS.map((v) => v.name).join(',')}`)
+    .option('--out <dir>', 'folder of the runs (default <store>/runs/ablation-<mode>)'), false)
+    .action(async (store: string, o: Omit<TrainFlags, 'model'> & { variants?: string }, cmd: Command) => {
+      await initCompute(computeOptions(cmd));
+      const controller = interruptible();
+      const names = o.variants ? o.variants.split(',').map((s) => s.trim()) : VARIANTS.map((v) => v.name);
+      const unknown = names.filter((n) => !VARIANTS.some((v) => v.name === n));
+      if (unknown.length) throw new Error(`unknown variant ${unknown.join(', ')}; choose from ${VARIANTS.map((v) => v.name).join(', ')}`);
+      const data = loadTrainingData(store, { views: ALL_VIEWS, features: o.features });
+      const root = o.out ?? path.join(store, 'runs', `ablation-${o.mode}`);
+      const rows: Parameters<typeof formatMetricsTable>[0][number][] = [];
+      for (const name of names) {
+        const v = VARIANTS.find((x) => x.name === name)!;
+        const result = await crossValidate({ ...cvOptions(store, { ...o, model: name, out: path.join(root, name) }, console.log, controller.signal), data });
+        rows.push({ model: `${v.group}: ${name}`, summary: result.evaluation.summary });
+        if (result.aborted) {
+          process.exitCode = 130;
+          break;
+        }
+      }
+      console.log('');
+      console.log(formatMetricsTable(rows));
+      console.log(`mode ${o.mode}, preset ${o.preset}, folds ${o.folds}; runs -> ${root}`);
+    });
+}
+
+export function predictCommand(): Command {
+  return new Command('predict')
+    .description('predict the expression of every spot of a store\'s sections with a trained checkpoint (counts are not needed)')
+    .argument('<store>', 'dataset store with extracted features')
+    .requiredOption('--checkpoint <file>', 'best.safetensors of a fold (from `triplex cv` or `triplex train-fold`)')
+    .option('--sections <list>', 'comma-separated section ids (default all)')
+    .option('--features <key>', 'features folder under <store>/features (default: the only one)')
+    .option('--out <file>', 'Arrow file of the predictions (default <store>/predictions/<checkpoint folder>.arrow)')
+    .action(async (store: string, o: { checkpoint: string; sections?: string; features?: string; out?: string }, cmd: Command) => {
+      await initCompute(computeOptions(cmd));
+      const sections = o.sections?.split(',').map((s) => s.trim());
+      const data = loadTrainingData(store, { views: ALL_VIEWS, features: o.features, sections });
+      const t = performance.now();
+      const { model, info } = await loadTrainedModel(o.checkpoint, data);
+      try {
+        const chosen = [...data.sections.values()];
+        const preds = predictSections(model, data, chosen);
+        const out = o.out ?? path.join(store, 'predictions', `${path.basename(path.dirname(path.resolve(o.checkpoint)))}.arrow`);
+        await writePredictions(out, chosen, preds, data.genes, { checkpoint: path.resolve(o.checkpoint), mode: info.mode, config: info.config });
+        const spots = chosen.reduce((n, s) => n + s.n, 0);
+        const seconds = (performance.now() - t) / 1000;
+        console.log(`predicted ${data.genes.length} genes for ${spots} spots of ${chosen.length} sections in ${seconds.toFixed(1)} s (${(spots / seconds).toFixed(1)} spots/s) -> ${out}`);
+      } finally {
+        model.dispose();
+      }
+    });
+}

@@ -1,0 +1,122 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { ViewName } from '../model/triplex/config';
+import { NEIGHBOR_TOKENS, TARGET_TOKENS, type TriplexInputs } from '../model/triplex/model';
+import { mulberry32 } from '../util/random';
+import type { SectionInputs } from './data';
+
+/**
+ * Batches of spots for TRIPLEX training. Every batch needs the global encoder over every spot of
+ * each slide it draws from (spec, "Training"), so batches are cut from the slides one after
+ * another, each slide's spots shuffled and the slides in a shuffled order: a batch of 128 then
+ * spans at most two slides of 128 spots or more, instead of nearly every slide. Seeded per epoch,
+ * so a resumed run draws the same batches.
+ */
+
+export interface Pick {
+  section: SectionInputs;
+  /** The spot's index within its section. */
+  spot: number;
+}
+
+/** The batches of one epoch. */
+export function epochBatches(sections: readonly SectionInputs[], batchSize: number, seed: number): Pick[][] {
+  if (!(Number.isInteger(batchSize) && batchSize > 0)) throw new Error(`batch size must be a positive integer, got ${batchSize}`);
+  const random = mulberry32(seed);
+  const order = shuffle([...sections], random);
+  const picks = order.flatMap((section) => shuffle(Array.from({ length: section.n }, (_, spot) => ({ section, spot })), random));
+  const batches: Pick[][] = [];
+  for (let i = 0; i < picks.length; i += batchSize) batches.push(picks.slice(i, i + batchSize));
+  return batches;
+}
+
+function shuffle<T>(items: T[], random: () => number): T[] {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [items[i], items[j]] = [items[j], items[i]];
+  }
+  return items;
+}
+
+/**
+ * The 7x7 token-map permutation of a flip/rotation: out[i] = in[perm[i]]. In frozen mode the
+ * target crop's augmentation (spec: horizontal flip, vertical flip, a random multiple of 90
+ * degrees, each with p = 0.5) is applied to its cached token map, which moves tokens as the crop
+ * moves pixels; the tokens themselves stay those of the unaugmented crop.
+ */
+export function tokenPermutation(hflip: boolean, vflip: boolean, quarterTurns: number, side = 7): Int32Array {
+  const perm = new Int32Array(side * side);
+  for (let r = 0; r < side; r++) {
+    for (let c = 0; c < side; c++) {
+      // Where output (r, c) reads from: undo the rotation, then the flips (applied first).
+      let [sr, sc] = [r, c];
+      for (let k = 0; k < ((quarterTurns % 4) + 4) % 4; k++) [sr, sc] = [side - 1 - sc, sr]; // undo one quarter turn
+      if (vflip) sr = side - 1 - sr;
+      if (hflip) sc = side - 1 - sc;
+      perm[r * side + c] = sr * side + sc;
+    }
+  }
+  return perm;
+}
+
+export interface BatchOptions {
+  views: readonly ViewName[];
+  dim: number;
+  genes: number;
+  /** Seeded augmentation of the target tokens (training only). */
+  augment?: () => number;
+}
+
+export interface Batch {
+  inputs: TriplexInputs;
+  truth: tf.Tensor2D;
+  /** The sections the global view encodes for this batch, in order. */
+  slides: SectionInputs[];
+  dispose(): void;
+}
+
+/** Tensors of a batch of picks (spots). */
+export function makeBatch(picks: readonly Pick[], o: BatchOptions): Batch {
+  const B = picks.length;
+  const d = o.dim;
+  const created: tf.Tensor[] = [];
+  const keep = <T extends tf.Tensor>(t: T): T => { created.push(t); return t; };
+  const truth = new Float32Array(B * o.genes);
+  picks.forEach((p, i) => truth.set(p.section.values.subarray(p.spot * o.genes, (p.spot + 1) * o.genes), i * o.genes));
+  const inputs: TriplexInputs = {};
+  if (o.views.includes('target')) {
+    const rowLength = TARGET_TOKENS * d;
+    const out = new Float32Array(B * rowLength);
+    picks.forEach((p, i) => {
+      const src = p.section.target!.subarray(p.spot * rowLength, (p.spot + 1) * rowLength);
+      if (!o.augment) return out.set(src, i * rowLength);
+      const perm = tokenPermutation(o.augment() < 0.5, o.augment() < 0.5, o.augment() < 0.5 ? 1 + Math.floor(o.augment() * 3) : 0);
+      for (let t = 0; t < TARGET_TOKENS; t++) out.set(src.subarray(perm[t] * d, (perm[t] + 1) * d), i * rowLength + t * d);
+    });
+    inputs.target = keep(tf.tensor3d(out, [B, TARGET_TOKENS, d]));
+  }
+  if (o.views.includes('neighbor')) {
+    const rowLength = NEIGHBOR_TOKENS * d;
+    const nb = new Float32Array(B * rowLength);
+    const mask = new Float32Array(B * NEIGHBOR_TOKENS);
+    picks.forEach((p, i) => {
+      nb.set(p.section.neighbors!.subarray(p.spot * rowLength, (p.spot + 1) * rowLength), i * rowLength);
+      mask.set(p.section.mask!.subarray(p.spot * NEIGHBOR_TOKENS, (p.spot + 1) * NEIGHBOR_TOKENS), i * NEIGHBOR_TOKENS);
+    });
+    inputs.neighbors = keep(tf.tensor3d(nb, [B, NEIGHBOR_TOKENS, d]));
+    inputs.mask = keep(tf.tensor2d(mask, [B, NEIGHBOR_TOKENS]));
+  }
+  const slides: SectionInputs[] = [];
+  if (o.views.includes('global')) {
+    const offset = new Map<SectionInputs, number>();
+    let total = 0;
+    for (const p of picks) {
+      if (offset.has(p.section)) continue;
+      offset.set(p.section, total);
+      slides.push(p.section);
+      total += p.section.n;
+    }
+    inputs.slides = slides.map((s) => ({ features: keep(tf.tensor2d(s.global!, [s.n, d])), grid: s.grid }));
+    inputs.globalRows = Int32Array.from(picks, (p) => offset.get(p.section)! + p.spot);
+  }
+  return { inputs, truth: keep(tf.tensor2d(truth, [B, o.genes])), slides, dispose: () => tf.dispose(created) };
+}

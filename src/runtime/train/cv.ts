@@ -1,0 +1,165 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { evaluate, metricsTables, slideMetrics, writeMetricsTables, type EvaluatedSlide, type Evaluation } from '../eval/metrics';
+import { makeFolds, parseFolds, validationSplit, type Fold, type FoldSpec } from '../eval/folds';
+import { describeConfig, triplexConfig, type PresetName, type TriplexConfig } from '../model/triplex/config';
+import { buildTable, readArrowFile, stringColumn, vectorColumn, writeArrowFile } from '../store/arrow';
+import { writeFileAtomic } from '../store/atomic';
+import { loadTrainingData, type SectionInputs, type TrainingData } from './data';
+import { loadTrainedModel, predictSections, trainFold, type TargetMode, type TrainProgress, type TrainResult } from './trainer';
+
+/**
+ * Cross-validation of one model variant (spec, "Evaluation"): folds grouped by patient, each
+ * trained with early stopping on a validation split of its own training patients, scored on its
+ * test slides; metrics per slide, per fold and over folds written as Arrow tables and JSON next
+ * to each fold's predictions and checkpoints:
+ *   <out>/fold-<k>/{best,last}.safetensors, history.json, predictions.arrow
+ *   <out>/metrics_{slides,folds,genes,summary}.arrow, results.json
+ */
+
+export interface CvOptions {
+  storeDir: string;
+  outDir: string;
+  variant?: string;
+  preset?: PresetName | (string & {});
+  /** 'lopo' (default), 'kfold:<k>', or 'section' (explicit only; warns). */
+  folds?: FoldSpec | (string & {});
+  mode?: TargetMode;
+  epochs?: number;
+  patience?: number;
+  batchSize?: number;
+  microBatch?: number;
+  learningRate?: number;
+  seed?: number;
+  /** Share of training sections held out for early stopping (patients drawn whole). */
+  validationFraction?: number;
+  /** Train and score only these folds (default all). */
+  onlyFolds?: number[];
+  features?: string;
+  /** Data already loaded for the store (reused across variants by the ablation). */
+  data?: TrainingData;
+  signal?: AbortSignal;
+  onProgress?: (fold: Fold, event: TrainProgress) => void;
+  log?: (message: string) => void;
+}
+
+export interface FoldResult {
+  fold: Fold;
+  validation: string[];
+  train: TrainResult;
+  predictions: string;
+}
+
+export interface CvResult {
+  variant: string;
+  mode: TargetMode;
+  config: TriplexConfig;
+  folds: FoldResult[];
+  evaluation: Evaluation;
+  warnings: string[];
+  aborted: boolean;
+}
+
+/** Every view's inputs, so that one load serves every variant. */
+export const ALL_VIEWS = ['target', 'neighbor', 'global'] as const;
+
+export async function crossValidate(o: CvOptions): Promise<CvResult> {
+  const log = o.log ?? (() => undefined);
+  const mode = o.mode ?? 'frozen';
+  const variant = o.variant ?? 'triplex';
+  const data = o.data ?? loadTrainingData(o.storeDir, { views: ALL_VIEWS, features: o.features });
+  const config = triplexConfig({ preset: o.preset, variant, genes: data.genes.length, dim: data.dim });
+  const sections = [...data.sections.values()].map((s) => ({ id: s.id, patient: s.patient, spots: s.n }));
+  const { folds, warnings } = makeFolds(sections, parseFolds(o.folds ?? 'lopo'), o.seed ?? 0);
+  for (const w of warnings) log(`warning: ${w}`);
+  const chosen = o.onlyFolds ?? folds.map((f) => f.index);
+  const unknown = chosen.filter((i) => !folds.some((f) => f.index === i));
+  if (unknown.length) throw new Error(`no fold ${unknown.join(', ')}: the scheme '${o.folds ?? 'lopo'}' gives folds 0 to ${folds.length - 1}`);
+  log(`${variant}: ${describeConfig(config)}; mode ${mode}; ${chosen.length} of ${folds.length} folds`);
+
+  const results: FoldResult[] = [];
+  const scored: EvaluatedSlide[] = [];
+  let aborted = false;
+  for (const fold of folds.filter((f) => chosen.includes(f.index))) {
+    const split = validationSplit(sections.filter((s) => fold.train.includes(s.id)), { fraction: o.validationFraction, seed: (o.seed ?? 0) + fold.index });
+    if (split.warning) log(`fold ${fold.index}: warning: ${split.warning}`);
+    log(`fold ${fold.index}: test ${fold.test.join(', ')} (patient ${fold.testPatients.join(', ')}); validation ${split.validation.join(', ')}; training ${split.train.length} sections`);
+    const dir = path.join(o.outDir, `fold-${fold.index}`);
+    const train = await trainFold(data, {
+      config, mode, train: split.train, validation: split.validation, outDir: dir, epochs: o.epochs, patience: o.patience,
+      batchSize: o.batchSize, microBatch: o.microBatch, learningRate: o.learningRate, seed: o.seed ?? 0, signal: o.signal,
+      onProgress: (e) => o.onProgress?.(fold, e),
+    });
+    if (train.aborted) {
+      aborted = true;
+      log(`fold ${fold.index}: stopped on request after ${train.epochsRun} epoch(s); its last checkpoint is kept in ${dir}`);
+      break;
+    }
+    const predictions = path.join(dir, 'predictions.arrow');
+    const { model } = await loadTrainedModel(train.checkpoint, data);
+    try {
+      const tests = fold.test.map((id) => data.sections.get(id)!);
+      const preds = predictSections(model, data, tests);
+      await writePredictions(predictions, tests, preds, data.genes, { variant, mode, fold: fold.index, checkpoint: train.checkpoint });
+      for (const s of tests) scored.push({ fold: fold.index, section: s.id, metrics: slideMetrics(preds.get(s.id)!, s.values, s.n, data.genes) });
+    } finally {
+      model.dispose();
+    }
+    results.push({ fold, validation: split.validation, train, predictions });
+    const last = scored.filter((s) => s.fold === fold.index);
+    log(`fold ${fold.index}: best epoch ${train.bestEpoch + 1} of ${train.epochsRun} (validation PCC ${train.bestValidationPcc?.toFixed(3) ?? 'n/a'}); test PCC(M) ${last.map((s) => `${s.section} ${s.metrics.pccM.toFixed(3)}`).join(', ')}`);
+  }
+  if (scored.length === 0) throw new Error(`no fold finished${aborted ? ' (stopped on request)' : ''}; nothing to score`);
+  const evaluation = evaluate(scored, data.genes, Math.min(50, data.genes.length));
+  fs.mkdirSync(o.outDir, { recursive: true });
+  await writeMetricsTables(o.outDir, metricsTables(evaluation, variant));
+  await writeFileAtomic(path.join(o.outDir, 'results.json'), JSON.stringify({
+    variant, mode, config, description: describeConfig(config), store: path.resolve(o.storeDir), features: data.featuresDir, folds: o.folds ?? 'lopo', warnings,
+    summary: evaluation.summary,
+    perFold: evaluation.folds.map((f) => ({ fold: f.index, mse: f.mse, mae: f.mae, pccM: f.pccM, pccH: f.pccH, slides: f.slides })),
+    training: results.map((r) => ({ fold: r.fold.index, test: r.fold.test, validation: r.validation, bestEpoch: r.train.bestEpoch, epochsRun: r.train.epochsRun, bestValidationPcc: r.train.bestValidationPcc, stoppedEarly: r.train.stoppedEarly })),
+    highlyPredictiveGenes: evaluation.highlyPredictive.genes,
+    aborted,
+  }, null, 1) + '\n');
+  return { variant, mode, config, folds: results, evaluation, warnings, aborted };
+}
+
+/** Predictions of a set of sections as an Arrow file: section, spot_id, prediction [genes]. */
+export async function writePredictions(file: string, sections: readonly SectionInputs[], preds: Map<string, Float32Array>, genes: readonly string[], meta: Record<string, unknown>): Promise<void> {
+  const G = genes.length;
+  const total = sections.reduce((n, s) => n + s.n, 0);
+  const values = new Float32Array(total * G);
+  let at = 0;
+  for (const s of sections) {
+    values.set(preds.get(s.id)!, at);
+    at += s.n * G;
+  }
+  const geneMeta = { 'triplex:genes': JSON.stringify(genes) };
+  await writeArrowFile(file, buildTable([
+    { name: 'section', column: { kind: 'utf8', values: sections.flatMap((s) => s.spotIds.map(() => s.id)) } },
+    { name: 'spot_id', column: { kind: 'utf8', values: sections.flatMap((s) => s.spotIds) } },
+    { name: 'prediction', column: { kind: 'vector', values, width: G }, metadata: geneMeta },
+  ], { ...geneMeta, 'triplex:prediction': JSON.stringify(meta) }));
+}
+
+/** Reads a predictions file back: per section, [n, genes]. */
+export function readPredictions(file: string): { genes: string[]; sections: Map<string, { spotIds: string[]; values: Float32Array }> } {
+  const t = readArrowFile(file);
+  const genes = JSON.parse(t.schema.metadata.get('triplex:genes') ?? '[]') as string[];
+  const section = stringColumn(t, 'section');
+  const ids = stringColumn(t, 'spot_id');
+  const { values, width } = vectorColumn(t, 'prediction');
+  const out = new Map<string, { spotIds: string[]; values: Float32Array }>();
+  section.forEach((s, i) => {
+    const entry = out.get(s) ?? { spotIds: [], values: new Float32Array(0) };
+    entry.spotIds.push(ids[i]);
+    out.set(s, entry);
+  });
+  let row = 0;
+  for (const [, entry] of out) {
+    entry.values = values.slice(row * width, (row + entry.spotIds.length) * width);
+    row += entry.spotIds.length;
+  }
+  return { genes, sections: out };
+}
+

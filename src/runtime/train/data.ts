@@ -1,0 +1,132 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Table } from 'apache-arrow';
+import { spotGrid, type SpotGrid } from '../model/triplex/apeg';
+import type { ViewName } from '../model/triplex/config';
+import { NEIGHBOR_TOKENS, TARGET_TOKENS } from '../model/triplex/model';
+import { readArrowFile, stringColumn, vectorColumn } from '../store/arrow';
+import { openDatasetStore, type DatasetStore } from '../store/datasetStore';
+
+/**
+ * The frozen inputs of TRIPLEX per section, read from a store's Arrow files into memory:
+ * expressions from expressions.arrow, and from features/<key>/<section>.arrow the pooled feature
+ * of each spot's crop (the global view's input), the 25 neighbor tile features and mask, and the
+ * 49 target tokens (frozen target mode). Only what the chosen views need is read.
+ */
+
+export interface SectionInputs {
+  id: string;
+  patient: string;
+  /** Spots of the section, in store order. */
+  n: number;
+  spotIds: string[];
+  /** Rows of the section's spots in the store's tables. */
+  storeRows: number[];
+  /** Normalised expression [n, genes]. */
+  values: Float32Array;
+  /** Pooled frozen features of the spots' own crops [n, d] (global view). */
+  global?: Float32Array;
+  /** Neighbor tile features [n, 25, d] and mask [n, 25] (1 = valid). */
+  neighbors?: Float32Array;
+  mask?: Float32Array;
+  /** Frozen target tokens [n, 49, d]. */
+  target?: Float32Array;
+  grid: SpotGrid;
+}
+
+export interface TrainingData {
+  storeDir: string;
+  /** The features folder the inputs came from. */
+  featuresDir: string;
+  genes: string[];
+  dim: number;
+  sections: Map<string, SectionInputs>;
+}
+
+export interface LoadOptions {
+  /** Views whose inputs to read. */
+  views: readonly ViewName[];
+  /** A features folder (a key under <store>/features, or a path); default: the store's only one. */
+  features?: string;
+  /** Only these sections (default: all). */
+  sections?: readonly string[];
+}
+
+/** The features folder of a store: the one asked for, or the only one there is. */
+export function resolveFeaturesDir(storeDir: string, features?: string): string {
+  const root = path.join(storeDir, 'features');
+  if (features) {
+    const dir = fs.existsSync(path.join(root, features)) ? path.join(root, features) : features;
+    if (!fs.existsSync(dir)) throw new Error(`features '${features}' not found (neither ${path.join(root, features)} nor a folder); run \`triplex extract ${storeDir}\``);
+    return dir;
+  }
+  const found = fs.existsSync(root) ? fs.readdirSync(root).filter((d) => fs.statSync(path.join(root, d)).isDirectory()) : [];
+  if (found.length === 0) throw new Error(`${storeDir} has no frozen features (no ${root}); run \`triplex extract ${storeDir}\` first`);
+  if (found.length > 1) throw new Error(`${storeDir} has features from ${found.length} encoders (${found.join(', ')}); choose one with --features <key>`);
+  return path.join(root, found[0]);
+}
+
+/** Reads the inputs of the given views for the store's sections (all by default). */
+export function loadTrainingData(storeDir: string, options: LoadOptions): TrainingData {
+  const store = openDatasetStore(storeDir);
+  const featuresDir = resolveFeaturesDir(storeDir, options.features);
+  const wanted = options.sections ?? store.manifest.sections.map((s) => s.id);
+  const known = new Set(store.manifest.sections.map((s) => s.id));
+  const unknown = wanted.filter((s) => !known.has(s));
+  if (unknown.length) throw new Error(`${storeDir}: no section ${unknown.join(', ')} in the store (it has ${[...known].join(', ')})`);
+  const values = store.values();
+  const G = store.genes.length;
+  const rowsCol = store.spots.getChild('array_row')?.toArray() as Int32Array;
+  const colsCol = store.spots.getChild('array_col')?.toArray() as Int32Array;
+  const ids = stringColumn(store.spots, 'spot_id');
+  const sections = new Map<string, SectionInputs>();
+  let dim = 0;
+  for (const id of wanted) {
+    const meta = store.manifest.sections.find((s) => s.id === id)!;
+    const rows = store.rowsOf(id);
+    const spotIds = rows.map((r) => ids[r]);
+    const v = new Float32Array(rows.length * G);
+    rows.forEach((r, i) => v.set(values.subarray(r * G, (r + 1) * G), i * G));
+    let grid: SpotGrid;
+    try {
+      grid = spotGrid(rows.map((r) => rowsCol[r]), rows.map((r) => colsCol[r]), spotIds);
+    } catch (e) {
+      throw new Error(`${storeDir}, section ${id}: ${(e as Error).message}`);
+    }
+    const section: SectionInputs = { id, patient: meta.patient, n: rows.length, spotIds, storeRows: rows, values: v, grid };
+    const features = readSectionFeatures(featuresDir, id, spotIds, storeDir);
+    const column = (name: string, width: number): Float32Array => {
+      const col = features.schema.fields.find((f) => f.name === name);
+      const file = path.join(featuresDir, `${id}.arrow`);
+      if (!col) throw new Error(`${file}: no column '${name}'${name === 'target_tokens' ? ' (frozen target tokens are written by the built-in resnet18 encoder); re-run `triplex extract` with it, or train in mode full' : ''}`);
+      const c = vectorColumn(features, name);
+      if (c.width !== width) throw new Error(`${file}: column '${name}' has ${c.width} values per spot, expected ${width}`);
+      return c.values;
+    };
+    const globalWidth = vectorColumn(features, 'global').width;
+    if (dim && globalWidth !== dim) throw new Error(`${featuresDir}: section ${id} has ${globalWidth}-wide features, others ${dim}`);
+    dim = globalWidth;
+    if (options.views.includes('global')) section.global = column('global', dim);
+    if (options.views.includes('neighbor')) {
+      section.neighbors = column('neighbors', NEIGHBOR_TOKENS * dim);
+      section.mask = Float32Array.from(column('neighbor_mask', NEIGHBOR_TOKENS));
+    }
+    if (options.views.includes('target')) section.target = column('target_tokens', TARGET_TOKENS * dim);
+    sections.set(id, section);
+  }
+  return { storeDir, featuresDir, genes: store.genes, dim, sections };
+}
+
+function readSectionFeatures(dir: string, section: string, spotIds: string[], storeDir: string): Table {
+  const file = path.join(dir, `${section}.arrow`);
+  if (!fs.existsSync(file)) throw new Error(`${file} is missing: section ${section} has no features; run \`triplex extract ${storeDir}\``);
+  const table = readArrowFile(file);
+  const ids = stringColumn(table, 'spot_id');
+  if (ids.length !== spotIds.length) throw new Error(`${file}: ${ids.length} spots, the store has ${spotIds.length} for section ${section}; the features are stale: re-run \`triplex extract ${storeDir}\``);
+  const bad = ids.findIndex((s, i) => s !== spotIds[i]);
+  if (bad >= 0) throw new Error(`${file}: row ${bad} is spot ${ids[bad]}, the store has ${spotIds[bad]} there; the features are stale: re-run \`triplex extract ${storeDir}\``);
+  return table;
+}
+
+/** The store a training run reads, opened once (for callers that need its manifest). */
+export const storeOf = (data: TrainingData): DatasetStore => openDatasetStore(data.storeDir);

@@ -1,0 +1,343 @@
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { slideMetrics } from '../eval/metrics';
+import { TriplexModel } from '../model/triplex/model';
+import { activeViews, type TriplexConfig } from '../model/triplex/config';
+import { writeFileAtomic } from '../store/atomic';
+import { mulberry32 } from '../util/random';
+import { encodeSafetensors, readSafetensors, safetensorsMetadata } from '../weights/safetensors';
+import type { StateDict } from '../weights/stateDict';
+import { Adam, stepLR } from './adam';
+import { epochBatches, makeBatch } from './batches';
+import type { SectionInputs, TrainingData } from './data';
+
+/**
+ * Training of one fold (spec, "Training"): Adam lr 1e-4 with StepLR(50, 0.9), batches of 128
+ * spots (accumulated over micro-batches when asked), early stopping on the mean PCC of a
+ * validation split drawn from the training patients (patience 20), seeded, with a checkpoint
+ * written atomically after every epoch from which a killed run resumes, progress events, and an
+ * abort signal checked before every batch.
+ */
+
+/** How the target encoder is trained; recorded with every result. Only `frozen` trains from cached token maps. */
+export type TargetMode = 'frozen' | 'layer4' | 'full';
+
+export interface TrainOptions {
+  config: TriplexConfig;
+  mode: TargetMode;
+  train: readonly string[];
+  /** Sections for early stopping; empty = no early stopping, the last epoch is kept. */
+  validation: readonly string[];
+  /** Folder of the run's files: last.safetensors, best.safetensors, history.json. */
+  outDir: string;
+  epochs?: number;
+  patience?: number;
+  batchSize?: number;
+  /** Spots per forward/backward pass; the batch's gradients are accumulated over them. Default: the batch. */
+  microBatch?: number;
+  learningRate?: number;
+  lrStep?: number;
+  lrGamma?: number;
+  seed?: number;
+  /** Continue from outDir's last checkpoint when it is from this same run (default true). */
+  resume?: boolean;
+  signal?: AbortSignal;
+  onProgress?: (event: TrainProgress) => void;
+}
+
+export interface TrainProgress {
+  kind: 'batch' | 'epoch' | 'resumed';
+  epoch: number;
+  epochs: number;
+  batch: number;
+  batches: number;
+  /** Mean training loss over the epoch so far. */
+  loss: number;
+  validationPcc?: number;
+  bestEpoch?: number;
+  spotsPerSecond: number;
+  /** Seconds left if every epoch runs (early stopping may end sooner). */
+  etaSeconds: number;
+}
+
+export interface EpochRecord {
+  epoch: number;
+  loss: number;
+  validationPcc: number | null;
+  learningRate: number;
+  seconds: number;
+  spotsPerSecond: number;
+}
+
+export interface TrainResult {
+  /** The best epoch's weights (the last epoch's without validation). */
+  checkpoint: string;
+  bestEpoch: number;
+  bestValidationPcc: number | null;
+  epochsRun: number;
+  stoppedEarly: boolean;
+  aborted: boolean;
+  resumedFrom: number | null;
+  history: EpochRecord[];
+}
+
+export const CHECKPOINT_FORMAT = 'triplex-checkpoint';
+const CHECKPOINT_VERSION = 1;
+
+/** What a checkpoint's metadata records. */
+export interface CheckpointInfo {
+  format: string;
+  version: number;
+  config: TriplexConfig;
+  mode: TargetMode;
+  genes: string[];
+  /** Epochs completed. */
+  epoch: number;
+  step: number;
+  bestEpoch: number;
+  bestValidationPcc: number | null;
+  signature: string;
+  history: EpochRecord[];
+  train: string[];
+  validation: string[];
+  featuresDir: string;
+}
+
+/** Reads a checkpoint's weights and metadata, checking it is one of ours. */
+export async function readCheckpoint(file: string): Promise<{ info: CheckpointInfo; weights: StateDict }> {
+  if (!fs.existsSync(file)) throw new Error(`${file}: no such checkpoint`);
+  const bytes = new Uint8Array(await fs.promises.readFile(file));
+  const meta = safetensorsMetadata(bytes, file);
+  if (meta.format !== CHECKPOINT_FORMAT) throw new Error(`${file} is not a TRIPLEX checkpoint (no '${CHECKPOINT_FORMAT}' metadata); checkpoints are written by \`triplex train-fold\` and \`triplex cv\``);
+  const info = JSON.parse(meta.info) as CheckpointInfo;
+  if (info.version !== CHECKPOINT_VERSION) throw new Error(`${file}: checkpoint version ${info.version}, this TRIPLEX reads ${CHECKPOINT_VERSION}`);
+  return { info, weights: await readSafetensors(file) };
+}
+
+async function writeCheckpoint(file: string, model: TriplexModel, info: CheckpointInfo, optimizer?: Adam): Promise<void> {
+  const sd = await model.stateDict();
+  if (optimizer) for (const [k, v] of await optimizer.state()) sd.set(k, v);
+  await writeFileAtomic(file, encodeSafetensors(sd, { format: CHECKPOINT_FORMAT, info: JSON.stringify(info) }));
+}
+
+/** A checkpoint's model weights, without the optimiser's state. */
+const modelWeights = (sd: StateDict): StateDict => new Map([...sd].filter(([k]) => !k.startsWith('optimizer.')));
+
+/** Mixes a run seed with a purpose and an epoch: independent, repeatable streams. */
+const streamSeed = (seed: number, purpose: number, epoch: number): number => Math.floor(mulberry32((seed * 7919 + purpose * 104729 + epoch * 15485863) >>> 0)() * 0x100000000);
+
+/** Names of the optimiser's variables, stable across processes. */
+function variableNames(model: TriplexModel): string[] {
+  const trunk = (model.trunk?.trainableVariables ?? []).map((v) => `target_encoder.${v.name.slice(v.name.indexOf('/') + 1)}`);
+  return [...model.params.names(), ...trunk];
+}
+
+/** Trains one fold; returns when early stopping, the epoch limit or the abort signal ends it. */
+export async function trainFold(data: TrainingData, options: TrainOptions): Promise<TrainResult> {
+  const o = {
+    epochs: 200, patience: 20, batchSize: 128, learningRate: 1e-4, lrStep: 50, lrGamma: 0.9, seed: 0, resume: true, ...options,
+  };
+  if (o.mode !== 'frozen') throw new Error(`training mode '${o.mode}' needs the target crops during training; this build trains in mode frozen (cached token maps) only`);
+  const microBatch = o.microBatch ?? o.batchSize;
+  const config = o.config;
+  if (config.genes !== data.genes.length) throw new Error(`the configuration predicts ${config.genes} genes, the store has ${data.genes.length}`);
+  if (config.dim !== data.dim) throw new Error(`the configuration has d = ${config.dim}, the features are ${data.dim} wide`);
+  const sectionsOf = (ids: readonly string[], role: string) => ids.map((id) => {
+    const s = data.sections.get(id);
+    if (!s) throw new Error(`${role} section ${id} is not loaded`);
+    return s;
+  });
+  const trainSections = sectionsOf(o.train, 'training');
+  const validationSections = sectionsOf(o.validation, 'validation');
+  if (trainSections.length === 0) throw new Error('no training sections');
+  const overlap = o.validation.filter((s) => o.train.includes(s));
+  if (overlap.length) throw new Error(`sections ${overlap.join(', ')} are both in training and in validation`);
+
+  const views = activeViews(config);
+  const signature = createHash('sha256').update(JSON.stringify({
+    config, mode: o.mode, train: o.train, validation: o.validation, seed: o.seed, batchSize: o.batchSize, microBatch,
+    learningRate: o.learningRate, lrStep: o.lrStep, lrGamma: o.lrGamma, features: path.resolve(data.featuresDir), genes: data.genes,
+  })).digest('hex').slice(0, 24);
+  fs.mkdirSync(o.outDir, { recursive: true });
+  const lastFile = path.join(o.outDir, 'last.safetensors');
+  const bestFile = path.join(o.outDir, 'best.safetensors');
+
+  const model = new TriplexModel(config, { seed: o.seed });
+  const variables = model.trainableVariables();
+  const optimizer = new Adam(variables, variableNames(model), o.learningRate);
+  const history: EpochRecord[] = [];
+  let startEpoch = 0;
+  let bestEpoch = -1;
+  let bestPcc: number | null = null;
+  let resumedFrom: number | null = null;
+  try {
+    if (o.resume && fs.existsSync(lastFile)) {
+      const { info, weights } = await readCheckpoint(lastFile);
+      if (info.signature !== signature) {
+        throw new Error(`${lastFile} is from another run (different configuration, sections, seed or features); ` +
+          'choose another output folder, or delete it to start over');
+      }
+      model.loadStateDict(modelWeights(weights), lastFile);
+      optimizer.load(weights, info.step, lastFile);
+      history.push(...info.history);
+      startEpoch = info.epoch;
+      bestEpoch = info.bestEpoch;
+      bestPcc = info.bestValidationPcc;
+      resumedFrom = startEpoch;
+      o.onProgress?.({ kind: 'resumed', epoch: startEpoch, epochs: o.epochs, batch: 0, batches: 0, loss: history.at(-1)?.loss ?? NaN, validationPcc: bestPcc ?? undefined, bestEpoch, spotsPerSecond: 0, etaSeconds: NaN });
+    }
+    const info = (epoch: number): CheckpointInfo => ({
+      format: CHECKPOINT_FORMAT, version: CHECKPOINT_VERSION, config, mode: o.mode, genes: data.genes, epoch, step: optimizer.step,
+      bestEpoch, bestValidationPcc: bestPcc, signature, history, train: [...o.train], validation: [...o.validation], featuresDir: path.resolve(data.featuresDir),
+    });
+    const stopped = () => bestEpoch >= 0 && validationSections.length > 0 && history.length - 1 - bestEpoch >= o.patience;
+    let aborted = false;
+    const started = performance.now();
+    let spotsDone = 0;
+    for (let epoch = startEpoch; epoch < o.epochs && !stopped(); epoch++) {
+      const t0 = performance.now();
+      optimizer.learningRate = stepLR(o.learningRate, epoch, o.lrStep, o.lrGamma);
+      model.params.reseedDropout(streamSeed(o.seed, 1, epoch));
+      const augment = mulberry32(streamSeed(o.seed, 2, epoch));
+      const batches = epochBatches(trainSections, o.batchSize, streamSeed(o.seed, 3, epoch));
+      let lossSum = 0;
+      let spots = 0;
+      for (let b = 0; b < batches.length; b++) {
+        if (o.signal?.aborted) { aborted = true; break; }
+        const batch = batches[b];
+        const grads = accumulate(model, variables, batch.length, microBatch, (from, to) => makeBatch(batch.slice(from, to), { views, dim: data.dim, genes: data.genes.length, augment }));
+        optimizer.apply(grads.grads);
+        tf.dispose(grads.grads);
+        lossSum += grads.loss * batch.length;
+        spots += batch.length;
+        spotsDone += batch.length;
+        const rate = spotsDone / ((performance.now() - started) / 1000);
+        const perEpoch = trainSections.reduce((n, s) => n + s.n, 0);
+        o.onProgress?.({
+          kind: 'batch', epoch, epochs: o.epochs, batch: b + 1, batches: batches.length, loss: lossSum / spots, spotsPerSecond: rate,
+          etaSeconds: ((o.epochs - epoch) * perEpoch - spots) / rate, bestEpoch, validationPcc: bestPcc ?? undefined,
+        });
+        // Let the event loop run (progress output, abort requests from other tasks).
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      if (aborted) break;
+      const validationPcc = validationSections.length ? meanValidationPcc(model, data, validationSections) : null;
+      const seconds = (performance.now() - t0) / 1000;
+      history.push({ epoch, loss: lossSum / spots, validationPcc, learningRate: optimizer.learningRate, seconds, spotsPerSecond: spots / seconds });
+      const improved = validationPcc === null || bestPcc === null || validationPcc > bestPcc;
+      if (improved) {
+        bestEpoch = epoch;
+        bestPcc = validationPcc;
+        await writeCheckpoint(bestFile, model, info(epoch + 1));
+      }
+      await writeCheckpoint(lastFile, model, info(epoch + 1), optimizer);
+      await writeFileAtomic(path.join(o.outDir, 'history.json'), JSON.stringify(history, null, 1) + '\n');
+      const rate = spotsDone / ((performance.now() - started) / 1000);
+      o.onProgress?.({
+        kind: 'epoch', epoch, epochs: o.epochs, batch: batches.length, batches: batches.length, loss: lossSum / spots, validationPcc: validationPcc ?? undefined,
+        bestEpoch, spotsPerSecond: rate, etaSeconds: ((o.epochs - epoch - 1) * trainSections.reduce((n, s) => n + s.n, 0)) / rate,
+      });
+    }
+    if (bestEpoch < 0 && !fs.existsSync(bestFile)) {
+      throw new Error(`training was stopped before its first epoch ended; nothing was written to ${o.outDir}`);
+    }
+    return {
+      checkpoint: bestFile, bestEpoch, bestValidationPcc: bestPcc, epochsRun: history.length, stoppedEarly: stopped() && history.length < o.epochs,
+      aborted, resumedFrom, history,
+    };
+  } finally {
+    optimizer.dispose();
+    model.dispose();
+  }
+}
+
+/** The batch's mean loss and gradients, accumulated over micro-batches (weighted by their spots). */
+function accumulate(model: TriplexModel, variables: tf.Variable[], size: number, microBatch: number, make: (from: number, to: number) => ReturnType<typeof makeBatch>): { loss: number; grads: tf.Tensor[] } {
+  let total: tf.Tensor[] | undefined;
+  let loss = 0;
+  for (let from = 0; from < size; from += microBatch) {
+    const to = Math.min(size, from + microBatch);
+    const batch = make(from, to);
+    try {
+      const weight = (to - from) / size;
+      const { value, grads } = tf.variableGrads(() => tf.mul(model.loss(model.forward(batch.inputs, 'training'), batch.truth), weight) as tf.Scalar, variables);
+      loss += value.dataSync()[0];
+      value.dispose();
+      const list = variables.map((v) => grads[v.name] ?? tf.zerosLike(v));
+      if (!total) total = list;
+      else {
+        const sum = total.map((t, i) => tf.add(t, list[i]));
+        tf.dispose([...total, ...list]);
+        total = sum;
+      }
+    } finally {
+      batch.dispose();
+    }
+  }
+  return { loss, grads: total! };
+}
+
+/** Predictions [n, genes] for every spot of each section, in inference mode. */
+export function predictSections(model: TriplexModel, data: TrainingData, sections: readonly SectionInputs[], batchSize = 256): Map<string, Float32Array> {
+  const views = activeViews(model.config);
+  const G = model.config.genes;
+  const out = new Map<string, Float32Array>();
+  for (const section of sections) {
+    const pred = new Float32Array(section.n * G);
+    const encoded = views.includes('global')
+      ? tf.tidy(() => model.encodeSlide({ features: tf.tensor2d(section.global!, [section.n, data.dim]), grid: section.grid }, 'inference'))
+      : undefined;
+    try {
+      for (let from = 0; from < section.n; from += batchSize) {
+        const picks = Array.from({ length: Math.min(batchSize, section.n - from) }, (_, i) => ({ section, spot: from + i }));
+        const batch = makeBatch(picks, { views: views.filter((v) => v !== 'global'), dim: data.dim, genes: G });
+        try {
+          const values = tf.tidy(() => {
+            const inputs = encoded ? { ...batch.inputs, globalRows: Int32Array.from(picks, (p) => p.spot) } : batch.inputs;
+            return model.forward(inputs, 'inference', encoded ? [encoded] : undefined).fusion;
+          });
+          pred.set(values.dataSync() as Float32Array, from * G);
+          values.dispose();
+        } finally {
+          batch.dispose();
+        }
+      }
+    } finally {
+      encoded?.dispose();
+    }
+    out.set(section.id, pred);
+  }
+  return out;
+}
+
+/** Mean over the validation slides of each slide's mean gene PCC (undefined PCCs left out). */
+function meanValidationPcc(model: TriplexModel, data: TrainingData, sections: readonly SectionInputs[]): number {
+  const preds = predictSections(model, data, sections);
+  const scores = sections.map((s) => slideMetrics(preds.get(s.id)!, s.values, s.n, data.genes).pccM).filter(Number.isFinite);
+  return scores.length ? scores.reduce((a, b) => a + b, 0) / scores.length : 0;
+}
+
+/** A model with the weights of a checkpoint, checked against the store's genes and features. */
+export async function loadTrainedModel(file: string, data?: { genes: string[]; dim: number }): Promise<{ model: TriplexModel; info: CheckpointInfo }> {
+  const { info, weights } = await readCheckpoint(file);
+  if (data) {
+    if (info.genes.length !== data.genes.length || info.genes.some((g, i) => g !== data.genes[i])) {
+      const missing = info.genes.filter((g) => !data.genes.includes(g));
+      throw new Error(`${file} predicts ${info.genes.length} genes, the store has ${data.genes.length}` +
+        (missing.length ? ` and lacks ${missing.length} of them (${missing.slice(0, 5).join(', ')}...)` : ' in another order') +
+        '; use a checkpoint trained on a store with the same genes');
+    }
+    if (info.config.dim !== data.dim) throw new Error(`${file} takes ${info.config.dim}-wide features, the store's are ${data.dim} wide; extract features with the encoder the model was trained on`);
+  }
+  if (info.mode !== 'frozen') throw new Error(`${file} was trained in mode ${info.mode}; this build predicts with frozen-mode checkpoints only`);
+  const model = new TriplexModel(info.config);
+  try {
+    model.loadStateDict(modelWeights(weights), file);
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  return { model, info };
+}

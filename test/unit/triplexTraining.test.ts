@@ -1,0 +1,240 @@
+import { after, before, describe, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { initCompute } from '../../src/runtime/compute/backend';
+import { spotGrid } from '../../src/runtime/model/triplex/apeg';
+import { VARIANTS, activeViews, triplexConfig, type TriplexConfig } from '../../src/runtime/model/triplex/config';
+import { TriplexModel } from '../../src/runtime/model/triplex/model';
+import { Adam, stepLR } from '../../src/runtime/train/adam';
+import { epochBatches, makeBatch, tokenPermutation } from '../../src/runtime/train/batches';
+import type { SectionInputs, TrainingData } from '../../src/runtime/train/data';
+import { loadTrainedModel, predictSections, readCheckpoint, trainFold } from '../../src/runtime/train/trainer';
+import { slideMetrics } from '../../src/runtime/eval/metrics';
+import { mulberry32, normal } from '../../src/runtime/util/random';
+
+/**
+ * The assembled TRIPLEX model and its training loop on small in-memory data: every variant's
+ * heads and parameters, batching, augmentation, Adam against its formula, learning, repeatable
+ * and resumable runs, aborting, leaks, and the errors of mismatched checkpoints.
+ */
+
+const DIM = 16;
+const GENES = 5;
+
+/**
+ * Sections whose expression is a linear function of the spot's own feature, of the mean of its
+ * neighbor tiles and of its slide: every view carries signal.
+ */
+function syntheticData(sections = 4, side = 6, seed = 1): TrainingData {
+  const random = mulberry32(seed);
+  const mix = normal(random, 3 * DIM * GENES, 0.3);
+  const map = new Map<string, SectionInputs>();
+  for (let s = 0; s < sections; s++) {
+    const rows: number[] = [];
+    const cols: number[] = [];
+    for (let r = 0; r < side; r++) for (let c = 0; c < side; c++) if ((r * 7 + c * 3 + s) % 11 !== 0) { rows.push(r); cols.push(c); } // holes
+    const n = rows.length;
+    const global = normal(random, n * DIM);
+    const neighbors = normal(random, n * 25 * DIM);
+    const target = normal(random, n * 49 * DIM);
+    const mask = new Float32Array(n * 25).fill(1);
+    for (let i = 0; i < n; i++) if (rows[i] === 0) for (let t = 0; t < 5; t++) mask[i * 25 + t] = 0; // top edge
+    const slideShift = normal(random, DIM);
+    const values = new Float32Array(n * GENES);
+    for (let i = 0; i < n; i++) {
+      for (let g = 0; g < GENES; g++) {
+        let v = 1;
+        for (let c = 0; c < DIM; c++) {
+          let tMean = 0;
+          for (let t = 0; t < 49; t++) tMean += target[(i * 49 + t) * DIM + c] / 49;
+          let nMean = 0;
+          for (let t = 0; t < 25; t++) nMean += neighbors[(i * 25 + t) * DIM + c] / 25;
+          v += mix[c * GENES + g] * tMean * 3 + mix[(DIM + c) * GENES + g] * nMean * 3 + mix[(2 * DIM + c) * GENES + g] * (global[i * DIM + c] + slideShift[c]);
+        }
+        values[i * GENES + g] = v;
+      }
+    }
+    const id = `S${s}`;
+    map.set(id, {
+      id, patient: `P${s}`, n, spotIds: rows.map((r, i) => `${r}x${cols[i]}`), storeRows: [], values, global, neighbors, mask, target,
+      grid: spotGrid(rows, cols),
+    });
+  }
+  return { storeDir: '(in memory)', featuresDir: '(in memory)', genes: Array.from({ length: GENES }, (_, g) => `G${g}`), dim: DIM, sections: map };
+}
+
+const config = (variant = 'triplex'): TriplexConfig => triplexConfig({ preset: 'demo', variant, genes: GENES, dim: DIM });
+
+describe('TRIPLEX model and training', () => {
+  let tmp: string;
+  before(async () => {
+    await initCompute({});
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'triplex-train-'));
+  });
+  after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  test('every variant builds, names its parameters as the PyTorch reference, and gives [B, genes] per head', () => {
+    const data = syntheticData(2);
+    const sections = [...data.sections.values()];
+    const picks = epochBatches(sections, 7, 3)[0];
+    for (const v of VARIANTS) {
+      const c = config(v.name);
+      const model = new TriplexModel(c);
+      const batch = makeBatch(picks, { views: activeViews(c), dim: DIM, genes: GENES });
+      try {
+        const out = model.forward(batch.inputs, 'inference');
+        const views = activeViews(c);
+        for (const head of ['fusion', ...views] as const) assert.deepEqual(out[head]?.shape, [picks.length, GENES], `${v.name}: ${head}`);
+        const names = model.params.names();
+        const has = (prefix: string) => names.some((n) => n.startsWith(prefix));
+        assert.equal(has('neighbor_encoder.'), c.views.neighbor, `${v.name}: neighbor encoder`);
+        assert.equal(has('global_encoder.'), c.views.global, `${v.name}: global encoder`);
+        assert.equal(has('global_encoder.peg.'), c.views.global && c.global.positionEncoding !== 'none', `${v.name}: position encoding`);
+        assert.equal(names.includes('fc.weight'), views.length > 1, `${v.name}: prediction head`);
+        assert.equal(has('fusion_encoder.blocks.'), views.length > 1 && c.fusion.method === 'layer', `${v.name}: fusion layer`);
+        for (const view of views) assert.ok(names.includes(`fc_${view}.weight`), `${v.name}: fc_${view}`);
+        if (views.length === 1) assert.equal(out.fusion, out[views[0]], `${v.name}: a single-view model predicts with its own head`);
+        tf.dispose(Object.values(out));
+      } finally {
+        batch.dispose();
+        model.dispose();
+      }
+    }
+  });
+
+  test('the global token of a spot does not depend on which batch asks for it', async () => {
+    const data = syntheticData(2);
+    const [a, b] = [...data.sections.values()];
+    const model = new TriplexModel(config('gem'));
+    try {
+      // Spot 3 of section b, alone and in a batch drawing from both sections in another order.
+      const alone = makeBatch([{ section: b, spot: 3 }], { views: ['global'], dim: DIM, genes: GENES });
+      const mixed = makeBatch([{ section: a, spot: 5 }, { section: b, spot: 3 }, { section: a, spot: 0 }], { views: ['global'], dim: DIM, genes: GENES });
+      const x = model.forward(alone.inputs, 'inference').fusion;
+      const y = model.forward(mixed.inputs, 'inference').fusion;
+      const row = tf.slice(y, [1, 0], [1, GENES]);
+      assert.ok(tf.max(tf.abs(tf.sub(x, row))).dataSync()[0] < 1e-5);
+      tf.dispose([x, y, row]);
+      alone.dispose();
+      mixed.dispose();
+    } finally {
+      model.dispose();
+    }
+  });
+
+  test('token-map augmentation: permutations that compose like flips and quarter turns', () => {
+    const isPermutation = (p: Int32Array) => [...p].sort((a, b) => a - b).every((v, i) => v === i);
+    const identity = tokenPermutation(false, false, 0);
+    assert.deepEqual([...identity], Array.from({ length: 49 }, (_, i) => i));
+    assert.deepEqual([...tokenPermutation(true, false, 0)].slice(0, 7), [6, 5, 4, 3, 2, 1, 0]);
+    assert.deepEqual([...tokenPermutation(false, true, 0)].slice(0, 7), [42, 43, 44, 45, 46, 47, 48]);
+    // Four quarter turns are the identity; two are a flip both ways.
+    const compose = (p: Int32Array, q: Int32Array) => Int32Array.from(p, (src) => q[src]);
+    const quarter = tokenPermutation(false, false, 1);
+    assert.deepEqual([...compose(compose(compose(quarter, quarter), quarter), quarter)], [...identity]);
+    assert.deepEqual([...compose(quarter, quarter)], [...tokenPermutation(true, true, 0)]);
+    for (const h of [false, true]) for (const v of [false, true]) for (const k of [0, 1, 2, 3]) assert.ok(isPermutation(tokenPermutation(h, v, k)));
+  });
+
+  test('an epoch visits every spot once, in batches spanning at most two slides, the same for the same seed', () => {
+    const data = syntheticData(4, 8);
+    const sections = [...data.sections.values()];
+    const batches = epochBatches(sections, 16, 9);
+    const seen = batches.flat().map((p) => `${p.section.id}/${p.spot}`);
+    assert.equal(new Set(seen).size, seen.length);
+    assert.equal(seen.length, sections.reduce((n, s) => n + s.n, 0));
+    for (const b of batches) assert.ok(new Set(b.map((p) => p.section.id)).size <= 2);
+    assert.deepEqual(epochBatches(sections, 16, 9).flat().map((p) => `${p.section.id}/${p.spot}`), seen);
+    assert.notDeepEqual(epochBatches(sections, 16, 10).flat().map((p) => `${p.section.id}/${p.spot}`), seen);
+  });
+
+  test('Adam follows PyTorch\'s update formula; StepLR steps every 50 epochs', () => {
+    const x = tf.variable(tf.tensor1d([1, -2]));
+    const adam = new Adam([x], ['x'], 0.1);
+    const grads = [[0.5, -1], [0.25, 2]];
+    const expected = [1, -2];
+    const m = [0, 0];
+    const v = [0, 0];
+    grads.forEach((g, t) => {
+      adam.apply([tf.tensor1d(g)]);
+      for (let i = 0; i < 2; i++) {
+        m[i] = 0.9 * m[i] + 0.1 * g[i];
+        v[i] = 0.999 * v[i] + 0.001 * g[i] * g[i];
+        const mHat = m[i] / (1 - 0.9 ** (t + 1));
+        const vHat = v[i] / (1 - 0.999 ** (t + 1));
+        expected[i] -= (0.1 * mHat) / (Math.sqrt(vHat) + 1e-8);
+      }
+    });
+    const got = x.dataSync();
+    for (let i = 0; i < 2; i++) assert.ok(Math.abs(got[i] - expected[i]) < 1e-6, `${got[i]} vs ${expected[i]}`);
+    adam.dispose();
+    x.dispose();
+    assert.equal(stepLR(1e-4, 49), 1e-4);
+    assert.ok(Math.abs(stepLR(1e-4, 50) - 0.9e-4) < 1e-12);
+    assert.ok(Math.abs(stepLR(1e-4, 120) - 0.81e-4) < 1e-12);
+  });
+
+  test('training learns, leaks no tensors, repeats exactly with the same seed, and resumes where it stopped', async () => {
+    const data = syntheticData(4);
+    const base = { config: config(), mode: 'frozen' as const, train: ['S0', 'S1'], validation: ['S2'], batchSize: 16, learningRate: 1e-2, seed: 7 };
+    const counts: number[] = [];
+    const a = await trainFold(data, { ...base, outDir: path.join(tmp, 'a'), epochs: 4, onProgress: (e) => { if (e.kind === 'epoch') counts.push(tf.memory().numTensors); } });
+    assert.equal(a.epochsRun, 4);
+    assert.ok(a.history[3].loss < a.history[0].loss * 0.8, `loss ${a.history.map((h) => h.loss.toFixed(3)).join(' -> ')}`);
+    assert.equal(new Set(counts).size, 1, `tensors after each epoch: ${counts.join(', ')}`);
+
+    const b = await trainFold(data, { ...base, outDir: path.join(tmp, 'b'), epochs: 4 });
+    assert.deepEqual(b.history.map((h) => [h.loss, h.validationPcc]), a.history.map((h) => [h.loss, h.validationPcc]));
+
+    // Stopped during epoch 3 (index 2): the checkpoint of epoch 2 stays, and a rerun finishes like a.
+    const controller = new AbortController();
+    const c1 = await trainFold(data, {
+      ...base, outDir: path.join(tmp, 'c'), epochs: 4, signal: controller.signal,
+      onProgress: (e) => { if (e.kind === 'batch' && e.epoch === 2 && e.batch === 2) controller.abort(); },
+    });
+    assert.equal(c1.aborted, true);
+    assert.equal(c1.epochsRun, 2);
+    assert.equal((await readCheckpoint(path.join(tmp, 'c', 'last.safetensors'))).info.epoch, 2);
+    assert.deepEqual(fs.readdirSync(path.join(tmp, 'c')).filter((f) => f.includes('partial')), []);
+    const c2 = await trainFold(data, { ...base, outDir: path.join(tmp, 'c'), epochs: 4 });
+    assert.equal(c2.resumedFrom, 2);
+    assert.deepEqual(c2.history.map((h) => [h.loss, h.validationPcc]), a.history.map((h) => [h.loss, h.validationPcc]));
+    const wa = (await readCheckpoint(path.join(tmp, 'a', 'last.safetensors'))).weights;
+    const wc = (await readCheckpoint(path.join(tmp, 'c', 'last.safetensors'))).weights;
+    for (const [k, t] of wa) assert.deepEqual(wc.get(k)?.data, t.data, k);
+  });
+
+  test('early stopping keeps the best validation epoch; predictions come from its checkpoint', async () => {
+    const data = syntheticData(4);
+    const r = await trainFold(data, {
+      config: config(), mode: 'frozen', train: ['S0', 'S1'], validation: ['S2'], outDir: path.join(tmp, 'early'), epochs: 30, patience: 2,
+      batchSize: 16, learningRate: 3e-2, seed: 1,
+    });
+    const best = Math.max(...r.history.map((h) => h.validationPcc!));
+    assert.equal(r.history[r.bestEpoch].validationPcc, best);
+    assert.ok(r.epochsRun <= r.bestEpoch + 3);
+    const { model, info } = await loadTrainedModel(r.checkpoint, data);
+    try {
+      assert.equal(info.epoch, r.bestEpoch + 1);
+      const s2 = data.sections.get('S2')!;
+      const pred = predictSections(model, data, [s2]).get('S2')!;
+      assert.ok(Math.abs(slideMetrics(pred, s2.values, s2.n, data.genes).pccM - best) < 1e-4);
+    } finally {
+      model.dispose();
+    }
+  });
+
+  test('mismatches are clear errors: another run in the folder, other genes, another width', async () => {
+    const data = syntheticData(3);
+    const dir = path.join(tmp, 'mismatch');
+    await trainFold(data, { config: config(), mode: 'frozen', train: ['S0'], validation: ['S1'], outDir: dir, epochs: 1, batchSize: 32 });
+    await assert.rejects(trainFold(data, { config: config('peg'), mode: 'frozen', train: ['S0'], validation: ['S1'], outDir: dir, epochs: 2, batchSize: 32 }),
+      /last\.safetensors is from another run .*another output folder/);
+    await assert.rejects(loadTrainedModel(path.join(dir, 'best.safetensors'), { genes: ['G0', 'G1', 'X'], dim: DIM }), /predicts 5 genes, the store has 3 .*same genes/);
+    await assert.rejects(loadTrainedModel(path.join(dir, 'best.safetensors'), { genes: data.genes, dim: 32 }), /takes 16-wide features/);
+    await assert.rejects(trainFold(data, { config: config(), mode: 'frozen', train: ['S0'], validation: ['S0'], outDir: path.join(tmp, 'x'), epochs: 1 }), /both in training and in validation/);
+  });
+});
