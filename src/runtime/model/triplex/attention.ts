@@ -196,7 +196,7 @@ export class TransformerBlock {
     this.norm1 = new LayerNorm(params, `${name}.norm1`, options.dim);
     this.attn = new SelfAttention(params, `${name}.attn`, options.dim, options.heads, options.dropout, options.relativePositionBias ?? false);
     this.norm2 = new LayerNorm(params, `${name}.norm2`, options.dim);
-    this.mlp = new FeedForward(params, `${name}.mlp`, options.dim, Math.round(options.dim * options.mlpRatio), options.dropout);
+    this.mlp = new FeedForward(params, `${name}.mlp`, options.dim, Math.floor(options.dim * options.mlpRatio), options.dropout);
   }
 
   /** [B, N, d] -> [B, N, d]; `mask` [B, N] removes keys (1 = valid, 0 = masked). */
@@ -308,7 +308,7 @@ export class CrossAttentionBlock {
     this.norm1 = new LayerNorm(params, `${name}.norm1`, options.dim);
     this.attn = new CrossAttention(params, `${name}.attn`, options.dim, options.heads, options.dropout);
     this.norm2 = new LayerNorm(params, `${name}.norm2`, options.dim);
-    this.mlp = new FeedForward(params, `${name}.mlp`, options.dim, Math.round(options.dim * options.mlpRatio), options.dropout);
+    this.mlp = new FeedForward(params, `${name}.mlp`, options.dim, Math.floor(options.dim * options.mlpRatio), options.dropout);
   }
 
   /** Queries [B, Nq, d] (the global token: Nq = 1) over context [B, N, d] -> [B, Nq, d]; `mask` [B, N]. */
