@@ -7,6 +7,7 @@ import { mib, printTable } from './table';
 import { benchCrops, printCropBench } from './crops.bench';
 import { benchFeatureEncoders } from './features.bench';
 import { benchData, extractChild } from './data.bench';
+import { benchTriplex } from './triplex.bench';
 
 /**
  * `npm run bench`: throughput and memory of the compute layer, printed beside a PyTorch peer
@@ -34,8 +35,8 @@ function runTorchPeer(threads: number, iterations: number): TorchResult | string
   return JSON.parse(r.stdout.trim().split('\n').pop() as string) as TorchResult;
 }
 
-/** BENCH_ONLY=crops,resnet18,features,data runs only those parts (default: all, in this order). */
-const PARTS = ['crops', 'resnet18', 'features', 'data'] as const;
+/** BENCH_ONLY=crops,resnet18,features,data,triplex runs only those parts (default: all, in this order). */
+const PARTS = ['crops', 'resnet18', 'features', 'data', 'triplex'] as const;
 const only = (process.env.BENCH_ONLY ?? PARTS.join(',')).split(',').map((p) => p.trim());
 const unknown = only.filter((p) => !(PARTS as readonly string[]).includes(p));
 if (unknown.length) throw new Error(`BENCH_ONLY: unknown part ${unknown.join(', ')}; the parts are ${PARTS.join(', ')}`);
@@ -56,6 +57,7 @@ async function main(): Promise<void> {
     for (const note of features.notes) console.log(note);
   }
   if (wants('data')) await benchData();
+  if (wants('triplex')) benchTriplex(report, iterations);
 }
 
 /** ResNet18 forward and training step at 224x224, batch 16, beside the PyTorch peer. */

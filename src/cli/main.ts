@@ -27,6 +27,10 @@ program.addCommand(demoCommand());
 program.parseAsync(process.argv).then(
   () => process.exit(process.exitCode ?? 0),
   (e: unknown) => {
+    if (e instanceof Error && e.name === 'RunStopped') {
+      console.log(e.message);
+      process.exit(130);
+    }
     console.error(`triplex: ${e instanceof Error ? e.message : String(e)}`);
     if (process.env.TRIPLEX_DEBUG && e instanceof Error) console.error(e.stack);
     process.exit(1);

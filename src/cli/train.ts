@@ -22,6 +22,8 @@ interface TrainFlags {
   microBatch?: number;
   lr: number;
   seed: number;
+  init: 'pytorch' | 'mean-bias';
+  standardizeInputs?: boolean;
   validation: number;
   features?: string;
   out?: string;
@@ -42,9 +44,11 @@ function trainingOptions(cmd: Command, withModel = true): Command {
     .option('--epochs <n>', 'maximum epochs', int, 200)
     .option('--patience <n>', 'epochs without a better validation PCC before stopping', int, 20)
     .option('--batch <n>', 'spots per optimiser step', int, 128)
-    .option('--micro-batch <n>', 'spots per forward/backward pass (gradients accumulated up to --batch)', int)
+    .option('--micro-batch <n>', 'spots per forward/backward pass, gradients accumulated up to --batch (default 32: BC1 at 128 exceeds the 4 GB wasm heap)', int)
     .option('--lr <rate>', 'Adam learning rate (StepLR: x0.9 every 50 epochs)', Number, 1e-4)
     .option('--seed <n>', 'seed of initialisation, batches, augmentation and dropout', int, 0)
+    .addOption(new Option('--init <how>', "pytorch (the reference's defaults) or mean-bias (heads start at the training mean; for short runs)").choices(['pytorch', 'mean-bias']).default('pytorch'))
+    .option('--standardize-inputs', 'standardise each frozen feature channel with training statistics (for encoders without pretrained weights)')
     .option('--validation <fraction>', 'share of each fold\'s training sections held out (whole patients) for early stopping', Number, 0.15)
     .option('--features <key>', 'features folder under <store>/features (default: the only one)');
 }
@@ -52,7 +56,7 @@ function trainingOptions(cmd: Command, withModel = true): Command {
 function cvOptions(store: string, o: TrainFlags, log: (m: string) => void, signal: AbortSignal): CvOptions {
   return {
     storeDir: store, outDir: o.out ?? path.join(store, 'runs', `${o.model}-${o.mode}`), variant: o.model, preset: o.preset, folds: o.folds, mode: o.mode,
-    epochs: o.epochs, patience: o.patience, batchSize: o.batch, microBatch: o.microBatch, learningRate: o.lr, seed: o.seed, validationFraction: o.validation,
+    epochs: o.epochs, patience: o.patience, batchSize: o.batch, microBatch: o.microBatch, learningRate: o.lr, seed: o.seed, init: o.init, standardizeInputs: o.standardizeInputs, validationFraction: o.validation,
     features: o.features, signal, log, onProgress: epochLine(log),
   };
 }

@@ -76,7 +76,7 @@ describe('TRIPLEX, assembled, matches PyTorch forward and backward in every vari
         const offsets = c.meta.slides.map((_, k) => c.meta.slides!.slice(0, k).reduce((n, s) => n + s.spots, 0));
         inputs.globalRows = Int32Array.from(c.meta.batchSlide!, (slide, i) => offsets[slide] + c.meta.batchSpot![i]);
       }
-      const truth = tf.tensor(read(c.input.truth), c.input.truth.shape) as tf.Tensor2D;
+      const truth = tf.tensor2d(read(c.input.truth), c.input.truth.shape as [number, number]);
 
       const errors: [string, number][] = [];
       const out = model.forward(inputs, 'inference');

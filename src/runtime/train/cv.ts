@@ -31,6 +31,9 @@ export interface CvOptions {
   microBatch?: number;
   learningRate?: number;
   seed?: number;
+  init?: 'pytorch' | 'mean-bias';
+  /** Standardise the frozen inputs per channel with training statistics (see TriplexConfig). */
+  standardizeInputs?: boolean;
   /** Share of training sections held out for early stopping (patients drawn whole). */
   validationFraction?: number;
   /** Train and score only these folds (default all). */
@@ -41,6 +44,14 @@ export interface CvOptions {
   signal?: AbortSignal;
   onProgress?: (fold: Fold, event: TrainProgress) => void;
   log?: (message: string) => void;
+}
+
+/** A run stopped on request (its checkpoints kept); the command line exits with 130. */
+export class RunStopped extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RunStopped';
+  }
 }
 
 export interface FoldResult {
@@ -68,7 +79,7 @@ export async function crossValidate(o: CvOptions): Promise<CvResult> {
   const mode = o.mode ?? 'frozen';
   const variant = o.variant ?? 'triplex';
   const data = o.data ?? loadTrainingData(o.storeDir, { views: ALL_VIEWS, features: o.features });
-  const config = triplexConfig({ preset: o.preset, variant, genes: data.genes.length, dim: data.dim });
+  const config = triplexConfig({ preset: o.preset, variant, genes: data.genes.length, dim: data.dim, standardizeInputs: o.standardizeInputs });
   const sections = [...data.sections.values()].map((s) => ({ id: s.id, patient: s.patient, spots: s.n }));
   const { folds, warnings } = makeFolds(sections, parseFolds(o.folds ?? 'lopo'), o.seed ?? 0);
   for (const w of warnings) log(`warning: ${w}`);
@@ -87,7 +98,7 @@ export async function crossValidate(o: CvOptions): Promise<CvResult> {
     const dir = path.join(o.outDir, `fold-${fold.index}`);
     const train = await trainFold(data, {
       config, mode, train: split.train, validation: split.validation, outDir: dir, epochs: o.epochs, patience: o.patience,
-      batchSize: o.batchSize, microBatch: o.microBatch, learningRate: o.learningRate, seed: o.seed ?? 0, signal: o.signal,
+      batchSize: o.batchSize, microBatch: o.microBatch, learningRate: o.learningRate, seed: o.seed ?? 0, init: o.init, signal: o.signal,
       onProgress: (e) => o.onProgress?.(fold, e),
     });
     if (train.aborted) {
@@ -109,7 +120,8 @@ export async function crossValidate(o: CvOptions): Promise<CvResult> {
     const last = scored.filter((s) => s.fold === fold.index);
     log(`fold ${fold.index}: best epoch ${train.bestEpoch + 1} of ${train.epochsRun} (validation PCC ${train.bestValidationPcc?.toFixed(3) ?? 'n/a'}); test PCC(M) ${last.map((s) => `${s.section} ${s.metrics.pccM.toFixed(3)}`).join(', ')}`);
   }
-  if (scored.length === 0) throw new Error(`no fold finished${aborted ? ' (stopped on request)' : ''}; nothing to score`);
+  if (scored.length === 0 && aborted) throw new RunStopped('stopped on request before a fold finished; run the same command again to resume from the last checkpoint');
+  if (scored.length === 0) throw new Error('no fold finished; nothing to score');
   const evaluation = evaluate(scored, data.genes, Math.min(50, data.genes.length));
   fs.mkdirSync(o.outDir, { recursive: true });
   await writeMetricsTables(o.outDir, metricsTables(evaluation, variant));

@@ -3,8 +3,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { slideMetrics } from '../eval/metrics';
-import { TriplexModel } from '../model/triplex/model';
-import { activeViews, type TriplexConfig } from '../model/triplex/config';
+import { TriplexModel, type ChannelStats, type InputStats } from '../model/triplex/model';
+import { activeViews, type TriplexConfig, type ViewName } from '../model/triplex/config';
 import { writeFileAtomic } from '../store/atomic';
 import { mulberry32 } from '../util/random';
 import { encodeSafetensors, readSafetensors, safetensorsMetadata } from '../weights/safetensors';
@@ -35,12 +35,17 @@ export interface TrainOptions {
   epochs?: number;
   patience?: number;
   batchSize?: number;
-  /** Spots per forward/backward pass; the batch's gradients are accumulated over them. Default: the batch. */
+  /** Spots per forward/backward pass; the batch's gradients are accumulated over them. Default 32. */
   microBatch?: number;
   learningRate?: number;
   lrStep?: number;
   lrGamma?: number;
   seed?: number;
+  /**
+   * 'pytorch' (default): every parameter starts as PyTorch's defaults, as the reference.
+   * 'mean-bias': the heads' biases start at the training spots' mean expression (for short runs).
+   */
+  init?: 'pytorch' | 'mean-bias';
   /** Continue from outDir's last checkpoint when it is from this same run (default true). */
   resume?: boolean;
   signal?: AbortSignal;
@@ -84,6 +89,8 @@ export interface TrainResult {
 }
 
 export const CHECKPOINT_FORMAT = 'triplex-checkpoint';
+/** Spots per forward/backward pass unless told (gradients are accumulated up to the batch). */
+export const DEFAULT_MICRO_BATCH = 32;
 const CHECKPOINT_VERSION = 1;
 
 /** What a checkpoint's metadata records. */
@@ -140,7 +147,8 @@ export async function trainFold(data: TrainingData, options: TrainOptions): Prom
     epochs: 200, patience: 20, batchSize: 128, learningRate: 1e-4, lrStep: 50, lrGamma: 0.9, seed: 0, resume: true, ...options,
   };
   if (o.mode !== 'frozen') throw new Error(`training mode '${o.mode}' needs the target crops during training; this build trains in mode frozen (cached token maps) only`);
-  const microBatch = o.microBatch ?? o.batchSize;
+  // 32 spots per pass keeps the BC1 preset inside the 4 GB a wasm32 heap can address (128 at once does not).
+  const microBatch = Math.min(o.microBatch ?? DEFAULT_MICRO_BATCH, o.batchSize);
   const config = o.config;
   if (config.genes !== data.genes.length) throw new Error(`the configuration predicts ${config.genes} genes, the store has ${data.genes.length}`);
   if (config.dim !== data.dim) throw new Error(`the configuration has d = ${config.dim}, the features are ${data.dim} wide`);
@@ -157,7 +165,7 @@ export async function trainFold(data: TrainingData, options: TrainOptions): Prom
 
   const views = activeViews(config);
   const signature = createHash('sha256').update(JSON.stringify({
-    config, mode: o.mode, train: o.train, validation: o.validation, seed: o.seed, batchSize: o.batchSize, microBatch,
+    config, mode: o.mode, train: o.train, validation: o.validation, seed: o.seed, init: o.init ?? 'pytorch', batchSize: o.batchSize, microBatch,
     learningRate: o.learningRate, lrStep: o.lrStep, lrGamma: o.lrGamma, features: path.resolve(data.featuresDir), genes: data.genes,
   })).digest('hex').slice(0, 24);
   fs.mkdirSync(o.outDir, { recursive: true });
@@ -165,6 +173,8 @@ export async function trainFold(data: TrainingData, options: TrainOptions): Prom
   const bestFile = path.join(o.outDir, 'best.safetensors');
 
   const model = new TriplexModel(config, { seed: o.seed });
+  if (o.init === 'mean-bias') model.setHeadBias(meanExpression(trainSections, data.genes.length));
+  if (config.standardizeInputs) model.setInputStats(inputStats(trainSections, views, data.dim));
   const variables = model.trainableVariables();
   const optimizer = new Adam(variables, variableNames(model), o.learningRate);
   const history: EpochRecord[] = [];
@@ -251,6 +261,45 @@ export async function trainFold(data: TrainingData, options: TrainOptions): Prom
     optimizer.dispose();
     model.dispose();
   }
+}
+
+/** Per-channel mean and standard deviation of each view's frozen inputs over the sections' spots. */
+function inputStats(sections: readonly SectionInputs[], views: readonly ViewName[], d: number): InputStats {
+  const of = (arrays: Float32Array[], rowMask?: (s: number, row: number) => boolean): ChannelStats => {
+    const sum = new Float64Array(d);
+    const sq = new Float64Array(d);
+    let n = 0;
+    arrays.forEach((a, s) => {
+      for (let r = 0; r < a.length / d; r++) {
+        if (rowMask && !rowMask(s, r)) continue;
+        for (let c = 0; c < d; c++) {
+          const v = a[r * d + c];
+          sum[c] += v;
+          sq[c] += v * v;
+        }
+        n++;
+      }
+    });
+    const mean = Float32Array.from(sum, (v) => v / Math.max(n, 1));
+    return { mean, std: Float32Array.from(sq, (v, c) => Math.sqrt(Math.max(v / Math.max(n, 1) - mean[c] * mean[c], 0))) };
+  };
+  const stats: InputStats = {};
+  if (views.includes('target')) stats.target = of(sections.map((s) => s.target!));
+  // Masked tiles hold the encoding of a blank input: left out of the statistics.
+  if (views.includes('neighbor')) stats.neighbor = of(sections.map((s) => s.neighbors!), (s, row) => sections[s].mask![row] > 0);
+  if (views.includes('global')) stats.global = of(sections.map((s) => s.global!));
+  return stats;
+}
+
+/** Mean normalised expression per gene over the sections' spots. */
+function meanExpression(sections: readonly SectionInputs[], genes: number): Float32Array {
+  const sum = new Float64Array(genes);
+  let n = 0;
+  for (const s of sections) {
+    for (let i = 0; i < s.values.length; i++) sum[i % genes] += s.values[i];
+    n += s.n;
+  }
+  return Float32Array.from(sum, (v) => v / n);
 }
 
 /** The batch's mean loss and gradients, accumulated over micro-batches (weighted by their spots). */

@@ -34,6 +34,13 @@ export interface TriplexConfig {
   alpha: number;
   /** The NEM head's input: the plain mean of all 25 neighbor tokens (the reference), or of the valid ones. */
   neighborMean: 'all' | 'masked';
+  /**
+   * Standardise each frozen input channel (target tokens, neighbor tiles, global features) with
+   * the training spots' mean and standard deviation, kept with the model. Off in the paper; for
+   * frozen features whose spot-to-spot variation is small against their level, as a randomly
+   * initialised encoder gives (the demo without pretrained weights).
+   */
+  standardizeInputs?: boolean;
 }
 
 /** The architecture part of a preset: what the spec's per-dataset table fixes. */
@@ -96,6 +103,7 @@ export interface ConfigOptions {
   variant?: string;
   genes: number;
   dim?: number;
+  standardizeInputs?: boolean;
 }
 
 /** A full configuration from a preset (default bc1) and a variant (default triplex). */
@@ -113,6 +121,7 @@ export function triplexConfig(options: ConfigOptions): TriplexConfig {
     loss: 'fusion',
     alpha: 0.3,
     neighborMean: 'all',
+    ...(options.standardizeInputs ? { standardizeInputs: true } : {}),
   };
   const config = variant(options.variant ?? 'triplex').apply(base);
   checkConfig(config);

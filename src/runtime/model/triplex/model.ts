@@ -60,8 +60,14 @@ class Encoder {
   }
 }
 
+/** Per-channel mean and standard deviation of one frozen input, [d] each. */
+export interface ChannelStats { mean: Float32Array; std: Float32Array }
+export type InputStats = Partial<Record<ViewName, ChannelStats>>;
+
 export class TriplexModel {
   readonly params: ParameterSet;
+  /** Standardisation of the frozen inputs (config.standardizeInputs), as [mean, 1 / std] tensors. */
+  private inputNorm: Partial<Record<ViewName, [tf.Tensor1D, tf.Tensor1D]>> = {};
   readonly views: ViewName[];
   private readonly neighborEncoder?: Encoder;
   private readonly globalEncoder?: Encoder;
@@ -114,12 +120,35 @@ export class TriplexModel {
     return [...this.params.variables(), ...(this.trunk?.trainableVariables ?? [])];
   }
 
+  /** Sets the standardisation of the frozen inputs (configurations with standardizeInputs). */
+  setInputStats(stats: InputStats): void {
+    if (!this.config.standardizeInputs) throw new Error('this configuration does not standardise its inputs');
+    for (const v of this.views) {
+      const s = stats[v];
+      if (!s || s.mean.length !== this.config.dim || s.std.length !== this.config.dim) throw new Error(`input statistics for the ${v} view are missing or not ${this.config.dim} wide`);
+    }
+    tf.dispose(Object.values(this.inputNorm).flat());
+    this.inputNorm = {};
+    for (const v of this.views) {
+      const s = stats[v]!;
+      this.inputNorm[v] = [tf.keep(tf.tensor1d(s.mean)), tf.keep(tf.tensor1d(Float32Array.from(s.std, (x) => 1 / Math.max(x, 1e-6))))];
+    }
+  }
+
+  /** Frozen input x [..., d] of a view, standardised when the configuration asks for it. */
+  private standardized<T extends tf.Tensor>(view: ViewName, x: T): T {
+    if (!this.config.standardizeInputs) return x;
+    const norm = this.inputNorm[view];
+    if (!norm) throw new Error(`this model standardises its inputs, but has no statistics for the ${view} view (set them with setInputStats, or load a checkpoint that has them)`);
+    return tf.mul(tf.sub(x, norm[0]), norm[1]) as T;
+  }
+
   /** The global encoder over one slide's spots: [n, d] -> [n, d]. */
   encodeSlide(slide: GlobalSlide, mode: ForwardMode): tf.Tensor2D {
     const enc = this.globalEncoder;
     if (!enc) throw new Error('this TRIPLEX configuration has no global view');
     return tf.tidy(() => {
-      let x = tf.expandDims(slide.features, 0) as tf.Tensor3D; // [1, n, d]
+      let x = tf.expandDims(this.standardized('global', slide.features), 0) as tf.Tensor3D; // [1, n, d]
       enc.blocks.forEach((block, i) => {
         x = block.apply(x, mode);
         if (i === 0 && this.positionEncoding) {
@@ -145,7 +174,7 @@ export class TriplexModel {
 
   /** The target tokens [B, 49, d]: given (frozen), or from the trunk on the crops. */
   private targetTokens(target: tf.Tensor3D | tf.Tensor4D, mode: ForwardMode): tf.Tensor3D {
-    if (target.rank === 3) return target as tf.Tensor3D;
+    if (target.rank === 3) return this.standardized('target', target as tf.Tensor3D);
     if (!this.trunk) throw new Error('the target input is images, but this model has no ResNet18 trunk (frozen mode takes token maps [B, 49, d])');
     return tf.tidy(() => {
       const maps = this.trunk!.tokens(target as tf.Tensor4D, mode); // [B, 7, 7, 512]
@@ -174,7 +203,7 @@ export class TriplexModel {
         if (!inputs.neighbors || !inputs.mask) throw new Error('this configuration uses the neighbor view, but the batch has no neighbor features and mask');
         const enc = this.neighborEncoder!;
         mask = inputs.mask;
-        let x = inputs.neighbors;
+        let x = this.standardized('neighbor', inputs.neighbors);
         for (const block of enc.blocks) x = block.apply(x, mode, mask);
         neighborTokens = enc.norm.apply(x); // [B, 25, d]
         summaries.neighbor = c.neighborMean === 'masked'
@@ -221,25 +250,52 @@ export class TriplexModel {
     return fusionLoss(predictions, truth, { variant: this.config.loss, alpha: this.config.alpha });
   }
 
+  /**
+   * Sets the bias of every head to `values` [genes] (e.g. the training spots' mean expression):
+   * an optional data-dependent start, so that short runs spend their steps on the spatial
+   * structure rather than on learning each gene's level. Not the reference's initialisation.
+   */
+  setHeadBias(values: Float32Array): void {
+    if (values.length !== this.config.genes) throw new Error(`setHeadBias: ${values.length} values for ${this.config.genes} genes`);
+    tf.tidy(() => {
+      for (const head of Object.values(this.heads)) head!.bias?.assign(tf.tensor1d(values));
+    });
+  }
+
   /** The TRIPLEX parameters (and the trunk's, under `target_encoder.`) in PyTorch layout. */
   async stateDict(): Promise<StateDict> {
     const sd = await this.params.stateDict();
+    for (const [v, [mean, inv]] of Object.entries(this.inputNorm) as [ViewName, [tf.Tensor1D, tf.Tensor1D]][]) {
+      sd.set(`input_norm.${v}.mean`, { shape: mean.shape, data: (await mean.data()) as Float32Array, sourceDtype: 'float32' });
+      sd.set(`input_norm.${v}.std`, { shape: inv.shape, data: Float32Array.from((await inv.data()) as Float32Array, (x) => 1 / x), sourceDtype: 'float32' });
+    }
     if (this.trunk) for (const [k, v] of await this.trunk.stateDict()) sd.set(`target_encoder.${k}`, v);
     return sd;
   }
 
   /** Loads a state dict written by stateDict (or the PyTorch reference); all or nothing. */
   loadStateDict(sd: StateDict, source: string): void {
-    const own: StateDict = new Map([...sd].filter(([k]) => !k.startsWith('target_encoder.')));
+    const own: StateDict = new Map([...sd].filter(([k]) => !k.startsWith('target_encoder.') && !k.startsWith('input_norm.')));
+    const stats: InputStats = {};
+    if (this.config.standardizeInputs) {
+      for (const v of this.views) {
+        const mean = sd.get(`input_norm.${v}.mean`);
+        const std = sd.get(`input_norm.${v}.std`);
+        if (!mean || !std) throw new Error(`${source}: lacks input_norm.${v}.mean/std, which a model with standardised inputs needs`);
+        stats[v] = { mean: mean.data, std: std.data };
+      }
+    }
     const trunk: StateDict = new Map([...sd].filter(([k]) => k.startsWith('target_encoder.')).map(([k, v]) => [k.slice('target_encoder.'.length), v]));
     if (this.trunk && trunk.size === 0) throw new Error(`${source}: has no target_encoder.* weights, but this model trains the ResNet18 trunk`);
     if (!this.trunk && trunk.size > 0) throw new Error(`${source}: holds target_encoder.* weights (a fine-tuned trunk: mode full or layer4), but this model takes frozen target tokens`);
     if (this.trunk) resnet18TensorsFrom(trunk, source); // validates the trunk's part before anything is assigned
     this.params.loadStateDict(own, source);
     if (this.trunk) this.trunk.loadStateDict(trunk, source);
+    if (this.config.standardizeInputs) this.setInputStats(stats);
   }
 
   dispose(): void {
+    tf.dispose(Object.values(this.inputNorm).flat());
     this.params.dispose();
     this.trunk?.dispose();
   }

@@ -1,0 +1,178 @@
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import type { ComputeReport } from '../src/runtime/compute/backend';
+import { spotGrid, type SpotGrid } from '../src/runtime/model/triplex/apeg';
+import { triplexConfig } from '../src/runtime/model/triplex/config';
+import { TriplexModel, type TriplexInputs } from '../src/runtime/model/triplex/model';
+import { createResNet18 } from '../src/runtime/model/resnet18';
+import { Adam } from '../src/runtime/train/adam';
+import { mulberry32, normal } from '../src/runtime/util/random';
+import { mib, printTable } from './table';
+
+/**
+ * TRIPLEX throughput (BC1 preset, 250 genes, d = 512) in the three settings of the issue, beside
+ * the PyTorch implementation of the same configuration (bench/torch_triplex.py, run in the same
+ * invocation): frozen-target training (batch 128 from two 300-spot slides, the global encoder over
+ * both slides every step, Adam), whole-slide inference (600 spots, global encoder once, batches of
+ * 128), and full fine-tuning (batch 16, the ResNet18 trunk trained with everything else).
+ */
+
+const GENES = 250;
+const DIM = 512;
+
+interface Slide { features: tf.Tensor2D; grid: SpotGrid; n: number }
+
+function slide(rows: number, cols: number, seed: number): Slide {
+  const r: number[] = [];
+  const c: number[] = [];
+  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) { r.push(i); c.push(j); }
+  const n = r.length;
+  return { features: tf.tensor2d(normal(mulberry32(seed), n * DIM), [n, DIM]), grid: spotGrid(r, c), n };
+}
+
+function spotInputs(batch: number, seed: number, slides: Slide[], images: boolean): { inputs: TriplexInputs; truth: tf.Tensor2D; dispose(): void } {
+  const random = mulberry32(seed);
+  const target = images ? tf.tensor4d(normal(random, batch * 224 * 224 * 3), [batch, 224, 224, 3]) : tf.tensor3d(normal(random, batch * 49 * DIM), [batch, 49, DIM]);
+  const neighbors = tf.tensor3d(normal(random, batch * 25 * DIM), [batch, 25, DIM]);
+  const mask = tf.tensor2d(Float32Array.from({ length: batch * 25 }, () => (random() < 0.9 ? 1 : 0)), [batch, 25]);
+  const truth = tf.tensor2d(normal(random, batch * GENES), [batch, GENES]);
+  // Half the batch from each slide.
+  const total = slides.reduce((n, s) => n + s.n, 0);
+  const globalRows = Int32Array.from({ length: batch }, (_, i) => (i % 2 === 0 ? i / 2 : slides[0].n + (i - 1) / 2) % total);
+  return {
+    inputs: { target, neighbors, mask, slides: slides.map((s) => ({ features: s.features, grid: s.grid })), globalRows },
+    truth, dispose: () => tf.dispose([target, neighbors, mask, truth]),
+  };
+}
+
+interface Timing { mean: number; best: number; leaked: number }
+
+function timed(spots: number, iterations: number, step: () => void): Timing {
+  step();
+  const tensors = tf.memory().numTensors;
+  const times: number[] = [];
+  for (let i = 0; i < iterations; i++) {
+    const t = performance.now();
+    step();
+    times.push(performance.now() - t);
+  }
+  const mean = times.reduce((a, b) => a + b, 0) / times.length;
+  return { mean: (spots * 1000) / mean, best: (spots * 1000) / Math.min(...times), leaked: tf.memory().numTensors - tensors };
+}
+
+/**
+ * One optimiser step over micro-batches (gradients accumulated, each weighted by its share), as
+ * the trainer runs a batch that does not fit the wasm heap at once: BC1 at 128 spots needs more
+ * than the 4 GB wasm32 can address.
+ */
+function trainStep(model: TriplexModel, optimizer: Adam, micro: { inputs: TriplexInputs; truth: tf.Tensor2D }[]): void {
+  const vars = model.trainableVariables();
+  const total = micro.reduce((n, m) => n + m.truth.shape[0], 0);
+  let sum: tf.Tensor[] | undefined;
+  for (const m of micro) {
+    const { value, grads } = tf.variableGrads(() => tf.mul(model.loss(model.forward(m.inputs, 'training'), m.truth), m.truth.shape[0] / total) as tf.Scalar, vars);
+    value.dataSync();
+    const list = vars.map((v) => grads[v.name]);
+    value.dispose();
+    if (!sum) sum = list;
+    else {
+      const next = sum.map((g, i) => tf.add(g, list[i]));
+      tf.dispose([...sum, ...list]);
+      sum = next;
+    }
+  }
+  optimizer.apply(sum!);
+  tf.dispose(sum!);
+}
+
+/** Spots per forward/backward pass in the frozen setting (BENCH_MICRO_BATCH, default 32). */
+const MICRO = Number(process.env.BENCH_MICRO_BATCH ?? 32);
+
+export function benchFrozenTraining(iterations: number): Timing {
+  const model = new TriplexModel(triplexConfig({ preset: 'bc1', genes: GENES }));
+  const optimizer = new Adam(model.trainableVariables(), model.params.names());
+  const slides = [slide(20, 15, 1), slide(20, 15, 2)];
+  const parts = Array.from({ length: 128 / MICRO }, (_, i) => {
+    const m = spotInputs(MICRO, 3 + i, slides, false);
+    m.inputs.globalRows = Int32Array.from({ length: MICRO }, (_, j) => (j % 2 === 0 ? i * (MICRO / 2) + j / 2 : slides[0].n + i * (MICRO / 2) + (j - 1) / 2));
+    return m;
+  });
+  const r = timed(128, iterations, () => trainStep(model, optimizer, parts));
+  for (const p of parts) p.dispose();
+  tf.dispose(slides.map((s) => s.features));
+  optimizer.dispose();
+  model.dispose();
+  return r;
+}
+
+export function benchInference(iterations: number): Timing {
+  const model = new TriplexModel(triplexConfig({ preset: 'bc1', genes: GENES }));
+  const s = slide(24, 25, 4);
+  const batches = [0, 1, 2, 3, 4].map((b) => {
+    const n = Math.min(128, s.n - b * 128);
+    const x = spotInputs(n, 10 + b, [s], false);
+    x.inputs.globalRows = Int32Array.from({ length: n }, (_, i) => b * 128 + i);
+    return x;
+  });
+  const r = timed(s.n, iterations, () => {
+    const encoded = model.encodeSlide({ features: s.features, grid: s.grid }, 'inference');
+    for (const b of batches) {
+      const y = model.forward(b.inputs, 'inference', [encoded]).fusion;
+      y.dataSync();
+      y.dispose();
+    }
+    encoded.dispose();
+  });
+  for (const b of batches) b.dispose();
+  s.features.dispose();
+  model.dispose();
+  return r;
+}
+
+export function benchFullTraining(iterations: number): Timing {
+  const model = new TriplexModel(triplexConfig({ preset: 'bc1', genes: GENES }), { trunk: createResNet18({ seed: 0 }) });
+  const names = model.trainableVariables().map((_, i) => `v${i}`);
+  const optimizer = new Adam(model.trainableVariables(), names);
+  const slides = [slide(20, 15, 5), slide(20, 15, 6)];
+  const batch = spotInputs(16, 7, slides, true);
+  const r = timed(16, iterations, () => trainStep(model, optimizer, [batch]));
+  batch.dispose();
+  tf.dispose(slides.map((s) => s.features));
+  optimizer.dispose();
+  model.dispose();
+  return r;
+}
+
+interface TorchTriplex { spotsPerSecond: number; best: number; threads: number; blas: string; peakRssMiB: number; torch?: string }
+
+function torchPeer(mode: string, iterations: number, threads: number): TorchTriplex | string {
+  if (process.env.BENCH_SKIP_TORCH) return 'skipped (BENCH_SKIP_TORCH)';
+  const python = fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+  const r = spawnSync(python, [path.join(__dirname, '..', 'bench', 'torch_triplex.py'), mode, String(iterations), String(threads)], { encoding: 'utf8' });
+  if (r.status !== 0) return `not run: ${(r.stderr || r.error?.message || '').trim().split('\n').pop()}`;
+  return JSON.parse(r.stdout.trim().split('\n').pop() as string) as TorchTriplex;
+}
+
+/** The three settings, ours then PyTorch's, one table. */
+export function benchTriplex(report: ComputeReport, iterations: number): void {
+  const settings = [
+    { name: `frozen-target training (batch 128 as ${128 / MICRO} x ${MICRO}, 2 x 300-spot slides)`, mode: 'frozen', run: benchFrozenTraining, target: 0.8 },
+    { name: 'whole-slide inference (600 spots)', mode: 'inference', run: benchInference, target: 1.0 },
+    { name: 'full fine-tuning (batch 16, ResNet18 trained)', mode: 'full', run: benchFullTraining, target: undefined },
+  ];
+  const rows: (string | number)[][] = [];
+  const notes: string[] = [];
+  for (const s of settings) {
+    const ours = s.run(iterations);
+    const peer = torchPeer(s.mode, iterations, report.threads);
+    const ratio = typeof peer === 'string' ? NaN : ours.mean / peer.spotsPerSecond;
+    rows.push([s.name, ours.mean, ours.best, typeof peer === 'string' ? '-' : peer.spotsPerSecond, Number.isFinite(ratio) ? `${ratio.toFixed(2)}x` : '-', ours.leaked]);
+    if (typeof peer === 'string') notes.push(`PyTorch peer (${s.mode}): ${peer}`);
+    else if (s.target !== undefined) notes.push(`${s.mode}: ${ratio >= s.target ? 'meets' : 'BELOW'} the target of ${s.target}x PyTorch (${peer.blas} BLAS, ${peer.threads} threads)`);
+  }
+  printTable(`TRIPLEX BC1 throughput (spots/s), tfjs-${report.backend} ${report.threads} thread(s) vs PyTorch; peak RSS ${mib(process.resourceUsage().maxRSS * 1024).toFixed(0)} MiB`,
+    ['setting', 'ours', 'ours best', 'PyTorch', 'ratio', 'tensors leaked'], rows);
+  for (const n of notes) console.log(n);
+}
