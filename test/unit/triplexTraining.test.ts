@@ -11,7 +11,8 @@ import { TriplexModel } from '../../src/runtime/model/triplex/model';
 import { Adam, stepLR } from '../../src/runtime/train/adam';
 import { epochBatches, makeBatch, tokenPermutation } from '../../src/runtime/train/batches';
 import type { SectionInputs, TrainingData } from '../../src/runtime/train/data';
-import { loadTrainedModel, predictSections, readCheckpoint, trainFold } from '../../src/runtime/train/trainer';
+import { batchGradients, loadTrainedModel, predictSections, readCheckpoint, trainFold } from '../../src/runtime/train/trainer';
+import { relativeError } from './helpers/compare';
 import { slideMetrics } from '../../src/runtime/eval/metrics';
 import { mulberry32, normal } from '../../src/runtime/util/random';
 
@@ -175,6 +176,30 @@ describe('TRIPLEX model and training', () => {
     assert.equal(stepLR(1e-4, 49), 1e-4);
     assert.ok(Math.abs(stepLR(1e-4, 50) - 0.9e-4) < 1e-12);
     assert.ok(Math.abs(stepLR(1e-4, 120) - 0.81e-4) < 1e-12);
+  });
+
+  test('micro-batches with the global encoder run once give the gradient of one pass over the batch', () => {
+    const data = syntheticData(3);
+    const c = config();
+    const noDropout = { ...c, neighbor: { ...c.neighbor, dropout: 0 }, global: { ...c.global, dropout: 0 }, fusion: { ...c.fusion, dropout: 0 } };
+    const model = new TriplexModel(noDropout, { seed: 5 });
+    const vars = model.trainableVariables();
+    const picks = epochBatches([...data.sections.values()], 40, 2)[0];
+    try {
+      const whole = makeBatch(picks, { views: model.views, dim: DIM, genes: GENES });
+      const direct = tf.variableGrads(() => model.loss(model.forward(whole.inputs, 'training'), whole.truth), vars);
+      const split = batchGradients(model, vars, picks, 7, { dim: DIM, genes: GENES, dropoutSeed: 1 });
+      assert.ok(Math.abs(split.loss - direct.value.dataSync()[0]) < 1e-4 * Math.abs(split.loss));
+      vars.forEach((v, i) => {
+        const err = relativeError(split.grads[i].dataSync(), direct.grads[v.name].dataSync());
+        assert.ok(err < 1e-4, `${model.params.names()[i] ?? v.name}: ${err}`);
+      });
+      assert.ok(model.params.names().some((n) => n.startsWith('global_encoder.')));
+      tf.dispose([direct.value, ...Object.values(direct.grads), ...split.grads]);
+      whole.dispose();
+    } finally {
+      model.dispose();
+    }
   });
 
   test('training learns, leaks no tensors, repeats exactly with the same seed, and resumes where it stopped', async () => {

@@ -10,7 +10,7 @@ import { mulberry32 } from '../util/random';
 import { encodeSafetensors, readSafetensors, safetensorsMetadata } from '../weights/safetensors';
 import type { StateDict } from '../weights/stateDict';
 import { Adam, stepLR } from './adam';
-import { epochBatches, makeBatch } from './batches';
+import { epochBatches, makeBatch, type Pick } from './batches';
 import type { SectionInputs, TrainingData } from './data';
 
 /**
@@ -209,7 +209,6 @@ export async function trainFold(data: TrainingData, options: TrainOptions): Prom
     for (let epoch = startEpoch; epoch < o.epochs && !stopped(); epoch++) {
       const t0 = performance.now();
       optimizer.learningRate = stepLR(o.learningRate, epoch, o.lrStep, o.lrGamma);
-      model.params.reseedDropout(streamSeed(o.seed, 1, epoch));
       const augment = mulberry32(streamSeed(o.seed, 2, epoch));
       const batches = epochBatches(trainSections, o.batchSize, streamSeed(o.seed, 3, epoch));
       let lossSum = 0;
@@ -217,7 +216,7 @@ export async function trainFold(data: TrainingData, options: TrainOptions): Prom
       for (let b = 0; b < batches.length; b++) {
         if (o.signal?.aborted) { aborted = true; break; }
         const batch = batches[b];
-        const grads = accumulate(model, variables, batch.length, microBatch, (from, to) => makeBatch(batch.slice(from, to), { views, dim: data.dim, genes: data.genes.length, augment }));
+        const grads = batchGradients(model, variables, batch, microBatch, { dim: data.dim, genes: data.genes.length, augment, dropoutSeed: streamSeed(o.seed, 1, epoch * 100_003 + b) });
         optimizer.apply(grads.grads);
         tf.dispose(grads.grads);
         lossSum += grads.loss * batch.length;
@@ -302,30 +301,82 @@ function meanExpression(sections: readonly SectionInputs[], genes: number): Floa
   return Float32Array.from(sum, (v) => v / n);
 }
 
-/** The batch's mean loss and gradients, accumulated over micro-batches (weighted by their spots). */
-function accumulate(model: TriplexModel, variables: tf.Variable[], size: number, microBatch: number, make: (from: number, to: number) => ReturnType<typeof makeBatch>): { loss: number; grads: tf.Tensor[] } {
-  let total: tf.Tensor[] | undefined;
-  let loss = 0;
-  for (let from = 0; from < size; from += microBatch) {
-    const to = Math.min(size, from + microBatch);
-    const batch = make(from, to);
-    try {
-      const weight = (to - from) / size;
-      const { value, grads } = tf.variableGrads(() => tf.mul(model.loss(model.forward(batch.inputs, 'training'), batch.truth), weight) as tf.Scalar, variables);
-      loss += value.dataSync()[0];
-      value.dispose();
-      const list = variables.map((v) => grads[v.name] ?? tf.zerosLike(v));
-      if (!total) total = list;
-      else {
-        const sum = total.map((t, i) => tf.add(t, list[i]));
-        tf.dispose([...total, ...list]);
-        total = sum;
-      }
-    } finally {
-      batch.dispose();
+/**
+ * The batch's mean loss and the gradient of every variable (in `variables` order), the batch run
+ * as micro-batches of `microBatch` spots whose gradients are summed, each weighted by its share.
+ *
+ * The global encoder runs once per batch, not once per micro-batch: its output G over the
+ * batch's slides is computed first, each micro-batch then takes its spots' tokens from G and
+ * adds its dL/dG, and one backward pass of the encoder against the summed dL/dG gives the
+ * encoder's gradients (the encoder recomputed with the same dropout masks). The same gradient as
+ * one pass over the whole batch, with the slides' encoding paid twice forward and once backward.
+ * `dropoutSeed` reseeds the model's dropout at the start of the step.
+ */
+export function batchGradients(model: TriplexModel, variables: tf.Variable[], picks: readonly Pick[], microBatch: number,
+  o: { dim: number; genes: number; augment?: () => number; dropoutSeed: number }): { loss: number; grads: tf.Tensor[] } {
+  const views = model.views;
+  model.params.reseedDropout(o.dropoutSeed);
+  const size = picks.length;
+  const slides: SectionInputs[] = [];
+  const offset = new Map<SectionInputs, number>();
+  let total = 0;
+  if (views.includes('global')) {
+    for (const p of picks) {
+      if (offset.has(p.section)) continue;
+      offset.set(p.section, total);
+      slides.push(p.section);
+      total += p.section.n;
     }
   }
-  return { loss, grads: total! };
+  const encodeAll = () => tf.tidy(() => {
+    const parts = slides.map((s) => model.encodeSlide({ features: tf.tensor2d(s.global!, [s.n, o.dim]), grid: s.grid }, 'training'));
+    return parts.length === 1 ? parts[0] : tf.concat(parts, 0);
+  });
+  const globalNames = new Set(model.params.names().filter((n) => n.startsWith('global_encoder.')).map((n) => model.params.get(n).name));
+  const local = variables.filter((v) => !globalNames.has(v.name));
+  // tf.variable keeps its initial tensor alive; the tidy releases it and keeps the variable.
+  const tokens = slides.length ? tf.tidy(() => tf.variable(encodeAll(), true)) : undefined; // [sum n, d]
+  const sums = new Map<string, tf.Tensor>();
+  const add = (name: string, g: tf.Tensor) => {
+    const prev = sums.get(name);
+    sums.set(name, prev ? tf.tidy(() => tf.add(prev, g)) : tf.clone(g));
+    prev?.dispose();
+  };
+  let loss = 0;
+  try {
+    for (let from = 0; from < size; from += microBatch) {
+      const part = picks.slice(from, Math.min(size, from + microBatch));
+      const batch = makeBatch(part, { views: views.filter((v) => v !== 'global'), dim: o.dim, genes: o.genes, augment: o.augment });
+      try {
+        const inputs = tokens ? { ...batch.inputs, globalRows: Int32Array.from(part, (p) => offset.get(p.section)! + p.spot) } : batch.inputs;
+        const weight = part.length / size;
+        const { value, grads } = tf.variableGrads(
+          () => tf.mul(model.loss(model.forward(inputs, 'training', tokens ? [tokens] : undefined), batch.truth), weight) as tf.Scalar,
+          tokens ? [...local, tokens] : local);
+        loss += value.dataSync()[0];
+        value.dispose();
+        for (const [name, g] of Object.entries(grads)) add(name, g);
+        tf.dispose(Object.values(grads));
+      } finally {
+        batch.dispose();
+      }
+    }
+    if (tokens) {
+      const dTokens = sums.get(tokens.name);
+      if (dTokens) {
+        model.params.reseedDropout(o.dropoutSeed); // the encoder's dropout masks of the forward pass above
+        const globalVars = variables.filter((v) => globalNames.has(v.name));
+        const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(encodeAll(), dTokens)) as tf.Scalar, globalVars);
+        value.dispose();
+        for (const [name, g] of Object.entries(grads)) add(name, g);
+        tf.dispose(Object.values(grads));
+      }
+    }
+    return { loss, grads: variables.map((v) => sums.get(v.name) ?? tf.zerosLike(v)) };
+  } finally {
+    if (tokens) sums.get(tokens.name)?.dispose();
+    tokens?.dispose();
+  }
 }
 
 /** Predictions [n, genes] for every spot of each section, in inference mode. */
