@@ -3,7 +3,7 @@ import { infoCommand } from './info';
 import { demoCommand } from './demo';
 import { synthCommand } from './synth';
 import { datasetCommand } from './dataset';
-import { preprocessCommand } from './preprocess';
+import { preprocessCommand, slideCommand } from './preprocess';
 import { extractCommand } from './extract';
 import { ablationCommand, cvCommand, predictCommand, trainFoldCommand } from './train';
 
@@ -17,6 +17,7 @@ program.addCommand(infoCommand());
 program.addCommand(datasetCommand());
 program.addCommand(synthCommand());
 program.addCommand(preprocessCommand());
+program.addCommand(slideCommand());
 program.addCommand(extractCommand());
 program.addCommand(cvCommand());
 program.addCommand(trainFoldCommand());

@@ -1,7 +1,8 @@
 import { Command, Option } from 'commander';
 import { readDataset } from '../runtime/data/read';
 import { preprocess, type LogTransform } from '../runtime/data/preprocess';
-import { writeDatasetStore } from '../runtime/store/datasetStore';
+import { DEFAULT_GRID_SPACING, readSlide } from '../runtime/data/slide';
+import { writeDatasetStore, writeSpotStore } from '../runtime/store/datasetStore';
 
 export function preprocessCommand(): Command {
   return new Command('preprocess')
@@ -29,5 +30,23 @@ export function preprocessCommand(): Command {
         `${pre.record.genes.length} genes (${o.transform}${o.smooth ? ', smoothed' : ''}) -> ${o.out} in ${((performance.now() - t) / 1000).toFixed(1)} s`);
       for (const p of ds.problems.slice(0, 10)) console.log(`  note: ${p.file}${p.section ? ` [${p.section}]` : ''}: ${p.message}`);
       if (ds.problems.length > 10) console.log(`  ... and ${ds.problems.length - 10} more notes (triplex dataset inspect shows all)`);
+    });
+}
+
+export function slideCommand(): Command {
+  return new Command('slide')
+    .description('make a store from an H&E image without counts, to predict its expression: spots from a table, or a grid over the tissue')
+    .argument('<image>', 'full-resolution H&E image (JPEG, PNG or TIFF)')
+    .requiredOption('--out <store>', 'store folder to write')
+    .option('--spots <file>', 'spot table: Space Ranger tissue_positions(.csv|_list.csv), or a CSV/TSV with spot_id, pixel_x, pixel_y [, array_row, array_col]')
+    .option('--section <id>', 'section id (default: the image file name)')
+    .option('--patient <id>', 'patient id (default: the section id)')
+    .option('--spacing <px>', 'without --spots: a spot every this many full-resolution pixels', (v) => Number.parseInt(v, 10), DEFAULT_GRID_SPACING)
+    .option('--min-tissue <f>', 'without --spots: least tissue fraction of a spot\'s square', Number.parseFloat, 0.5)
+    .action(async (image: string, o: { out: string; spots?: string; section?: string; patient?: string; spacing: number; minTissue: number }) => {
+      const slide = await readSlide(image, { spots: o.spots, section: o.section, patient: o.patient, spacing: o.spacing, minTissue: o.minTissue });
+      await writeSpotStore(o.out, { path: image }, [slide]);
+      console.log(`slide ${slide.id} (${slide.image.width} x ${slide.image.height} px): ${slide.origin} -> ${o.out}`);
+      console.log(`next: triplex extract ${o.out} (with the encoder the model was trained on), then triplex predict ${o.out} --checkpoint <best.safetensors>`);
     });
 }

@@ -8,8 +8,8 @@ import { initCompute } from '../../src/runtime/compute/backend';
 import { readDataset } from '../../src/runtime/data/read';
 import { preprocess } from '../../src/runtime/data/preprocess';
 import { extractFeatures } from '../../src/runtime/features/extract';
-import { readArrowFile } from '../../src/runtime/store/arrow';
-import { writeDatasetStore } from '../../src/runtime/store/datasetStore';
+import { readArrowFile, stringColumn } from '../../src/runtime/store/arrow';
+import { openDatasetStore, writeDatasetStore } from '../../src/runtime/store/datasetStore';
 import { writeSyntheticDataset } from '../../src/runtime/synthetic/generator';
 import { readPredictions } from '../../src/runtime/train/cv';
 import { repoRoot } from './helpers/paths';
@@ -71,6 +71,41 @@ describe('cross-validation from the command line', () => {
     const table = readPredictions(predicted);
     assert.deepEqual([...table.sections.keys()], ['A1', 'B2']);
     for (const s of table.sections.values()) assert.ok(s.values.every(Number.isFinite) && s.values.length === s.spotIds.length * 40);
+  });
+
+  test('a slide without counts, from its image and a spot table, predicts as the same spots in the labelled store', async () => {
+    // Depends on the run of the test above (fold 0's checkpoint and predicted.arrow).
+    const checkpoint = path.join(tmp, 'run', 'fold-0', 'best.safetensors');
+    const labelled = openDatasetStore(store);
+    const rows = labelled.rowsOf('A1');
+    const col = (name: string) => labelled.spots.getChild(name)!.toArray() as ArrayLike<number>;
+    const [ids, xs, ys, ar, ac] = [stringColumn(labelled.spots, 'spot_id'), col('pixel_x'), col('pixel_y'), col('array_row'), col('array_col')];
+    const table = path.join(tmp, 'A1_spots.csv');
+    fs.writeFileSync(table, ['spot_id,pixel_x,pixel_y,array_row,array_col', ...rows.map((r) => `${ids[r]},${xs[r]},${ys[r]},${ar[r]},${ac[r]}`)].join('\n') + '\n');
+    const slideStore = path.join(tmp, 'slide-A1');
+    const s = run(['slide', labelled.manifest.sections.find((x) => x.id === 'A1')!.image!.path, '--spots', table, '--section', 'A1', '--out', slideStore]);
+    assert.equal(s.status, 0, s.stderr);
+    assert.match(s.stdout, new RegExp(`${rows.length} spots from .*A1_spots\\.csv`));
+
+    const refused = run(['cv', slideStore, ...FAST]);
+    assert.equal(refused.status, 1);
+    assert.match(refused.stderr, /has no frozen features/);
+    await extractFeatures(slideStore, { encoder: 'resnet18' });
+    const cv = run(['cv', slideStore, ...FAST]);
+    assert.equal(cv.status, 1);
+    assert.match(cv.stderr, /slide-A1 has no counts \(made by `triplex slide`\): it cannot be cross-validated; use it with `triplex predict`/);
+
+    const out = path.join(tmp, 'slide-A1.arrow');
+    const p = run(['predict', slideStore, '--checkpoint', checkpoint, '--out', out]);
+    assert.equal(p.status, 0, p.stderr);
+    assert.match(p.stdout, new RegExp(`predicted 40 genes for ${rows.length} spots of 1 sections`));
+    const mine = readPredictions(out).sections.get('A1')!;
+    const reference = readPredictions(path.join(tmp, 'predicted.arrow')).sections.get('A1')!;
+    assert.deepEqual(mine.spotIds, reference.spotIds);
+    let worst = 0;
+    for (let i = 0; i < mine.values.length; i++) worst = Math.max(worst, Math.abs(mine.values[i] - reference.values[i]));
+    assert.ok(worst < 1e-5, `largest difference ${worst}`);
+    assert.ok(reference.values.some((v) => Math.abs(v - reference.values[0]) > 1e-3), 'predictions vary across spots and genes');
   });
 
   test('folds by section need asking for and warn; an unknown fold is refused', () => {

@@ -36,7 +36,7 @@ describe('dataset store', () => {
     assert.equal(counts[2 * G + g1], 9);
     assert.deepEqual(Array.from(store.values()), [...pre.sections[0].values, ...pre.sections[1].values]);
     assert.deepEqual(store.spots.getChild('label')?.toArray(), [null, null, 'invasive cancer']);
-    assert.equal(store.manifest.preprocessing.normalisation.transform, 'log1p');
+    assert.equal(store.manifest.preprocessing?.normalisation.transform, 'log1p');
   });
 
   test('opens in Polars (a Rust Arrow implementation) unchanged', async () => {

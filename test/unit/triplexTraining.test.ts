@@ -64,7 +64,7 @@ function syntheticData(sections = 4, side = 6, seed = 1): TrainingData {
       grid: spotGrid(rows, cols),
     });
   }
-  return { storeDir: '(in memory)', featuresDir: '(in memory)', genes: Array.from({ length: GENES }, (_, g) => `G${g}`), dim: DIM, sections: map };
+  return { storeDir: '(in memory)', featuresDir: '(in memory)', genes: Array.from({ length: GENES }, (_, g) => `G${g}`), hasCounts: true, dim: DIM, sections: map };
 }
 
 const config = (variant = 'triplex'): TriplexConfig => triplexConfig({ preset: 'demo', variant, genes: GENES, dim: DIM });

@@ -2,7 +2,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Table } from 'apache-arrow';
 import type { PreprocessedDataset, PreprocessingRecord } from '../data/preprocess';
-import type { DatasetFormat } from '../data/types';
+import type { SlideSection } from '../data/slide';
+import type { DatasetFormat, Section } from '../data/types';
 import { buildTable, readArrowFile, stringColumn, vectorColumn, writeArrowFile } from './arrow';
 import { writeFileAtomic } from './atomic';
 
@@ -16,6 +17,9 @@ import { writeFileAtomic } from './atomic';
  *                     fixed-size float32 lists of the selected genes, whose names are in the
  *                     schema metadata (`triplex:genes`) and in each list field's metadata
  *   features/         frozen features, written by `triplex extract`
+ *
+ * A store made from slides without counts (`triplex slide`) has no expressions.arrow and says so
+ * in its manifest (`counts: false`): it can be extracted and predicted, not trained on.
  *
  * Every file is written to a temporary name and renamed, so an interrupted run leaves the
  * previous complete file (or none), never a partial one.
@@ -34,10 +38,34 @@ export interface StoreSection {
 export interface StoreManifest {
   triplexStore: number;
   createdBy: string;
-  source: { format: DatasetFormat; path: string };
-  preprocessing: PreprocessingRecord;
+  source: { format: DatasetFormat | 'slide'; path: string };
+  /** Absent in a store without counts. */
+  preprocessing?: PreprocessingRecord;
+  /** false: made from slides without counts (no expressions.arrow). */
+  counts?: false;
   sections: StoreSection[];
 }
+
+type SpotRow = { section: Pick<Section, 'id' | 'patient'>; spot: Section['spots'][number] };
+
+/** spots.arrow: one row per spot, in section order. */
+function spotsTable(rows: readonly SpotRow[]): Table {
+  return buildTable([
+    { name: 'section', column: { kind: 'utf8', values: rows.map((r) => r.section.id) } },
+    { name: 'patient', column: { kind: 'utf8', values: rows.map((r) => r.section.patient) } },
+    { name: 'spot_id', column: { kind: 'utf8', values: rows.map((r) => r.spot.id) } },
+    { name: 'array_row', column: { kind: 'int32', values: Int32Array.from(rows, (r) => r.spot.row) } },
+    { name: 'array_col', column: { kind: 'int32', values: Int32Array.from(rows, (r) => r.spot.col) } },
+    { name: 'pixel_x', column: { kind: 'float64', values: Float64Array.from(rows, (r) => r.spot.x) } },
+    { name: 'pixel_y', column: { kind: 'float64', values: Float64Array.from(rows, (r) => r.spot.y) } },
+    { name: 'label', column: { kind: 'utf8', values: rows.map((r) => r.spot.label ?? null) } },
+  ]);
+}
+
+const storeSection = (s: Pick<Section, 'id' | 'patient' | 'spots' | 'image'>): StoreSection => ({
+  id: s.id, patient: s.patient, spots: s.spots.length,
+  ...(s.image ? { image: { path: path.resolve(s.image.path), width: s.image.width, height: s.image.height } } : {}),
+});
 
 /** Writes spots, expressions and the manifest of a preprocessed dataset into `dir`. */
 export async function writeDatasetStore(dir: string, source: { format: DatasetFormat; path: string }, pre: PreprocessedDataset): Promise<StoreManifest> {
@@ -54,16 +82,7 @@ export async function writeDatasetStore(dir: string, source: { format: DatasetFo
     return out;
   };
   const geneMeta = { 'triplex:genes': JSON.stringify(genes) };
-  const spots = buildTable([
-    { name: 'section', column: { kind: 'utf8', values: rows.map((r) => r.section.id) } },
-    { name: 'patient', column: { kind: 'utf8', values: rows.map((r) => r.section.patient) } },
-    { name: 'spot_id', column: { kind: 'utf8', values: rows.map((r) => r.spot.id) } },
-    { name: 'array_row', column: { kind: 'int32', values: Int32Array.from(rows, (r) => r.spot.row) } },
-    { name: 'array_col', column: { kind: 'int32', values: Int32Array.from(rows, (r) => r.spot.col) } },
-    { name: 'pixel_x', column: { kind: 'float64', values: Float64Array.from(rows, (r) => r.spot.x) } },
-    { name: 'pixel_y', column: { kind: 'float64', values: Float64Array.from(rows, (r) => r.spot.y) } },
-    { name: 'label', column: { kind: 'utf8', values: rows.map((r) => r.spot.label ?? null) } },
-  ]);
+  const spots = spotsTable(rows);
   const expressions = buildTable([
     { name: 'section', column: { kind: 'utf8', values: rows.map((r) => r.section.id) } },
     { name: 'spot_id', column: { kind: 'utf8', values: rows.map((r) => r.spot.id) } },
@@ -76,14 +95,38 @@ export async function writeDatasetStore(dir: string, source: { format: DatasetFo
     createdBy: 'triplex preprocess',
     source,
     preprocessing: pre.record,
-    sections: pre.sections.map(({ section: s }) => ({
-      id: s.id, patient: s.patient, spots: s.spots.length,
-      ...(s.image ? { image: { path: path.resolve(s.image.path), width: s.image.width, height: s.image.height } } : {}),
-    })),
+    sections: pre.sections.map(({ section: s }) => storeSection(s)),
   };
   await writeArrowFile(path.join(dir, 'spots.arrow'), spots);
   await writeArrowFile(path.join(dir, 'expressions.arrow'), expressions);
   await writeFileAtomic(path.join(dir, MANIFEST), JSON.stringify(manifest, null, 2) + '\n');
+  return manifest;
+}
+
+/**
+ * Writes the spots and manifest of slides without counts into `dir` (no expressions.arrow). A
+ * store already there is replaced only when it is one without counts too.
+ */
+export async function writeSpotStore(dir: string, source: { path: string }, sections: readonly SlideSection[]): Promise<StoreManifest> {
+  const manifestFile = path.join(dir, MANIFEST);
+  if (fs.existsSync(manifestFile) && (JSON.parse(fs.readFileSync(manifestFile, 'utf8')) as StoreManifest).counts !== false) {
+    throw new Error(`${dir} holds a dataset store with counts; write the slide's store to another folder`);
+  }
+  const ids = sections.map((s) => s.id);
+  const twice = ids.find((id, i) => ids.indexOf(id) !== i);
+  if (twice) throw new Error(`two slides are named ${twice}; name them apart (--section)`);
+  const manifest: StoreManifest = {
+    triplexStore: STORE_VERSION,
+    createdBy: 'triplex slide',
+    source: { format: 'slide', path: path.resolve(source.path) },
+    counts: false,
+    sections: sections.map(storeSection),
+  };
+  fs.mkdirSync(dir, { recursive: true });
+  // A replaced store's old expressions would contradict the manifest: gone before it is written.
+  fs.rmSync(path.join(dir, 'expressions.arrow'), { force: true });
+  await writeArrowFile(path.join(dir, 'spots.arrow'), spotsTable(sections.flatMap((section) => section.spots.map((spot) => ({ section, spot })))));
+  await writeFileAtomic(manifestFile, JSON.stringify(manifest, null, 2) + '\n');
   return manifest;
 }
 
@@ -92,7 +135,11 @@ export interface DatasetStore {
   dir: string;
   manifest: StoreManifest;
   spots: Table;
-  expressions: Table;
+  /** Absent in a store without counts. */
+  expressions?: Table;
+  /** Whether the store has expression (false: made from slides without counts). */
+  hasCounts: boolean;
+  /** The store's genes; none in a store without counts. */
   genes: string[];
   /** Normalised values [spots, genes] of every spot, in spots.arrow order. */
   values(): Float32Array;
@@ -113,17 +160,25 @@ export function openDatasetStore(dir: string): DatasetStore {
     throw new Error(`${manifestFile}: store version ${manifest.triplexStore}, this TRIPLEX reads version ${STORE_VERSION}; re-run \`triplex preprocess\``);
   }
   const spots = readArrowFile(path.join(dir, 'spots.arrow'));
-  const expressions = readArrowFile(path.join(dir, 'expressions.arrow'));
   const total = manifest.sections.reduce((n, s) => n + s.spots, 0);
+  const sectionOfRow = stringColumn(spots, 'section');
+  const rowsOf = (section: string) => sectionOfRow.flatMap((s, i) => (s === section ? [i] : []));
+  if (manifest.counts === false) {
+    if (spots.numRows !== total) throw new Error(`${dir}: the manifest lists ${total} spots, spots.arrow has ${spots.numRows}; re-run \`triplex slide\``);
+    const none = () => {
+      throw new Error(`${dir} has no counts (it was made by \`triplex slide\` from ${manifest.source.path}): it can be predicted, not trained on or scored`);
+    };
+    return { dir, manifest, spots, hasCounts: false, genes: [], values: none, counts: none, rowsOf };
+  }
+  const expressions = readArrowFile(path.join(dir, 'expressions.arrow'));
   if (spots.numRows !== total || expressions.numRows !== total) {
     throw new Error(`${dir}: the manifest lists ${total} spots, spots.arrow has ${spots.numRows} and expressions.arrow ${expressions.numRows}; re-run \`triplex preprocess\``);
   }
   const genes = JSON.parse(expressions.schema.metadata.get('triplex:genes') ?? '[]') as string[];
-  const sectionOfRow = stringColumn(spots, 'section');
   return {
-    dir, manifest, spots, expressions, genes,
+    dir, manifest, spots, expressions, hasCounts: true, genes,
     values: () => vectorColumn(expressions, 'values').values,
     counts: () => vectorColumn(expressions, 'counts').values,
-    rowsOf: (section) => sectionOfRow.flatMap((s, i) => (s === section ? [i] : [])),
+    rowsOf,
   };
 }

@@ -5,7 +5,7 @@ import { makeFolds, parseFolds, validationSplit, type Fold, type FoldSpec } from
 import { describeConfig, triplexConfig, type PresetName, type TriplexConfig } from '../model/triplex/config';
 import { buildTable, readArrowFile, stringColumn, vectorColumn, writeArrowFile } from '../store/arrow';
 import { writeFileAtomic } from '../store/atomic';
-import { loadTrainingData, type SectionInputs, type TrainingData } from './data';
+import { loadTrainingData, requireCounts, type SectionInputs, type TrainingData } from './data';
 import { loadTrainedModel, predictSections, trainFold, type TargetMode, type TrainProgress, type TrainResult } from './trainer';
 
 /**
@@ -79,6 +79,7 @@ export async function crossValidate(o: CvOptions): Promise<CvResult> {
   const mode = o.mode ?? 'frozen';
   const variant = o.variant ?? 'triplex';
   const data = o.data ?? loadTrainingData(o.storeDir, { views: ALL_VIEWS, features: o.features });
+  requireCounts(data, 'cross-validated');
   const config = triplexConfig({ preset: o.preset, variant, genes: data.genes.length, dim: data.dim, standardizeInputs: o.standardizeInputs });
   const sections = [...data.sections.values()].map((s) => ({ id: s.id, patient: s.patient, spots: s.n }));
   const { folds, warnings } = makeFolds(sections, parseFolds(o.folds ?? 'lopo'), o.seed ?? 0);

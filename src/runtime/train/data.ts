@@ -22,7 +22,7 @@ export interface SectionInputs {
   spotIds: string[];
   /** Rows of the section's spots in the store's tables. */
   storeRows: number[];
-  /** Normalised expression [n, genes]. */
+  /** Normalised expression [n, genes] (empty in a store without counts). */
   values: Float32Array;
   /** Pooled frozen features of the spots' own crops [n, d] (global view). */
   global?: Float32Array;
@@ -38,7 +38,10 @@ export interface TrainingData {
   storeDir: string;
   /** The features folder the inputs came from. */
   featuresDir: string;
+  /** The store's genes (none in a store without counts). */
   genes: string[];
+  /** false for a store made from slides without counts: inputs only, `values` empty. */
+  hasCounts: boolean;
   dim: number;
   sections: Map<string, SectionInputs>;
 }
@@ -74,7 +77,7 @@ export function loadTrainingData(storeDir: string, options: LoadOptions): Traini
   const known = new Set(store.manifest.sections.map((s) => s.id));
   const unknown = wanted.filter((s) => !known.has(s));
   if (unknown.length) throw new Error(`${storeDir}: no section ${unknown.join(', ')} in the store (it has ${[...known].join(', ')})`);
-  const values = store.values();
+  const values = store.hasCounts ? store.values() : new Float32Array(0);
   const G = store.genes.length;
   const rowsCol = store.spots.getChild('array_row')?.toArray() as Int32Array;
   const colsCol = store.spots.getChild('array_col')?.toArray() as Int32Array;
@@ -114,7 +117,7 @@ export function loadTrainingData(storeDir: string, options: LoadOptions): Traini
     if (options.views.includes('target')) section.target = column('target_tokens', TARGET_TOKENS * dim);
     sections.set(id, section);
   }
-  return { storeDir, featuresDir, genes: store.genes, dim, sections };
+  return { storeDir, featuresDir, genes: store.genes, hasCounts: store.hasCounts, dim, sections };
 }
 
 function readSectionFeatures(dir: string, section: string, spotIds: string[], storeDir: string): Table {
@@ -126,6 +129,11 @@ function readSectionFeatures(dir: string, section: string, spotIds: string[], st
   const bad = ids.findIndex((s, i) => s !== spotIds[i]);
   if (bad >= 0) throw new Error(`${file}: row ${bad} is spot ${ids[bad]}, the store has ${spotIds[bad]} there; the features are stale: re-run \`triplex extract ${storeDir}\``);
   return table;
+}
+
+/** Refuses training or scoring on a store without counts, saying why. */
+export function requireCounts(data: TrainingData, what: string): void {
+  if (!data.hasCounts) throw new Error(`${data.storeDir} has no counts (made by \`triplex slide\`): it cannot be ${what}; use it with \`triplex predict\``);
 }
 
 /** The store a training run reads, opened once (for callers that need its manifest). */

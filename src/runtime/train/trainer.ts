@@ -11,7 +11,7 @@ import { encodeSafetensors, readSafetensors, safetensorsMetadata } from '../weig
 import type { StateDict } from '../weights/stateDict';
 import { Adam, stepLR } from './adam';
 import { epochBatches, makeBatch, type Pick } from './batches';
-import type { SectionInputs, TrainingData } from './data';
+import { requireCounts, type SectionInputs, type TrainingData } from './data';
 
 /**
  * Training of one fold (spec, "Training"): Adam lr 1e-4 with StepLR(50, 0.9), batches of 128
@@ -149,6 +149,7 @@ export async function trainFold(data: TrainingData, options: TrainOptions): Prom
   if (o.mode !== 'frozen') throw new Error(`training mode '${o.mode}' needs the target crops during training; this build trains in mode frozen (cached token maps) only`);
   // 32 spots per pass keeps the BC1 preset inside the 4 GB a wasm32 heap can address (128 at once does not).
   const microBatch = Math.min(o.microBatch ?? DEFAULT_MICRO_BATCH, o.batchSize);
+  requireCounts(data, 'trained on');
   const config = o.config;
   if (config.genes !== data.genes.length) throw new Error(`the configuration predicts ${config.genes} genes, the store has ${data.genes.length}`);
   if (config.dim !== data.dim) throw new Error(`the configuration has d = ${config.dim}, the features are ${data.dim} wide`);
@@ -420,14 +421,20 @@ function meanValidationPcc(model: TriplexModel, data: TrainingData, sections: re
 }
 
 /** A model with the weights of a checkpoint, checked against the store's genes and features. */
-export async function loadTrainedModel(file: string, data?: { genes: string[]; dim: number }): Promise<{ model: TriplexModel; info: CheckpointInfo }> {
+export async function loadTrainedModel(file: string, data?: { genes: string[]; dim: number; hasCounts?: boolean; featuresDir?: string }): Promise<{ model: TriplexModel; info: CheckpointInfo }> {
   const { info, weights } = await readCheckpoint(file);
   if (data) {
-    if (info.genes.length !== data.genes.length || info.genes.some((g, i) => g !== data.genes[i])) {
+    // A store without counts has no genes to agree with: the checkpoint's genes are predicted.
+    if (data.hasCounts !== false && (info.genes.length !== data.genes.length || info.genes.some((g, i) => g !== data.genes[i]))) {
       const missing = info.genes.filter((g) => !data.genes.includes(g));
       throw new Error(`${file} predicts ${info.genes.length} genes, the store has ${data.genes.length}` +
         (missing.length ? ` and lacks ${missing.length} of them (${missing.slice(0, 5).join(', ')}...)` : ' in another order') +
         '; use a checkpoint trained on a store with the same genes');
+    }
+    const trainedOn = path.basename(info.featuresDir);
+    if (data.featuresDir && path.basename(data.featuresDir) !== trainedOn && /^[\w]+-[0-9a-f]{8,}$/.test(trainedOn)) {
+      throw new Error(`${file} was trained on features '${trainedOn}', the store's are '${path.basename(data.featuresDir)}' (another encoder or weights); ` +
+        'extract the store\'s features with the encoder and weights the model was trained with, or choose them with --features');
     }
     if (info.config.dim !== data.dim) throw new Error(`${file} takes ${info.config.dim}-wide features, the store's are ${data.dim} wide; extract features with the encoder the model was trained on`);
   }
