@@ -12,6 +12,7 @@ import { readArrowFile, stringColumn } from '../../src/runtime/store/arrow';
 import { openDatasetStore, writeDatasetStore } from '../../src/runtime/store/datasetStore';
 import { writeSyntheticDataset } from '../../src/runtime/synthetic/generator';
 import { readPredictions } from '../../src/runtime/train/cv';
+import { loadTrainedModel } from '../../src/runtime/train/trainer';
 import { repoRoot } from './helpers/paths';
 
 /**
@@ -106,6 +107,9 @@ describe('cross-validation from the command line', () => {
     for (let i = 0; i < mine.values.length; i++) worst = Math.max(worst, Math.abs(mine.values[i] - reference.values[i]));
     assert.ok(worst < 1e-5, `largest difference ${worst}`);
     assert.ok(reference.values.some((v) => Math.abs(v - reference.values[0]) > 1e-3), 'predictions vary across spots and genes');
+    // Features of another encoder or weights are refused, whatever the store.
+    await assert.rejects(loadTrainedModel(checkpoint, { genes: [], dim: 512, hasCounts: false, featuresDir: path.join(slideStore, 'features', 'resnet18-0123456789ab') }),
+      /was trained on features 'resnet18-[0-9a-f]+', the store's are 'resnet18-0123456789ab' \(another encoder or weights\)/);
   });
 
   test('folds by section need asking for and warn; an unknown fold is refused', () => {
