@@ -1,7 +1,11 @@
 import { after, before, describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initCompute } from '../../src/runtime/compute/backend';
+import { WasmOutOfMemoryError } from '../../src/runtime/compute/wasmOutOfMemory';
 import { relativeError } from './helpers/compare';
 import { mulberry32, normal } from '../../src/runtime/util/random';
 import { batchNormTraining } from '../../src/runtime/model/batchNorm';
@@ -128,4 +132,27 @@ describe('wasm training kernels match the cpu backend', () => {
       });
     }
   }
+});
+
+describe('the wasm backend out of memory', () => {
+  test('XNNPACK\'s out-of-memory line becomes an error saying what to do; other error output passes', async () => {
+    await initCompute({ backend: 'wasm' });
+    // What tfjs-backend-wasm prints (through Emscripten's fs.writeSync(2, ...)) before it would spin.
+    const line = 'XNN status for xnn_create_fully_connected_nc_f32 is not successful. Got status 6. Use -c dbg to see XNN logs.';
+    assert.throws(() => fs.writeSync(2, line), (e: Error) => e instanceof WasmOutOfMemoryError
+      && /ran out of memory \(its heap is 4 GB at most\) in xnn_create_fully_connected_nc_f32: .*--micro-batch 16/.test(e.message));
+    // Another status, another descriptor, or bytes: written as before.
+    assert.equal(fs.writeSync(2, ''), 0);
+    const file = path.join(os.tmpdir(), `triplex-oom-${process.pid}.txt`);
+    const fd = fs.openSync(file, 'w');
+    try {
+      fs.writeSync(fd, line.replace('status 6', 'status 2'));
+      fs.writeSync(fd, Buffer.from('\n'));
+      fs.writeSync(fd, line);
+    } finally {
+      fs.closeSync(fd);
+    }
+    assert.equal(fs.readFileSync(file, 'utf8'), `${line.replace('status 6', 'status 2')}\n${line}`);
+    fs.rmSync(file);
+  });
 });

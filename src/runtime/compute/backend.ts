@@ -8,6 +8,7 @@ import type { BackendChoice, BackendName, ComputeReport, EngineStatus } from './
 import { planWasmThreads, unrefWasmWorkers } from './wasmThreads';
 import { registerWasmTrainingKernels } from './wasmKernels';
 import { registerWasmDepthwiseKernels } from './wasmDepthwiseKernels';
+import { guardWasmOutOfMemory } from './wasmOutOfMemory';
 import { onnxRuntimeStatus } from '../onnx/engine';
 
 export type { BackendChoice, BackendName, ComputeReport, EngineStatus } from './report';
@@ -91,6 +92,7 @@ async function startWasm(threads: number): Promise<void> {
     }
     registerWasmTrainingKernels();
     registerWasmDepthwiseKernels();
+    guardWasmOutOfMemory();
     try {
       if (!(await tf.setBackend('wasm'))) throw new Error('the wasm backend failed to initialise');
     } finally {
