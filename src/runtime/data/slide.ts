@@ -47,7 +47,7 @@ const CELL_PX = 8;
 /** Reads the spots of a slide without counts (a spot table, or a grid over the tissue). */
 export async function readSlide(image: string, o: SlideOptions = {}): Promise<SlideSection> {
   const file = path.resolve(image);
-  const size = await readImageSize(file);
+  const size = await orientedSize(file);
   const id = o.section ?? path.basename(file).replace(/\.[^.]+$/, '');
   if (!/^[\w.-]+$/.test(id)) throw new DataFileError(file, '--section', `"${id}" cannot name a section (letters, digits, '.', '_' and '-' only); give one with --section`);
   const ref: ImageRef = { path: file, ...size };
@@ -71,6 +71,20 @@ export async function readSlide(image: string, o: SlideOptions = {}): Promise<Sl
     throw new DataFileError(file, undefined, `no ${spacing} px square is ${Math.round(minTissue * 100)}% tissue; is this an H&E image (tissue on a light background)? Lower --min-tissue, or give the spots with --spots`);
   }
   return { id, patient: o.patient ?? id, spots, image: ref, origin: `${spots.length} spots on a ${spacing} px grid over the tissue` };
+}
+
+/**
+ * Width and height as crops see them (EXIF orientation applied, as openSlideImage does by
+ * default); a missing or unreadable file is a DataFileError naming it.
+ */
+async function orientedSize(file: string): Promise<{ width: number; height: number }> {
+  const stored = await readImageSize(file);
+  try {
+    const meta = await sharp(file, { limitInputPixels: false }).metadata();
+    return meta.autoOrient ?? stored;
+  } catch (e) {
+    throw new DataFileError(file, undefined, `cannot be read as an image (JPEG, PNG or TIFF expected): ${(e as Error).message}`, { cause: e });
+  }
 }
 
 /**
