@@ -19,15 +19,20 @@ export default tseslint.config(
     },
   },
   {
-    files: ['src/runtime/**/*.ts', 'src/cli/**/*.ts', 'bench/**/*.ts', 'test/unit/**/*.ts'],
+    // The kernel runs in its own Node process; nbformat and the message types are shared with it.
+    files: ['src/runtime/**/*.ts', 'src/cli/**/*.ts', 'src/kernel/**/*.ts', 'src/protocol/**/*.ts', 'src/notebook/nbformat.ts', 'bench/**/*.ts', 'test/unit/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { paths: [{ name: 'vscode', message: 'The TRIPLEX runtime, CLI and unit tests run without VS Code.' }] }],
+      'no-restricted-imports': ['error', { paths: [{ name: 'vscode', message: 'The TRIPLEX runtime, kernel, CLI and unit tests run without VS Code.' }] }],
     },
   },
   {
     files: ['webview/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [{ group: ['vscode', '../src/*', 'node:*', 'fs', 'path', 'child_process'], message: 'Webview code runs in the browser.' }] }],
+      // Browser code; of src/ it may import only the message and payload types.
+      'no-restricted-imports': ['error', { patterns: [
+        { group: ['vscode', 'node:*', 'fs', 'path', 'child_process'], message: 'Webview code runs in the browser.' },
+        { regex: '(^|/)src/(?!protocol/)', message: 'Webview code may import only src/protocol (shared types) from the extension.' },
+      ] }],
     },
   },
 );

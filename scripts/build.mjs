@@ -42,6 +42,8 @@ const node = {
 const targets = [
   { ...node, entryPoints: { extension: 'src/extension.ts' }, outdir: 'dist' },
   { ...node, entryPoints: { cli: 'src/cli/main.ts', bench: 'bench/main.ts' }, outdir: 'dist' },
+  // The notebook kernel process, and the runtime that its cells import as 'triplex'.
+  { ...node, entryPoints: { kernel: 'src/kernel/main.ts', runtime: 'src/runtime/index.ts' }, outdir: 'dist' },
   {
     bundle: true,
     platform: 'browser',
@@ -49,6 +51,20 @@ const targets = [
     target: 'es2022',
     entryPoints: { 'webview/main': 'webview/main.ts' },
     outdir: 'dist',
+    sourcemap: !production,
+    minify: production,
+    logLevel: 'warning',
+  },
+  {
+    // Notebook renderers: an ES module that VS Code imports; plotly is split off and loaded on
+    // the first plot, so tables render without it.
+    bundle: true,
+    platform: 'browser',
+    format: 'esm',
+    splitting: true,
+    target: 'es2022',
+    entryPoints: { index: 'webview/renderers/index.ts' },
+    outdir: 'dist/renderers',
     sourcemap: !production,
     minify: production,
     logLevel: 'warning',

@@ -1,4 +1,5 @@
 import * as vscode from 'vscode';
+import { computeEnv } from '../notebook/controller';
 import { runCliJson } from './cliProcess';
 import type { ComputeReport } from '../runtime/compute/report';
 
@@ -10,11 +11,7 @@ import type { ComputeReport } from '../runtime/compute/report';
 export function registerComputeInfoCommand(context: vscode.ExtensionContext): void {
   context.subscriptions.push(
     vscode.commands.registerCommand('triplex.showComputeInfo', async (): Promise<ComputeReport> => {
-      const config = vscode.workspace.getConfiguration('triplex');
-      const report = await runCliJson<ComputeReport>(context.extensionPath, ['info', '--json'], {
-        TRIPLEX_BACKEND: process.env.TRIPLEX_BACKEND ?? config.get<string>('computeBackend', 'auto'),
-        TRIPLEX_THREADS: process.env.TRIPLEX_THREADS ?? String(config.get<number>('computeThreads', 0)),
-      });
+      const report = await runCliJson<ComputeReport>(context.extensionPath, ['info', '--json'], computeEnv());
       const unavailable = report.engines.filter((e) => !e.available).map((e) => `${e.name}: ${e.reason ?? 'unavailable'}`);
       const message = `TRIPLEX computes on ${report.backend} ${report.version} with ${report.threads} thread(s).`;
       void vscode.window.showInformationMessage(unavailable.length ? `${message} Not available: ${unavailable.join('; ')}` : message);

@@ -28,3 +28,15 @@ export { evaluate, formatMetricsTable, highlyPredictiveGenes, metricsTables, sli
 export { bySection, groupedKFold, leaveOnePatientOut, makeFolds, parseFolds, validationSplit } from './eval/folds';
 export type { Fold } from './eval/folds';
 export { fitRidge, predictRidge } from './eval/ridgeProbe';
+export { readDataset } from './data/read';
+export { crossValidate, readPredictions, RunStopped } from './train/cv';
+export type { CvOptions, CvResult, FoldResult } from './train/cv';
+export { loadTrainingData } from './train/data';
+export { trainFold, loadTrainedModel, predictSections } from './train/trainer';
+export type { EpochRecord, TargetMode, TrainProgress, TrainResult } from './train/trainer';
+export { triplexConfig, describeConfig } from './model/triplex/config';
+export { isArrowTable, isRichOutput, richOutput, tableOutput } from './notebook/rich';
+export type { RichOutput } from './notebook/rich';
+export { geneMapOutput, imageOutput, metricsOutput, spotOutput, trainingCurveOutput } from './notebook/outputs';
+export type { GeneMapOptions } from './notebook/outputs';
+export { readArrowFile } from './store/arrow';

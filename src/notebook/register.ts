@@ -1,0 +1,57 @@
+import * as vscode from 'vscode';
+import { registerCompletion } from './completion';
+import { CONTROLLER_ID, TriplexController } from './controller';
+import { NOTEBOOK_TYPE, TriplexSerializer } from './serializer';
+
+export const QUICK_START = 'notebooks/quickstart.triplexnb';
+
+/** What the notebook part gives to tests and to other commands. */
+export interface NotebookApi {
+  controllerId: string;
+  notebookType: string;
+}
+
+/**
+ * The notebook type: its serializer, its controller (kernel), completion from the kernel,
+ * and the commands "Restart Kernel", "Open Quick Start" and "New Notebook".
+ */
+export function registerNotebooks(context: vscode.ExtensionContext): NotebookApi {
+  const log = vscode.window.createOutputChannel('TRIPLEX Kernel');
+  const controller = new TriplexController(context.asAbsolutePath('dist/kernel.js'), log);
+  const activeNotebook = (uri?: vscode.Uri) => (uri
+    ? vscode.workspace.notebookDocuments.find((nb) => nb.uri.toString() === uri.toString())
+    : vscode.window.activeNotebookEditor?.notebook);
+
+  context.subscriptions.push(
+    log,
+    controller,
+    vscode.workspace.registerNotebookSerializer(NOTEBOOK_TYPE, new TriplexSerializer(), { transientOutputs: false }),
+    registerCompletion(controller),
+    vscode.commands.registerCommand('triplex.restartKernel', async (arg?: vscode.Uri | { notebookEditor?: { notebookUri?: vscode.Uri } }) => {
+      const uri = arg instanceof vscode.Uri ? arg : arg?.notebookEditor?.notebookUri;
+      const notebook = activeNotebook(uri);
+      if (!notebook || notebook.notebookType !== NOTEBOOK_TYPE) {
+        void vscode.window.showWarningMessage('Open a TRIPLEX notebook to restart its kernel.');
+        return;
+      }
+      await controller.restart(notebook);
+      void vscode.window.setStatusBarMessage('TRIPLEX kernel restarted: the next cell starts a fresh one.', 4000);
+    }),
+    vscode.commands.registerCommand('triplex.openQuickStart', async () => {
+      // An untitled copy: the sample in the extension stays as shipped, and the cells write to
+      // the workspace folder, not into the extension.
+      const bytes = await vscode.workspace.fs.readFile(vscode.Uri.joinPath(context.extensionUri, QUICK_START));
+      const data = new TriplexSerializer().deserializeNotebook(bytes);
+      const notebook = await vscode.workspace.openNotebookDocument(NOTEBOOK_TYPE, data);
+      await vscode.window.showNotebookDocument(notebook);
+      return notebook;
+    }),
+    vscode.commands.registerCommand('triplex.newNotebook', async () => {
+      const cell = new vscode.NotebookCellData(vscode.NotebookCellKind.Code, "import * as triplex from 'triplex';\n", 'typescript');
+      const notebook = await vscode.workspace.openNotebookDocument(NOTEBOOK_TYPE, new vscode.NotebookData([cell]));
+      await vscode.window.showNotebookDocument(notebook);
+      return notebook;
+    }),
+  );
+  return { controllerId: CONTROLLER_ID, notebookType: NOTEBOOK_TYPE };
+}

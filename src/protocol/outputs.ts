@@ -1,0 +1,63 @@
+/**
+ * Rich outputs: the vendor MIME types a kernel emits, their JSON payloads, and the notebook
+ * renderers that draw them. Imported by the runtime (which builds payloads), the kernel (which
+ * sends them), the serializer (which saves them) and the renderers (which draw them).
+ */
+
+export const MIME = {
+  table: 'application/vnd.triplex.table+json',
+  geneMap: 'application/vnd.triplex.genemap+json',
+  curve: 'application/vnd.triplex.curve+json',
+  metrics: 'application/vnd.triplex.metrics+json',
+} as const;
+export type RichMime = (typeof MIME)[keyof typeof MIME];
+
+/** mime type -> value: a JSON value for `*json` types, a string otherwise (base64 for images). */
+export type MimeBundle = Record<string, unknown>;
+
+export type Cell = string | number | boolean | null;
+
+/** A table, the first rows of it at most (paged by the renderer). */
+export interface TablePayload {
+  title?: string;
+  columns: { name: string; type: string }[];
+  rows: Cell[][];
+  /** Rows of the whole table; more than `rows.length` when it was cut. */
+  totalRows: number;
+}
+
+/** One section's spots, one panel per value set (ground truth, prediction, error). */
+export interface GeneMapPayload {
+  gene: string;
+  section: string;
+  spotIds: string[];
+  /** Spot centres in image pixels. */
+  x: number[];
+  y: number[];
+  panels: { title: string; values: number[]; diverging?: boolean }[];
+  /** PCC between the first two panels across spots, when there are two. */
+  pcc?: number;
+}
+
+/** Training curves: loss on the left axis, metrics on the right. */
+export interface CurvePayload {
+  title: string;
+  series: { name: string; x: number[]; y: number[]; axis: 'loss' | 'metric' }[];
+}
+
+export interface MeanStd { mean: number; std: number }
+
+/** Models x metrics, mean +- std over folds; `better` says which direction wins per column. */
+export interface MetricsPayload {
+  title: string;
+  columns: string[];
+  better: ('lower' | 'higher')[];
+  rows: { model: string; values: MeanStd[] }[];
+}
+
+export interface PayloadOf {
+  [MIME.table]: TablePayload;
+  [MIME.geneMap]: GeneMapPayload;
+  [MIME.curve]: CurvePayload;
+  [MIME.metrics]: MetricsPayload;
+}

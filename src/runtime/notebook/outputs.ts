@@ -1,0 +1,163 @@
+import * as fs from 'node:fs';
+import sharp from 'sharp';
+import { MIME, type CurvePayload, type GeneMapPayload, type MetricsPayload } from '../../protocol/outputs';
+import { richOutput, type RichOutput } from './rich';
+import { formatMetricsTable, type Summary } from '../eval/metrics';
+import { NEIGHBOR_GRID, neighborView, SPOT_SIZE, spotCrop } from '../image/crops';
+import { openSlideImage } from '../image/slideImage';
+import { stringColumn } from '../store/arrow';
+import type { DatasetStore } from '../store/datasetStore';
+import type { EpochRecord } from '../train/trainer';
+import { readPredictions } from '../train/cv';
+
+/** The rich outputs that read stores, runs and images (the light ones are in ./rich). */
+
+export interface GeneMapOptions {
+  section: string;
+  gene: string;
+  /** A `predictions.arrow` of `triplex cv`, `train-fold` or `predict`. */
+  predictions?: string;
+}
+
+/**
+ * One gene over one section's spots: the ground truth (when the store has counts), the
+ * prediction (when given), and their difference, side by side, with the PCC across spots
+ * (the paper's Figure 2).
+ */
+export function geneMapOutput(store: DatasetStore, options: GeneMapOptions): RichOutput {
+  const { section, gene } = options;
+  const rows = store.rowsOf(section);
+  if (rows.length === 0) throw new Error(`${store.dir}: no section '${section}'; it has ${store.manifest.sections.map((s) => s.id).join(', ')}`);
+  const spotIds = stringColumn(store.spots, 'spot_id');
+  const px = store.spots.getChild('pixel_x');
+  const py = store.spots.getChild('pixel_y');
+  const panels: GeneMapPayload['panels'] = [];
+  let truth: number[] | undefined;
+  if (store.hasCounts) {
+    const g = store.genes.indexOf(gene);
+    if (g < 0) throw new Error(`${store.dir}: no gene '${gene}' among the store's ${store.genes.length} genes`);
+    const values = store.values();
+    const G = store.genes.length;
+    truth = rows.map((r) => values[r * G + g]);
+    panels.push({ title: 'ground truth', values: truth });
+  }
+  let pcc: number | undefined;
+  if (options.predictions) {
+    const p = readPredictions(options.predictions);
+    const g = p.genes.indexOf(gene);
+    if (g < 0) throw new Error(`${options.predictions}: no gene '${gene}' among its ${p.genes.length} predicted genes`);
+    const s = p.sections.get(section);
+    if (!s) throw new Error(`${options.predictions}: no predictions for section '${section}'; it has ${[...p.sections.keys()].join(', ')}`);
+    const at = new Map(s.spotIds.map((id, i) => [id, i]));
+    const G = p.genes.length;
+    const pred = rows.map((r) => {
+      const i = at.get(spotIds[r]);
+      if (i === undefined) throw new Error(`${options.predictions}: no prediction for spot '${spotIds[r]}' of section '${section}'`);
+      return s.values[i * G + g];
+    });
+    panels.push({ title: 'prediction', values: pred });
+    if (truth) {
+      const t = truth;
+      pcc = pearson(t, pred);
+      panels.push({ title: 'error (prediction - truth)', values: pred.map((v, i) => v - t[i]), diverging: true });
+    }
+  }
+  if (panels.length === 0) throw new Error(`${store.dir} has no counts: pass the predictions to map`);
+  const payload: GeneMapPayload = {
+    gene, section,
+    spotIds: rows.map((r) => spotIds[r]),
+    x: rows.map((r) => Number(px?.get(r))),
+    y: rows.map((r) => Number(py?.get(r))),
+    panels,
+    pcc: pcc !== undefined && Number.isFinite(pcc) ? pcc : undefined,
+  };
+  const text = `${gene} on ${section}: ${rows.length} spots, ${panels.map((p) => p.title).join(' | ')}${payload.pcc !== undefined ? `, PCC ${payload.pcc.toFixed(3)}` : ''}`;
+  return richOutput({ [MIME.geneMap]: payload, 'text/plain': text });
+}
+
+/** A run's training loss and validation PCC per epoch (its history.json, or the records). */
+export function trainingCurveOutput(history: readonly EpochRecord[] | string, title = 'training'): RichOutput {
+  const records = typeof history === 'string' ? JSON.parse(fs.readFileSync(history, 'utf8')) as EpochRecord[] : history;
+  const x = records.map((r) => r.epoch + 1);
+  const series: CurvePayload['series'] = [{ name: 'training loss', x, y: records.map((r) => r.loss), axis: 'loss' }];
+  const valid = records.filter((r) => r.validationPcc !== null);
+  if (valid.length) series.push({ name: 'validation PCC', x: valid.map((r) => r.epoch + 1), y: valid.map((r) => r.validationPcc as number), axis: 'metric' });
+  const last = records.at(-1);
+  const text = `${title}: ${records.length} epochs${last ? `, last loss ${last.loss.toFixed(4)}` : ''}${valid.length ? `, best validation PCC ${Math.max(...valid.map((r) => r.validationPcc as number)).toFixed(3)}` : ''}`;
+  return richOutput({ [MIME.curve]: { title, series } satisfies CurvePayload, 'text/plain': text });
+}
+
+/** Models x (MSE, MAE, PCC(M), PCC(H)), mean +- std over folds, as in the paper's tables. */
+export function metricsOutput(rows: readonly { model: string; summary: Summary }[], title = 'cross-validation'): RichOutput {
+  const payload: MetricsPayload = {
+    title,
+    columns: ['MSE', 'MAE', 'PCC(M)', 'PCC(H)'],
+    better: ['lower', 'lower', 'higher', 'higher'],
+    rows: rows.map((r) => ({ model: r.model, values: [r.summary.mse, r.summary.mae, r.summary.pccM, r.summary.pccH] })),
+  };
+  return richOutput({ [MIME.metrics]: payload, 'text/plain': formatMetricsTable(rows) });
+}
+
+/** A PNG or JPEG (bytes or a file), or raw RGB pixels with their size, as an image output. */
+export async function imageOutput(image: Uint8Array | string | { rgb: Uint8Array; width: number; height: number }, alt = 'image'): Promise<RichOutput> {
+  let png: Buffer;
+  if (typeof image === 'string') png = await sharp(image).png().toBuffer();
+  else if (image instanceof Uint8Array) png = await sharp(image).png().toBuffer();
+  else png = await sharp(Buffer.from(image.rgb), { raw: { width: image.width, height: image.height, channels: 3 } }).png().toBuffer();
+  return richOutput({ 'image/png': png.toString('base64'), 'text/plain': `[${alt}]` });
+}
+
+function pearson(a: readonly number[], b: readonly number[]): number {
+  const n = a.length;
+  const ma = a.reduce((s, v) => s + v, 0) / n;
+  const mb = b.reduce((s, v) => s + v, 0) / n;
+  let ab = 0, aa = 0, bb = 0;
+  for (let i = 0; i < n; i++) {
+    ab += (a[i] - ma) * (b[i] - mb);
+    aa += (a[i] - ma) ** 2;
+    bb += (b[i] - mb) ** 2;
+  }
+  return ab / Math.sqrt(aa * bb);
+}
+
+/**
+ * A spot as the model sees it: its 224 px crop, and its 1120 px neighbour view cut into 25 tiles,
+ * with the tiles that fall outside the image (masked out of attention) hatched in grey.
+ */
+export async function spotOutput(store: DatasetStore, spotId: string, section?: string): Promise<RichOutput[]> {
+  const ids = stringColumn(store.spots, 'spot_id');
+  const sections = stringColumn(store.spots, 'section');
+  const row = ids.findIndex((id, i) => id === spotId && (section === undefined || sections[i] === section));
+  if (row < 0) throw new Error(`${store.dir}: no spot '${spotId}'${section ? ` in section '${section}'` : ''}`);
+  const meta = store.manifest.sections.find((s) => s.id === sections[row]);
+  if (!meta?.image) throw new Error(`${store.dir}: section '${sections[row]}' has no image`);
+  const x = Number(store.spots.getChild('pixel_x')?.get(row));
+  const y = Number(store.spots.getChild('pixel_y')?.get(row));
+  const img = await openSlideImage(meta.image.path);
+  try {
+    const crop = await spotCrop(img, x, y);
+    const { tiles, mask } = await neighborView(img, x, y);
+    const side = NEIGHBOR_GRID * SPOT_SIZE;
+    const view = new Uint8Array(side * side * 3);
+    const tileBytes = SPOT_SIZE * SPOT_SIZE * 3;
+    for (let t = 0; t < NEIGHBOR_GRID * NEIGHBOR_GRID; t++) {
+      const tr = Math.floor(t / NEIGHBOR_GRID);
+      const tc = t % NEIGHBOR_GRID;
+      for (let r = 0; r < SPOT_SIZE; r++) {
+        for (let c = 0; c < SPOT_SIZE; c++) {
+          const src = t * tileBytes + (r * SPOT_SIZE + c) * 3;
+          const dst = ((tr * SPOT_SIZE + r) * side + tc * SPOT_SIZE + c) * 3;
+          const hatch = !mask[t] && (r + c) % 16 < 2;
+          const edge = r === 0 || c === 0; // tile grid lines
+          for (let k = 0; k < 3; k++) view[dst + k] = edge ? 255 : hatch ? 96 : mask[t] ? tiles[src + k] : 160;
+        }
+      }
+    }
+    return [
+      await imageOutput({ rgb: crop, width: SPOT_SIZE, height: SPOT_SIZE }, `spot ${spotId}: 224 px crop`),
+      await imageOutput({ rgb: view, width: side, height: side }, `spot ${spotId}: 1120 px neighbour view, ${mask.reduce((n, m) => n + (m ? 0 : 1), 0)} of 25 tiles masked`),
+    ];
+  } finally {
+    img.close();
+  }
+}
