@@ -15,6 +15,8 @@ export async function run(): Promise<void> {
     color: false,
     // The first test of a run waits for the extension host and the CLI to start.
     timeout: 60_000,
+    // TRIPLEX_TEST_GREP=<text> runs only the tests whose title contains it (while working on them).
+    ...(process.env.TRIPLEX_TEST_GREP ? { grep: process.env.TRIPLEX_TEST_GREP } : {}),
   });
   const files = fs.readdirSync(__dirname).filter((name) => name.endsWith('.test.js')).sort();
   if (files.length === 0) throw new Error(`No *.test.js files in ${__dirname}; was test/integration compiled?`);
