@@ -8,6 +8,7 @@ import { benchCrops, printCropBench } from './crops.bench';
 import { benchFeatureEncoders } from './features.bench';
 import { benchData, extractChild } from './data.bench';
 import { benchTriplex } from './triplex.bench';
+import { benchKernel } from './kernel.bench';
 
 /**
  * `npm run bench`: throughput and memory of the compute layer, printed beside a PyTorch peer
@@ -35,8 +36,8 @@ function runTorchPeer(threads: number, iterations: number): TorchResult | string
   return JSON.parse(r.stdout.trim().split('\n').pop() as string) as TorchResult;
 }
 
-/** BENCH_ONLY=crops,resnet18,features,data,triplex runs only those parts (default: all, in this order). */
-const PARTS = ['crops', 'resnet18', 'features', 'data', 'triplex'] as const;
+/** BENCH_ONLY=crops,resnet18,features,data,triplex,kernel runs only those parts (default: all, in this order). */
+const PARTS = ['crops', 'resnet18', 'features', 'data', 'triplex', 'kernel'] as const;
 const only = (process.env.BENCH_ONLY ?? PARTS.join(',')).split(',').map((p) => p.trim());
 const unknown = only.filter((p) => !(PARTS as readonly string[]).includes(p));
 if (unknown.length) throw new Error(`BENCH_ONLY: unknown part ${unknown.join(', ')}; the parts are ${PARTS.join(', ')}`);
@@ -58,6 +59,7 @@ async function main(): Promise<void> {
   }
   if (wants('data')) await benchData();
   if (wants('triplex')) benchTriplex(report, iterations);
+  if (wants('kernel')) await benchKernel();
 }
 
 /** ResNet18 forward and training step at 224x224, batch 16, beside the PyTorch peer. */
