@@ -109,6 +109,20 @@ const USER_SETTINGS = {
   'security.workspace.trust.enabled': false,
 };
 
+/**
+ * TRIPLEX_TEST_RESTRICTED=1: workspace trust on and the folder left untrusted (no prompt), to
+ * test Restricted Mode.
+ */
+const restricted = process.env.TRIPLEX_TEST_RESTRICTED === '1';
+if (restricted) {
+  Object.assign(USER_SETTINGS, {
+    'security.workspace.trust.enabled': true,
+    'security.workspace.trust.startupPrompt': 'never',
+    'security.workspace.trust.emptyWindow': false,
+    'security.workspace.trust.banner': 'never',
+  });
+}
+
 /** Owns the temporary folder, the server process group and the browser; `stop` is idempotent. */
 class Session {
   constructor() {
@@ -143,7 +157,7 @@ class Session {
     this.server = spawn(process.execPath, [entry,
       '--config', config, '--auth', 'none', '--bind-addr', `127.0.0.1:${port}`,
       '--user-data-dir', userDataDir, '--extensions-dir', extensionsDir,
-      '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust',
+      '--disable-telemetry', '--disable-update-check', ...(restricted ? [] : ['--disable-workspace-trust']),
       '--disable-getting-started-override', '--ignore-last-opened',
     ], {
       detached: true,

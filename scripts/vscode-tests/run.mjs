@@ -27,6 +27,7 @@ const defaultServerDir = path.join(cachePath, 'code-server');
 const shim = path.join(here, 'code-server-as-vscode.cjs');
 const testsPath = path.join(root, 'out', 'test', 'integration', 'index.js');
 const workspace = path.join(root, 'test', 'integration', 'workspace');
+const restrictedWorkspace = path.join(root, 'test', 'integration', 'restricted-workspace');
 
 const log = (message) => console.log(`[test:integration] ${message}`);
 
@@ -119,26 +120,40 @@ async function main() {
   }
   log(`Running the tests in ${target}.`);
 
-  try {
-    await runTests({
-      vscodeExecutablePath,
-      extensionDevelopmentPath: root,
-      extensionTestsPath: testsPath,
-      extensionTestsEnv: env,
-      launchArgs: [
-        workspace,
-        '--disable-extensions',
-        `--user-data-dir=${path.join(cachePath, 'user-data')}`,
-        `--extensions-dir=${path.join(cachePath, 'extensions')}`,
-      ],
-    });
-    log(`Passed in ${((Date.now() - started) / 1000).toFixed(1)} s.`);
-    return 0;
-  } catch (err) {
-    if (!(err instanceof TestRunFailedError)) throw err;
-    log(`Failed in ${((Date.now() - started) / 1000).toFixed(1)} s: ${err.message}.`);
-    return err.code || 1;
+  // Two launches: the suites in a trusted workspace, then Restricted Mode in an untrusted one
+  // (workspace trust is a property of the whole window, so it needs its own).
+  const passes = [
+    { name: 'trusted workspace', workspace, env: {} },
+    { name: 'Restricted Mode', workspace: restrictedWorkspace, env: { TRIPLEX_TEST_RESTRICTED: '1' } },
+  ].filter((p) => !process.env.TRIPLEX_TEST_PASS || p.env.TRIPLEX_TEST_RESTRICTED === (process.env.TRIPLEX_TEST_PASS === 'restricted' ? '1' : undefined));
+  let status = 0;
+  for (const pass of passes) {
+    if (pass.env.TRIPLEX_TEST_RESTRICTED && !env.VSCODE_TEST_SERVER) {
+      log('Restricted Mode is tested on the code-server route only (desktop VS Code would prompt for trust).');
+      continue;
+    }
+    log(`${pass.name}: ${path.relative(root, pass.workspace)}`);
+    try {
+      await runTests({
+        vscodeExecutablePath,
+        extensionDevelopmentPath: root,
+        extensionTestsPath: testsPath,
+        extensionTestsEnv: { ...env, ...pass.env },
+        launchArgs: [
+          pass.workspace,
+          '--disable-extensions',
+          `--user-data-dir=${path.join(cachePath, 'user-data')}`,
+          `--extensions-dir=${path.join(cachePath, 'extensions')}`,
+        ],
+      });
+    } catch (err) {
+      if (!(err instanceof TestRunFailedError)) throw err;
+      log(`${pass.name} failed: ${err.message}.`);
+      status = err.code || 1;
+    }
   }
+  log(`${status === 0 ? 'Passed' : 'Failed'} in ${((Date.now() - started) / 1000).toFixed(1)} s.`);
+  return status;
 }
 
 main().then(
