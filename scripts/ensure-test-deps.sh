@@ -3,25 +3,31 @@
 #   python3-torch python3-torchvision  torchvision's ResNet18 as the reference our trunk must match
 #   libopenblas0-pthread                an optimised BLAS behind that torch (Debian's default is the
 #                                       reference BLAS, 30x slower), for a fair benchmark peer
+#   chromium                            the real browser the notebook renderers are tested in
 # Installed with apt-get when missing and running as root on Debian; otherwise explains and fails.
 # TRIPLEX_SKIP_TORCH=1 skips the PyTorch checks on a machine that cannot have them.
 set -eu
-[ -n "${TRIPLEX_SKIP_TORCH:-}" ] && exit 0
 
 missing=""
-if command -v dpkg >/dev/null 2>&1; then
-  for p in python3-torch python3-torchvision libopenblas0-pthread; do
-    dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
-  done
+if [ -n "${CHROMIUM_PATH:-}" ]; then
+  [ -x "$CHROMIUM_PATH" ] || { echo "ensure-test-deps: CHROMIUM_PATH=$CHROMIUM_PATH is not an executable file." >&2; exit 1; }
 else
-  ${TRIPLEX_TORCH_PYTHON:-python3} -c 'import torch, torchvision' 2>/dev/null && exit 0
-  missing=" torch torchvision"
+  command -v chromium >/dev/null 2>&1 || missing=" chromium"
+fi
+if [ -z "${TRIPLEX_SKIP_TORCH:-}" ]; then
+  if command -v dpkg >/dev/null 2>&1; then
+    for p in python3-torch python3-torchvision libopenblas0-pthread; do
+      dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
+    done
+  elif ! ${TRIPLEX_TORCH_PYTHON:-python3} -c 'import torch, torchvision' 2>/dev/null; then
+    missing="$missing torch torchvision"
+  fi
 fi
 [ -z "$missing" ] && exit 0
 
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "ensure-test-deps: missing:$missing" >&2
-  echo "The ResNet18 parity tests compare against torchvision. Install them (Debian: apt-get install$missing)," >&2
+  echo "The ResNet18 parity tests compare against torchvision, and the renderer tests run in Chromium. Install them (Debian: apt-get install$missing)," >&2
   echo "or point TRIPLEX_TORCH_PYTHON at a python with torch and torchvision, or set TRIPLEX_SKIP_TORCH=1 to skip those tests." >&2
   exit 1
 fi

@@ -12,6 +12,9 @@ function baseLayout(): Partial<Plotly.Layout> {
   };
 }
 
+/** Grid lines that read on light and dark backgrounds alike. */
+const GRID = 'rgba(128,128,128,0.25)';
+
 const CONFIG: Partial<Plotly.Config> = { responsive: true, displaylogo: false };
 
 /** The gene over the section's spots, one panel per value set; y grows downwards as in the image. */
@@ -31,7 +34,7 @@ export async function renderGeneMap(root: HTMLElement, p: GeneMapPayload): Promi
       hovertemplate: `%{text}<br>${panel.title}: %{marker.color:.3f}<extra></extra>`,
       marker: {
         color: panel.values, size: 7,
-        colorscale: panel.diverging ? 'RdBu' : 'Viridis', reversescale: panel.diverging,
+        colorscale: panel.diverging ? 'RdBu' : 'Viridis', // RdBu: over-prediction red, under blue
         cmin: panel.diverging ? -extent : lo, cmax: panel.diverging ? extent : hi,
         showscale: panel.diverging || i === 0,
         colorbar: { x: panel.diverging ? 1.02 : -0.12, len: 0.8, thickness: 10 },
@@ -63,9 +66,10 @@ export async function renderCurve(root: HTMLElement, p: CurvePayload): Promise<v
     ...baseLayout(),
     title: { text: p.title },
     height: 300,
-    xaxis: { title: { text: 'epoch' }, dtick: 1 },
-    yaxis: { title: { text: 'loss' } },
-    yaxis2: { title: { text: 'PCC' }, overlaying: 'y', side: 'right' },
+    xaxis: { title: { text: 'epoch' }, dtick: 1, gridcolor: GRID },
+    yaxis: { title: { text: 'loss' }, gridcolor: GRID, zerolinecolor: GRID },
+    yaxis2: { title: { text: 'PCC' }, overlaying: 'y', side: 'right', showgrid: false, tickformat: '.2f' },
+    margin: { l: 50, r: 60, t: 40, b: 40 },
     legend: { orientation: 'h', y: -0.25 },
   }, CONFIG);
 }
