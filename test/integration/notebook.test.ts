@@ -170,6 +170,20 @@ suite('TRIPLEX notebooks in VS Code', () => {
     assert.equal(cells[4].executionSummary?.executionOrder, 1, 'a new kernel counts from 1');
   });
 
+  test('completion offers the live properties of a value and the exports of \'triplex\'', async () => {
+    // Names made at run time, written nowhere in the notebook: only the kernel can know them.
+    const nb = await openNotebook(["const sample = Object.fromEntries([['al' + 'pha', 1], ['be' + 'ta', () => 2]]);", 'sample.', "import { cross } from 'triplex';"]);
+    await run(nb, 0);
+    const labels = async (cell: number, line: number, character: number) => {
+      const list = await vscode.commands.executeCommand<vscode.CompletionList>('vscode.executeCompletionItemProvider', nb.cellAt(cell).document.uri, new vscode.Position(line, character), '.');
+      return list.items.map((i) => (typeof i.label === 'string' ? i.label : i.label.label));
+    };
+    const members = await labels(1, 0, 'sample.'.length);
+    assert.ok(members.includes('alpha') && members.includes('beta'), members.slice(0, 20).join(', '));
+    const exports = await labels(2, 0, 'import { cross'.length);
+    assert.ok(exports.includes('crossValidate') && exports.includes('geneMapOutput'), exports.slice(0, 20).join(', '));
+  });
+
   test('"TRIPLEX: Restart Kernel" forgets the variables', async () => {
     const nb = await openNotebook(['const before = 1;', 'typeof before']);
     await run(nb, 0);
