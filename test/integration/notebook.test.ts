@@ -101,6 +101,17 @@ suite('TRIPLEX notebooks in VS Code', () => {
     assert.equal(a.outputs.length, 0);
   });
 
+  test('output appears in the cell while the cell is still running', async () => {
+    const nb = await openNotebook(['console.log("first");\nawait new Promise((r) => setTimeout(r, 3000));\nconsole.log("second");']);
+    const running = vscode.commands.executeCommand('notebook.cell.execute', { ranges: [{ start: 0, end: 1 }], document: nb.uri });
+    const cell = nb.cellAt(0);
+    await waitFor('the first line', () => textOf(cell, STDOUT) === 'first\n', 10_000);
+    assert.equal(cell.executionSummary?.timing?.endTime, undefined, 'the cell had already ended');
+    await running;
+    await waitFor('the cell to end', () => cell.executionSummary?.success === true);
+    assert.equal(textOf(cell, STDOUT), 'first\nsecond\n');
+  });
+
   test('an error shows its message and a stack with the cell\'s own line; the cells queued after it are cancelled', async () => {
     const nb = await openNotebook([
       'const ok = 1;',
