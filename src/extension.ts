@@ -1,10 +1,14 @@
 import * as vscode from 'vscode';
 import { registerComputeInfoCommand } from './commands/computeInfo';
 import { registerNotebooks, type NotebookApi } from './notebook/register';
+import { registerResultsCommand } from './webviews/resultsPanel';
 
 /** Wires the extension's contributions together; each lives in its own module. */
 export function activate(context: vscode.ExtensionContext): NotebookApi {
   registerComputeInfoCommand(context);
+  const log = vscode.window.createOutputChannel('TRIPLEX');
+  context.subscriptions.push(log);
+  registerResultsCommand(context, log);
   return registerNotebooks(context);
 }
 

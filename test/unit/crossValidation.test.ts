@@ -11,6 +11,7 @@ import { extractFeatures } from '../../src/runtime/features/extract';
 import { readArrowFile, stringColumn } from '../../src/runtime/store/arrow';
 import { openDatasetStore, writeDatasetStore } from '../../src/runtime/store/datasetStore';
 import { writeSyntheticDataset } from '../../src/runtime/synthetic/generator';
+import { findRunResults } from '../../src/runtime/eval/runResults';
 import { readPredictions } from '../../src/runtime/train/cv';
 import { loadTrainedModel } from '../../src/runtime/train/trainer';
 import { repoRoot } from './helpers/paths';
@@ -64,6 +65,11 @@ describe('cross-validation from the command line', () => {
       assert.equal(p.genes.length, 40);
     }
     for (const name of ['slides', 'folds', 'genes', 'summary']) assert.ok(readArrowFile(path.join(out, `metrics_${name}.arrow`)).numRows > 0);
+    // The results table of the extension reads this run as written.
+    const gathered = findRunResults(tmp);
+    assert.deepEqual(gathered.problems, []);
+    assert.deepEqual(gathered.rows.map((row) => [row.variant, row.group, row.mode, row.perFold.length]), [['triplex', 'model', 'frozen', 3]]);
+    assert.equal(gathered.rows[0].values[2].mean, results.summary.pccM.mean);
 
     // predict: every spot of the chosen sections, from a fold's checkpoint.
     const predicted = path.join(tmp, 'predicted.arrow');

@@ -1,10 +1,9 @@
 import { after, before, describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as http from 'node:http';
 import * as path from 'node:path';
-import { execFileSync } from 'node:child_process';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium, serve, THEMES } from './helpers/browser';
 import { MIME, type CurvePayload, type GeneMapPayload, type MetricsPayload, type TablePayload } from '../../src/protocol/outputs';
 import { repoRoot } from './helpers/paths';
 
@@ -17,11 +16,6 @@ import { repoRoot } from './helpers/paths';
 const root = repoRoot();
 const renderers = path.join(root, 'dist', 'renderers');
 const shots = path.join(root, 'test', '.tmp', 'screenshots');
-
-const THEMES = {
-  light: { '--vscode-foreground': '#3b3b3b', '--vscode-editor-background': '#ffffff', '--vscode-charts-green': '#388a34', '--vscode-font-family': 'sans-serif' },
-  dark: { '--vscode-foreground': '#cccccc', '--vscode-editor-background': '#1f1f1f', '--vscode-charts-green': '#89d185', '--vscode-font-family': 'sans-serif' },
-} as const;
 
 const table: TablePayload = {
   title: 'spots',
@@ -50,38 +44,16 @@ const curve: CurvePayload = {
   series: [{ name: 'training loss', x: [1, 2, 3, 4], y: [1, 0.6, 0.45, 0.4], axis: 'loss' }, { name: 'validation PCC', x: [1, 2, 3, 4], y: [0.1, 0.2, 0.26, 0.27], axis: 'metric' }],
 };
 
-function chromiumPath(): string {
-  if (process.env.CHROMIUM_PATH) return process.env.CHROMIUM_PATH;
-  try {
-    return execFileSync('sh', ['-c', 'command -v chromium || command -v chromium-browser'], { encoding: 'utf8' }).trim();
-  } catch (err) {
-    throw new Error('no Chromium: scripts/ensure-test-deps.sh installs it (apt-get install chromium), or set CHROMIUM_PATH', { cause: err });
-  }
-}
-
 describe('notebook renderers in Chromium', () => {
-  let server: http.Server;
+  let server: { base: string; close: () => void };
   let base: string;
   let browser: Browser;
   before(async () => {
     assert.ok(fs.existsSync(path.join(renderers, 'index.js')), 'dist/renderers/index.js is missing; run node scripts/build.mjs');
     fs.mkdirSync(shots, { recursive: true });
-    server = http.createServer((req, res) => {
-      const name = decodeURIComponent((req.url ?? '/').split('?')[0]);
-      if (name === '/') {
-        res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><html><head></head><body></body></html>');
-        return;
-      }
-      const file = path.join(renderers, path.normalize(name));
-      if (!file.startsWith(renderers) || !fs.existsSync(file)) {
-        res.writeHead(404).end();
-        return;
-      }
-      res.writeHead(200, { 'content-type': 'text/javascript' }).end(fs.readFileSync(file));
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
-    browser = await chromium.launch({ executablePath: chromiumPath(), headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+    server = await serve(renderers);
+    base = server.base;
+    browser = await launchChromium();
   });
   after(async () => {
     await browser?.close();

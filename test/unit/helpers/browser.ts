@@ -1,0 +1,46 @@
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as path from 'node:path';
+import { chromium, type Browser } from 'playwright-core';
+
+/** Headless Chromium (Debian's, installed by scripts/ensure-test-deps.sh) and a local server for built browser bundles. */
+
+export function chromiumPath(): string {
+  if (process.env.CHROMIUM_PATH) return process.env.CHROMIUM_PATH;
+  try {
+    return execFileSync('sh', ['-c', 'command -v chromium || command -v chromium-browser'], { encoding: 'utf8' }).trim();
+  } catch (err) {
+    throw new Error('no Chromium: scripts/ensure-test-deps.sh installs it (apt-get install chromium), or set CHROMIUM_PATH', { cause: err });
+  }
+}
+
+export function launchChromium(): Promise<Browser> {
+  return chromium.launch({ executablePath: chromiumPath(), headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+}
+
+/** Serves `dir`'s files, and an empty page at `/`; resolves with the base URL and a close function. */
+export async function serve(dir: string): Promise<{ base: string; close: () => void }> {
+  const types: Record<string, string> = { '.js': 'text/javascript', '.png': 'image/png', '.jpeg': 'image/jpeg', '.jpg': 'image/jpeg', '.json': 'application/json', '.dzi': 'application/xml' };
+  const server = http.createServer((req, res) => {
+    const name = decodeURIComponent((req.url ?? '/').split('?')[0]);
+    if (name === '/') {
+      res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><html><head></head><body><div id="root"></div></body></html>');
+      return;
+    }
+    const file = path.join(dir, path.normalize(name));
+    if (!file.startsWith(dir) || !fs.existsSync(file) || !fs.statSync(file).isFile()) {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(200, { 'content-type': types[path.extname(file)] ?? 'application/octet-stream' }).end(fs.readFileSync(file));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { base: `http://127.0.0.1:${(server.address() as { port: number }).port}`, close: () => server.close() };
+}
+
+/** Theme variables as VS Code sets them in webviews, for a light and a dark theme. */
+export const THEMES = {
+  light: { '--vscode-foreground': '#3b3b3b', '--vscode-editor-background': '#ffffff', '--vscode-charts-green': '#388a34', '--vscode-font-family': 'sans-serif', '--vscode-list-hoverBackground': '#e8e8e8', '--vscode-focusBorder': '#005fb8' },
+  dark: { '--vscode-foreground': '#cccccc', '--vscode-editor-background': '#1f1f1f', '--vscode-charts-green': '#89d185', '--vscode-font-family': 'sans-serif', '--vscode-list-hoverBackground': '#2a2d2e', '--vscode-focusBorder': '#0078d4' },
+} as const;
