@@ -1,5 +1,6 @@
 import * as vscode from 'vscode';
 import { registerComputeInfoCommand } from './commands/computeInfo';
+import { registerTrainFoldCommand } from './commands/trainFold';
 import { registerNotebooks, type NotebookApi } from './notebook/register';
 import { registerResultsCommand } from './webviews/resultsPanel';
 
@@ -9,6 +10,7 @@ export function activate(context: vscode.ExtensionContext): NotebookApi {
   const log = vscode.window.createOutputChannel('TRIPLEX');
   context.subscriptions.push(log);
   registerResultsCommand(context, log);
+  registerTrainFoldCommand(context, log);
   return registerNotebooks(context);
 }
 

@@ -26,6 +26,7 @@ interface TrainFlags {
   standardizeInputs?: boolean;
   validation: number;
   features?: string;
+  progress: 'text' | 'json';
   out?: string;
 }
 
@@ -50,15 +51,31 @@ function trainingOptions(cmd: Command, withModel = true): Command {
     .addOption(new Option('--init <how>', "pytorch (the reference's defaults) or mean-bias (heads start at the training mean; for short runs)").choices(['pytorch', 'mean-bias']).default('pytorch'))
     .option('--standardize-inputs', 'standardise each frozen feature channel with training statistics (for encoders without pretrained weights)')
     .option('--validation <fraction>', 'share of each fold\'s training sections held out (whole patients) for early stopping', Number, 0.15)
-    .option('--features <key>', 'features folder under <store>/features (default: the only one)');
+    .option('--features <key>', 'features folder under <store>/features (default: the only one)')
+    .addOption(new Option('--progress <format>', 'text: a line per epoch; json: one JSON object per line (event, fold, epoch, loss, validation PCC, spots/s, ETA), for programs such as the editor').choices(['text', 'json']).default('text'));
 }
 
 function cvOptions(store: string, o: TrainFlags, log: (m: string) => void, signal: AbortSignal): CvOptions {
   return {
     storeDir: store, outDir: o.out ?? path.join(store, 'runs', `${o.model}-${o.mode}`), variant: o.model, preset: o.preset, folds: o.folds, mode: o.mode,
     epochs: o.epochs, patience: o.patience, batchSize: o.batch, microBatch: o.microBatch, learningRate: o.lr, seed: o.seed, init: o.init, standardizeInputs: o.standardizeInputs, validationFraction: o.validation,
-    features: o.features, signal, log, onProgress: epochLine(log),
+    features: o.features, signal, log, onProgress: o.progress === 'json' ? jsonProgress : epochLine(log),
   };
+}
+
+/** Every progress event as a JSON line on stdout (batches at most twice a second). */
+let lastBatchLine = 0;
+function jsonProgress(fold: Fold, e: TrainProgress): void {
+  if (e.kind === 'batch') {
+    const now = performance.now();
+    if (now - lastBatchLine < 500) return;
+    lastBatchLine = now;
+  }
+  const finite = (v: number | undefined) => (v !== undefined && Number.isFinite(v) ? v : null);
+  console.log(JSON.stringify({
+    event: e.kind, fold: fold.index, epoch: e.epoch, epochs: e.epochs, batch: e.batch, batches: e.batches,
+    loss: finite(e.loss), validationPcc: finite(e.validationPcc), bestEpoch: e.bestEpoch ?? null, spotsPerSecond: finite(e.spotsPerSecond), etaSeconds: finite(e.etaSeconds),
+  }));
 }
 
 /** One line per epoch (and one on resuming). */

@@ -1,0 +1,204 @@
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as readline from 'node:readline';
+import * as vscode from 'vscode';
+import { makeFolds } from '../runtime/eval/folds';
+import { VARIANTS } from '../runtime/model/triplex/config';
+import { computeEnv } from '../notebook/controller';
+import { openResultsPanel, type ResultsPanelHandle } from '../webviews/resultsPanel';
+
+/**
+ * "TRIPLEX: Train Fold": pick a store, a model variant, a fold, the training mode, the preset and
+ * the epochs (the last choices remembered per workspace), then train that fold in a background
+ * `triplex train-fold` process, with a cancellable progress notification (epoch, loss,
+ * validation PCC, ETA) and the full log in the "TRIPLEX" output channel. Cancelling sends the
+ * process SIGINT: it stops after the current batch and keeps its last checkpoint (checkpoints
+ * are written atomically, so none is ever half-written). When it ends, its results open.
+ */
+
+export type TrainingMode = 'frozen' | 'layer4' | 'full';
+
+export interface TrainFoldRequest {
+  store: string;
+  variant: string;
+  fold: number;
+  mode: TrainingMode;
+  epochs: number;
+  preset: string;
+  /** Further `triplex train-fold` options (e.g. ['--batch', '32']). */
+  extraArgs?: string[];
+}
+
+export interface TrainFoldOutcome {
+  status: 'done' | 'cancelled' | 'failed';
+  exitCode: number | null;
+  /** The last lines the process wrote (the reason, when it failed). */
+  message: string;
+  outDir: string;
+  results?: ResultsPanelHandle;
+}
+
+export interface TrainFoldRun {
+  request: TrainFoldRequest;
+  outDir: string;
+  done: Promise<TrainFoldOutcome>;
+  /** Same as the notification's Cancel. */
+  cancel(): void;
+}
+
+const STATE_KEY = 'triplex.trainFold.defaults';
+const PRESETS = ['demo', 'bc1', 'bc2', 'scc'];
+
+interface Manifest { sections: { id: string; patient: string; spots: number }[]; source?: { path?: string }; counts?: false }
+
+function readManifest(store: string): Manifest {
+  const file = path.join(store, 'store.json');
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8')) as Manifest;
+  } catch (err) {
+    throw new Error(`${file} is not a readable TRIPLEX store manifest: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** Asks for everything, with the remembered choices first; undefined when the user gives up. */
+async function ask(context: vscode.ExtensionContext): Promise<TrainFoldRequest | undefined> {
+  const remembered = context.workspaceState.get<Partial<TrainFoldRequest>>(STATE_KEY, {});
+  const stores = (await vscode.workspace.findFiles('**/store.json', '**/node_modules/**', 100)).map((u) => path.dirname(u.fsPath))
+    .filter((dir) => fs.existsSync(path.join(dir, 'features')));
+  if (stores.length === 0) {
+    void vscode.window.showWarningMessage('No TRIPLEX dataset store with features in this workspace: create one with `triplex preprocess` and `triplex extract` (or the quick-start notebook).');
+    return undefined;
+  }
+  const byRecent = (a: string, b: string) => Number(b === remembered.store) - Number(a === remembered.store);
+  const store = (await vscode.window.showQuickPick(stores.sort(byRecent).map((s) => {
+    const m = readManifest(s);
+    return { label: vscode.workspace.asRelativePath(s), description: `${m.sections.length} sections, ${new Set(m.sections.map((x) => x.patient)).size} patients`, store: s };
+  }), { title: 'Train fold (1/6): dataset store', ignoreFocusOut: true }))?.store;
+  if (!store) return undefined;
+
+  const variant = (await vscode.window.showQuickPick(VARIANTS.map((v) => ({ label: v.name, description: v.group, detail: v.description, picked: v.name === remembered.variant }))
+    .sort((a, b) => Number(b.label === (remembered.variant ?? 'triplex')) - Number(a.label === (remembered.variant ?? 'triplex'))), { title: 'Train fold (2/6): model variant', ignoreFocusOut: true }))?.label;
+  if (!variant) return undefined;
+
+  const { folds } = makeFolds(readManifest(store).sections, 'lopo');
+  const fold = (await vscode.window.showQuickPick(folds.map((f) => ({ label: `fold ${f.index}`, description: `test patient ${f.testPatients.join(', ')}: ${f.test.join(', ')}`, index: f.index })), { title: 'Train fold (3/6): fold (leave one patient out)', ignoreFocusOut: true }))?.index;
+  if (fold === undefined) return undefined;
+
+  const modes: { label: TrainingMode; detail: string }[] = [
+    { label: 'frozen', detail: 'target encoder frozen: cached token maps (fast)' },
+    { label: 'layer4', detail: 'last ResNet18 stage fine-tuned (the trainer does not support it yet)' },
+    { label: 'full', detail: 'whole ResNet18 fine-tuned, as the paper (the trainer does not support it yet)' },
+  ];
+  const mode = (await vscode.window.showQuickPick(modes.sort((a, b) => Number(b.label === (remembered.mode ?? 'frozen')) - Number(a.label === (remembered.mode ?? 'frozen'))), { title: 'Train fold (4/6): training mode', ignoreFocusOut: true }))?.label;
+  if (!mode) return undefined;
+
+  const synthetic = /synthetic/i.test(readManifest(store).source?.path ?? '');
+  const defaultPreset = remembered.preset ?? (synthetic ? 'demo' : 'bc1');
+  const preset = (await vscode.window.showQuickPick(PRESETS.sort((a, b) => Number(b === defaultPreset) - Number(a === defaultPreset)).map((p) => ({ label: p, description: p === 'demo' ? 'small, for minutes on a laptop' : 'the paper\'s hyperparameters' })), { title: 'Train fold (5/6): preset', ignoreFocusOut: true }))?.label;
+  if (!preset) return undefined;
+
+  const epochsText = await vscode.window.showInputBox({
+    title: 'Train fold (6/6): maximum epochs (early stopping may end sooner)', value: String(remembered.epochs ?? 50), ignoreFocusOut: true,
+    validateInput: (v) => (/^[1-9]\d*$/.test(v.trim()) ? undefined : 'a whole number of epochs, at least 1'),
+  });
+  if (!epochsText) return undefined;
+  const request: TrainFoldRequest = { store, variant, fold, mode, preset, epochs: Number(epochsText.trim()) };
+  await context.workspaceState.update(STATE_KEY, request);
+  return request;
+}
+
+/** Starts the training process; the returned run ends (done) when the process has exited. */
+export function startTrainFold(context: vscode.ExtensionContext, request: TrainFoldRequest, log: vscode.OutputChannel): TrainFoldRun {
+  const outDir = path.join(request.store, 'runs', `${request.variant}-${request.mode}`);
+  const args = [context.asAbsolutePath(path.join('dist', 'cli.js')), 'train-fold', request.store, '--fold', String(request.fold), '--model', request.variant,
+    '--mode', request.mode, '--epochs', String(request.epochs), '--preset', request.preset, '--out', outDir, '--progress', 'json', ...(request.extraArgs ?? [])];
+  log.appendLine(`[train fold] triplex ${args.slice(1).join(' ')}`);
+  log.show(true);
+  const child = spawn(process.execPath, args, { env: { ...process.env, ...computeEnv(), ELECTRON_RUN_AS_NODE: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let cancelled = false;
+  const tail: string[] = [];
+  const remember = (line: string) => {
+    tail.push(line);
+    if (tail.length > 5) tail.shift();
+  };
+  let report: (event: Record<string, unknown>) => void = () => undefined;
+  readline.createInterface({ input: child.stdout }).on('line', (line) => {
+    if (line.startsWith('{')) {
+      try {
+        report(JSON.parse(line) as Record<string, unknown>);
+        return;
+      } catch {
+        // not a progress line after all: logged below like any other output
+      }
+    }
+    log.appendLine(line);
+    remember(line);
+  });
+  readline.createInterface({ input: child.stderr }).on('line', (line) => {
+    log.appendLine(line);
+    remember(line);
+  });
+  const exited = new Promise<number | null>((resolve) => {
+    child.on('error', (err) => {
+      remember(err.message);
+      resolve(null);
+    });
+    child.on('exit', (code) => resolve(code));
+  });
+  const cancel = () => {
+    if (cancelled || child.exitCode !== null) return;
+    cancelled = true;
+    log.appendLine('[train fold] cancelling: the run stops after the current batch and keeps its last checkpoint');
+    child.kill('SIGINT');
+    // A process that does not stop within 60 s is ended; its checkpoints are complete files either way.
+    setTimeout(() => {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }, 60_000).unref();
+  };
+
+  const done = vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `TRIPLEX: training ${request.variant}, fold ${request.fold}`, cancellable: true }, async (progress, token) => {
+    token.onCancellationRequested(cancel);
+    let shown = 0;
+    report = (e) => {
+      const epochs = Number(e.epochs) || request.epochs;
+      const epoch = Number(e.epoch) + (e.event === 'epoch' ? 1 : 0);
+      const percent = Math.min(100, (100 * epoch) / epochs);
+      const parts = [`epoch ${Math.min(epoch + (e.event === 'batch' ? 1 : 0), epochs)}/${epochs}`];
+      if (typeof e.loss === 'number') parts.push(`loss ${e.loss.toFixed(4)}`);
+      if (typeof e.validationPcc === 'number') parts.push(`validation PCC ${e.validationPcc.toFixed(3)}`);
+      if (typeof e.etaSeconds === 'number') parts.push(`at most ${Math.ceil(e.etaSeconds / 60)} min left`);
+      progress.report({ message: parts.join(', '), increment: Math.max(0, percent - shown) });
+      shown = Math.max(shown, percent);
+      if (e.event === 'epoch' || e.event === 'resumed') log.appendLine(`[train fold] ${e.event === 'resumed' ? 'resumed after ' : ''}${parts.join(', ')}`);
+    };
+    const code = await exited;
+    const status: TrainFoldOutcome['status'] = code === 0 ? 'done' : cancelled || code === 130 ? 'cancelled' : 'failed';
+    return { status, exitCode: code, message: tail.join('\n'), outDir };
+  });
+
+  const finished = Promise.resolve(done).then(async (outcome): Promise<TrainFoldOutcome> => {
+    log.appendLine(`[train fold] ${outcome.status} (exit code ${outcome.exitCode})`);
+    if (outcome.status === 'failed') {
+      void vscode.window.showErrorMessage(`TRIPLEX training of fold ${request.fold} failed: ${outcome.message.split('\n').pop() ?? ''}`, 'Show Log').then((choice) => {
+        if (choice) log.show();
+      });
+      return outcome;
+    }
+    if (outcome.status === 'cancelled') {
+      void vscode.window.showInformationMessage(`TRIPLEX training of fold ${request.fold} was cancelled; its last checkpoint is in ${outDir}, and running it again resumes from there.`);
+      return outcome;
+    }
+    return { ...outcome, results: fs.existsSync(path.join(outDir, 'results.json')) ? openResultsPanel(context, outDir, log) : undefined };
+  });
+  return { request, outDir, done: finished, cancel };
+}
+
+export function registerTrainFoldCommand(context: vscode.ExtensionContext, log: vscode.OutputChannel): void {
+  context.subscriptions.push(vscode.commands.registerCommand('triplex.trainFold', async (given?: TrainFoldRequest): Promise<TrainFoldRun | undefined> => {
+    const request = given ?? await ask(context);
+    if (!request) return undefined;
+    if (given) await context.workspaceState.update(STATE_KEY, given);
+    return startTrainFold(context, request, log);
+  }));
+}

@@ -1,0 +1,77 @@
+import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import type { TrainFoldRun } from '../../src/commands/trainFold';
+
+/**
+ * "TRIPLEX: Train Fold" in a real VS Code, on a small synthetic store made by the CLI: a run to
+ * the end (its results open), a cancelled run (its last checkpoint kept, nothing half-written),
+ * and a refused mode (the reason reported).
+ */
+
+const FAST = ['--batch', '32', '--lr', '1e-3', '--init', 'mean-bias', '--standardize-inputs', '--patience', '50'];
+
+suite('Train fold in VS Code', function () {
+  this.timeout(10 * 60_000);
+  let store = '';
+  let work = '';
+
+  suiteSetup(() => {
+    const extension = vscode.extensions.getExtension('triplex-notebooks.triplex-notebooks');
+    assert.ok(extension);
+    const cli = path.join(extension.extensionPath, 'dist', 'cli.js');
+    const folder = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
+    assert.ok(folder);
+    work = path.join(folder, '.tmp', 'train-fold');
+    fs.rmSync(work, { recursive: true, force: true });
+    store = path.join(work, 'store');
+    for (const args of [
+      ['synth', '--out', path.join(work, 'synthetic'), '--patients', '3', '--sections', '2', '--grid', '6'],
+      ['preprocess', path.join(work, 'synthetic'), '--out', store],
+      ['extract', store],
+    ]) {
+      const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' } });
+      assert.equal(r.status, 0, `triplex ${args.join(' ')}: ${r.stderr}`);
+    }
+  });
+  suiteTeardown(() => fs.rmSync(work, { recursive: true, force: true }));
+
+  test('trains a fold to the end and opens its results', async () => {
+    const run = await vscode.commands.executeCommand<TrainFoldRun>('triplex.trainFold', { store, variant: 'tem', fold: 0, mode: 'frozen', epochs: 2, preset: 'demo', extraArgs: FAST });
+    assert.ok(run);
+    const outcome = await run.done;
+    assert.equal(outcome.status, 'done', outcome.message);
+    for (const f of ['best.safetensors', 'last.safetensors', 'history.json', 'predictions.arrow']) assert.ok(fs.existsSync(path.join(run.outDir, 'fold-0', f)), `no fold-0/${f}`);
+    assert.ok(outcome.results, 'the results table did not open');
+    assert.equal((await outcome.results.rendered).rows, 1);
+    outcome.results.panel.dispose();
+  });
+
+  test('cancelling keeps the last good checkpoint and leaves no half-written file', async () => {
+    const run = await vscode.commands.executeCommand<TrainFoldRun>('triplex.trainFold', { store, variant: 'tem', fold: 1, mode: 'frozen', epochs: 500, preset: 'demo', extraArgs: FAST });
+    assert.ok(run);
+    const last = path.join(run.outDir, 'fold-1', 'last.safetensors');
+    const end = Date.now() + 120_000;
+    while (!fs.existsSync(last) && Date.now() < end) await new Promise((r) => setTimeout(r, 200));
+    assert.ok(fs.existsSync(last), 'no checkpoint after two minutes');
+    run.cancel();
+    const outcome = await run.done;
+    assert.equal(outcome.status, 'cancelled', outcome.message);
+    assert.equal(outcome.exitCode, 130);
+    const history = JSON.parse(fs.readFileSync(path.join(run.outDir, 'fold-1', 'history.json'), 'utf8')) as unknown[];
+    assert.ok(history.length >= 1 && history.length < 500, `${history.length} epochs`);
+    const files = fs.readdirSync(path.join(run.outDir, 'fold-1'));
+    assert.deepEqual(files.filter((f) => /partial|\.tmp/.test(f)), [], 'a half-written file was left');
+    assert.ok(fs.statSync(last).size > 1000);
+  });
+
+  test('a mode the trainer refuses ends as failed, with its reason', async () => {
+    const run = await vscode.commands.executeCommand<TrainFoldRun>('triplex.trainFold', { store, variant: 'triplex', fold: 0, mode: 'full', epochs: 1, preset: 'demo' });
+    assert.ok(run);
+    const outcome = await run.done;
+    assert.equal(outcome.status, 'failed');
+    assert.match(outcome.message, /full/);
+  });
+});
