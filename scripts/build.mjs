@@ -49,7 +49,7 @@ const targets = [
     platform: 'browser',
     format: 'iife',
     target: 'es2022',
-    entryPoints: { 'webview/main': 'webview/main.ts', 'webview/results': 'webview/results/main.ts' },
+    entryPoints: { 'webview/main': 'webview/main.ts', 'webview/results': 'webview/results/main.ts', 'webview/viewer': 'webview/viewer/main.ts' },
     outdir: 'dist',
     sourcemap: !production,
     minify: production,

@@ -3,6 +3,7 @@ import { registerComputeInfoCommand } from './commands/computeInfo';
 import { registerTrainFoldCommand } from './commands/trainFold';
 import { registerNotebooks, type NotebookApi } from './notebook/register';
 import { registerResultsCommand } from './webviews/resultsPanel';
+import { registerSlideViewerCommand } from './webviews/slideViewer';
 
 /** Wires the extension's contributions together; each lives in its own module. */
 export function activate(context: vscode.ExtensionContext): NotebookApi {
@@ -11,6 +12,7 @@ export function activate(context: vscode.ExtensionContext): NotebookApi {
   context.subscriptions.push(log);
   registerResultsCommand(context, log);
   registerTrainFoldCommand(context, log);
+  registerSlideViewerCommand(context, log);
   return registerNotebooks(context);
 }
 

@@ -5,6 +5,7 @@ import { synthCommand } from './synth';
 import { datasetCommand } from './dataset';
 import { preprocessCommand, slideCommand } from './preprocess';
 import { extractCommand } from './extract';
+import { spotViewCommand, tilesCommand } from './viewer';
 import { ablationCommand, cvCommand, predictCommand, trainFoldCommand } from './train';
 
 const program = new Command('triplex')
@@ -23,6 +24,8 @@ program.addCommand(cvCommand());
 program.addCommand(trainFoldCommand());
 program.addCommand(predictCommand());
 program.addCommand(ablationCommand());
+program.addCommand(tilesCommand());
+program.addCommand(spotViewCommand());
 program.addCommand(demoCommand());
 
 program.parseAsync(process.argv).then(

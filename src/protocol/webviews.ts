@@ -54,3 +54,74 @@ export function parseResultsInbound(value: unknown): Message<ResultsInbound> | u
   if (typeof p.title !== 'string' || !Array.isArray(p.rows) || !Array.isArray(p.columns) || !isIntArray(p.best) || !Array.isArray(p.problems)) return undefined;
   return { type: 'results', payload: p as unknown as ResultsInbound['results'] };
 }
+
+/** The tile pyramid as the viewer loads it: `base` + `<level>/<col>_<row>.jpeg`. */
+export interface TileSource { base: string; width: number; height: number; tileSize: number; maxLevel: number; format: 'jpeg' }
+
+/** Extension -> slide viewer. */
+export interface ViewerInbound {
+  init: {
+    store: string;
+    section: string;
+    /** Where the predictions come from (a predictions.arrow), if any. */
+    predictions?: string;
+    genes: string[];
+    gene: string;
+    spots: { ids: string[]; x: number[]; y: number[]; labels: (string | null)[] };
+    /** Spot diameter in image pixels (drawn to scale). */
+    spotDiameter: number;
+    tiles?: TileSource;
+    hasTruth: boolean;
+    hasPrediction: boolean;
+  };
+  /** One gene's values in spot order; the PCC of truth and prediction on this slide. */
+  values: { gene: string; truth?: number[]; prediction?: number[]; pcc?: number };
+  spotDetail: { spotId: string; crop: string; neighbors: string; maskedTiles: number };
+  error: { message: string };
+}
+
+/** Slide viewer -> extension. */
+export interface ViewerOutbound {
+  ready: Record<string, never>;
+  selectGene: { gene: string };
+  spotClicked: { spotId: string };
+  /** The view was drawn with this gene (after an init or a gene change), in `ms` since the message arrived. */
+  rendered: { gene: string; ms: number };
+}
+
+export function parseViewerOutbound(value: unknown): Message<ViewerOutbound> | undefined {
+  if (!isObject(value) || !isObject(value.payload)) return undefined;
+  const p = value.payload;
+  switch (value.type) {
+    case 'ready': return { type: 'ready', payload: {} };
+    case 'selectGene': return typeof p.gene === 'string' && p.gene.length < 200 ? { type: 'selectGene', payload: { gene: p.gene } } : undefined;
+    case 'spotClicked': return typeof p.spotId === 'string' && p.spotId.length < 200 ? { type: 'spotClicked', payload: { spotId: p.spotId } } : undefined;
+    case 'rendered': return typeof p.gene === 'string' && typeof p.ms === 'number' ? { type: 'rendered', payload: { gene: p.gene, ms: p.ms } } : undefined;
+    default: return undefined;
+  }
+}
+
+const isNumbers = (v: unknown): v is number[] => Array.isArray(v) && v.every((x) => typeof x === 'number' || x === null);
+const isStrings = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
+
+export function parseViewerInbound(value: unknown): Message<ViewerInbound> | undefined {
+  if (!isObject(value) || !isObject(value.payload)) return undefined;
+  const p = value.payload;
+  switch (value.type) {
+    case 'init': {
+      const s = p.spots;
+      if (typeof p.section !== 'string' || !isStrings(p.genes) || typeof p.gene !== 'string' || !isObject(s) || !isStrings(s.ids) || !isNumbers(s.x) || !isNumbers(s.y)
+        || s.x.length !== s.ids.length || s.y.length !== s.ids.length || typeof p.spotDiameter !== 'number') return undefined;
+      return { type: 'init', payload: p as unknown as ViewerInbound['init'] };
+    }
+    case 'values':
+      if (typeof p.gene !== 'string' || (p.truth !== undefined && !isNumbers(p.truth)) || (p.prediction !== undefined && !isNumbers(p.prediction))) return undefined;
+      return { type: 'values', payload: p as unknown as ViewerInbound['values'] };
+    case 'spotDetail':
+      return typeof p.spotId === 'string' && typeof p.crop === 'string' && typeof p.neighbors === 'string' ? { type: 'spotDetail', payload: p as unknown as ViewerInbound['spotDetail'] } : undefined;
+    case 'error':
+      return typeof p.message === 'string' ? { type: 'error', payload: { message: p.message } } : undefined;
+    default:
+      return undefined;
+  }
+}

@@ -3,7 +3,10 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
-import type { ResultsInbound } from '../../src/protocol/webviews';
+import sharp from 'sharp';
+import { writeTilePyramid } from '../../src/runtime/image/tiles';
+import type { ResultsInbound, ViewerInbound } from '../../src/protocol/webviews';
+import { VIRIDIS } from '../../webview/viewer/colormap';
 import { launchChromium, serve, THEMES } from './helpers/browser';
 import { repoRoot } from './helpers/paths';
 
@@ -34,13 +37,27 @@ const results: ResultsInbound['results'] = {
   problems: ['/runs/broken/results.json: not a readable results.json (Unexpected end of JSON input)'],
 };
 
+const tmp = path.join(root, 'test', '.tmp', 'webviews');
+
 describe('webview pages in Chromium', () => {
+  let pyramid: Awaited<ReturnType<typeof writeTilePyramid>>;
   let server: { base: string; close: () => void };
   let browser: Browser;
   before(async () => {
     assert.ok(fs.existsSync(path.join(root, 'dist', 'webview', 'results.js')), 'dist/webview/results.js is missing; run node scripts/build.mjs');
     fs.mkdirSync(shots, { recursive: true });
-    server = await serve(path.join(root, 'dist', 'webview'));
+    fs.mkdirSync(tmp, { recursive: true });
+    // A 3000 x 2400 px image with a known pattern, tiled as the extension tiles it.
+    const image = path.join(tmp, 'slide.jpg');
+    const w = 3000, h = 2400;
+    const rgb = Buffer.alloc(w * h * 3);
+    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
+      const o = (y * w + x) * 3;
+      rgb[o] = 230 - ((x >> 6) & 1) * 40; rgb[o + 1] = 180; rgb[o + 2] = 210 - ((y >> 6) & 1) * 40;
+    }
+    await sharp(rgb, { raw: { width: w, height: h, channels: 3 } }).jpeg().toFile(image);
+    pyramid = await writeTilePyramid(image, path.join(tmp, 'tiles'));
+    server = await serve({ '/': path.join(root, 'dist', 'webview'), '/tiles': path.join(tmp, 'tiles', 'slide_files'), '/detail': path.join(tmp, 'tiles', 'slide_files') });
     browser = await launchChromium();
   });
   after(async () => {
@@ -101,4 +118,118 @@ describe('webview pages in Chromium', () => {
       }
     });
   }
+
+  /** A 20 x 16 spot array over the image, two annotation classes, two genes. */
+  function viewerInit(withTiles: boolean): ViewerInbound['init'] {
+    const ids: string[] = [], x: number[] = [], y: number[] = [], labels: (string | null)[] = [];
+    for (let r = 0; r < 16; r++) for (let c = 0; c < 20; c++) {
+      ids.push(`${c}x${r}`); x.push(75 + c * 150); y.push(75 + r * 150); labels.push(c < 10 ? 'invasive cancer' : r < 8 ? 'connective tissue' : null);
+    }
+    return {
+      store: '/store', section: 'C1', genes: ['ERBB2', 'GATA3', 'ACTB'], gene: 'ERBB2', spots: { ids, x, y, labels }, spotDiameter: 100,
+      tiles: withTiles ? { base: `${server.base}/tiles`, width: pyramid.width, height: pyramid.height, tileSize: pyramid.tileSize, maxLevel: pyramid.maxLevel, format: 'jpeg' } : undefined,
+      hasTruth: true, hasPrediction: true,
+    };
+  }
+  const valuesOf = (gene: string, n = 320): ViewerInbound['values'] => {
+    const truth = Array.from({ length: n }, (_, i) => (gene === 'ERBB2' ? (i % 20) / 19 : ((i * 7) % 13) / 12));
+    return { gene, truth, prediction: truth.map((v) => 0.5 * v + 0.25), pcc: 1 };
+  };
+  const rendered = async (page: Page, gene: string) => {
+    for (let i = 0; i < 100; i++) {
+      const m = (await sent(page)).find((x) => x.type === 'rendered' && (x.payload as { gene: string }).gene === gene);
+      if (m) return m.payload as { gene: string; ms: number };
+      await page.waitForTimeout(50);
+    }
+    throw new Error(`the viewer did not report drawing ${gene}`);
+  };
+
+  for (const theme of ['light', 'dark'] as const) {
+    test(`slide viewer (${theme}): tiles under coloured spots, shared colour range, hover, click, gene search, annotations, zoom`, async () => {
+      const page = await open('viewer.js', theme);
+      const tileRequests: string[] = [];
+      page.on('request', (r) => { if (r.url().includes('/tiles/')) tileRequests.push(r.url()); });
+      try {
+        assert.deepEqual(await sent(page), [{ type: 'ready', payload: {} }]);
+        await deliver(page, { type: 'init', payload: { ...viewerInit(true), spots: { ids: ['a'], x: [1, 2], y: [1], labels: [] } } }); // malformed: ignored
+        await deliver(page, { type: 'init', payload: viewerInit(true) });
+        await deliver(page, { type: 'values', payload: valuesOf('ERBB2') });
+        await rendered(page, 'ERBB2');
+        assert.match(await page.locator('#headline').innerText(), /ERBB2 on C1: PCC 1\.000/);
+        assert.equal(await page.locator('canvas.slide').count(), 2);
+        await page.waitForTimeout(500); // tiles load
+        assert.ok(tileRequests.length > 0, 'no tiles requested');
+
+        // The colour under spot 19x0 (truth 1.0: the top of the shared range) in the left panel, and
+        // under the same spot on the right (prediction 0.75): both from one range [0.25, 1].
+        const colourAt = (panel: number, spot: number) => page.locator('canvas.slide').nth(panel).evaluate((c: HTMLCanvasElement, i) => {
+          const x = 75 + (i % 20) * 150, y = 75 + Math.floor(i / 20) * 150;
+          const rect = c.getBoundingClientRect();
+          const view = { w: c.width / rect.width };
+          const ctx = c.getContext('2d') as CanvasRenderingContext2D;
+          // The fitted view: the same arithmetic as the viewer's fit() (image 3000 x 2400, 98%).
+          const scale = Math.min(rect.width / 3000, rect.height / 2400) * 0.98;
+          const sx = (rect.width - 3000 * scale) / 2 + x * scale, sy = (rect.height - 2400 * scale) / 2 + y * scale;
+          const d = ctx.getImageData(Math.round(sx * view.w), Math.round(sy * view.w), 1, 1).data;
+          return [d[0], d[1], d[2]];
+        }, spot);
+        const lutRgb = (b: number) => (/rgb\((\d+),(\d+),(\d+)\)/.exec(VIRIDIS[b]) as RegExpExecArray).slice(1).map(Number);
+        const close = (a: number[], b: number[]) => a.every((v, k) => Math.abs(v - b[k]) <= 3);
+        assert.ok(close(await colourAt(0, 19), lutRgb(255)), `truth 1.0: ${await colourAt(0, 19)} vs ${lutRgb(255)}`);
+        assert.ok(close(await colourAt(1, 19), lutRgb(Math.round(((0.75 - 0) / 1) * 255))), `prediction 0.75: ${await colourAt(1, 19)}`);
+        assert.ok(close(await colourAt(0, 0), lutRgb(0)), 'truth 0 at the bottom of the range');
+
+        // Hover shows the spot and its values; a click asks for its crop and neighbour view.
+        const box = await page.locator('canvas.slide').first().boundingBox();
+        assert.ok(box);
+        const scale = Math.min(box.width / 3000, box.height / 2400) * 0.98;
+        const at = (i: number) => ({ x: box.x + (box.width - 3000 * scale) / 2 + (75 + (i % 20) * 150) * scale, y: box.y + (box.height - 2400 * scale) / 2 + (75 + Math.floor(i / 20) * 150) * scale });
+        await page.mouse.move(at(45).x, at(45).y);
+        assert.match(await page.locator('#tooltip').innerText(), /^5x2\nground truth 0\.263\nprediction 0\.382\nerror 0\.118\nannotation: invasive cancer$/);
+        await page.mouse.click(at(45).x, at(45).y);
+        assert.deepEqual((await sent(page)).filter((m) => m.type === 'spotClicked'), [{ type: 'spotClicked', payload: { spotId: '5x2' } }]);
+        await deliver(page, { type: 'spotDetail', payload: { spotId: '5x2', crop: `${server.base}/detail/${pyramid.maxLevel}/0_0.jpeg`, neighbors: `${server.base}/detail/${pyramid.maxLevel}/1_0.jpeg`, maskedTiles: 3 } });
+        await page.locator('#detail img').first().waitFor();
+        assert.match(await page.locator('#detail').innerText(), /5x2: its 224 px crop.*3 outside the image/);
+
+        // Searching a gene that matches once selects it.
+        await page.locator('#gene-search').click();
+        await page.keyboard.type('gata');
+        assert.deepEqual((await sent(page)).filter((m) => m.type === 'selectGene'), [{ type: 'selectGene', payload: { gene: 'GATA3' } }]);
+        await deliver(page, { type: 'values', payload: valuesOf('GATA3') });
+        const switched = await rendered(page, 'GATA3');
+        assert.ok(switched.ms < 1000, `gene switch drawn in ${switched.ms} ms`);
+
+        await page.locator('#annotations').click();
+        assert.equal(await page.locator('.legend').isVisible(), true);
+        assert.deepEqual(await page.locator('.legend span').allInnerTexts(), ['connective tissue', 'invasive cancer']);
+
+        await page.screenshot({ path: path.join(shots, `slide-viewer-${theme}.png`) });
+
+        // Zooming in asks for sharper tiles.
+        const before = tileRequests.length;
+        const levelOf = (u: string) => Number(/\/tiles\/(\d+)\//.exec(u)?.[1]);
+        const coarsest = Math.max(...tileRequests.map(levelOf));
+        await page.mouse.move(at(45).x, at(45).y);
+        for (let i = 0; i < 6; i++) await page.mouse.wheel(0, -300);
+        await page.waitForTimeout(400);
+        assert.ok(tileRequests.length > before && Math.max(...tileRequests.slice(before).map(levelOf)) > coarsest, 'no sharper tiles after zooming in');
+      } finally {
+        await page.close();
+      }
+    });
+  }
+
+  test('slide viewer without an image: spots only, fitted to their extent', async () => {
+    const page = await open('viewer.js', 'light');
+    try {
+      await deliver(page, { type: 'init', payload: { ...viewerInit(false), hasPrediction: false } });
+      await deliver(page, { type: 'values', payload: { gene: 'ERBB2', truth: valuesOf('ERBB2').truth } });
+      await rendered(page, 'ERBB2');
+      assert.equal(await page.locator('canvas.slide').count(), 1);
+      assert.doesNotMatch(await page.locator('#headline').innerText(), /PCC/);
+    } finally {
+      await page.close();
+    }
+  });
 });

@@ -8,7 +8,7 @@ import { openSlideImage } from '../image/slideImage';
 import { stringColumn } from '../store/arrow';
 import type { DatasetStore } from '../store/datasetStore';
 import type { EpochRecord } from '../train/trainer';
-import { readPredictions } from '../train/cv';
+import { readPredictions } from '../store/predictions';
 
 /** The rich outputs that read stores, runs and images (the light ones are in ./rich). */
 
@@ -120,11 +120,8 @@ function pearson(a: readonly number[], b: readonly number[]): number {
   return ab / Math.sqrt(aa * bb);
 }
 
-/**
- * A spot as the model sees it: its 224 px crop, and its 1120 px neighbour view cut into 25 tiles,
- * with the tiles that fall outside the image (masked out of attention) hatched in grey.
- */
-export async function spotOutput(store: DatasetStore, spotId: string, section?: string): Promise<RichOutput[]> {
+/** A spot's 224 px crop and 1120 px neighbour view (masked tiles hatched) as PNG files' bytes. */
+export async function spotImages(store: DatasetStore, spotId: string, section?: string): Promise<{ section: string; crop: Buffer; neighbors: Buffer; maskedTiles: number }> {
   const ids = stringColumn(store.spots, 'spot_id');
   const sections = stringColumn(store.spots, 'section');
   const row = ids.findIndex((id, i) => id === spotId && (section === undefined || sections[i] === section));
@@ -153,11 +150,21 @@ export async function spotOutput(store: DatasetStore, spotId: string, section?: 
         }
       }
     }
-    return [
-      await imageOutput({ rgb: crop, width: SPOT_SIZE, height: SPOT_SIZE }, `spot ${spotId}: 224 px crop`),
-      await imageOutput({ rgb: view, width: side, height: side }, `spot ${spotId}: 1120 px neighbour view, ${mask.reduce((n, m) => n + (m ? 0 : 1), 0)} of 25 tiles masked`),
-    ];
+    const png = (rgb: Uint8Array, size: number) => sharp(Buffer.from(rgb), { raw: { width: size, height: size, channels: 3 } }).png().toBuffer();
+    return { section: sections[row], crop: await png(crop, SPOT_SIZE), neighbors: await png(view, side), maskedTiles: mask.reduce((n, m) => n + (m ? 0 : 1), 0) };
   } finally {
     img.close();
   }
+}
+
+/**
+ * A spot as the model sees it: its 224 px crop, and its 1120 px neighbour view cut into 25 tiles,
+ * with the tiles that fall outside the image (masked out of attention) hatched in grey.
+ */
+export async function spotOutput(store: DatasetStore, spotId: string, section?: string): Promise<RichOutput[]> {
+  const { crop, neighbors, maskedTiles } = await spotImages(store, spotId, section);
+  return [
+    await imageOutput(crop, `spot ${spotId}: 224 px crop`),
+    await imageOutput(neighbors, `spot ${spotId}: 1120 px neighbour view, ${maskedTiles} of 25 tiles masked`),
+  ];
 }

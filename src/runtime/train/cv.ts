@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { evaluate, metricsTables, slideMetrics, writeMetricsTables, type EvaluatedSlide, type Evaluation } from '../eval/metrics';
 import { makeFolds, parseFolds, validationSplit, type Fold, type FoldSpec } from '../eval/folds';
 import { describeConfig, triplexConfig, type PresetName, type TriplexConfig } from '../model/triplex/config';
-import { buildTable, readArrowFile, stringColumn, vectorColumn, writeArrowFile } from '../store/arrow';
+import { buildTable, writeArrowFile } from '../store/arrow';
 import { writeFileAtomic } from '../store/atomic';
 import { loadTrainingData, requireCounts, type SectionInputs, type TrainingData } from './data';
 import { loadTrainedModel, predictSections, trainFold, type TargetMode, type TrainProgress, type TrainResult } from './trainer';
@@ -138,6 +138,8 @@ export async function crossValidate(o: CvOptions): Promise<CvResult> {
 }
 
 /** Predictions of a set of sections as an Arrow file: section, spot_id, prediction [genes]. */
+export { readPredictions } from '../store/predictions';
+
 export async function writePredictions(file: string, sections: readonly SectionInputs[], preds: Map<string, Float32Array>, genes: readonly string[], meta: Record<string, unknown>): Promise<void> {
   const G = genes.length;
   const total = sections.reduce((n, s) => n + s.n, 0);
@@ -155,24 +157,4 @@ export async function writePredictions(file: string, sections: readonly SectionI
   ], { ...geneMeta, 'triplex:prediction': JSON.stringify(meta) }));
 }
 
-/** Reads a predictions file back: per section, [n, genes]. */
-export function readPredictions(file: string): { genes: string[]; sections: Map<string, { spotIds: string[]; values: Float32Array }> } {
-  const t = readArrowFile(file);
-  const genes = JSON.parse(t.schema.metadata.get('triplex:genes') ?? '[]') as string[];
-  const section = stringColumn(t, 'section');
-  const ids = stringColumn(t, 'spot_id');
-  const { values, width } = vectorColumn(t, 'prediction');
-  const out = new Map<string, { spotIds: string[]; values: Float32Array }>();
-  section.forEach((s, i) => {
-    const entry = out.get(s) ?? { spotIds: [], values: new Float32Array(0) };
-    entry.spotIds.push(ids[i]);
-    out.set(s, entry);
-  });
-  let row = 0;
-  for (const [, entry] of out) {
-    entry.values = values.slice(row * width, (row + entry.spotIds.length) * width);
-    row += entry.spotIds.length;
-  }
-  return { genes, sections: out };
-}
 

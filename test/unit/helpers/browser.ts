@@ -19,8 +19,12 @@ export function launchChromium(): Promise<Browser> {
   return chromium.launch({ executablePath: chromiumPath(), headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
 }
 
-/** Serves `dir`'s files, and an empty page at `/`; resolves with the base URL and a close function. */
-export async function serve(dir: string): Promise<{ base: string; close: () => void }> {
+/**
+ * Serves files, and an empty page at `/`: `dir`'s files at the root, or each folder of a map at
+ * its prefix ({ '/': dist, '/tiles': pyramid }). Resolves with the base URL and a close function.
+ */
+export async function serve(dirs: string | Record<string, string>): Promise<{ base: string; close: () => void }> {
+  const mounts = Object.entries(typeof dirs === 'string' ? { '/': dirs } : dirs).sort((a, b) => b[0].length - a[0].length);
   const types: Record<string, string> = { '.js': 'text/javascript', '.png': 'image/png', '.jpeg': 'image/jpeg', '.jpg': 'image/jpeg', '.json': 'application/json', '.dzi': 'application/xml' };
   const server = http.createServer((req, res) => {
     const name = decodeURIComponent((req.url ?? '/').split('?')[0]);
@@ -28,8 +32,9 @@ export async function serve(dir: string): Promise<{ base: string; close: () => v
       res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><html><head></head><body><div id="root"></div></body></html>');
       return;
     }
-    const file = path.join(dir, path.normalize(name));
-    if (!file.startsWith(dir) || !fs.existsSync(file) || !fs.statSync(file).isFile()) {
+    const [prefix, dir] = mounts.find(([p]) => name.startsWith(p)) ?? ['/', ''];
+    const file = path.join(dir, path.normalize(name.slice(prefix.length)));
+    if (!dir || !file.startsWith(dir) || !fs.existsSync(file) || !fs.statSync(file).isFile()) {
       res.writeHead(404).end();
       return;
     }
@@ -41,6 +46,8 @@ export async function serve(dir: string): Promise<{ base: string; close: () => v
 
 /** Theme variables as VS Code sets them in webviews, for a light and a dark theme. */
 export const THEMES = {
-  light: { '--vscode-foreground': '#3b3b3b', '--vscode-editor-background': '#ffffff', '--vscode-charts-green': '#388a34', '--vscode-font-family': 'sans-serif', '--vscode-list-hoverBackground': '#e8e8e8', '--vscode-focusBorder': '#005fb8' },
-  dark: { '--vscode-foreground': '#cccccc', '--vscode-editor-background': '#1f1f1f', '--vscode-charts-green': '#89d185', '--vscode-font-family': 'sans-serif', '--vscode-list-hoverBackground': '#2a2d2e', '--vscode-focusBorder': '#0078d4' },
+  light: { '--vscode-foreground': '#3b3b3b', '--vscode-editor-background': '#ffffff', '--vscode-charts-green': '#388a34', '--vscode-font-family': 'sans-serif', '--vscode-list-hoverBackground': '#e8e8e8', '--vscode-focusBorder': '#005fb8',
+    '--vscode-input-background': '#ffffff', '--vscode-input-foreground': '#3b3b3b', '--vscode-input-border': '#cecece', '--vscode-dropdown-background': '#ffffff', '--vscode-dropdown-foreground': '#3b3b3b', '--vscode-dropdown-border': '#cecece', '--vscode-button-background': '#005fb8', '--vscode-button-foreground': '#ffffff', '--vscode-button-secondaryBackground': '#e5e5e5', '--vscode-button-secondaryForeground': '#3b3b3b', '--vscode-checkbox-background': '#f8f8f8', '--vscode-checkbox-border': '#cecece' },
+  dark: { '--vscode-foreground': '#cccccc', '--vscode-editor-background': '#1f1f1f', '--vscode-charts-green': '#89d185', '--vscode-font-family': 'sans-serif', '--vscode-list-hoverBackground': '#2a2d2e', '--vscode-focusBorder': '#0078d4',
+    '--vscode-input-background': '#313131', '--vscode-input-foreground': '#cccccc', '--vscode-input-border': '#3c3c3c', '--vscode-dropdown-background': '#313131', '--vscode-dropdown-foreground': '#cccccc', '--vscode-dropdown-border': '#3c3c3c', '--vscode-button-background': '#0078d4', '--vscode-button-foreground': '#ffffff', '--vscode-button-secondaryBackground': '#313131', '--vscode-button-secondaryForeground': '#cccccc', '--vscode-checkbox-background': '#313131', '--vscode-checkbox-border': '#3c3c3c' },
 } as const;

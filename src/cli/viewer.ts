@@ -1,0 +1,49 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Command } from 'commander';
+import { writeTilePyramid } from '../runtime/image/tiles';
+import { spotImages } from '../runtime/notebook/outputs';
+import { openDatasetStore } from '../runtime/store/datasetStore';
+
+/**
+ * What the slide viewer asks of the runtime, in a child process (never in the editor): a
+ * section's tile pyramid, and a spot's crop and neighbour view. Both print JSON.
+ */
+
+/** Where the viewer's files for a section live inside the store. */
+export const viewerDir = (store: string, section: string): string => path.join(store, 'viewer', section.replace(/[^\w.-]/g, '_'));
+
+export function tilesCommand(): Command {
+  return new Command('tiles')
+    .description('tile pyramid (Deep Zoom, 256 px JPEG) of a section\'s image for the slide viewer; reused when made from the same file')
+    .argument('<store>', 'dataset store')
+    .requiredOption('--section <id>', 'section')
+    .action(async (store: string, o: { section: string }) => {
+      const s = openDatasetStore(store).manifest.sections.find((x) => x.id === o.section);
+      if (!s) throw new Error(`${store}: no section '${o.section}'`);
+      if (!s.image) throw new Error(`${store}: section '${o.section}' has no image`);
+      const pyramid = await writeTilePyramid(s.image.path, path.join(viewerDir(store, o.section), 'tiles'));
+      console.log(JSON.stringify(pyramid));
+    });
+}
+
+export function spotViewCommand(): Command {
+  return new Command('spot-view')
+    .description('a spot\'s 224 px crop and 1120 px neighbour view (masked tiles hatched) as PNG files')
+    .argument('<store>', 'dataset store')
+    .requiredOption('--spot <id>', 'spot id')
+    .option('--section <id>', 'section (when spot ids repeat across sections)')
+    .action(async (store: string, o: { spot: string; section?: string }) => {
+      const images = await spotImages(openDatasetStore(store), o.spot, o.section);
+      const dir = path.join(viewerDir(store, images.section), 'spots');
+      fs.mkdirSync(dir, { recursive: true });
+      const safe = o.spot.replace(/[^\w.-]/g, '_');
+      const files = { crop: path.join(dir, `${safe}-crop.png`), neighbors: path.join(dir, `${safe}-neighbors.png`) };
+      for (const [key, file] of Object.entries(files) as ['crop' | 'neighbors', string][]) {
+        const partial = `${file}.partial-${process.pid}`;
+        fs.writeFileSync(partial, images[key]);
+        fs.renameSync(partial, file);
+      }
+      console.log(JSON.stringify({ section: images.section, ...files, maskedTiles: images.maskedTiles }));
+    });
+}

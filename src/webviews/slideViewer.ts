@@ -1,0 +1,233 @@
+import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import { parseViewerOutbound, type TileSource, type ViewerInbound, type ViewerOutbound } from '../protocol/webviews';
+import { stringColumn } from '../runtime/store/arrow';
+import { openDatasetStore, type DatasetStore } from '../runtime/store/datasetStore';
+import { readPredictions } from '../runtime/store/predictions';
+import { computeEnv } from '../notebook/controller';
+import { post, webviewHtml } from './html';
+
+/**
+ * "TRIPLEX: Open Slide Viewer": one section of a store, its image tiled (by `triplex tiles` in a
+ * child process, cached in the store), its spots coloured by a gene's ground truth, prediction or
+ * error. The store's tables are read here (Arrow files, no computation); everything that decodes
+ * images runs in the `triplex` child process.
+ */
+
+export interface SlideViewerRequest {
+  store: string;
+  section?: string;
+  /** A predictions.arrow (cv, train-fold or predict) holding this section. */
+  predictions?: string;
+  gene?: string;
+}
+
+export interface SlideViewerHandle {
+  panel: vscode.WebviewPanel;
+  section: string;
+  /** Every message the webview sent, in order (validated). */
+  received: ViewerOutbound[keyof ViewerOutbound][];
+  /** Resolves at the first `rendered` message of `gene` (any gene when omitted). */
+  whenRendered(gene?: string): Promise<ViewerOutbound['rendered']>;
+  /** Sends a message to the webview as if it had asked (the gene picker, a click). */
+  simulate<K extends keyof ViewerOutbound>(type: K, payload: ViewerOutbound[K]): Promise<void>;
+}
+
+/** Spot diameter in image pixels: the crop size (224) unless the store records the array's. */
+const SPOT_DIAMETER = 224 * 0.6;
+
+function runCli(extensionPath: string, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [path.join(extensionPath, 'dist', 'cli.js'), ...args], { env: { ...process.env, ...computeEnv(), ELECTRON_RUN_AS_NODE: '1' }, maxBuffer: 4 * 1024 * 1024 },
+      (error, stdout, stderr) => (error ? reject(new Error(stderr.trim().split('\n').pop() || error.message, { cause: error })) : resolve(stdout)));
+  });
+}
+
+interface SectionData {
+  store: DatasetStore;
+  rows: number[];
+  truth?: Float32Array;
+  prediction?: { genes: string[]; values: Float32Array };
+}
+
+function sectionData(request: SlideViewerRequest, section: string): SectionData {
+  const store = openDatasetStore(request.store);
+  const rows = store.rowsOf(section);
+  if (rows.length === 0) throw new Error(`${request.store}: no section '${section}'`);
+  let prediction: SectionData['prediction'];
+  if (request.predictions) {
+    const p = readPredictions(request.predictions);
+    const s = p.sections.get(section);
+    if (!s) throw new Error(`${request.predictions} has no predictions for section '${section}' (it has ${[...p.sections.keys()].join(', ')})`);
+    const ids = stringColumn(store.spots, 'spot_id');
+    const at = new Map(s.spotIds.map((id, i) => [id, i]));
+    const G = p.genes.length;
+    const values = new Float32Array(rows.length * G);
+    rows.forEach((r, k) => {
+      const i = at.get(ids[r]);
+      if (i === undefined) throw new Error(`${request.predictions}: no prediction for spot '${ids[r]}' of section '${section}'; were they made from another store?`);
+      values.set(s.values.subarray(i * G, (i + 1) * G), k * G);
+    });
+    prediction = { genes: p.genes, values };
+  }
+  return { store, rows, truth: store.hasCounts ? store.values() : undefined, prediction };
+}
+
+function pearson(a: number[], b: number[]): number {
+  const n = a.length;
+  const ma = a.reduce((s, v) => s + v, 0) / n;
+  const mb = b.reduce((s, v) => s + v, 0) / n;
+  let ab = 0, aa = 0, bb = 0;
+  for (let i = 0; i < n; i++) {
+    ab += (a[i] - ma) * (b[i] - mb);
+    aa += (a[i] - ma) ** 2;
+    bb += (b[i] - mb) ** 2;
+  }
+  return ab / Math.sqrt(aa * bb);
+}
+
+function valuesFor(data: SectionData, gene: string): ViewerInbound['values'] {
+  const out: ViewerInbound['values'] = { gene };
+  const g = data.store.genes.indexOf(gene);
+  if (data.truth && g >= 0) {
+    const G = data.store.genes.length;
+    out.truth = data.rows.map((r) => data.truth![r * G + g]);
+  }
+  const pg = data.prediction ? data.prediction.genes.indexOf(gene) : -1;
+  if (data.prediction && pg >= 0) {
+    const G = data.prediction.genes.length;
+    out.prediction = data.rows.map((_, k) => data.prediction!.values[k * G + pg]);
+  }
+  if (out.truth && out.prediction) {
+    const r = pearson(out.truth, out.prediction);
+    if (Number.isFinite(r)) out.pcc = r;
+  }
+  return out;
+}
+
+export async function openSlideViewer(context: vscode.ExtensionContext, request: SlideViewerRequest, log: vscode.OutputChannel): Promise<SlideViewerHandle> {
+  const manifest = openDatasetStore(request.store).manifest;
+  const section = request.section ?? manifest.sections[0]?.id;
+  if (!section) throw new Error(`${request.store} has no sections`);
+  const data = sectionData(request, section);
+  const genes = data.prediction?.genes ?? data.store.genes;
+  if (genes.length === 0) throw new Error(`${request.store}: no genes to show (a store without counts needs predictions)`);
+  const gene = request.gene && genes.includes(request.gene) ? request.gene : genes[0];
+
+  const storeUri = vscode.Uri.file(path.resolve(request.store));
+  const panel = vscode.window.createWebviewPanel('triplex.slideViewer', `${section}: slide viewer`, vscode.ViewColumn.Active, {
+    enableScripts: true,
+    retainContextWhenHidden: true,
+    localResourceRoots: [vscode.Uri.joinPath(context.extensionUri, 'dist'), storeUri],
+  });
+  panel.webview.html = webviewHtml(panel.webview, { title: `${section}: slide viewer`, script: vscode.Uri.joinPath(context.extensionUri, 'dist', 'webview', 'viewer.js'), imgFromRoots: true });
+
+  const tiles = (async (): Promise<TileSource | undefined> => {
+    if (!manifest.sections.find((s) => s.id === section)?.image) return undefined;
+    try {
+      const p = JSON.parse(await runCli(context.extensionPath, ['tiles', request.store, '--section', section])) as { dir: string; width: number; height: number; tileSize: number; maxLevel: number };
+      const base = panel.webview.asWebviewUri(vscode.Uri.file(path.join(path.resolve(p.dir), 'slide_files'))).toString();
+      return { base, width: p.width, height: p.height, tileSize: p.tileSize, maxLevel: p.maxLevel, format: 'jpeg' };
+    } catch (err) {
+      log.appendLine(`[viewer] no tiles for ${section}: ${(err as Error).message}`);
+      void post<ViewerInbound, 'error'>(panel.webview, 'error', { message: `The image of ${section} could not be tiled: ${(err as Error).message}` });
+      return undefined;
+    }
+  })();
+
+  const received: SlideViewerHandle['received'] = [];
+  const waiters: { gene?: string; resolve: (r: ViewerOutbound['rendered']) => void }[] = [];
+  const handle = async (message: NonNullable<ReturnType<typeof parseViewerOutbound>>) => {
+    received.push(message.payload);
+    switch (message.type) {
+      case 'ready': {
+        const spots = data.store.spots;
+        const ids = stringColumn(spots, 'spot_id');
+        const labels = spots.schema.fields.some((f) => f.name === 'label') ? stringColumn(spots, 'label') : [];
+        const x = spots.getChild('pixel_x');
+        const y = spots.getChild('pixel_y');
+        await post<ViewerInbound, 'init'>(panel.webview, 'init', {
+          store: request.store, section, predictions: request.predictions, genes, gene,
+          spots: { ids: data.rows.map((r) => ids[r]), x: data.rows.map((r) => Number(x?.get(r))), y: data.rows.map((r) => Number(y?.get(r))), labels: data.rows.map((r) => labels[r] || null) },
+          spotDiameter: SPOT_DIAMETER, tiles: await tiles, hasTruth: !!data.truth, hasPrediction: !!data.prediction,
+        });
+        await post<ViewerInbound, 'values'>(panel.webview, 'values', valuesFor(data, gene));
+        break;
+      }
+      case 'selectGene':
+        if (!genes.includes(message.payload.gene)) {
+          log.appendLine(`[viewer] ignored an unknown gene '${message.payload.gene}'`);
+          return;
+        }
+        await post<ViewerInbound, 'values'>(panel.webview, 'values', valuesFor(data, message.payload.gene));
+        break;
+      case 'spotClicked':
+        try {
+          const r = JSON.parse(await runCli(context.extensionPath, ['spot-view', request.store, '--spot', message.payload.spotId, '--section', section])) as { crop: string; neighbors: string; maskedTiles: number };
+          const uri = (f: string) => `${panel.webview.asWebviewUri(vscode.Uri.file(path.resolve(f))).toString()}?t=${fs.statSync(f).mtimeMs}`;
+          await post<ViewerInbound, 'spotDetail'>(panel.webview, 'spotDetail', { spotId: message.payload.spotId, crop: uri(r.crop), neighbors: uri(r.neighbors), maskedTiles: r.maskedTiles });
+        } catch (err) {
+          await post<ViewerInbound, 'error'>(panel.webview, 'error', { message: `No view of spot ${message.payload.spotId}: ${(err as Error).message}` });
+        }
+        break;
+      case 'rendered':
+        log.appendLine(`[viewer] ${section}: ${message.payload.gene} drawn in ${message.payload.ms.toFixed(0)} ms`);
+        for (const w of waiters.splice(0)) {
+          if (w.gene === undefined || w.gene === message.payload.gene) w.resolve(message.payload);
+          else waiters.push(w);
+        }
+        break;
+    }
+  };
+  panel.webview.onDidReceiveMessage(async (raw: unknown) => {
+    const message = parseViewerOutbound(raw);
+    if (!message) {
+      log.appendLine(`[viewer] ignored a malformed message from the webview: ${JSON.stringify(raw)?.slice(0, 200)}`);
+      return;
+    }
+    await handle(message);
+  }, undefined, context.subscriptions);
+
+  return {
+    panel, section, received,
+    whenRendered: (g) => new Promise((resolve) => waiters.push({ gene: g, resolve })),
+    simulate: async (type, payload) => {
+      const message = parseViewerOutbound({ type, payload });
+      if (message) await handle(message);
+    },
+  };
+}
+
+export function registerSlideViewerCommand(context: vscode.ExtensionContext, log: vscode.OutputChannel): void {
+  context.subscriptions.push(vscode.commands.registerCommand('triplex.openSlideViewer', async (given?: SlideViewerRequest | vscode.Uri): Promise<SlideViewerHandle | undefined> => {
+    let request = given instanceof vscode.Uri ? { store: given.fsPath } : given;
+    if (!request) {
+      const stores = (await vscode.workspace.findFiles('**/store.json', '**/node_modules/**', 100)).map((u) => path.dirname(u.fsPath));
+      const store = (await vscode.window.showQuickPick(stores.map((s) => ({ label: vscode.workspace.asRelativePath(s), store: s })), { title: 'Slide viewer: dataset store' }))?.store;
+      if (!store) return undefined;
+      const manifest = openDatasetStore(store).manifest;
+      const section = (await vscode.window.showQuickPick(manifest.sections.map((s) => ({ label: s.id, description: `patient ${s.patient}, ${s.spots} spots${s.image ? '' : ', no image'}` })), { title: 'Slide viewer: section' }))?.label;
+      if (!section) return undefined;
+      const runs = (await vscode.workspace.findFiles(new vscode.RelativePattern(store, '**/predictions.arrow'), undefined, 200)).map((u) => u.fsPath)
+        .filter((f) => {
+          try {
+            return readPredictions(f).sections.has(section);
+          } catch {
+            return false; // an unreadable file is not offered
+          }
+        });
+      const none = { label: 'ground truth only', file: undefined as string | undefined };
+      const pick = runs.length ? await vscode.window.showQuickPick([...runs.map((f) => ({ label: path.relative(store, f), file: f as string | undefined })), none], { title: 'Slide viewer: predictions to compare' }) : none;
+      if (!pick) return undefined;
+      request = { store, section, predictions: pick.file };
+    }
+    try {
+      return await openSlideViewer(context, request, log);
+    } catch (err) {
+      void vscode.window.showErrorMessage(`TRIPLEX slide viewer: ${(err as Error).message}`);
+      throw err;
+    }
+  }));
+}
