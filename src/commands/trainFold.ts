@@ -7,6 +7,8 @@ import { makeFolds } from '../runtime/eval/folds';
 import { VARIANTS } from '../runtime/model/triplex/config';
 import { computeEnv } from '../notebook/controller';
 import { openResultsPanel, type ResultsPanelHandle } from '../webviews/resultsPanel';
+import { openSlideViewer, type SlideViewerHandle } from '../webviews/slideViewer';
+import { readPredictions } from '../runtime/store/predictions';
 
 /**
  * "TRIPLEX: Train Fold": pick a store, a model variant, a fold, the training mode, the preset and
@@ -14,7 +16,8 @@ import { openResultsPanel, type ResultsPanelHandle } from '../webviews/resultsPa
  * `triplex train-fold` process, with a cancellable progress notification (epoch, loss,
  * validation PCC, ETA) and the full log in the "TRIPLEX" output channel. Cancelling sends the
  * process SIGINT: it stops after the current batch and keeps its last checkpoint (checkpoints
- * are written atomically, so none is ever half-written). When it ends, its results open.
+ * are written atomically, so none is ever half-written). When it ends, the fold's predictions
+ * open in the slide viewer and its metrics in the results table.
  */
 
 export type TrainingMode = 'frozen' | 'layer4' | 'full';
@@ -37,6 +40,7 @@ export interface TrainFoldOutcome {
   message: string;
   outDir: string;
   results?: ResultsPanelHandle;
+  viewer?: SlideViewerHandle;
 }
 
 export interface TrainFoldRun {
@@ -189,7 +193,19 @@ export function startTrainFold(context: vscode.ExtensionContext, request: TrainF
       void vscode.window.showInformationMessage(`TRIPLEX training of fold ${request.fold} was cancelled; its last checkpoint is in ${outDir}, and running it again resumes from there.`);
       return outcome;
     }
-    return { ...outcome, results: fs.existsSync(path.join(outDir, 'results.json')) ? openResultsPanel(context, outDir, log) : undefined };
+    // The fold's predictions on its first test section in the slide viewer, and its metrics in the table.
+    const predictions = path.join(outDir, `fold-${request.fold}`, 'predictions.arrow');
+    let viewer: SlideViewerHandle | undefined;
+    if (fs.existsSync(predictions)) {
+      try {
+        const section = readPredictions(predictions).sections.keys().next().value;
+        viewer = await openSlideViewer(context, { store: request.store, section, predictions }, log);
+      } catch (err) {
+        log.appendLine(`[train fold] the slide viewer did not open: ${(err as Error).message}`);
+      }
+    }
+    const results = fs.existsSync(path.join(outDir, 'results.json')) ? openResultsPanel(context, outDir, log) : undefined;
+    return { ...outcome, results, viewer };
   });
   return { request, outDir, done: finished, cancel };
 }

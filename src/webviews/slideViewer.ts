@@ -27,6 +27,8 @@ export interface SlideViewerRequest {
 export interface SlideViewerHandle {
   panel: vscode.WebviewPanel;
   section: string;
+  genes: string[];
+  spotIds: string[];
   /** Every message the webview sent, in order (validated). */
   received: ViewerOutbound[keyof ViewerOutbound][];
   /** Resolves at the first `rendered` message of `gene` (any gene when omitted). */
@@ -191,8 +193,13 @@ export async function openSlideViewer(context: vscode.ExtensionContext, request:
   }, undefined, context.subscriptions);
 
   return {
-    panel, section, received,
-    whenRendered: (g) => new Promise((resolve) => waiters.push({ gene: g, resolve })),
+    panel, section, received, genes,
+    spotIds: data.rows.map((r) => stringColumn(data.store.spots, 'spot_id')[r]),
+    whenRendered: (g) => new Promise((resolve) => {
+      const seen = received.find((m): m is ViewerOutbound['rendered'] => 'ms' in m && (g === undefined || m.gene === g));
+      if (seen) resolve(seen);
+      else waiters.push({ gene: g, resolve });
+    }),
     simulate: async (type, payload) => {
       const message = parseViewerOutbound({ type, payload });
       if (message) await handle(message);

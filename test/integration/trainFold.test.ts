@@ -38,7 +38,7 @@ suite('Train fold in VS Code', function () {
   });
   suiteTeardown(() => fs.rmSync(work, { recursive: true, force: true }));
 
-  test('trains a fold to the end and opens its results', async () => {
+  test('trains a fold to the end, then opens its predictions in the slide viewer and its metrics in the table', async () => {
     const run = await vscode.commands.executeCommand<TrainFoldRun>('triplex.trainFold', { store, variant: 'tem', fold: 0, mode: 'frozen', epochs: 2, preset: 'demo', extraArgs: FAST });
     assert.ok(run);
     const outcome = await run.done;
@@ -47,6 +47,23 @@ suite('Train fold in VS Code', function () {
     assert.ok(outcome.results, 'the results table did not open');
     assert.equal((await outcome.results.rendered).rows, 1);
     outcome.results.panel.dispose();
+
+    // The slide viewer opened on the fold's test section with its predictions: it draws the
+    // first gene, switches gene, and answers a click on a spot with its crop and neighbour view.
+    const viewer = outcome.viewer;
+    assert.ok(viewer, 'the slide viewer did not open');
+    const within = <T>(p: Promise<T>, what: string) => Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what} within 30 s`)), 30_000))]);
+    const first = await within(viewer.whenRendered(), 'the viewer drew nothing');
+    assert.equal(first.gene, viewer.genes[0]);
+    assert.ok(fs.existsSync(path.join(store, 'viewer', viewer.section, 'tiles', 'slide.dzi')), 'no tile pyramid');
+    await viewer.simulate('selectGene', { gene: viewer.genes[1] });
+    const second = await within(viewer.whenRendered(viewer.genes[1]), 'the viewer did not draw the second gene');
+    assert.ok(second.ms >= 0);
+    await viewer.simulate('spotClicked', { spotId: viewer.spotIds[0] });
+    const spots = path.join(store, 'viewer', viewer.section, 'spots');
+    assert.deepEqual(fs.readdirSync(spots).sort(), [`${viewer.spotIds[0]}-crop.png`, `${viewer.spotIds[0]}-neighbors.png`]);
+    assert.deepEqual(viewer.received.filter((m) => 'gene' in m).map((m) => (m as { gene: string }).gene).slice(0, 2), [viewer.genes[0], viewer.genes[1]]);
+    viewer.panel.dispose();
   });
 
   test('cancelling keeps the last good checkpoint and leaves no half-written file', async () => {
