@@ -1,4 +1,7 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { parseRendererMessage } from '../protocol/outputs';
 import { registerCompletion } from './completion';
 import { CONTROLLER_ID, TriplexController } from './controller';
 import { NOTEBOOK_TYPE, TriplexSerializer } from './serializer';
@@ -22,9 +25,11 @@ export function registerNotebooks(context: vscode.ExtensionContext): NotebookApi
     ? vscode.workspace.notebookDocuments.find((nb) => nb.uri.toString() === uri.toString())
     : vscode.window.activeNotebookEditor?.notebook);
 
+  const messaging = vscode.notebooks.createRendererMessaging('triplex-renderer');
   context.subscriptions.push(
     log,
     controller,
+    messaging.onDidReceiveMessage((e) => void openFromRenderer(e.message, log)),
     vscode.workspace.registerNotebookSerializer(NOTEBOOK_TYPE, new TriplexSerializer(), { transientOutputs: false }),
     registerCompletion(controller),
     vscode.commands.registerCommand('triplex.restartKernel', async (arg?: vscode.Uri | { notebookEditor?: { notebookUri?: vscode.Uri } }) => {
@@ -54,4 +59,18 @@ export function registerNotebooks(context: vscode.ExtensionContext): NotebookApi
     }),
   );
   return { controllerId: CONTROLLER_ID, notebookType: NOTEBOOK_TYPE };
+}
+
+/**
+ * A gene map's "Open in slide viewer" button: the renderer posts the map's store, section, gene
+ * and predictions; they are checked before the viewer opens on them.
+ */
+export async function openFromRenderer(message: unknown, log: vscode.OutputChannel): Promise<boolean> {
+  const m = parseRendererMessage(message);
+  if (!m || !fs.existsSync(path.join(m.store, 'store.json')) || (m.predictions !== undefined && !fs.existsSync(m.predictions))) {
+    log.appendLine(`[renderer] ignored a message: ${JSON.stringify(message)?.slice(0, 200)}`);
+    return false;
+  }
+  await vscode.commands.executeCommand('triplex.openSlideViewer', { store: m.store, section: m.section, gene: m.gene, predictions: m.predictions });
+  return true;
 }

@@ -37,6 +37,24 @@ export interface GeneMapPayload {
   panels: { title: string; values: number[]; diverging?: boolean }[];
   /** PCC between the first two panels across spots, when there are two. */
   pcc?: number;
+  /** Where the values come from, so that the slide viewer can open them. */
+  source?: { store: string; predictions?: string };
+}
+
+/** Renderer -> extension (notebook renderer messaging). */
+export interface RendererMessage {
+  type: 'openSlideViewer';
+  store: string;
+  section: string;
+  gene: string;
+  predictions?: string;
+}
+
+export function parseRendererMessage(value: unknown): RendererMessage | undefined {
+  const m = value as Partial<RendererMessage> | null;
+  if (typeof m !== 'object' || m === null || m.type !== 'openSlideViewer') return undefined;
+  if (typeof m.store !== 'string' || typeof m.section !== 'string' || typeof m.gene !== 'string' || (m.predictions !== undefined && typeof m.predictions !== 'string')) return undefined;
+  return { type: 'openSlideViewer', store: m.store, section: m.section, gene: m.gene, predictions: m.predictions };
 }
 
 /** Training curves: loss on the left axis, metrics on the right. */

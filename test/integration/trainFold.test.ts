@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { TrainFoldRun } from '../../src/commands/trainFold';
+import { openFromRenderer } from '../../src/notebook/register';
 
 /**
  * "TRIPLEX: Train Fold" in a real VS Code, on a small synthetic store made by the CLI: a run to
@@ -64,6 +65,19 @@ suite('Train fold in VS Code', function () {
     assert.deepEqual(fs.readdirSync(spots).sort(), [`${viewer.spotIds[0]}-crop.png`, `${viewer.spotIds[0]}-neighbors.png`]);
     assert.deepEqual(viewer.received.filter((m) => 'gene' in m).map((m) => (m as { gene: string }).gene).slice(0, 2), [viewer.genes[0], viewer.genes[1]]);
     viewer.panel.dispose();
+  });
+
+  test('a gene map\'s "Open in slide viewer" (renderer message) opens the viewer; a forged message is ignored', async () => {
+    const predictions = path.join(store, 'runs', 'tem-frozen', 'fold-0', 'predictions.arrow');
+    const log = vscode.window.createOutputChannel('test');
+    const section = JSON.parse(fs.readFileSync(path.join(store, 'store.json'), 'utf8')).sections[0].id as string;
+    assert.equal(await openFromRenderer({ type: 'openSlideViewer', store: '/nowhere', section, gene: 'x' }, log), false);
+    assert.equal(await openFromRenderer({ type: 'runShell', store, section, gene: 'x' }, log), false);
+    assert.equal(await openFromRenderer({ type: 'openSlideViewer', store, section, gene: 'whatever', predictions }, log), true);
+    const tabs = vscode.window.tabGroups.all.flatMap((g) => g.tabs).filter((t) => t.input instanceof vscode.TabInputWebview && t.label === `${section}: slide viewer`);
+    assert.equal(tabs.length, 1);
+    await vscode.window.tabGroups.close(tabs);
+    log.dispose();
   });
 
   test('cancelling keeps the last good checkpoint and leaves no half-written file', async () => {

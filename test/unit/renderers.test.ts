@@ -36,6 +36,7 @@ const truth = grid.map((i) => Math.sin(i / 9));
 const geneMap: GeneMapPayload = {
   gene: 'ERBB2', section: 'C1', spotIds: grid.map((i) => `s${i}`),
   x: grid.map((i) => (i % n) * 224), y: grid.map((i) => Math.floor(i / n) * 224),
+  source: { store: '/data/store', predictions: '/data/store/runs/triplex-frozen/fold-0/predictions.arrow' },
   panels: [{ title: 'ground truth', values: truth }, { title: 'prediction', values: truth.map((v) => 0.8 * v) }, { title: 'error (prediction - truth)', values: truth.map((v) => -0.2 * v), diverging: true }],
   pcc: 1,
 };
@@ -70,7 +71,9 @@ describe('notebook renderers in Chromium', () => {
       for (const [k, v] of Object.entries(vars)) document.body.style.setProperty(k, v);
       document.body.style.background = vars['--vscode-editor-background'];
       const module = await import(url) as { activate: (ctx: unknown) => { renderOutputItem: (item: unknown, el: HTMLElement) => Promise<void> } };
-      const renderer = module.activate({});
+      const posted: unknown[] = [];
+      Object.assign(window, { __posted: posted });
+      const renderer = module.activate({ postMessage: (m: unknown) => posted.push(m) });
       for (const [mime, payload] of outputs) {
         const el = document.createElement('div');
         el.dataset.mime = mime;
@@ -109,6 +112,11 @@ describe('notebook renderers in Chromium', () => {
         assert.match(await g.locator('.gtitle').textContent() ?? '', /ERBB2 on C1 \(PCC 1\.000\)/);
         const titleColour = await g.locator('.gtitle').evaluate((el) => getComputedStyle(el).fill);
         assert.equal(titleColour, theme === 'light' ? 'rgb(59, 59, 59)' : 'rgb(204, 204, 204)', 'plot text takes the theme foreground');
+
+        await g.locator('button.open-viewer').click();
+        assert.deepEqual(await page.evaluate(() => (window as unknown as { __posted: unknown[] }).__posted), [
+          { type: 'openSlideViewer', store: '/data/store', section: 'C1', gene: 'ERBB2', predictions: '/data/store/runs/triplex-frozen/fold-0/predictions.arrow' },
+        ]);
 
         const c = page.locator(`[data-mime="${MIME.curve}"]`);
         await c.locator('.main-svg').first().waitFor();

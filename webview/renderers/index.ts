@@ -2,12 +2,12 @@
 // renderOutputItem for each output of our MIME types. Each kind is drawn by a pure
 // render(container, payload) function; plotly is loaded only by the kinds that plot.
 import type { ActivationFunction } from 'vscode-notebook-renderer';
-import { MIME, type CurvePayload, type GeneMapPayload, type MetricsPayload, type TablePayload } from '../../src/protocol/outputs';
+import { MIME, type CurvePayload, type GeneMapPayload, type MetricsPayload, type RendererMessage, type TablePayload } from '../../src/protocol/outputs';
 import { renderMetrics } from './metrics';
 import { renderTable } from './table';
 import { ensureStyles } from './theme';
 
-export const activate: ActivationFunction = () => ({
+export const activate: ActivationFunction = (context) => ({
   async renderOutputItem(item, element) {
     ensureStyles();
     element.replaceChildren();
@@ -23,7 +23,20 @@ export const activate: ActivationFunction = () => ({
           renderMetrics(root, item.json() as MetricsPayload);
           break;
         case MIME.geneMap:
-          await (await import('./plots')).renderGeneMap(root, item.json() as GeneMapPayload);
+          {
+            const payload = item.json() as GeneMapPayload;
+            await (await import('./plots')).renderGeneMap(root, payload);
+            const source = payload.source;
+            if (source && context.postMessage) {
+              const post = context.postMessage;
+              const open = document.createElement('button');
+              open.className = 'open-viewer';
+              open.textContent = 'Open in slide viewer';
+              open.title = 'The section\'s H&E image under these spots, in the TRIPLEX slide viewer';
+              open.addEventListener('click', () => post({ type: 'openSlideViewer', store: source.store, section: payload.section, gene: payload.gene, predictions: source.predictions } satisfies RendererMessage));
+              root.append(open);
+            }
+          }
           break;
         case MIME.curve:
           await (await import('./plots')).renderCurve(root, item.json() as CurvePayload);

@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import sharp from 'sharp';
 import { MIME, type CurvePayload, type GeneMapPayload, type MetricsPayload } from '../../protocol/outputs';
 import { richOutput, type RichOutput } from './rich';
@@ -70,6 +71,7 @@ export function geneMapOutput(store: DatasetStore, options: GeneMapOptions): Ric
     y: rows.map((r) => Number(py?.get(r))),
     panels,
     pcc: pcc !== undefined && Number.isFinite(pcc) ? pcc : undefined,
+    source: { store: path.resolve(store.dir), predictions: options.predictions ? path.resolve(options.predictions) : undefined },
   };
   const text = `${gene} on ${section}: ${rows.length} spots, ${panels.map((p) => p.title).join(' | ')}${payload.pcc !== undefined ? `, PCC ${payload.pcc.toFixed(3)}` : ''}`;
   return richOutput({ [MIME.geneMap]: payload, 'text/plain': text });
