@@ -9,6 +9,7 @@ import { benchFeatureEncoders } from './features.bench';
 import { benchData, extractChild } from './data.bench';
 import { benchTriplex } from './triplex.bench';
 import { benchKernel } from './kernel.bench';
+import { benchViewer } from './viewer.bench';
 
 /**
  * `npm run bench`: throughput and memory of the compute layer, printed beside a PyTorch peer
@@ -36,8 +37,8 @@ function runTorchPeer(threads: number, iterations: number): TorchResult | string
   return JSON.parse(r.stdout.trim().split('\n').pop() as string) as TorchResult;
 }
 
-/** BENCH_ONLY=crops,resnet18,features,data,triplex,kernel runs only those parts (default: all, in this order). */
-const PARTS = ['crops', 'resnet18', 'features', 'data', 'triplex', 'kernel'] as const;
+/** BENCH_ONLY=crops,resnet18,features,data,triplex,kernel,viewer runs only those parts (default: all, in this order). */
+const PARTS = ['crops', 'resnet18', 'features', 'data', 'triplex', 'kernel', 'viewer'] as const;
 const only = (process.env.BENCH_ONLY ?? PARTS.join(',')).split(',').map((p) => p.trim());
 const unknown = only.filter((p) => !(PARTS as readonly string[]).includes(p));
 if (unknown.length) throw new Error(`BENCH_ONLY: unknown part ${unknown.join(', ')}; the parts are ${PARTS.join(', ')}`);
@@ -60,6 +61,7 @@ async function main(): Promise<void> {
   if (wants('data')) await benchData();
   if (wants('triplex')) benchTriplex(report, iterations);
   if (wants('kernel')) await benchKernel();
+  if (wants('viewer')) await benchViewer();
 }
 
 /** ResNet18 forward and training step at 224x224, batch 16, beside the PyTorch peer. */
