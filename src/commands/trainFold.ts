@@ -86,7 +86,9 @@ async function ask(context: vscode.ExtensionContext): Promise<TrainFoldRequest |
   if (!variant) return undefined;
 
   const { folds } = makeFolds(readManifest(store).sections, 'lopo');
-  const fold = (await vscode.window.showQuickPick(folds.map((f) => ({ label: `fold ${f.index}`, description: `test patient ${f.testPatients.join(', ')}: ${f.test.join(', ')}`, index: f.index })), { title: 'Train fold (3/6): fold (leave one patient out)', ignoreFocusOut: true }))?.index;
+  const foldItems = folds.map((f) => ({ label: `fold ${f.index}`, description: `test patient ${f.testPatients.join(', ')}: ${f.test.join(', ')}`, index: f.index }))
+    .sort((a, b) => Number(b.index === remembered.fold && store === remembered.store) - Number(a.index === remembered.fold && store === remembered.store));
+  const fold = (await vscode.window.showQuickPick(foldItems, { title: 'Train fold (3/6): fold (leave one patient out)', ignoreFocusOut: true }))?.index;
   if (fold === undefined) return undefined;
 
   const modes: { label: TrainingMode; detail: string }[] = [

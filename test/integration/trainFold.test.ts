@@ -105,4 +105,17 @@ suite('Train fold in VS Code', function () {
     assert.equal(outcome.status, 'failed');
     assert.match(outcome.message, /full/);
   });
+
+  test('from the palette: six questions, each offering the choice made last time first', async () => {
+    // The run above is the workspace's last choice; accepting every first offer must repeat it.
+    const started = vscode.commands.executeCommand<TrainFoldRun | undefined>('triplex.trainFold');
+    for (let step = 0; step < 6; step++) {
+      await new Promise((r) => setTimeout(r, 700));
+      await vscode.commands.executeCommand('workbench.action.acceptSelectedQuickOpenItem');
+    }
+    const run = await started;
+    assert.ok(run, 'the questions were not answered');
+    assert.deepEqual({ ...run.request, store: path.resolve(run.request.store) }, { store: path.resolve(store), variant: 'triplex', fold: 0, mode: 'full', preset: 'demo', epochs: 1 });
+    assert.equal((await run.done).status, 'failed');
+  });
 });
