@@ -5,17 +5,24 @@
  */
 import type { MeanStd } from './outputs';
 
-export interface RunRowView {
-  label: string;
+/** One cross-validation run as the results table shows it. */
+export interface RunSummary {
+  /** Model variant (triplex, tem, no-gem, ...). */
   variant: string;
+  /** The paper's grouping of the variant (views, position encoding, fusion, loss). */
   group: string;
   description: string;
   mode: string;
   folds: string;
   dir: string;
+  /** [MSE, MAE, PCC(M), PCC(H)] as mean and sample std over folds (std NaN for one fold). */
   values: MeanStd[];
   perFold: { fold: number; slides: number; values: number[] }[];
   aborted: boolean;
+}
+
+export interface RunRowView extends RunSummary {
+  label: string;
 }
 
 /** Extension -> results table. */

@@ -8,6 +8,7 @@ import { openDatasetStore, type DatasetStore } from '../runtime/store/datasetSto
 import { readPredictions } from '../runtime/store/predictions';
 import { computeEnv } from '../notebook/controller';
 import { post, webviewHtml } from './html';
+import { pearson } from '../runtime/eval/pearson';
 
 /**
  * "TRIPLEX: Open Slide Viewer": one section of a store, its image tiled (by `triplex tiles` in a
@@ -75,19 +76,6 @@ function sectionData(request: SlideViewerRequest, section: string): SectionData 
     prediction = { genes: p.genes, values };
   }
   return { store, rows, truth: store.hasCounts ? store.values() : undefined, prediction };
-}
-
-function pearson(a: number[], b: number[]): number {
-  const n = a.length;
-  const ma = a.reduce((s, v) => s + v, 0) / n;
-  const mb = b.reduce((s, v) => s + v, 0) / n;
-  let ab = 0, aa = 0, bb = 0;
-  for (let i = 0; i < n; i++) {
-    ab += (a[i] - ma) * (b[i] - mb);
-    aa += (a[i] - ma) ** 2;
-    bb += (b[i] - mb) ** 2;
-  }
-  return ab / Math.sqrt(aa * bb);
 }
 
 function valuesFor(data: SectionData, gene: string): ViewerInbound['values'] {

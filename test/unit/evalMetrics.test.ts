@@ -8,6 +8,7 @@ import {
   writeMetricsTables, type SlideMetrics,
 } from '../../src/runtime/eval/metrics';
 import { readArrowFile } from '../../src/runtime/store/arrow';
+import { pearson } from '../../src/runtime/eval/pearson';
 
 /** The paper's metrics against values computed by hand. */
 
@@ -225,5 +226,13 @@ describe('evaluation tables', () => {
     assert.deepEqual(back.getChild('section')?.toArray(), ['B1', 'A1', 'A2']);
     close(Number(back.getChild('mse')?.get(0)), m.mse, 1e-12);
     assert.match(back.schema.metadata.get('triplex:metrics') ?? '', /sample \(n - 1\)/);
+  });
+});
+
+describe('pearson (gene maps, the slide viewer)', () => {
+  test('against a hand computation, and NaN for a constant series', () => {
+    // a - mean: -1, 0, 1; b - mean: -7/3, -1/3, 8/3; r = 5 / sqrt(2 * 38/3)
+    assert.ok(Math.abs(pearson([1, 2, 3], Float32Array.from([2, 4, 7])) - 5 / Math.sqrt(76 / 3)) < 1e-6);
+    assert.ok(Number.isNaN(pearson([1, 1, 1], [1, 2, 3])));
   });
 });

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { VARIANTS } from '../model/triplex/config';
+import type { RunSummary } from '../../protocol/webviews';
 import type { MeanStd } from './metrics';
 
 /**
@@ -15,22 +16,8 @@ export const BETTER = ['lower', 'lower', 'higher', 'higher'] as const;
 type Key = 'mse' | 'mae' | 'pccM' | 'pccH';
 const KEYS: readonly Key[] = ['mse', 'mae', 'pccM', 'pccH'];
 
-export interface FoldRow { fold: number; values: number[]; slides: number }
-
-export interface RunRow {
-  /** Model variant (triplex, tem, no-gem, ...). */
-  variant: string;
-  /** The paper's grouping of the variant (views, position encoding, fusion, loss). */
-  group: string;
-  description: string;
-  mode: string;
-  folds: string;
-  dir: string;
-  /** [MSE, MAE, PCC(M), PCC(H)] as mean and sample std over folds (std NaN for one fold). */
-  values: MeanStd[];
-  perFold: FoldRow[];
-  aborted: boolean;
-}
+export type RunRow = RunSummary;
+export type FoldRow = RunSummary['perFold'][number];
 
 export interface RunResults { rows: RunRow[]; problems: string[] }
 

@@ -10,6 +10,7 @@ import { stringColumn } from '../store/arrow';
 import type { DatasetStore } from '../store/datasetStore';
 import type { EpochRecord } from '../train/trainer';
 import { readPredictions } from '../store/predictions';
+import { pearson } from '../eval/pearson';
 
 /** The rich outputs that read stores, runs and images (the light ones are in ./rich). */
 
@@ -107,19 +108,6 @@ export async function imageOutput(image: Uint8Array | string | { rgb: Uint8Array
   else if (image instanceof Uint8Array) png = await sharp(image).png().toBuffer();
   else png = await sharp(Buffer.from(image.rgb), { raw: { width: image.width, height: image.height, channels: 3 } }).png().toBuffer();
   return richOutput({ 'image/png': png.toString('base64'), 'text/plain': `[${alt}]` });
-}
-
-function pearson(a: readonly number[], b: readonly number[]): number {
-  const n = a.length;
-  const ma = a.reduce((s, v) => s + v, 0) / n;
-  const mb = b.reduce((s, v) => s + v, 0) / n;
-  let ab = 0, aa = 0, bb = 0;
-  for (let i = 0; i < n; i++) {
-    ab += (a[i] - ma) * (b[i] - mb);
-    aa += (a[i] - ma) ** 2;
-    bb += (b[i] - mb) ** 2;
-  }
-  return ab / Math.sqrt(aa * bb);
 }
 
 /** A spot's 224 px crop and 1120 px neighbour view (masked tiles hatched) as PNG files' bytes. */
