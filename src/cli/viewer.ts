@@ -11,7 +11,10 @@ import { openDatasetStore } from '../runtime/store/datasetStore';
  */
 
 /** Where the viewer's files for a section live inside the store. */
-export const viewerDir = (store: string, section: string): string => path.join(store, 'viewer', section.replace(/[^\w.-]/g, '_'));
+export function viewerDir(store: string, section: string): string {
+  const safe = section.replace(/[^\w.-]/g, '_');
+  return path.join(store, 'viewer', /^\.*$/.test(safe) ? `_${safe}` : safe); // never '.' or '..'
+}
 
 export function tilesCommand(): Command {
   return new Command('tiles')
