@@ -3,7 +3,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
-import { launchChromium, serve, THEMES } from './helpers/browser';
+import { EXPECTED, launchChromium, serve, THEMES } from './helpers/browser';
 import { MIME, type CurvePayload, type GeneMapPayload, type MetricsPayload, type TablePayload } from '../../src/protocol/outputs';
 import { repoRoot } from './helpers/paths';
 
@@ -85,7 +85,7 @@ describe('notebook renderers in Chromium', () => {
     return page;
   }
 
-  for (const theme of ['light', 'dark'] as const) {
+  for (const theme of ['light', 'dark', 'high-contrast'] as const) {
     test(`${theme} theme: tables page, values are text (never HTML), the best metric is marked, plots draw every spot`, async () => {
       const page = await render(theme, [[MIME.table, table], [MIME.metrics, metrics], [MIME.geneMap, geneMap], [MIME.curve, curve]]);
       try {
@@ -104,14 +104,14 @@ describe('notebook renderers in Chromium', () => {
         assert.deepEqual(best, ['0.400 ± 0.020', '0.500 ± 0.040', '0.250 ± 0.010', '0.300 ± 0.050'], 'row by row: tem wins MAE and PCC(H) (triplex has none), triplex MSE and PCC(M)');
         assert.ok((await m.locator('td').allInnerTexts()).includes('– ± –'), 'an undefined PCC(H) is shown as a dash');
         const green = await m.locator('td.best').first().evaluate((el) => getComputedStyle(el).color);
-        assert.equal(green, theme === 'light' ? 'rgb(56, 138, 52)' : 'rgb(137, 209, 133)', 'the best cell takes the theme colour');
+        assert.equal(green, EXPECTED[theme].green, 'the best cell takes the theme colour');
 
         const g = page.locator(`[data-mime="${MIME.geneMap}"]`);
         await g.locator('.main-svg').first().waitFor();
         assert.equal(await g.locator('.scatterlayer .point').count(), 3 * n * n, 'every spot in every panel');
         assert.match(await g.locator('.gtitle').textContent() ?? '', /ERBB2 on C1 \(PCC 1\.000\)/);
         const titleColour = await g.locator('.gtitle').evaluate((el) => getComputedStyle(el).fill);
-        assert.equal(titleColour, theme === 'light' ? 'rgb(59, 59, 59)' : 'rgb(204, 204, 204)', 'plot text takes the theme foreground');
+        assert.equal(titleColour, EXPECTED[theme].foreground, 'plot text takes the theme foreground');
 
         await g.locator('button.open-viewer').click();
         assert.deepEqual(await page.evaluate(() => (window as unknown as { __posted: unknown[] }).__posted), [

@@ -7,7 +7,7 @@ import sharp from 'sharp';
 import { writeTilePyramid } from '../../src/runtime/image/tiles';
 import type { ResultsInbound, ViewerInbound } from '../../src/protocol/webviews';
 import { VIRIDIS } from '../../webview/viewer/colormap';
-import { launchChromium, serve, THEMES } from './helpers/browser';
+import { EXPECTED, launchChromium, serve, THEMES } from './helpers/browser';
 import { repoRoot } from './helpers/paths';
 
 /**
@@ -83,7 +83,7 @@ describe('webview pages in Chromium', () => {
   const sent = (page: Page) => page.evaluate(() => (window as unknown as { __sent: { type: string; payload: unknown }[] }).__sent);
   const deliver = (page: Page, message: unknown) => page.evaluate((m) => window.postMessage(m, '*'), message);
 
-  for (const theme of ['light', 'dark'] as const) {
+  for (const theme of ['light', 'dark', 'high-contrast'] as const) {
     test(`results table (${theme}): groups, best marks, escaped labels, per-fold drill-down, exports, a malformed message ignored`, async () => {
       const page = await open('results.js', theme);
       try {
@@ -111,7 +111,7 @@ describe('webview pages in Chromium', () => {
           { type: 'export', payload: { format: 'markdown' } },
         ]);
         const colour = await page.locator('td.best').first().evaluate((e) => getComputedStyle(e).color);
-        assert.equal(colour, theme === 'light' ? 'rgb(56, 138, 52)' : 'rgb(137, 209, 133)');
+        assert.equal(colour, EXPECTED[theme].green);
         await page.screenshot({ path: path.join(shots, `results-table-${theme}.png`), fullPage: true });
       } finally {
         await page.close();
@@ -144,7 +144,7 @@ describe('webview pages in Chromium', () => {
     throw new Error(`the viewer did not report drawing ${gene}`);
   };
 
-  for (const theme of ['light', 'dark'] as const) {
+  for (const theme of ['light', 'dark', 'high-contrast'] as const) {
     test(`slide viewer (${theme}): tiles under coloured spots, shared colour range, hover, click, gene search, annotations, zoom`, async () => {
       const page = await open('viewer.js', theme);
       const tileRequests: string[] = [];
