@@ -233,7 +233,9 @@ class OutputSink implements CellSink {
   }
 
   private enqueue(step: () => Thenable<void>): void {
-    this.chain = this.chain.then(step, step);
+    // An append can fail only when the execution is gone (its notebook closed); the cell must
+    // still end, so the failure is logged and the chain goes on.
+    this.chain = this.chain.then(step).then(undefined, (err: unknown) => console.error('TRIPLEX: a cell output could not be shown:', err));
   }
 }
 
