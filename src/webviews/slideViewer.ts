@@ -5,7 +5,7 @@ import * as vscode from 'vscode';
 import { parseViewerOutbound, type TileSource, type ViewerInbound, type ViewerOutbound } from '../protocol/webviews';
 import { stringColumn } from '../runtime/store/arrow';
 import { openDatasetStore, type DatasetStore } from '../runtime/store/datasetStore';
-import { readPredictions } from '../runtime/store/predictions';
+import { readPredictions, sectionPredictions } from '../runtime/store/predictions';
 import { computeEnv } from '../notebook/controller';
 import { post, webviewHtml } from './html';
 import { pearson } from '../runtime/eval/pearson';
@@ -51,6 +51,8 @@ function runCli(extensionPath: string, args: string[]): Promise<string> {
 interface SectionData {
   store: DatasetStore;
   rows: number[];
+  /** Spot ids of the section's rows. */
+  spotIds: string[];
   truth?: Float32Array;
   prediction?: { genes: string[]; values: Float32Array };
 }
@@ -59,23 +61,10 @@ function sectionData(request: SlideViewerRequest, section: string): SectionData 
   const store = openDatasetStore(request.store);
   const rows = store.rowsOf(section);
   if (rows.length === 0) throw new Error(`${request.store}: no section '${section}'`);
-  let prediction: SectionData['prediction'];
-  if (request.predictions) {
-    const p = readPredictions(request.predictions);
-    const s = p.sections.get(section);
-    if (!s) throw new Error(`${request.predictions} has no predictions for section '${section}' (it has ${[...p.sections.keys()].join(', ')})`);
-    const ids = stringColumn(store.spots, 'spot_id');
-    const at = new Map(s.spotIds.map((id, i) => [id, i]));
-    const G = p.genes.length;
-    const values = new Float32Array(rows.length * G);
-    rows.forEach((r, k) => {
-      const i = at.get(ids[r]);
-      if (i === undefined) throw new Error(`${request.predictions}: no prediction for spot '${ids[r]}' of section '${section}'; were they made from another store?`);
-      values.set(s.values.subarray(i * G, (i + 1) * G), k * G);
-    });
-    prediction = { genes: p.genes, values };
-  }
-  return { store, rows, truth: store.hasCounts ? store.values() : undefined, prediction };
+  const ids = stringColumn(store.spots, 'spot_id');
+  const spotIds = rows.map((r) => ids[r]);
+  const prediction = request.predictions ? sectionPredictions(request.predictions, section, spotIds) : undefined;
+  return { store, rows, spotIds, truth: store.hasCounts ? store.values() : undefined, prediction };
 }
 
 function valuesFor(data: SectionData, gene: string): ViewerInbound['values'] {
@@ -134,13 +123,12 @@ export async function openSlideViewer(context: vscode.ExtensionContext, request:
     switch (message.type) {
       case 'ready': {
         const spots = data.store.spots;
-        const ids = stringColumn(spots, 'spot_id');
         const labels = spots.schema.fields.some((f) => f.name === 'label') ? stringColumn(spots, 'label') : [];
         const x = spots.getChild('pixel_x');
         const y = spots.getChild('pixel_y');
         await post<ViewerInbound, 'init'>(panel.webview, 'init', {
           store: request.store, section, predictions: request.predictions, genes, gene,
-          spots: { ids: data.rows.map((r) => ids[r]), x: data.rows.map((r) => Number(x?.get(r))), y: data.rows.map((r) => Number(y?.get(r))), labels: data.rows.map((r) => labels[r] || null) },
+          spots: { ids: data.spotIds, x: data.rows.map((r) => Number(x?.get(r))), y: data.rows.map((r) => Number(y?.get(r))), labels: data.rows.map((r) => labels[r] || null) },
           spotDiameter: SPOT_DIAMETER, tiles: await tiles, hasTruth: !!data.truth, hasPrediction: !!data.prediction,
         });
         await post<ViewerInbound, 'values'>(panel.webview, 'values', valuesFor(data, gene));
@@ -182,7 +170,7 @@ export async function openSlideViewer(context: vscode.ExtensionContext, request:
 
   return {
     panel, section, received, genes,
-    spotIds: data.rows.map((r) => stringColumn(data.store.spots, 'spot_id')[r]),
+    spotIds: data.spotIds,
     whenRendered: (g) => new Promise((resolve) => {
       const seen = received.find((m): m is ViewerOutbound['rendered'] => 'ms' in m && (g === undefined || m.gene === g));
       if (seen) resolve(seen);

@@ -9,7 +9,7 @@ import { openSlideImage } from '../image/slideImage';
 import { stringColumn } from '../store/arrow';
 import type { DatasetStore } from '../store/datasetStore';
 import type { EpochRecord } from '../train/trainer';
-import { readPredictions } from '../store/predictions';
+import { sectionPredictions } from '../store/predictions';
 import { pearson } from '../eval/pearson';
 
 /** The rich outputs that read stores, runs and images (the light ones are in ./rich). */
@@ -45,18 +45,11 @@ export function geneMapOutput(store: DatasetStore, options: GeneMapOptions): Ric
   }
   let pcc: number | undefined;
   if (options.predictions) {
-    const p = readPredictions(options.predictions);
+    const p = sectionPredictions(options.predictions, section, rows.map((r) => spotIds[r]));
     const g = p.genes.indexOf(gene);
     if (g < 0) throw new Error(`${options.predictions}: no gene '${gene}' among its ${p.genes.length} predicted genes`);
-    const s = p.sections.get(section);
-    if (!s) throw new Error(`${options.predictions}: no predictions for section '${section}'; it has ${[...p.sections.keys()].join(', ')}`);
-    const at = new Map(s.spotIds.map((id, i) => [id, i]));
     const G = p.genes.length;
-    const pred = rows.map((r) => {
-      const i = at.get(spotIds[r]);
-      if (i === undefined) throw new Error(`${options.predictions}: no prediction for spot '${spotIds[r]}' of section '${section}'`);
-      return s.values[i * G + g];
-    });
+    const pred = rows.map((_, k) => p.values[k * G + g]);
     panels.push({ title: 'prediction', values: pred });
     if (truth) {
       const t = truth;

@@ -20,3 +20,22 @@ export function readPredictions(file: string): { genes: string[]; sections: Map<
   }
   return { genes, sections: out };
 }
+
+/**
+ * A predictions file's values for one section, in the order of `spotIds` (the store's rows of
+ * that section): [spots, genes]. Errors name the file, the section and the first spot missing.
+ */
+export function sectionPredictions(file: string, section: string, spotIds: readonly string[]): { genes: string[]; values: Float32Array } {
+  const p = readPredictions(file);
+  const s = p.sections.get(section);
+  if (!s) throw new Error(`${file}: no predictions for section '${section}'; it has ${[...p.sections.keys()].join(', ')}`);
+  const at = new Map(s.spotIds.map((id, i) => [id, i]));
+  const G = p.genes.length;
+  const values = new Float32Array(spotIds.length * G);
+  spotIds.forEach((id, k) => {
+    const i = at.get(id);
+    if (i === undefined) throw new Error(`${file}: no prediction for spot '${id}' of section '${section}'; were they made from another store?`);
+    values.set(s.values.subarray(i * G, (i + 1) * G), k * G);
+  });
+  return { genes: p.genes, values };
+}
