@@ -79,3 +79,20 @@ export interface PayloadOf {
   [MIME.curve]: CurvePayload;
   [MIME.metrics]: MetricsPayload;
 }
+
+/**
+ * Index of the best row per column of a models x metrics table: the lowest mean where lower is
+ * better, else the highest; an undefined (NaN) mean never wins; -1 when a column has none.
+ * Shared by the notebook renderer and the results table.
+ */
+export function bestPerColumn(rows: readonly { values: readonly MeanStd[] }[], better: readonly ('lower' | 'higher')[]): number[] {
+  return better.map((direction, c) => {
+    let best = -1;
+    rows.forEach((r, i) => {
+      const v = r.values[c]?.mean;
+      if (!Number.isFinite(v)) return;
+      if (best < 0 || (direction === 'lower' ? v < rows[best].values[c].mean : v > rows[best].values[c].mean)) best = i;
+    });
+    return best;
+  });
+}

@@ -1,19 +1,8 @@
-import type { MetricsPayload } from '../../src/protocol/outputs';
-import { el } from './theme';
+import { bestPerColumn, type MetricsPayload } from '../../src/protocol/outputs';
+import { el } from '../ui/dom';
 
 /** Index of the best row per column (lowest or highest mean; NaN never wins). */
-export function bestRows(p: MetricsPayload): number[] {
-  return p.columns.map((_, c) => {
-    let best = -1;
-    p.rows.forEach((r, i) => {
-      const v = r.values[c]?.mean;
-      if (!Number.isFinite(v)) return;
-      const b = best < 0 ? undefined : p.rows[best].values[c].mean;
-      if (b === undefined || (p.better[c] === 'lower' ? v < b : v > b)) best = i;
-    });
-    return best;
-  });
-}
+export const bestRows = (p: MetricsPayload): number[] => bestPerColumn(p.rows, p.better);
 
 const fmt = (v: number) => (Number.isFinite(v) ? v.toFixed(3) : '–');
 

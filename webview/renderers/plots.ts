@@ -1,6 +1,7 @@
 import Plotly from 'plotly.js-dist-min';
 import type { CurvePayload, GeneMapPayload } from '../../src/protocol/outputs';
-import { el, themeColor } from './theme';
+import { el } from '../ui/dom';
+import { themeColor } from './theme';
 
 function baseLayout(): Partial<Plotly.Layout> {
   const fg = themeColor('--vscode-foreground', '#888');

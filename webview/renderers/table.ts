@@ -1,5 +1,5 @@
 import type { Cell, TablePayload } from '../../src/protocol/outputs';
-import { el } from './theme';
+import { el } from '../ui/dom';
 
 export const PAGE_ROWS = 25;
 

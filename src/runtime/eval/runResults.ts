@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { VARIANTS } from '../model/triplex/config';
+import { bestPerColumn } from '../../protocol/outputs';
 import type { RunSummary } from '../../protocol/webviews';
 import type { MeanStd } from './metrics';
 
@@ -88,17 +89,7 @@ export function findRunResults(root: string, depth = 3): RunResults {
 }
 
 /** Row index of the best mean per metric (-1 when none is defined). */
-export function bestRowPerMetric(rows: readonly RunRow[]): number[] {
-  return METRICS.map((_, c) => {
-    let best = -1;
-    rows.forEach((r, i) => {
-      const v = r.values[c].mean;
-      if (!Number.isFinite(v)) return;
-      if (best < 0 || (BETTER[c] === 'lower' ? v < rows[best].values[c].mean : v > rows[best].values[c].mean)) best = i;
-    });
-    return best;
-  });
-}
+export const bestRowPerMetric = (rows: readonly RunRow[]): number[] => bestPerColumn(rows, BETTER);
 
 /** The label of a run in tables: its variant, and its mode and fold scheme when they differ from the others'. */
 export function runLabel(row: RunRow, rows: readonly RunRow[]): string {
