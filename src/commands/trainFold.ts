@@ -85,7 +85,8 @@ async function ask(context: vscode.ExtensionContext): Promise<TrainFoldRequest |
     .sort((a, b) => Number(b.label === (remembered.variant ?? 'triplex')) - Number(a.label === (remembered.variant ?? 'triplex'))), { title: 'Train fold (2/6): model variant', ignoreFocusOut: true }))?.label;
   if (!variant) return undefined;
 
-  const { folds } = makeFolds(readManifest(store).sections, 'lopo');
+  const manifest = readManifest(store);
+  const { folds } = makeFolds(manifest.sections, 'lopo');
   const foldItems = folds.map((f) => ({ label: `fold ${f.index}`, description: `test patient ${f.testPatients.join(', ')}: ${f.test.join(', ')}`, index: f.index }))
     .sort((a, b) => Number(b.index === remembered.fold && store === remembered.store) - Number(a.index === remembered.fold && store === remembered.store));
   const fold = (await vscode.window.showQuickPick(foldItems, { title: 'Train fold (3/6): fold (leave one patient out)', ignoreFocusOut: true }))?.index;
@@ -99,7 +100,7 @@ async function ask(context: vscode.ExtensionContext): Promise<TrainFoldRequest |
   const mode = (await vscode.window.showQuickPick(modes.sort((a, b) => Number(b.label === (remembered.mode ?? 'frozen')) - Number(a.label === (remembered.mode ?? 'frozen'))), { title: 'Train fold (4/6): training mode', ignoreFocusOut: true }))?.label;
   if (!mode) return undefined;
 
-  const synthetic = /synthetic/i.test(readManifest(store).source?.path ?? '');
+  const synthetic = /synthetic/i.test(manifest.source?.path ?? '');
   const defaultPreset = remembered.preset ?? (synthetic ? 'demo' : 'bc1');
   const preset = (await vscode.window.showQuickPick(PRESETS.sort((a, b) => Number(b === defaultPreset) - Number(a === defaultPreset)).map((p) => ({ label: p, description: p === 'demo' ? 'small, for minutes on a laptop' : 'the paper\'s hyperparameters' })), { title: 'Train fold (5/6): preset', ignoreFocusOut: true }))?.label;
   if (!preset) return undefined;
