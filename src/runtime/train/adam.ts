@@ -16,8 +16,9 @@ export class Adam {
   constructor(private readonly variables: tf.Variable[], readonly names: string[], public learningRate = 1e-4,
     readonly beta1 = 0.9, readonly beta2 = 0.999, readonly epsilon = 1e-8) {
     if (names.length !== variables.length) throw new Error(`Adam: ${variables.length} variables but ${names.length} names`);
-    this.m = variables.map((x) => tf.variable(tf.zerosLike(x), false));
-    this.v = variables.map((x) => tf.variable(tf.zerosLike(x), false));
+    // tf.variable keeps its initial tensor alive; the tidy disposes the zeros and keeps the variables.
+    this.m = tf.tidy(() => variables.map((x) => tf.variable(tf.zerosLike(x), false)));
+    this.v = tf.tidy(() => variables.map((x) => tf.variable(tf.zerosLike(x), false)));
   }
 
   /** One update from gradients given in the variables' order. */
