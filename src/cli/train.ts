@@ -5,7 +5,7 @@ import { formatMetricsTable } from '../runtime/eval/metrics';
 import { PRESETS, VARIANTS } from '../runtime/model/triplex/config';
 import { crossValidate, writePredictions, ALL_VIEWS, type CvOptions } from '../runtime/train/cv';
 import { loadTrainingData } from '../runtime/train/data';
-import { loadTrainedModel, predictSections, type TargetMode, type TrainProgress } from '../runtime/train/trainer';
+import { loadTrainedModel, predictSections, prepareTargetInputs, type TargetMode, type TrainProgress } from '../runtime/train/trainer';
 import type { Fold } from '../runtime/eval/folds';
 import { computeOptions } from './options';
 
@@ -26,6 +26,7 @@ interface TrainFlags {
   standardizeInputs?: boolean;
   validation: number;
   features?: string;
+  weights?: string;
   progress: 'text' | 'json';
   out?: string;
 }
@@ -41,11 +42,12 @@ function trainingOptions(cmd: Command, withModel = true): Command {
   return cmd
     .addOption(new Option('--preset <name>', 'hyperparameters: the paper\'s per-dataset configs, or the small demo one').choices(Object.keys(PRESETS)).default('bc1'))
     .option('--folds <scheme>', "lopo (leave one patient out), kfold:<k> (k folds grouped by patient), or section (one fold per section; sections of a patient are near-duplicates, so it is optimistic)", 'lopo')
-    .addOption(new Option('--mode <mode>', 'target encoder: frozen (cached token maps), layer4 or full (fine-tuned)').choices(['frozen', 'layer4', 'full']).default('frozen'))
+    .addOption(new Option('--mode <mode>', 'target encoder: frozen (cached token maps), layer4 (last stage fine-tuned on cached layer3 maps) or full (whole ResNet18 fine-tuned, as the paper)').choices(['frozen', 'layer4', 'full']).default('frozen'))
+    .option('--weights <checkpoint>', 'modes layer4 and full: the ResNet18 weights the features were extracted with (the target encoder starts from them)')
     .option('--epochs <n>', 'maximum epochs', int, 200)
     .option('--patience <n>', 'epochs without a better validation PCC before stopping', int, 20)
     .option('--batch <n>', 'spots per optimiser step', int, 128)
-    .option('--micro-batch <n>', 'spots per forward/backward pass, gradients accumulated up to --batch (default 32: BC1 at 128 exceeds the 4 GB wasm heap)', int)
+    .option('--micro-batch <n>', 'spots per forward/backward pass, gradients accumulated up to --batch (default 32, 8 in mode full: BC1 at 128 exceeds the 4 GB wasm heap)', int)
     .option('--lr <rate>', 'Adam learning rate (StepLR: x0.9 every 50 epochs)', Number, 1e-4)
     .option('--seed <n>', 'seed of initialisation, batches, augmentation and dropout', int, 0)
     .addOption(new Option('--init <how>', "pytorch (the reference's defaults) or mean-bias (heads start at the training mean; for short runs)").choices(['pytorch', 'mean-bias']).default('pytorch'))
@@ -59,7 +61,7 @@ function cvOptions(store: string, o: TrainFlags, log: (m: string) => void, signa
   return {
     storeDir: store, outDir: o.out ?? path.join(store, 'runs', `${o.model}-${o.mode}`), variant: o.model, preset: o.preset, folds: o.folds, mode: o.mode,
     epochs: o.epochs, patience: o.patience, batchSize: o.batch, microBatch: o.microBatch, learningRate: o.lr, seed: o.seed, init: o.init, standardizeInputs: o.standardizeInputs, validationFraction: o.validation,
-    features: o.features, signal, log, onProgress: o.progress === 'json' ? jsonProgress : epochLine(log),
+    features: o.features, weights: o.weights, signal, log, onProgress: o.progress === 'json' ? jsonProgress : epochLine(log),
   };
 }
 
@@ -179,6 +181,7 @@ export function predictCommand(): Command {
       const { model, info } = await loadTrainedModel(o.checkpoint, data);
       try {
         const chosen = [...data.sections.values()];
+        await prepareTargetInputs(model, data, chosen);
         const preds = predictSections(model, data, chosen);
         const out = o.out ?? path.join(store, 'predictions', `${path.basename(path.dirname(path.resolve(o.checkpoint)))}.arrow`);
         await writePredictions(out, chosen, preds, info.genes, { checkpoint: path.resolve(o.checkpoint), mode: info.mode, config: info.config });

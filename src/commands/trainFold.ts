@@ -9,6 +9,7 @@ import { computeEnv } from '../notebook/controller';
 import { openResultsPanel, type ResultsPanelHandle } from '../webviews/resultsPanel';
 import { openSlideViewer, type SlideViewerHandle } from '../webviews/slideViewer';
 import { readPredictions } from '../runtime/store/predictions';
+import { featuresKey, SEEDED_RESNET18_WEIGHTS } from '../runtime/features/featuresKey';
 
 /**
  * "TRIPLEX: Train Fold": pick a store, a model variant, a fold, the training mode, the preset and
@@ -29,6 +30,8 @@ export interface TrainFoldRequest {
   mode: TrainingMode;
   epochs: number;
   preset: string;
+  /** Modes layer4 and full: the ResNet18 weights the store's features were extracted with. */
+  weights?: string;
   /** Further `triplex train-fold` options (e.g. ['--batch', '32']). */
   extraArgs?: string[];
 }
@@ -94,11 +97,21 @@ async function ask(context: vscode.ExtensionContext): Promise<TrainFoldRequest |
 
   const modes: { label: TrainingMode; detail: string }[] = [
     { label: 'frozen', detail: 'target encoder frozen: cached token maps (fast)' },
-    { label: 'layer4', detail: 'last ResNet18 stage fine-tuned (the trainer does not support it yet)' },
-    { label: 'full', detail: 'whole ResNet18 fine-tuned, as the paper (the trainer does not support it yet)' },
+    { label: 'layer4', detail: 'last ResNet18 stage fine-tuned on cached layer3 maps of the crops (slower)' },
+    { label: 'full', detail: 'whole ResNet18 fine-tuned on the crops, as the paper (much slower: about 1.5 spots/s here)' },
   ];
   const mode = (await vscode.window.showQuickPick(modes.sort((a, b) => Number(b.label === (remembered.mode ?? 'frozen')) - Number(a.label === (remembered.mode ?? 'frozen'))), { title: 'Train fold (4/6): training mode', ignoreFocusOut: true }))?.label;
   if (!mode) return undefined;
+  let weights: string | undefined;
+  if (mode !== 'frozen' && !fs.existsSync(path.join(store, 'features', featuresKey({ encoder: 'resnet18', weights: SEEDED_RESNET18_WEIGHTS })))) {
+    // The target encoder starts from the weights the features came from; the store's are not the seeded ones.
+    const picked = await vscode.window.showOpenDialog({
+      title: 'The ResNet18 weights the store\'s features were extracted with', canSelectMany: false, openLabel: 'Use these weights',
+      filters: { 'ResNet18 weights': ['ckpt', 'pth', 'pt', 'safetensors'] }, defaultUri: remembered.weights ? vscode.Uri.file(remembered.weights) : undefined,
+    });
+    if (!picked?.length) return undefined;
+    weights = picked[0].fsPath;
+  }
 
   const synthetic = /synthetic/i.test(manifest.source?.path ?? '');
   const defaultPreset = remembered.preset ?? (synthetic ? 'demo' : 'bc1');
@@ -110,7 +123,7 @@ async function ask(context: vscode.ExtensionContext): Promise<TrainFoldRequest |
     validateInput: (v) => (/^[1-9]\d*$/.test(v.trim()) ? undefined : 'a whole number of epochs, at least 1'),
   });
   if (!epochsText) return undefined;
-  const request: TrainFoldRequest = { store, variant, fold, mode, preset, epochs: Number(epochsText.trim()) };
+  const request: TrainFoldRequest = { store, variant, fold, mode, preset, epochs: Number(epochsText.trim()), ...(weights ? { weights } : {}) };
   await context.workspaceState.update(STATE_KEY, request);
   return request;
 }
@@ -119,7 +132,8 @@ async function ask(context: vscode.ExtensionContext): Promise<TrainFoldRequest |
 export function startTrainFold(context: vscode.ExtensionContext, request: TrainFoldRequest, log: vscode.OutputChannel): TrainFoldRun {
   const outDir = path.join(request.store, 'runs', `${request.variant}-${request.mode}`);
   const args = [context.asAbsolutePath(path.join('dist', 'cli.js')), 'train-fold', request.store, '--fold', String(request.fold), '--model', request.variant,
-    '--mode', request.mode, '--epochs', String(request.epochs), '--preset', request.preset, '--out', outDir, '--progress', 'json', ...(request.extraArgs ?? [])];
+    '--mode', request.mode, '--epochs', String(request.epochs), '--preset', request.preset, '--out', outDir, '--progress', 'json',
+    ...(request.weights ? ['--weights', request.weights] : []), ...(request.extraArgs ?? [])];
   log.appendLine(`[train fold] triplex ${args.slice(1).join(' ')}`);
   log.show(true);
   const child = spawn(process.execPath, args, { env: { ...process.env, ...computeEnv(), ELECTRON_RUN_AS_NODE: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -9,7 +9,7 @@ import { openFromRenderer } from '../../src/notebook/register';
 /**
  * "TRIPLEX: Train Fold" in a real VS Code, on a small synthetic store made by the CLI: a run to
  * the end (its results open), a cancelled run (its last checkpoint kept, nothing half-written),
- * and a refused mode (the reason reported).
+ * and a refused run (the reason reported).
  */
 
 const FAST = ['--batch', '32', '--lr', '1e-3', '--init', 'mean-bias', '--standardize-inputs', '--patience', '50'];
@@ -98,12 +98,13 @@ suite('Train fold in VS Code', function () {
     assert.ok(fs.statSync(last).size > 1000);
   });
 
-  test('a mode the trainer refuses ends as failed, with its reason', async () => {
-    const run = await vscode.commands.executeCommand<TrainFoldRun>('triplex.trainFold', { store, variant: 'triplex', fold: 0, mode: 'full', epochs: 1, preset: 'demo' });
+  test('a run the trainer refuses ends as failed, with its reason', async () => {
+    // Fine-tuning the target encoder of a model without a target view.
+    const run = await vscode.commands.executeCommand<TrainFoldRun>('triplex.trainFold', { store, variant: 'nem', fold: 0, mode: 'full', epochs: 1, preset: 'demo' });
     assert.ok(run);
     const outcome = await run.done;
     assert.equal(outcome.status, 'failed');
-    assert.match(outcome.message, /full/);
+    assert.match(outcome.message, /mode full fine-tunes the target encoder, but this configuration has no target view/);
   });
 
   test('from the palette: six questions, each offering the choice made last time first', async () => {
@@ -115,7 +116,7 @@ suite('Train fold in VS Code', function () {
     }
     const run = await started;
     assert.ok(run, 'the questions were not answered');
-    assert.deepEqual({ ...run.request, store: path.resolve(run.request.store) }, { store: path.resolve(store), variant: 'triplex', fold: 0, mode: 'full', preset: 'demo', epochs: 1 });
+    assert.deepEqual({ ...run.request, store: path.resolve(run.request.store) }, { store: path.resolve(store), variant: 'nem', fold: 0, mode: 'full', preset: 'demo', epochs: 1 });
     assert.equal((await run.done).status, 'failed');
   });
 });

@@ -7,6 +7,7 @@ import { createOnnxEncoder, loadOnnxRuntime, onnxRuntimeStatus, type ImageEncode
 import { createTfjsResNet18Encoder } from '../onnx/tfjsEncoder';
 import { ensureCompute } from '../compute/backend';
 import { loadStateDict } from '../weights';
+import { featuresKey as keyOf, SEEDED_RESNET18_WEIGHTS } from './featuresKey';
 
 /** Which frozen encoder to extract features with. */
 export interface EncoderChoice {
@@ -39,7 +40,7 @@ export async function openEncoder(choice: EncoderChoice): Promise<OpenedEncoder>
     const identity = { encoder: path.basename(choice.encoder), weights, engine: 'onnxruntime-node' };
     return { encoder, identity, key: keyOf(identity), dispose: () => encoder.dispose() };
   }
-  const weights = choice.weights ? `sha256:${sha256File(choice.weights)}` : 'seeded-initialisation:0';
+  const { identity: weights } = resnet18FeaturesKey(choice.weights);
   const stateDict = choice.weights ? await loadStateDict(choice.weights) : seededResNet18StateDict(0);
   if (await loadOnnxRuntime()) {
     // Straight from the state dict: TF.js (its backend, threads and heap) is not started at all.
@@ -62,8 +63,9 @@ export async function openEncoder(choice: EncoderChoice): Promise<OpenedEncoder>
   };
 }
 
-/** The engine does not change the features (parity tests hold them equal), so it is not in the key. */
-function keyOf(identity: { encoder: string; weights: string }): string {
-  const digest = createHash('sha256').update(`${identity.encoder}\n${identity.weights}`).digest('hex').slice(0, 12);
-  return `${identity.encoder.replace(/[^A-Za-z0-9_.-]/g, '_')}-${digest}`;
+/** The features folder's key, and the weights' identity, of the built-in ResNet18 with these weights (none: the seeded initialisation). */
+export function resnet18FeaturesKey(weightsFile?: string): { key: string; identity: string } {
+  if (weightsFile && !fs.existsSync(weightsFile)) throw new Error(`${weightsFile}: no such weights file`);
+  const identity = weightsFile ? `sha256:${sha256File(weightsFile)}` : SEEDED_RESNET18_WEIGHTS;
+  return { key: keyOf({ encoder: 'resnet18', weights: identity }), identity };
 }

@@ -14,8 +14,14 @@ export interface ResNet18 {
   tokens(x: tf.Tensor4D, mode: ForwardMode): tf.Tensor4D;
   /** Global-average-pooled features: [N, 224, 224, 3] -> [N, 512]. */
   pooled(x: tf.Tensor4D, mode: ForwardMode): tf.Tensor2D;
+  /** conv1 .. layer3: [N, 224, 224, 3] -> [N, 14, 14, 256] (what mode `layer4` caches). */
+  upToLayer3(x: tf.Tensor4D, mode: ForwardMode): tf.Tensor4D;
+  /** layer4 alone: [N, 14, 14, 256] -> [N, 7, 7, 512]; tokens(x) = layer4(upToLayer3(x)). */
+  layer4(x: tf.Tensor4D, mode: ForwardMode): tf.Tensor4D;
   /** Weights and batch-norm affine parameters, in a stable order. */
   readonly trainableVariables: tf.Variable[];
+  /** The part of trainableVariables that belongs to layer4 (what mode `layer4` fine-tunes). */
+  readonly layer4Variables: tf.Variable[];
   /** Replaces every parameter from a torchvision-compatible state dict; all-or-nothing. */
   loadStateDict(sd: StateDict, source: string): void;
   /** The parameters and batch-norm statistics in torchvision's names and layouts. */
@@ -162,6 +168,7 @@ class ResNet18Trunk implements ResNet18 {
   private readonly convs = new Map<string, tf.Variable<tf.Rank.R4>>();
   private readonly norms = new Map<string, BatchNormVars>();
   readonly trainableVariables: tf.Variable[] = [];
+  readonly layer4Variables: tf.Variable[] = [];
 
   constructor(options: ResNet18Options) {
     const initial = seededResNet18StateDict(options.seed ?? 0);
@@ -185,6 +192,7 @@ class ResNet18Trunk implements ResNet18 {
       this.convs.set(c.name, w);
       this.norms.set(bn, norm);
       this.trainableVariables.push(w, norm.gamma, norm.beta);
+      if (c.name.startsWith('layer4.')) this.layer4Variables.push(w, norm.gamma, norm.beta);
     }
   }
 
@@ -215,17 +223,29 @@ class ResNet18Trunk implements ResNet18 {
     });
   }
 
-  tokens(x: tf.Tensor4D, mode: ForwardMode): tf.Tensor4D {
+  private blocks(y: tf.Tensor4D, blocks: readonly BlockSpec[], mode: ForwardMode): tf.Tensor4D {
+    for (const b of blocks) {
+      const h: tf.Tensor4D = this.convBn(this.convBn(y, `${b.prefix}.conv1`, b.stride, 1, true, mode), `${b.prefix}.conv2`, 1, 1, false, mode);
+      const shortcut = b.downsample ? this.convBn(y, `${b.prefix}.downsample.0`, b.stride, 0, false, mode) : y;
+      y = tf.relu(tf.add<tf.Tensor4D>(h, shortcut));
+    }
+    return y;
+  }
+
+  upToLayer3(x: tf.Tensor4D, mode: ForwardMode): tf.Tensor4D {
     return tf.tidy(() => {
       let y = this.convBn(x, 'conv1', 2, 3, true, mode); // [N, 112, 112, 64]
       y = tf.maxPool(y, 3, 2, [[0, 0], [1, 1], [1, 1], [0, 0]]); // [N, 56, 56, 64]
-      for (const b of BLOCKS) {
-        const h: tf.Tensor4D = this.convBn(this.convBn(y, `${b.prefix}.conv1`, b.stride, 1, true, mode), `${b.prefix}.conv2`, 1, 1, false, mode);
-        const shortcut = b.downsample ? this.convBn(y, `${b.prefix}.downsample.0`, b.stride, 0, false, mode) : y;
-        y = tf.relu(tf.add<tf.Tensor4D>(h, shortcut));
-      }
-      return y; // [N, 7, 7, 512]
+      return this.blocks(y, BLOCKS.filter((b) => !b.prefix.startsWith('layer4.')), mode); // [N, 14, 14, 256]
     });
+  }
+
+  layer4(x: tf.Tensor4D, mode: ForwardMode): tf.Tensor4D {
+    return tf.tidy(() => this.blocks(x, BLOCKS.filter((b) => b.prefix.startsWith('layer4.')), mode)); // [N, 7, 7, 512]
+  }
+
+  tokens(x: tf.Tensor4D, mode: ForwardMode): tf.Tensor4D {
+    return tf.tidy(() => this.layer4(this.upToLayer3(x, mode), mode));
   }
 
   pooled(x: tf.Tensor4D, mode: ForwardMode): tf.Tensor2D {

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { ViewName } from '../model/triplex/config';
 import { NEIGHBOR_TOKENS, TARGET_TOKENS, type TriplexInputs } from '../model/triplex/model';
+import { SPOT_SIZE, toNormalizedFloat } from '../image/crops';
 import { mulberry32 } from '../util/random';
 import type { SectionInputs } from './data';
 
@@ -58,13 +59,55 @@ export function tokenPermutation(hflip: boolean, vflip: boolean, quarterTurns: n
   return perm;
 }
 
+/** One of the eight flips/rotations of a square map: flips first, then quarter turns (see tokenPermutation). */
+export interface Dihedral { hflip: boolean; vflip: boolean; quarterTurns: number }
+
+/** One seeded draw of the spec's augmentation: horizontal flip, vertical flip, each p = 0.5, and with p = 0.5 a rotation by 90, 180 or 270 degrees. */
+export function drawAugmentation(augment: () => number): Dihedral {
+  const hflip = augment() < 0.5;
+  const vflip = augment() < 0.5;
+  return { hflip, vflip, quarterTurns: augment() < 0.5 ? 1 + Math.floor(augment() * 3) : 0 };
+}
+
+const permutations = new Map<string, Int32Array>();
+/** tokenPermutation, memoised: there are 8 transforms per map size. */
+function permutationOf(t: Dihedral, side: number): Int32Array {
+  const key = `${+t.hflip}${+t.vflip}${t.quarterTurns % 4}:${side}`;
+  let perm = permutations.get(key);
+  if (!perm) permutations.set(key, (perm = tokenPermutation(t.hflip, t.vflip, t.quarterTurns, side)));
+  return perm;
+}
+
+/**
+ * Copies one square map [side * side, channels] into out at `at`, its cells moved by the
+ * flip/rotation `t` (none: a plain copy). The same transform moves a crop's pixels (side 224),
+ * a cached layer3 map (14) or a cached token map (7).
+ */
+export function moveMap<T extends Float32Array | Uint8Array>(src: T, t: Dihedral | undefined, side: number, channels: number, out: T, at: number): void {
+  if (!t) return void out.set(src, at);
+  const perm = permutationOf(t, side);
+  for (let i = 0; i < perm.length; i++) {
+    const from = perm[i] * channels;
+    const to = at + i * channels;
+    for (let c = 0; c < channels; c++) out[to + c] = src[from + c];
+  }
+}
+
 export interface BatchOptions {
   views: readonly ViewName[];
   dim: number;
   genes: number;
-  /** Seeded augmentation of the target tokens (training only). */
+  /** Seeded augmentation of the target view (training only). */
   augment?: () => number;
+  /** What the target view takes: cached token maps (mode frozen, default), cached layer3 maps (layer4) or crops (full). */
+  target?: TargetInput;
 }
+
+/** The target view's input per training mode. */
+export type TargetInput = 'tokens' | 'layer3' | 'crops';
+/** Side and channels of the layer3 map mode `layer4` caches ([14, 14, 256]). */
+export const LAYER3_SIDE = 14;
+export const LAYER3_CHANNELS = 256;
 
 export interface Batch {
   inputs: TriplexInputs;
@@ -83,17 +126,7 @@ export function makeBatch(picks: readonly Pick[], o: BatchOptions): Batch {
   const truth = new Float32Array(B * o.genes);
   picks.forEach((p, i) => truth.set(p.section.values.subarray(p.spot * o.genes, (p.spot + 1) * o.genes), i * o.genes));
   const inputs: TriplexInputs = {};
-  if (o.views.includes('target')) {
-    const rowLength = TARGET_TOKENS * d;
-    const out = new Float32Array(B * rowLength);
-    picks.forEach((p, i) => {
-      const src = p.section.target!.subarray(p.spot * rowLength, (p.spot + 1) * rowLength);
-      if (!o.augment) return out.set(src, i * rowLength);
-      const perm = tokenPermutation(o.augment() < 0.5, o.augment() < 0.5, o.augment() < 0.5 ? 1 + Math.floor(o.augment() * 3) : 0);
-      for (let t = 0; t < TARGET_TOKENS; t++) out.set(src.subarray(perm[t] * d, (perm[t] + 1) * d), i * rowLength + t * d);
-    });
-    inputs.target = keep(tf.tensor3d(out, [B, TARGET_TOKENS, d]));
-  }
+  if (o.views.includes('target')) inputs.target = keep(targetInput(picks, o));
   if (o.views.includes('neighbor')) {
     const rowLength = NEIGHBOR_TOKENS * d;
     const nb = new Float32Array(B * rowLength);
@@ -119,4 +152,29 @@ export function makeBatch(picks: readonly Pick[], o: BatchOptions): Batch {
     inputs.globalRows = Int32Array.from(picks, (p) => offset.get(p.section)! + p.spot);
   }
   return { inputs, truth: keep(tf.tensor2d(truth, [B, o.genes])), slides, dispose: () => tf.dispose(created) };
+}
+
+/** The target view's tensor for a batch: [B, 49, d] tokens, [B, 14, 14, 256] layer3 maps, or [B, 224, 224, 3] normalised crops. */
+function targetInput(picks: readonly Pick[], o: BatchOptions): tf.Tensor3D | tf.Tensor4D {
+  const B = picks.length;
+  const draw = () => (o.augment ? drawAugmentation(o.augment) : undefined);
+  const kind = o.target ?? 'tokens';
+  if (kind === 'crops') {
+    const size = SPOT_SIZE * SPOT_SIZE * 3;
+    const rgb = new Uint8Array(B * size);
+    picks.forEach((p, i) => {
+      if (!p.section.crops) throw new Error(`section ${p.section.id} has no crops loaded (the target encoder is trained on them)`);
+      moveMap(p.section.crops.subarray(p.spot * size, (p.spot + 1) * size), draw(), SPOT_SIZE, 3, rgb, i * size);
+    });
+    return tf.tensor4d(toNormalizedFloat(rgb, B, SPOT_SIZE), [B, SPOT_SIZE, SPOT_SIZE, 3]);
+  }
+  const [source, side, channels] = kind === 'layer3' ? ['layer3', LAYER3_SIDE, LAYER3_CHANNELS] as const : ['target', 7, o.dim] as const;
+  const size = side * side * channels;
+  const out = new Float32Array(B * size);
+  picks.forEach((p, i) => {
+    const maps = p.section[source];
+    if (!maps) throw new Error(`section ${p.section.id} has no ${kind === 'layer3' ? 'cached layer3 maps' : 'target tokens'} loaded`);
+    moveMap(maps.subarray(p.spot * size, (p.spot + 1) * size), draw(), side, channels, out, i * size);
+  });
+  return kind === 'layer3' ? tf.tensor4d(out, [B, side, side, channels]) : tf.tensor3d(out, [B, TARGET_TOKENS, o.dim]);
 }

@@ -6,7 +6,7 @@ import { describeConfig, triplexConfig, type PresetName, type TriplexConfig } fr
 import { buildTable, writeArrowFile } from '../store/arrow';
 import { writeFileAtomic } from '../store/atomic';
 import { loadTrainingData, requireCounts, type SectionInputs, type TrainingData } from './data';
-import { loadTrainedModel, predictSections, trainFold, type TargetMode, type TrainProgress, type TrainResult } from './trainer';
+import { loadTrainedModel, predictSections, prepareTargetInputs, trainFold, type TargetMode, type TrainProgress, type TrainResult } from './trainer';
 
 /**
  * Cross-validation of one model variant (spec, "Evaluation"): folds grouped by patient, each
@@ -39,6 +39,8 @@ export interface CvOptions {
   /** Train and score only these folds (default all). */
   onlyFolds?: number[];
   features?: string;
+  /** Modes layer4 and full: the ResNet18 weights the features were extracted with (see TrainOptions.weights). */
+  weights?: string;
   /** Data already loaded for the store (reused across variants by the ablation). */
   data?: TrainingData;
   signal?: AbortSignal;
@@ -78,7 +80,8 @@ export async function crossValidate(o: CvOptions): Promise<CvResult> {
   const log = o.log ?? (() => undefined);
   const mode = o.mode ?? 'frozen';
   const variant = o.variant ?? 'triplex';
-  const data = o.data ?? loadTrainingData(o.storeDir, { views: ALL_VIEWS, features: o.features });
+  // Modes layer4 and full compute the target view from crops: its cached token maps are not read.
+  const data = o.data ?? loadTrainingData(o.storeDir, { views: mode === 'frozen' ? ALL_VIEWS : ['neighbor', 'global'], features: o.features });
   requireCounts(data, 'cross-validated');
   const config = triplexConfig({ preset: o.preset, variant, genes: data.genes.length, dim: data.dim, standardizeInputs: o.standardizeInputs });
   const sections = [...data.sections.values()].map((s) => ({ id: s.id, patient: s.patient, spots: s.n }));
@@ -99,7 +102,7 @@ export async function crossValidate(o: CvOptions): Promise<CvResult> {
     const dir = path.join(o.outDir, `fold-${fold.index}`);
     const train = await trainFold(data, {
       config, mode, train: split.train, validation: split.validation, outDir: dir, epochs: o.epochs, patience: o.patience,
-      batchSize: o.batchSize, microBatch: o.microBatch, learningRate: o.learningRate, seed: o.seed ?? 0, init: o.init, signal: o.signal,
+      batchSize: o.batchSize, microBatch: o.microBatch, learningRate: o.learningRate, seed: o.seed ?? 0, init: o.init, weights: o.weights, signal: o.signal,
       onProgress: (e) => o.onProgress?.(fold, e),
     });
     if (train.aborted) {
@@ -111,6 +114,7 @@ export async function crossValidate(o: CvOptions): Promise<CvResult> {
     const { model } = await loadTrainedModel(train.checkpoint, data);
     try {
       const tests = fold.test.map((id) => data.sections.get(id)!);
+      await prepareTargetInputs(model, data, tests);
       const preds = predictSections(model, data, tests);
       await writePredictions(predictions, tests, preds, data.genes, { variant, mode, fold: fold.index, checkpoint: train.checkpoint });
       for (const s of tests) scored.push({ fold: fold.index, section: s.id, metrics: slideMetrics(preds.get(s.id)!, s.values, s.n, data.genes) });

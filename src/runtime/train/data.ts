@@ -29,8 +29,13 @@ export interface SectionInputs {
   /** Neighbor tile features [n, 25, d] and mask [n, 25] (1 = valid). */
   neighbors?: Float32Array;
   mask?: Float32Array;
-  /** Frozen target tokens [n, 49, d]. */
+  /** Frozen target tokens [n, 49, d] (mode frozen). */
   target?: Float32Array;
+  /** The spots' 224 px target crops, RGB [n, 224, 224, 3] (modes full and layer4; see targetCrops.ts). */
+  crops?: Uint8Array;
+  /** The crops through the frozen conv1..layer3, [n, 14, 14, 256] (mode layer4), and the trunk weights they came from. */
+  layer3?: Float32Array;
+  layer3Weights?: string;
   grid: SpotGrid;
 }
 

@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { slideMetrics } from '../eval/metrics';
+import { createResNet18 } from '../model/resnet18';
 import { TriplexModel, type ChannelStats, type InputStats } from '../model/triplex/model';
 import { activeViews, type TriplexConfig, type ViewName } from '../model/triplex/config';
 import { writeFileAtomic } from '../store/atomic';
@@ -10,8 +11,9 @@ import { mulberry32 } from '../util/random';
 import { encodeSafetensors, readSafetensors, safetensorsMetadata } from '../weights/safetensors';
 import type { StateDict } from '../weights/stateDict';
 import { Adam, stepLR } from './adam';
-import { epochBatches, makeBatch, type Pick } from './batches';
+import { epochBatches, makeBatch, type Pick, type TargetInput } from './batches';
 import { requireCounts, type SectionInputs, type TrainingData } from './data';
+import { cacheLayer3, initialTrunk, loadTargetCrops } from './targetCrops';
 
 /**
  * Training of one fold (spec, "Training"): Adam lr 1e-4 with StepLR(50, 0.9), batches of 128
@@ -21,7 +23,12 @@ import { requireCounts, type SectionInputs, type TrainingData } from './data';
  * abort signal checked before every batch.
  */
 
-/** How the target encoder is trained; recorded with every result. Only `frozen` trains from cached token maps. */
+/**
+ * How the target encoder is trained; recorded with every result. `frozen`: the cached token
+ * maps of the frozen ResNet18 (nothing of the trunk is trained); `layer4`: the trunk's last stage
+ * fine-tuned on cached conv1..layer3 maps of the crops; `full`: the whole trunk fine-tuned on the
+ * crops, as the paper.
+ */
 export type TargetMode = 'frozen' | 'layer4' | 'full';
 
 export interface TrainOptions {
@@ -35,8 +42,13 @@ export interface TrainOptions {
   epochs?: number;
   patience?: number;
   batchSize?: number;
-  /** Spots per forward/backward pass; the batch's gradients are accumulated over them. Default 32. */
+  /** Spots per forward/backward pass; the batch's gradients are accumulated over them. Default 32 (8 in mode full). */
   microBatch?: number;
+  /**
+   * Modes layer4 and full: the ResNet18 weights the store's features were extracted with (the
+   * target encoder starts from them); none = the seeded initialisation `triplex extract` uses without --weights.
+   */
+  weights?: string;
   learningRate?: number;
   lrStep?: number;
   lrGamma?: number;
@@ -91,6 +103,8 @@ export interface TrainResult {
 export const CHECKPOINT_FORMAT = 'triplex-checkpoint';
 /** Spots per forward/backward pass unless told (gradients are accumulated up to the batch). */
 export const DEFAULT_MICRO_BATCH = 32;
+/** In mode full each spot also runs the ResNet18 forward and backward: about 60 MB of activations at 224 px. */
+export const DEFAULT_MICRO_BATCH_FULL = 8;
 const CHECKPOINT_VERSION = 1;
 
 /** What a checkpoint's metadata records. */
@@ -110,6 +124,8 @@ export interface CheckpointInfo {
   train: string[];
   validation: string[];
   featuresDir: string;
+  /** Modes layer4 and full: the identity of the ResNet18 weights the trunk started from. */
+  trunkWeights?: string;
 }
 
 /** Reads a checkpoint's weights and metadata, checking it is one of ours. */
@@ -135,20 +151,22 @@ const modelWeights = (sd: StateDict): StateDict => new Map([...sd].filter(([k]) 
 /** Mixes a run seed with a purpose and an epoch: independent, repeatable streams. */
 const streamSeed = (seed: number, purpose: number, epoch: number): number => Math.floor(mulberry32((seed * 7919 + purpose * 104729 + epoch * 15485863) >>> 0)() * 0x100000000);
 
-/** Names of the optimiser's variables, stable across processes. */
-function variableNames(model: TriplexModel): string[] {
-  const trunk = (model.trunk?.trainableVariables ?? []).map((v) => `target_encoder.${v.name.slice(v.name.indexOf('/') + 1)}`);
-  return [...model.params.names(), ...trunk];
+/** Names of the optimiser's variables (TRIPLEX parameters, then trunk variables), stable across processes. */
+function variableNames(model: TriplexModel, variables: readonly tf.Variable[]): string[] {
+  const own = new Map(model.params.names().map((n) => [model.params.get(n).name, n]));
+  return variables.map((v) => own.get(v.name) ?? `target_encoder.${v.name.slice(v.name.indexOf('/') + 1)}`);
 }
+
+/** What the target view takes in each mode. */
+export const targetInputOf = (mode: TargetMode): TargetInput => (mode === 'full' ? 'crops' : mode === 'layer4' ? 'layer3' : 'tokens');
 
 /** Trains one fold; returns when early stopping, the epoch limit or the abort signal ends it. */
 export async function trainFold(data: TrainingData, options: TrainOptions): Promise<TrainResult> {
   const o = {
     epochs: 200, patience: 20, batchSize: 128, learningRate: 1e-4, lrStep: 50, lrGamma: 0.9, seed: 0, resume: true, ...options,
   };
-  if (o.mode !== 'frozen') throw new Error(`training mode '${o.mode}' needs the target crops during training; this build trains in mode frozen (cached token maps) only`);
   // 32 spots per pass keeps the BC1 preset inside the 4 GB a wasm32 heap can address (128 at once does not).
-  const microBatch = Math.min(o.microBatch ?? DEFAULT_MICRO_BATCH, o.batchSize);
+  const microBatch = Math.min(o.microBatch ?? (o.mode === 'full' ? DEFAULT_MICRO_BATCH_FULL : DEFAULT_MICRO_BATCH), o.batchSize);
   requireCounts(data, 'trained on');
   const config = o.config;
   if (config.genes !== data.genes.length) throw new Error(`the configuration predicts ${config.genes} genes, the store has ${data.genes.length}`);
@@ -165,7 +183,11 @@ export async function trainFold(data: TrainingData, options: TrainOptions): Prom
   if (overlap.length) throw new Error(`sections ${overlap.join(', ')} are both in training and in validation`);
 
   const views = activeViews(config);
+  const trainsTrunk = o.mode !== 'frozen' && views.includes('target');
+  if (o.mode !== 'frozen' && !trainsTrunk) throw new Error(`mode ${o.mode} fine-tunes the target encoder, but this configuration has no target view; train it in mode frozen`);
+  const start = trainsTrunk ? await initialTrunk(data.featuresDir, o.weights) : undefined;
   const signature = createHash('sha256').update(JSON.stringify({
+    trunk: start?.identity,
     config, mode: o.mode, train: o.train, validation: o.validation, seed: o.seed, init: o.init ?? 'pytorch', batchSize: o.batchSize, microBatch,
     learningRate: o.learningRate, lrStep: o.lrStep, lrGamma: o.lrGamma, features: path.resolve(data.featuresDir), genes: data.genes,
   })).digest('hex').slice(0, 24);
@@ -173,11 +195,20 @@ export async function trainFold(data: TrainingData, options: TrainOptions): Prom
   const lastFile = path.join(o.outDir, 'last.safetensors');
   const bestFile = path.join(o.outDir, 'best.safetensors');
 
-  const model = new TriplexModel(config, { seed: o.seed });
+  const model = new TriplexModel(config, { seed: o.seed, trunk: start?.trunk });
+  try {
+    if (start) {
+      await loadTargetCrops(data, [...trainSections, ...validationSections]);
+      if (o.mode === 'layer4') cacheLayer3(start.trunk, start.identity, [...trainSections, ...validationSections]);
+    }
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
   if (o.init === 'mean-bias') model.setHeadBias(meanExpression(trainSections, data.genes.length));
-  if (config.standardizeInputs) model.setInputStats(inputStats(trainSections, views, data.dim));
-  const variables = model.trainableVariables();
-  const optimizer = new Adam(variables, variableNames(model), o.learningRate);
+  if (config.standardizeInputs) model.setInputStats(inputStats(trainSections, model.standardizedViews, data.dim));
+  const variables = o.mode === 'layer4' && start ? [...model.params.variables(), ...start.trunk.layer4Variables] : model.trainableVariables();
+  const optimizer = new Adam(variables, variableNames(model, variables), o.learningRate);
   const history: EpochRecord[] = [];
   let startEpoch = 0;
   let bestEpoch = -1;
@@ -202,6 +233,7 @@ export async function trainFold(data: TrainingData, options: TrainOptions): Prom
     const info = (epoch: number): CheckpointInfo => ({
       format: CHECKPOINT_FORMAT, version: CHECKPOINT_VERSION, config, mode: o.mode, genes: data.genes, epoch, step: optimizer.step,
       bestEpoch, bestValidationPcc: bestPcc, signature, history, train: [...o.train], validation: [...o.validation], featuresDir: path.resolve(data.featuresDir),
+      ...(start ? { trunkWeights: start.identity } : {}),
     });
     const stopped = () => bestEpoch >= 0 && validationSections.length > 0 && history.length - 1 - bestEpoch >= o.patience;
     let aborted = false;
@@ -217,7 +249,9 @@ export async function trainFold(data: TrainingData, options: TrainOptions): Prom
       for (let b = 0; b < batches.length; b++) {
         if (o.signal?.aborted) { aborted = true; break; }
         const batch = batches[b];
-        const grads = batchGradients(model, variables, batch, microBatch, { dim: data.dim, genes: data.genes.length, augment, dropoutSeed: streamSeed(o.seed, 1, epoch * 100_003 + b) });
+        const grads = batchGradients(model, variables, batch, microBatch, {
+          dim: data.dim, genes: data.genes.length, augment, dropoutSeed: streamSeed(o.seed, 1, epoch * 100_003 + b), target: targetInputOf(o.mode),
+        });
         optimizer.apply(grads.grads);
         tf.dispose(grads.grads);
         lossSum += grads.loss * batch.length;
@@ -233,7 +267,7 @@ export async function trainFold(data: TrainingData, options: TrainOptions): Prom
         await new Promise((resolve) => setImmediate(resolve));
       }
       if (aborted) break;
-      const validationPcc = validationSections.length ? meanValidationPcc(model, data, validationSections) : null;
+      const validationPcc = validationSections.length ? meanValidationPcc(model, data, validationSections, targetInputOf(o.mode)) : null;
       const seconds = (performance.now() - t0) / 1000;
       history.push({ epoch, loss: lossSum / spots, validationPcc, learningRate: optimizer.learningRate, seconds, spotsPerSecond: spots / seconds });
       const improved = validationPcc === null || bestPcc === null || validationPcc > bestPcc;
@@ -314,7 +348,7 @@ function meanExpression(sections: readonly SectionInputs[], genes: number): Floa
  * `dropoutSeed` reseeds the model's dropout at the start of the step.
  */
 export function batchGradients(model: TriplexModel, variables: tf.Variable[], picks: readonly Pick[], microBatch: number,
-  o: { dim: number; genes: number; augment?: () => number; dropoutSeed: number }): { loss: number; grads: tf.Tensor[] } {
+  o: { dim: number; genes: number; augment?: () => number; dropoutSeed: number; target?: TargetInput }): { loss: number; grads: tf.Tensor[] } {
   const views = model.views;
   model.params.reseedDropout(o.dropoutSeed);
   const size = picks.length;
@@ -333,6 +367,7 @@ export function batchGradients(model: TriplexModel, variables: tf.Variable[], pi
     const parts = slides.map((s) => model.encodeSlide({ features: tf.tensor2d(s.global!, [s.n, o.dim]), grid: s.grid }, 'training'));
     return parts.length === 1 ? parts[0] : tf.concat(parts, 0);
   });
+  if (slides.length && size <= microBatch) return onePass(model, variables, picks, offset, encodeAll, o);
   const globalNames = new Set(model.params.names().filter((n) => n.startsWith('global_encoder.')).map((n) => model.params.get(n).name));
   const local = variables.filter((v) => !globalNames.has(v.name));
   // tf.variable keeps its initial tensor alive; the tidy releases it and keeps the variable.
@@ -347,7 +382,7 @@ export function batchGradients(model: TriplexModel, variables: tf.Variable[], pi
   try {
     for (let from = 0; from < size; from += microBatch) {
       const part = picks.slice(from, Math.min(size, from + microBatch));
-      const batch = makeBatch(part, { views: views.filter((v) => v !== 'global'), dim: o.dim, genes: o.genes, augment: o.augment });
+      const batch = makeBatch(part, { views: views.filter((v) => v !== 'global'), dim: o.dim, genes: o.genes, augment: o.augment, target: o.target });
       try {
         const inputs = tokens ? { ...batch.inputs, globalRows: Int32Array.from(part, (p) => offset.get(p.section)! + p.spot) } : batch.inputs;
         const weight = part.length / size;
@@ -380,8 +415,34 @@ export function batchGradients(model: TriplexModel, variables: tf.Variable[], pi
   }
 }
 
-/** Predictions [n, genes] for every spot of each section, in inference mode. */
-export function predictSections(model: TriplexModel, data: TrainingData, sections: readonly SectionInputs[], batchSize = 256): Map<string, Float32Array> {
+/**
+ * A batch that fits in one pass: the global encoder inside the same gradient pass as the rest
+ * (once forward, once backward, instead of batchGradients' second forward). The dropout masks are
+ * drawn in the same order as there, so the two give the same gradient.
+ */
+function onePass(model: TriplexModel, variables: tf.Variable[], picks: readonly Pick[], offset: Map<SectionInputs, number>,
+  encodeAll: () => tf.Tensor2D, o: { dim: number; genes: number; augment?: () => number; target?: TargetInput }): { loss: number; grads: tf.Tensor[] } {
+  const batch = makeBatch(picks, { views: model.views.filter((v) => v !== 'global'), dim: o.dim, genes: o.genes, augment: o.augment, target: o.target });
+  try {
+    const inputs = { ...batch.inputs, globalRows: Int32Array.from(picks, (p) => offset.get(p.section)! + p.spot) };
+    const { value, grads } = tf.variableGrads(() => {
+      const encoded = encodeAll(); // first, as batchGradients encodes the slides before the batch's own forward pass
+      return model.loss(model.forward(inputs, 'training', [encoded]), batch.truth);
+    }, variables);
+    const loss = value.dataSync()[0];
+    value.dispose();
+    return { loss, grads: variables.map((v) => grads[v.name] ?? tf.zerosLike(v)) };
+  } finally {
+    batch.dispose();
+  }
+}
+
+/**
+ * Predictions [n, genes] for every spot of each section, in inference mode. A model with a trained
+ * trunk takes the sections' crops (loadTargetCrops, or prepareTargetInputs, first).
+ */
+export function predictSections(model: TriplexModel, data: TrainingData, sections: readonly SectionInputs[], batchSize = model.trunk ? 32 : 256,
+  target: TargetInput = model.trunk ? 'crops' : 'tokens'): Map<string, Float32Array> {
   const views = activeViews(model.config);
   const G = model.config.genes;
   const out = new Map<string, Float32Array>();
@@ -393,7 +454,7 @@ export function predictSections(model: TriplexModel, data: TrainingData, section
     try {
       for (let from = 0; from < section.n; from += batchSize) {
         const picks = Array.from({ length: Math.min(batchSize, section.n - from) }, (_, i) => ({ section, spot: from + i }));
-        const batch = makeBatch(picks, { views: views.filter((v) => v !== 'global'), dim: data.dim, genes: G });
+        const batch = makeBatch(picks, { views: views.filter((v) => v !== 'global'), dim: data.dim, genes: G, target });
         try {
           const values = tf.tidy(() => {
             const inputs = encoded ? { ...batch.inputs, globalRows: Int32Array.from(picks, (p) => p.spot) } : batch.inputs;
@@ -413,9 +474,13 @@ export function predictSections(model: TriplexModel, data: TrainingData, section
   return out;
 }
 
-/** Mean over the validation slides of each slide's mean gene PCC (undefined PCCs left out). */
-function meanValidationPcc(model: TriplexModel, data: TrainingData, sections: readonly SectionInputs[]): number {
-  const preds = predictSections(model, data, sections);
+/**
+ * Mean over the validation slides of each slide's mean gene PCC (undefined PCCs left out). In mode
+ * layer4 the validation crops go through the cached layer3 maps: the same values, as conv1..layer3
+ * are frozen and run in inference mode either way.
+ */
+function meanValidationPcc(model: TriplexModel, data: TrainingData, sections: readonly SectionInputs[], target: TargetInput): number {
+  const preds = predictSections(model, data, sections, undefined, target);
   const scores = sections.map((s) => slideMetrics(preds.get(s.id)!, s.values, s.n, data.genes).pccM).filter(Number.isFinite);
   return scores.length ? scores.reduce((a, b) => a + b, 0) / scores.length : 0;
 }
@@ -438,8 +503,8 @@ export async function loadTrainedModel(file: string, data?: { genes: string[]; d
     }
     if (info.config.dim !== data.dim) throw new Error(`${file} takes ${info.config.dim}-wide features, the store's are ${data.dim} wide; extract features with the encoder the model was trained on`);
   }
-  if (info.mode !== 'frozen') throw new Error(`${file} was trained in mode ${info.mode}; this build predicts with frozen-mode checkpoints only`);
-  const model = new TriplexModel(info.config);
+  const trunk = info.mode !== 'frozen' && activeViews(info.config).includes('target') ? createResNet18({ seed: 0 }) : undefined;
+  const model = new TriplexModel(info.config, { trunk });
   try {
     model.loadStateDict(modelWeights(weights), file);
   } catch (e) {
@@ -447,4 +512,9 @@ export async function loadTrainedModel(file: string, data?: { genes: string[]; d
     throw e;
   }
   return { model, info };
+}
+
+/** Loads what a model's target view needs beyond the frozen features: the crops, when it has a trained trunk. */
+export async function prepareTargetInputs(model: TriplexModel, data: TrainingData, sections: readonly SectionInputs[]): Promise<void> {
+  if (model.trunk) await loadTargetCrops(data, sections);
 }

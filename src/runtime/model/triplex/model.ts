@@ -38,7 +38,7 @@ export interface GlobalSlide {
 
 /** The inputs of one batch of B spots. Views a configuration leaves out may be omitted. */
 export interface TriplexInputs {
-  /** Target tokens [B, 49, d] (frozen mode), or ImageNet-normalised crops [B, 224, 224, 3] for the trunk. */
+  /** Target tokens [B, 49, d] (mode frozen), layer3 maps [B, 14, 14, 256] (layer4), or ImageNet-normalised crops [B, 224, 224, 3] (full). */
   target?: tf.Tensor3D | tf.Tensor4D;
   /** Frozen features of the 25 neighbor tiles, [B, 25, d]. */
   neighbors?: tf.Tensor3D;
@@ -115,6 +115,11 @@ export class TriplexModel {
 
   readonly trunk?: ResNet18;
 
+  /** The views whose frozen inputs are standardised: all but the target view when the trunk computes it. */
+  get standardizedViews(): ViewName[] {
+    return this.views.filter((v) => !(v === 'target' && this.trunk));
+  }
+
   /** Every trainable variable: the TRIPLEX parameters, then the trunk's when it is trained. */
   trainableVariables(): tf.Variable[] {
     return [...this.params.variables(), ...(this.trunk?.trainableVariables ?? [])];
@@ -123,13 +128,13 @@ export class TriplexModel {
   /** Sets the standardisation of the frozen inputs (configurations with standardizeInputs). */
   setInputStats(stats: InputStats): void {
     if (!this.config.standardizeInputs) throw new Error('this configuration does not standardise its inputs');
-    for (const v of this.views) {
+    for (const v of this.standardizedViews) {
       const s = stats[v];
       if (!s || s.mean.length !== this.config.dim || s.std.length !== this.config.dim) throw new Error(`input statistics for the ${v} view are missing or not ${this.config.dim} wide`);
     }
     tf.dispose(Object.values(this.inputNorm).flat());
     this.inputNorm = {};
-    for (const v of this.views) {
+    for (const v of this.standardizedViews) {
       const s = stats[v]!;
       this.inputNorm[v] = [tf.keep(tf.tensor1d(s.mean)), tf.keep(tf.tensor1d(Float32Array.from(s.std, (x) => 1 / Math.max(x, 1e-6))))];
     }
@@ -172,12 +177,16 @@ export class TriplexModel {
     });
   }
 
-  /** The target tokens [B, 49, d]: given (frozen), or from the trunk on the crops. */
+  /**
+   * The target tokens [B, 49, d]: given (mode frozen), from the trunk's layer4 on cached layer3
+   * maps [B, 14, 14, 256] (mode layer4), or from the whole trunk on crops [B, 224, 224, 3] (full).
+   */
   private targetTokens(target: tf.Tensor3D | tf.Tensor4D, mode: ForwardMode): tf.Tensor3D {
     if (target.rank === 3) return this.standardized('target', target as tf.Tensor3D);
     if (!this.trunk) throw new Error('the target input is images, but this model has no ResNet18 trunk (frozen mode takes token maps [B, 49, d])');
     return tf.tidy(() => {
-      const maps = this.trunk!.tokens(target as tf.Tensor4D, mode); // [B, 7, 7, 512]
+      const x = target as tf.Tensor4D;
+      const maps = x.shape[3] === 3 ? this.trunk!.tokens(x, mode) : this.trunk!.layer4(x, mode); // [B, 7, 7, 512]
       return tf.reshape(maps, [maps.shape[0], TARGET_TOKENS, maps.shape[3]]) as tf.Tensor3D; // [B, 49, d]
     });
   }
@@ -278,7 +287,7 @@ export class TriplexModel {
     const own: StateDict = new Map([...sd].filter(([k]) => !k.startsWith('target_encoder.') && !k.startsWith('input_norm.')));
     const stats: InputStats = {};
     if (this.config.standardizeInputs) {
-      for (const v of this.views) {
+      for (const v of this.standardizedViews) {
         const mean = sd.get(`input_norm.${v}.mean`);
         const std = sd.get(`input_norm.${v}.std`);
         if (!mean || !std) throw new Error(`${source}: lacks input_norm.${v}.mean/std, which a model with standardised inputs needs`);

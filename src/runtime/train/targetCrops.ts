@@ -1,0 +1,85 @@
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { cropSpots, SPOT_SIZE, toNormalizedFloat } from '../image/crops';
+import { openSlideImage } from '../image/slideImage';
+import { createResNet18, seededResNet18StateDict, type ResNet18 } from '../model/resnet18';
+import { resnet18FeaturesKey } from '../features/encoders';
+import { openDatasetStore } from '../store/datasetStore';
+import { loadStateDict } from '../weights';
+import { LAYER3_CHANNELS, LAYER3_SIDE } from './batches';
+import type { SectionInputs, TrainingData } from './data';
+
+/**
+ * The target view's inputs when the ResNet18 trunk itself is trained (modes `full` and
+ * `layer4`): the spots' 224 px crops cut from the sections' images, and for `layer4` those crops
+ * once through the frozen conv1..layer3. Frozen mode needs neither: it reads the cached token maps.
+ *
+ * Memory: a crop is 147 KB (uint8) and a layer3 map 196 KB (float32) per spot, held for every
+ * section of the run (about 0.35 GB per 1,000 spots in mode layer4).
+ */
+
+/** Cuts the 224 px target crop of every spot of the sections not yet cut (held in `section.crops`). */
+export async function loadTargetCrops(data: TrainingData, sections: readonly SectionInputs[]): Promise<void> {
+  const todo = sections.filter((s) => !s.crops);
+  if (todo.length === 0) return;
+  const store = openDatasetStore(data.storeDir);
+  const xs = store.spots.getChild('pixel_x')?.toArray() as Float64Array;
+  const ys = store.spots.getChild('pixel_y')?.toArray() as Float64Array;
+  for (const section of todo) {
+    const image = store.manifest.sections.find((s) => s.id === section.id)?.image?.path;
+    if (!image) throw new Error(`${data.storeDir}: section ${section.id} has no image; modes layer4 and full train the target encoder on the spots' crops (re-run preprocess with --with-images, or train in mode frozen)`);
+    const img = await openSlideImage(image);
+    try {
+      const spots = section.storeRows.map((r, i) => ({ x: xs[r], y: ys[r], id: section.spotIds[i] }));
+      section.crops = (await cropSpots(img, spots, { target: true, neighbor: false })).target!;
+    } finally {
+      img.close();
+    }
+  }
+}
+
+/**
+ * The trunk a target-training run starts from: the weights the store's features were extracted
+ * with (spec: the same frozen ResNet18 initialises the target encoder), checked against the
+ * features folder's key, so that the three views start from one encoder.
+ */
+export async function initialTrunk(featuresDir: string, weights?: string): Promise<{ trunk: ResNet18; identity: string }> {
+  const { key, identity } = resnet18FeaturesKey(weights);
+  const features = path.basename(featuresDir);
+  if (features !== key) {
+    throw new Error(weights
+      ? `the store's features (${features}) were not extracted with ${weights} (that would be ${key}); pass the --weights the features were extracted with, or extract with these`
+      : `the store's features (${features}) come from a ResNet18 with weights; pass the same file with --weights, so that the target encoder starts from the encoder of the other views`);
+  }
+  const trunk = createResNet18({ seed: 0 });
+  try {
+    trunk.loadStateDict(weights ? await loadStateDict(weights) : seededResNet18StateDict(0), weights ?? 'seeded initialisation');
+  } catch (e) {
+    trunk.dispose();
+    throw e;
+  }
+  return { trunk, identity };
+}
+
+/**
+ * Runs every section's crops through the trunk's frozen conv1..layer3 (inference mode, as frozen
+ * encoders run) into `section.layer3`, [n, 14, 14, 256]; kept across folds while the weights are
+ * the same. Only layer4 is fine-tuned in mode layer4, so these maps stay valid all run long.
+ */
+export function cacheLayer3(trunk: ResNet18, weights: string, sections: readonly SectionInputs[], batch = 16): void {
+  const per = LAYER3_SIDE * LAYER3_SIDE * LAYER3_CHANNELS;
+  const crop = SPOT_SIZE * SPOT_SIZE * 3;
+  for (const s of sections) {
+    if (s.layer3 && s.layer3Weights === weights) continue;
+    if (!s.crops) throw new Error(`section ${s.id}: crops are not loaded`);
+    const maps = new Float32Array(s.n * per);
+    for (let from = 0; from < s.n; from += batch) {
+      const n = Math.min(batch, s.n - from);
+      const out = tf.tidy(() => trunk.upToLayer3(tf.tensor4d(toNormalizedFloat(s.crops!.subarray(from * crop, (from + n) * crop), n, SPOT_SIZE), [n, SPOT_SIZE, SPOT_SIZE, 3]), 'inference'));
+      maps.set(out.dataSync() as Float32Array, from * per);
+      out.dispose();
+    }
+    s.layer3 = maps;
+    s.layer3Weights = weights;
+  }
+}
