@@ -25,4 +25,16 @@ describe('ridge probe', () => {
     const P = predictRidge(fitRidge(X, Y, 4, 1, 1, 1e9), X, 4);
     for (const p of P) assert.ok(Math.abs(p - 3) < 1e-3);
   });
+  test('with fewer spots than features, the dual system gives the primal weights', () => {
+    const [n, d, g] = [30, 80, 4];
+    const rand = mulberry32(2);
+    const X = normal(rand, n * d);
+    const Y = normal(rand, n * g);
+    const primal = fitRidge(X, Y, n, d, g, 3, 'primal');
+    const dual = fitRidge(X, Y, n, d, g, 3, 'dual');
+    const auto = fitRidge(X, Y, n, d, g, 3);
+    const worst = primal.weights.reduce((m, w, i) => Math.max(m, Math.abs(w - dual.weights[i])), 0);
+    assert.ok(worst < 1e-9, `primal and dual weights differ by ${worst}`);
+    assert.deepEqual([...auto.weights], [...dual.weights]);
+  });
 });
