@@ -96,7 +96,7 @@ export function demoCommand(): Command {
  * (the demo's encoder is randomly initialised, and its features vary little from spot to spot
  * against their level; with them raw, the transformers barely learn in a few epochs).
  */
-export const DEMO_TRAINING = { epochs: 4, patience: 2, batchSize: 32, learningRate: 1e-3, init: 'mean-bias', standardizeInputs: true } as const;
+export const DEMO_TRAINING = { epochs: 5, patience: 2, batchSize: 32, learningRate: 5e-4, init: 'mean-bias', standardizeInputs: true } as const;
 
 /** Features of every spot in store order: own crop, mean of the 25 neighbour tiles. */
 function loadFeatures(store: DatasetStore, dir: string): { own: Float32Array; niche: Float32Array; width: number } {

@@ -42,7 +42,10 @@ const TISSUE_NAMES = ['connective tissue', 'invasive cancer', 'immune infiltrate
 function tissueMap(rand: () => number, blocks: number, burden: number): Uint8Array {
   const map = new Uint8Array(blocks * blocks);
   const blob = (r0: number, r1: number) => ({ cy: rand() * blocks, cx: rand() * blocks, r: r0 + rand() * (r1 - r0) });
-  const tumours = Array.from({ length: 1 + Math.round(burden * 5) }, () => blob(blocks * 0.06, blocks * (0.08 + 0.2 * burden)));
+  // Many nests of about a crop's size (radius 100-340 px at the default grid), so that a spot's own
+  // crop and its 1120 px neighbourhood hold different tumour fractions: target and niche genes
+  // then carry information the other view lacks, which only a fused model has all of.
+  const tumours = Array.from({ length: 2 + Math.round(burden * 14) }, () => blob(blocks * 0.03, blocks * (0.05 + 0.05 * burden)));
   const immune = Array.from({ length: 3 }, () => blob(blocks * 0.04, blocks * 0.08));
   for (let by = 0; by < blocks; by++) {
     for (let bx = 0; bx < blocks; bx++) {
