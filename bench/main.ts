@@ -14,7 +14,7 @@ import { benchViewer } from './viewer.bench';
 /**
  * `npm run bench`: throughput and memory of the compute layer, printed beside a PyTorch peer
  * run on the same machine in the same invocation (Debian's torch; see docs for OpenBLAS).
- * Environment: BENCH_ITERATIONS (default 3), BENCH_TRIPLEX=frozen,inference[,full], BENCH_ONLY=<parts>, BENCH_SKIP_TORCH=1, TRIPLEX_BACKEND,
+ * Environment: BENCH_ITERATIONS (default 3), BENCH_TRIPLEX=frozen,inference,full (a subset), BENCH_ONLY=<parts>, BENCH_SKIP_TORCH=1, TRIPLEX_BACKEND,
  * TRIPLEX_THREADS.
  */
 

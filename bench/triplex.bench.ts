@@ -19,7 +19,7 @@ import { mib, printTable } from './table';
  * the PyTorch implementation of the same configuration (bench/torch_triplex.py, run in the same
  * invocation): frozen-target training (batch 128 from two 300-spot slides, the global encoder over
  * both slides every step, Adam), whole-slide inference (600 spots, global encoder once, batches of
- * 128), and full fine-tuning (batch 16, the ResNet18 trunk trained with everything else).
+ * 128), and full fine-tuning (batch 16 as micro-batches of 8 crops, the ResNet18 trunk trained with everything else).
  */
 
 const GENES = 250;
@@ -170,10 +170,7 @@ export function benchTriplex(report: ComputeReport, iterations: number): void {
   ];
   const rows: (string | number)[][] = [];
   const notes: string[] = [];
-  // Full fine-tuning overflows the 4 GB wasm heap with the BC1 model (see benchFullTraining):
-  // only on request, e.g. on the tensorflow backend.
-  const chosen = (process.env.BENCH_TRIPLEX ?? 'frozen,inference').split(',');
-  if (!chosen.includes('full')) notes.push('full fine-tuning: not run by default (BENCH_TRIPLEX=full); on wasm the BC1 model with a trained ResNet18 overflows the 4 GB heap even at 8 crops per pass');
+  const chosen = (process.env.BENCH_TRIPLEX ?? 'frozen,inference,full').split(',');
   for (const s of settings.filter((x) => chosen.includes(x.mode))) {
     console.log(`triplex: ${s.name}...`);
     const ours = s.run(iterations);
