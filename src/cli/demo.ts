@@ -1,4 +1,3 @@
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command } from 'commander';
 import { initCompute } from '../runtime/compute/backend';
@@ -9,7 +8,7 @@ import { formatMetricsTable, slideMetrics, type Summary } from '../runtime/eval/
 import { extractFeatures } from '../runtime/features/extract';
 import { readArrowFile, stringColumn, vectorColumn } from '../runtime/store/arrow';
 import { openDatasetStore, writeDatasetStore, type DatasetStore } from '../runtime/store/datasetStore';
-import { writeSyntheticDataset } from '../runtime/synthetic/generator';
+import { isCurrentSyntheticDataset, writeSyntheticDataset } from '../runtime/synthetic/generator';
 import { ALL_VIEWS, crossValidate } from '../runtime/train/cv';
 import { loadTrainingData } from '../runtime/train/data';
 import { computeOptions } from './options';
@@ -36,7 +35,7 @@ export function demoCommand(): Command {
 
       const dataDir = path.join(opts.dir, 'synthetic');
       const storeDir = path.join(opts.dir, 'store');
-      if (!fs.existsSync(path.join(dataDir, 'README.md'))) {
+      if (!isCurrentSyntheticDataset(dataDir)) {
         const s = await writeSyntheticDataset(dataDir);
         console.log(`1. synthetic dataset: ${s.sections.length} sections of ${s.genes} genes from ${new Set(s.sections.map((x) => x.patient)).size} patients -> ${dataDir} [${elapsed()}]`);
       } else {

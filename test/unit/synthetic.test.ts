@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
-import { writeSyntheticDataset } from '../../src/runtime/synthetic/generator';
+import { isCurrentSyntheticDataset, writeSyntheticDataset } from '../../src/runtime/synthetic/generator';
 
 /** The embedded synthetic dataset: seeded, in the HER2+ layout, nothing half-written. */
 
@@ -47,5 +47,15 @@ describe('synthetic dataset', () => {
     fs.writeFileSync(path.join(other, 'notes.txt'), 'keep me');
     await assert.rejects(writeSyntheticDataset(other, small), /holds something else/);
     assert.equal(fs.readFileSync(path.join(other, 'notes.txt'), 'utf8'), 'keep me');
+  });
+
+  test('a dataset from an older generator is told apart, so that the demo regenerates it', () => {
+    assert.ok(isCurrentSyntheticDataset(path.join(tmp, 'a')));
+    const old = path.join(tmp, 'old');
+    fs.cpSync(path.join(tmp, 'a'), old, { recursive: true });
+    const readme = path.join(old, 'README.md');
+    fs.writeFileSync(readme, fs.readFileSync(readme, 'utf8').replace(/^Generator version \d+\.$/m, ''));
+    assert.ok(!isCurrentSyntheticDataset(old));
+    assert.ok(!isCurrentSyntheticDataset(path.join(tmp, 'missing')));
   });
 });
