@@ -2,7 +2,7 @@ import * as path from 'node:path';
 import { Command, Option } from 'commander';
 import { initCompute } from '../runtime/compute/backend';
 import { formatMetricsTable } from '../runtime/eval/metrics';
-import { PRESETS, VARIANTS } from '../runtime/model/triplex/config';
+import { activeViews, PRESETS, triplexConfig, VARIANTS } from '../runtime/model/triplex/config';
 import { crossValidate, writePredictions, ALL_VIEWS, type CvOptions } from '../runtime/train/cv';
 import { loadTrainingData } from '../runtime/train/data';
 import { loadTrainedModel, predictSections, prepareTargetInputs, type TargetMode, type TrainProgress } from '../runtime/train/trainer';
@@ -152,8 +152,13 @@ export function ablationCommand(): Command {
       const rows: Parameters<typeof formatMetricsTable>[0][number][] = [];
       for (const name of names) {
         const v = VARIANTS.find((x) => x.name === name)!;
-        const result = await crossValidate({ ...cvOptions(store, { ...o, model: name, out: path.join(root, name) }, console.log, controller.signal), data });
-        rows.push({ model: `${v.group}: ${name}`, summary: result.evaluation.summary });
+        // A variant without the target view has no target encoder to fine-tune: in the grid of mode
+        // layer4 or full it is the same run as in mode frozen, and is trained (and recorded) so.
+        const withTarget = activeViews(triplexConfig({ preset: o.preset, variant: name, genes: data.genes.length, dim: data.dim })).includes('target');
+        const mode = withTarget ? o.mode : 'frozen';
+        if (mode !== o.mode) console.log(`${name}: no target view, so mode ${o.mode} trains nothing more than mode frozen; trained in mode frozen`);
+        const result = await crossValidate({ ...cvOptions(store, { ...o, mode, model: name, out: path.join(root, name) }, console.log, controller.signal), data });
+        rows.push({ model: `${v.group}: ${name}${mode !== o.mode ? ' (frozen)' : ''}`, summary: result.evaluation.summary });
         if (result.aborted) {
           process.exitCode = 130;
           break;

@@ -17,6 +17,8 @@ import { loadTrainingData, type TrainingData } from '../../src/runtime/train/dat
 import { cacheLayer3 } from '../../src/runtime/train/targetCrops';
 import { loadTrainedModel, predictSections, prepareTargetInputs, readCheckpoint, trainFold, type TrainOptions } from '../../src/runtime/train/trainer';
 import { encodeSafetensors } from '../../src/runtime/weights/safetensors';
+import { spawnSync } from 'node:child_process';
+import { repoRoot } from './helpers/paths';
 
 /**
  * Training the target encoder itself: mode `layer4` (the last ResNet18 stage fine-tuned on cached
@@ -162,5 +164,21 @@ describe('modes layer4 and full', () => {
     const bareData = loadTrainingData(bare, { views: ['neighbor', 'global'] });
     await assert.rejects(trainFold(bareData, options('full', 'e3')), /section B1 has no image; modes layer4 and full train the target encoder on the spots' crops/);
     assert.ok(!fs.existsSync(path.join(tmp, 'e3', 'last.safetensors')), 'nothing written for a refused run');
+  });
+
+  test('from the command line: predict reads a full-mode checkpoint, and the ablation grid trains view-less-target variants as frozen', async () => {
+    const cli = (args: string[]) => spawnSync(process.execPath, [path.join(repoRoot(), 'dist', 'cli.js'), ...args], { encoding: 'utf8', env: { ...process.env, TRIPLEX_BACKEND: 'wasm' } });
+    const out = path.join(tmp, 'predicted.arrow');
+    const p = cli(['predict', store, '--checkpoint', path.join(tmp, 'full', 'best.safetensors'), '--sections', 'A1', '--out', out]);
+    assert.equal(p.status, 0, p.stderr);
+    assert.match(p.stdout, /predicted 30 genes for \d+ spots of 1 sections/);
+    const root = path.join(tmp, 'grid');
+    const r = cli(['ablation', store, '--variants', 'tem,nem', '--mode', 'layer4', '--preset', 'demo', '--epochs', '1', '--batch', '16', '--out', root]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /nem: no target view, so mode layer4 trains nothing more than mode frozen; trained in mode frozen/);
+    const mode = (v: string) => JSON.parse(fs.readFileSync(path.join(root, v, 'results.json'), 'utf8')).mode;
+    assert.equal(mode('tem'), 'layer4');
+    assert.equal(mode('nem'), 'frozen');
+    assert.match(r.stdout, /views: nem \(frozen\)/);
   });
 });
