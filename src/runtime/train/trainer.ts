@@ -103,7 +103,7 @@ export interface TrainResult {
 export const CHECKPOINT_FORMAT = 'triplex-checkpoint';
 /** Spots per forward/backward pass unless told (gradients are accumulated up to the batch). */
 export const DEFAULT_MICRO_BATCH = 32;
-/** In mode full each spot also runs the ResNet18 forward and backward: about 60 MB of activations at 224 px. */
+/** In mode full each spot also runs the ResNet18 forward and backward, keeping tens of MB of activations per crop. */
 export const DEFAULT_MICRO_BATCH_FULL = 8;
 const CHECKPOINT_VERSION = 1;
 
