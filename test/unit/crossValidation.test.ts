@@ -5,12 +5,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { initCompute } from '../../src/runtime/compute/backend';
-import { readDataset } from '../../src/runtime/data/read';
-import { preprocess } from '../../src/runtime/data/preprocess';
 import { extractFeatures } from '../../src/runtime/features/extract';
 import { readArrowFile, stringColumn } from '../../src/runtime/store/arrow';
-import { openDatasetStore, writeDatasetStore } from '../../src/runtime/store/datasetStore';
-import { writeSyntheticDataset } from '../../src/runtime/synthetic/generator';
+import { openDatasetStore } from '../../src/runtime/store/datasetStore';
+import { writeSyntheticStore } from './helpers/syntheticStore';
 import { findRunResults } from '../../src/runtime/eval/runResults';
 import { readPredictions } from '../../src/runtime/train/cv';
 import { loadTrainedModel } from '../../src/runtime/train/trainer';
@@ -32,11 +30,8 @@ describe('cross-validation from the command line', () => {
   before(async () => {
     await initCompute({});
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'triplex-cv-'));
-    const data = path.join(tmp, 'synthetic');
-    await writeSyntheticDataset(data, { patients: 3, sectionsPerPatient: 2, gridSize: 6, genes: 60 });
-    const ds = await readDataset(data);
     store = path.join(tmp, 'store');
-    await writeDatasetStore(store, { format: ds.format, path: data }, preprocess(ds, { genes: 40 }));
+    await writeSyntheticStore(path.join(tmp, 'synthetic'), store, { patients: 3, sectionsPerPatient: 2, gridSize: 6, genes: 60 }, 40);
   });
   after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 

@@ -3,11 +3,9 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { readDataset } from '../../src/runtime/data/read';
-import { preprocess } from '../../src/runtime/data/preprocess';
-import { writeDatasetStore, openDatasetStore } from '../../src/runtime/store/datasetStore';
+import { openDatasetStore } from '../../src/runtime/store/datasetStore';
 import { readArrowFile, stringColumn, vectorColumn } from '../../src/runtime/store/arrow';
-import { writeSyntheticDataset } from '../../src/runtime/synthetic/generator';
+import { writeSyntheticStore } from './helpers/syntheticStore';
 import { extractFeatures } from '../../src/runtime/features/extract';
 import { openEncoder } from '../../src/runtime/features/encoders';
 import { openSlideImage } from '../../src/runtime/image/slideImage';
@@ -25,10 +23,7 @@ describe('feature extraction', () => {
   after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
   before(async () => {
-    await writeSyntheticDataset(path.join(tmp, 'synth'), { patients: 1, sectionsPerPatient: 2, gridSize: 5, genes: 40 });
-    const ds = await readDataset(path.join(tmp, 'synth'));
-    assert.equal(ds.format, 'her2st');
-    await writeDatasetStore(store, { format: ds.format, path: path.join(tmp, 'synth') }, preprocess(ds, { genes: 30 }));
+    await writeSyntheticStore(path.join(tmp, 'synth'), store, { patients: 1, sectionsPerPatient: 2, gridSize: 5, genes: 40 }, 30);
   });
 
   test('writes one features file per section with the spec\'s shapes', async () => {

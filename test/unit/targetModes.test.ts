@@ -5,13 +5,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initCompute } from '../../src/runtime/compute/backend';
-import { readDataset } from '../../src/runtime/data/read';
-import { preprocess } from '../../src/runtime/data/preprocess';
 import { extractFeatures } from '../../src/runtime/features/extract';
 import { seededResNet18StateDict } from '../../src/runtime/model/resnet18';
 import { triplexConfig } from '../../src/runtime/model/triplex/config';
-import { writeDatasetStore } from '../../src/runtime/store/datasetStore';
-import { writeSyntheticDataset } from '../../src/runtime/synthetic/generator';
+import { writeSyntheticStore } from './helpers/syntheticStore';
 import { moveMap, tokenPermutation, type Dihedral } from '../../src/runtime/train/batches';
 import { loadTrainingData, type TrainingData } from '../../src/runtime/train/data';
 import { cacheLayer3 } from '../../src/runtime/train/targetCrops';
@@ -71,11 +68,8 @@ describe('modes layer4 and full', () => {
   before(async () => {
     await initCompute({});
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'triplex-modes-'));
-    const dir = path.join(tmp, 'synthetic');
-    await writeSyntheticDataset(dir, { patients: 3, sectionsPerPatient: 2, gridSize: 4, genes: 60 });
-    const ds = await readDataset(dir);
     store = path.join(tmp, 'store');
-    await writeDatasetStore(store, { format: ds.format, path: dir }, preprocess(ds, { genes: 30 }));
+    await writeSyntheticStore(path.join(tmp, 'synthetic'), store, { patients: 3, sectionsPerPatient: 2, gridSize: 4, genes: 60 }, 30);
     await extractFeatures(store, { encoder: 'resnet18' });
     data = loadTrainingData(store, { views: ['neighbor', 'global'] });
   });
