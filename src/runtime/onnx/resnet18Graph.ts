@@ -15,7 +15,8 @@ export const ONNX_OPSET = 17;
 export const ONNX_IR_VERSION = 8;
 
 /** TensorProto.DataType values used here. */
-export const OnnxDataType = { FLOAT: 1, INT64: 7 } as const;
+export const OnnxDataType = { FLOAT: 1, INT64: 7, DOUBLE: 11 } as const;
+export type OnnxElemType = (typeof OnnxDataType)[keyof typeof OnnxDataType];
 const AttributeType = { FLOAT: 1, INT: 2, STRING: 3, FLOATS: 6, INTS: 7 } as const;
 
 let root: protobuf.Root | undefined;
@@ -59,18 +60,25 @@ export class OnnxGraphBuilder {
   private readonly inputs: object[] = [];
   private readonly outputs: object[] = [];
   private readonly names = new Set<string>();
+  private readonly domains = new Set<string>();
 
   constructor(private readonly graphName: string) {}
 
-  /** A graph input of float32 values. */
-  input(name: string, shape: OnnxDim[]): string {
-    this.inputs.push(valueInfo(this.claim(name), shape));
+  /** A graph input (float32 unless told otherwise). */
+  input(name: string, shape: OnnxDim[], elemType: OnnxElemType = OnnxDataType.FLOAT): string {
+    this.inputs.push(valueInfo(this.claim(name), shape, elemType));
     return name;
   }
 
-  /** Marks an existing value as a float32 graph output. */
-  output(name: string, shape: OnnxDim[]): void {
-    this.outputs.push(valueInfo(name, shape));
+  /** Marks an existing value as a graph output (float32 unless told otherwise). */
+  output(name: string, shape: OnnxDim[], elemType: OnnxElemType = OnnxDataType.FLOAT): void {
+    this.outputs.push(valueInfo(name, shape, elemType));
+  }
+
+  /** A constant (initializer) of any element type, from its little-endian bytes. */
+  tensor(name: string, dims: number[], elemType: OnnxElemType, raw: Uint8Array): string {
+    this.initializers.push({ name: this.claim(name), dims, data_type: elemType, raw_data: raw });
+    return name;
   }
 
   /** A float32 constant (initializer). */
@@ -88,8 +96,8 @@ export class OnnxGraphBuilder {
     return name;
   }
 
-  /** Adds `opType(inputs) -> output` and returns the output's name. */
-  node(opType: string, inputs: string[], output: string, attributes: Record<string, OnnxAttribute> = {}): string {
+  /** Adds `opType(inputs) -> output` (in `domain`, e.g. com.microsoft; default ONNX's) and returns the output's name. */
+  node(opType: string, inputs: string[], output: string, attributes: Record<string, OnnxAttribute> = {}, domain = ''): string {
     const attribute = Object.entries(attributes).map(([name, a]) => {
       if ('i' in a) return { name, type: AttributeType.INT, i: a.i };
       if ('f' in a) return { name, type: AttributeType.FLOAT, f: a.f };
@@ -97,7 +105,8 @@ export class OnnxGraphBuilder {
       if ('ints' in a) return { name, type: AttributeType.INTS, ints: a.ints };
       return { name, type: AttributeType.FLOATS, floats: a.floats };
     });
-    this.nodes.push({ op_type: opType, name: output, input: inputs, output: [this.claim(output)], attribute });
+    if (domain) this.domains.add(domain);
+    this.nodes.push({ op_type: opType, name: output, input: inputs, output: [this.claim(output)], attribute, ...(domain ? { domain } : {}) });
     return output;
   }
 
@@ -105,7 +114,7 @@ export class OnnxGraphBuilder {
   toModel(meta: { docString?: string; metadata?: Record<string, string>; opset?: number } = {}): Uint8Array {
     const model = {
       ir_version: ONNX_IR_VERSION,
-      opset_import: [{ domain: '', version: meta.opset ?? ONNX_OPSET }],
+      opset_import: [{ domain: '', version: meta.opset ?? ONNX_OPSET }, ...[...this.domains].map((domain) => ({ domain, version: 1 }))],
       producer_name: 'triplex-notebooks',
       doc_string: meta.docString ?? '',
       metadata_props: Object.entries(meta.metadata ?? {}).map(([key, value]) => ({ key, value })),
@@ -122,9 +131,9 @@ export class OnnxGraphBuilder {
   }
 }
 
-function valueInfo(name: string, shape: OnnxDim[]): object {
+function valueInfo(name: string, shape: OnnxDim[], elemType: OnnxElemType): object {
   const dim = shape.map((d) => (typeof d === 'number' ? { dim_value: d } : { dim_param: d }));
-  return { name, type: { tensor_type: { elem_type: OnnxDataType.FLOAT, shape: { dim } } } };
+  return { name, type: { tensor_type: { elem_type: elemType, shape: { dim } } } };
 }
 
 /** Decodes a serialised ModelProto (weights included); for inspection and tests. */

@@ -1,0 +1,167 @@
+import * as assert from 'node:assert/strict';
+import { before, describe, test } from 'node:test';
+import { initCompute } from '../../src/runtime/compute/backend';
+import { gradients, hasRule } from '../../src/runtime/engine/autodiff';
+import type { Executor, Feeds } from '../../src/runtime/engine/executor';
+import { Graph, type HostArray, type Sym } from '../../src/runtime/engine/graph';
+import { createOrtExecutor } from '../../src/runtime/engine/ort';
+import { createTfjsExecutor } from '../../src/runtime/engine/tfjs';
+import { mulberry32 } from '../../src/runtime/util/random';
+
+/**
+ * Every primitive's backward rule against central finite differences of its own forward, on
+ * onnxruntime in float64 (h = 1e-6: truncation ~h^2 and rounding ~1e-16/h are both below 1e-9,
+ * so 1e-6 relative is a real check). erf and gelu: onnxruntime has no double Erf, so they run in
+ * float32 with h = 1e-2 (truncation h^2/6 |f'''| < 2e-5, rounding 6e-8 |f| / h < 2e-5 for the
+ * |x| < 2 used here): tolerance 1e-3. Then the same graphs (forward and gradients) on the TF.js
+ * engine against onnxruntime, within 1e-4.
+ */
+
+interface Case {
+  name: string;
+  /** Inputs (float unless int64 is given with its values). */
+  inputs: Record<string, { shape: number[]; int64?: number[]; positive?: boolean }>;
+  f: (g: Graph, x: Record<string, Sym>) => Sym;
+  float32?: boolean;
+}
+
+const CASES: Case[] = [
+  { name: 'add (broadcast)', inputs: { a: { shape: [3, 4] }, b: { shape: [4] } }, f: (g, x) => g.add(x.a, x.b) },
+  { name: 'sub (broadcast)', inputs: { a: { shape: [2, 1, 4] }, b: { shape: [3, 1] } }, f: (g, x) => g.sub(x.a, x.b) },
+  { name: 'mul (broadcast)', inputs: { a: { shape: [2, 3, 4] }, b: { shape: [1, 3, 1] } }, f: (g, x) => g.mul(x.a, x.b) },
+  { name: 'div', inputs: { a: { shape: [3, 4] }, b: { shape: [3, 4], positive: true } }, f: (g, x) => g.div(x.a, x.b) },
+  { name: 'neg', inputs: { a: { shape: [5] } }, f: (g, x) => g.neg(x.a) },
+  { name: 'exp', inputs: { a: { shape: [2, 3] } }, f: (g, x) => g.exp(x.a) },
+  { name: 'log', inputs: { a: { shape: [2, 3], positive: true } }, f: (g, x) => g.log(x.a) },
+  { name: 'sqrt', inputs: { a: { shape: [2, 3], positive: true } }, f: (g, x) => g.sqrt(x.a) },
+  { name: 'tanh', inputs: { a: { shape: [2, 3] } }, f: (g, x) => g.tanh(x.a) },
+  { name: 'relu', inputs: { a: { shape: [4, 5] } }, f: (g, x) => g.relu(x.a) },
+  { name: 'erf', inputs: { a: { shape: [3, 4] } }, f: (g, x) => g.erf(x.a), float32: true },
+  { name: 'gelu', inputs: { a: { shape: [3, 4] } }, f: (g, x) => g.gelu(x.a), float32: true },
+  { name: 'matmul 2-D', inputs: { a: { shape: [3, 4] }, b: { shape: [4, 5] } }, f: (g, x) => g.matmul(x.a, x.b) },
+  { name: 'matmul a^T b^T', inputs: { a: { shape: [4, 3] }, b: { shape: [5, 4] } }, f: (g, x) => g.matmul(x.a, x.b, true, true) },
+  { name: 'matmul a b^T', inputs: { a: { shape: [3, 4] }, b: { shape: [5, 4] } }, f: (g, x) => g.matmul(x.a, x.b, false, true) },
+  { name: 'matmul batched a^T', inputs: { a: { shape: [2, 3, 4, 3] }, b: { shape: [2, 3, 4, 5] } }, f: (g, x) => g.matmul(x.a, x.b, true, false) },
+  { name: 'matmul batched b^T', inputs: { a: { shape: [2, 3, 4] }, b: { shape: [2, 5, 4] } }, f: (g, x) => g.matmul(x.a, x.b, false, true) },
+  { name: 'matmul batched x shared 2-D', inputs: { a: { shape: [2, 3, 4] }, b: { shape: [4, 5] } }, f: (g, x) => g.matmul(x.a, x.b) },
+  { name: 'matmul batched x shared 2-D^T', inputs: { a: { shape: [2, 3, 4] }, b: { shape: [5, 4] } }, f: (g, x) => g.matmul(x.a, x.b, false, true) },
+  { name: 'reshape', inputs: { a: { shape: [2, 6] } }, f: (g, x) => g.reshape(x.a, [3, -1]) },
+  { name: 'transpose', inputs: { a: { shape: [2, 3, 4] } }, f: (g, x) => g.transpose(x.a, [2, 0, 1]) },
+  { name: 'slice', inputs: { a: { shape: [3, 6] } }, f: (g, x) => g.slice(x.a, 1, 2, 5) },
+  { name: 'pad', inputs: { a: { shape: [3, 2] } }, f: (g, x) => g.pad(x.a, 0, 1, 2) },
+  { name: 'concat', inputs: { a: { shape: [2, 3] }, b: { shape: [2, 2] } }, f: (g, x) => g.concat([x.a, x.b, x.a], 1) },
+  { name: 'broadcastTo', inputs: { a: { shape: [3, 1] } }, f: (g, x) => g.broadcastTo(x.a, [2, 3, 4]) },
+  { name: 'sum over axes', inputs: { a: { shape: [2, 3, 4] } }, f: (g, x) => g.sum(x.a, [0, 2]) },
+  { name: 'sum keepDims', inputs: { a: { shape: [2, 3, 4] } }, f: (g, x) => g.sum(x.a, [1], true) },
+  { name: 'mean', inputs: { a: { shape: [3, 4] } }, f: (g, x) => g.mean(x.a, [-1]) },
+  { name: 'gather (repeated rows)', inputs: { a: { shape: [4, 3] }, i: { shape: [5], int64: [3, 0, 3, 1, 3] } }, f: (g, x) => g.gather(x.a, x.i) },
+  { name: 'scatterAdd', inputs: { a: { shape: [4, 3] }, u: { shape: [3, 3] }, i: { shape: [3], int64: [2, 0, 2] } }, f: (g, x) => g.scatterAdd(x.a, x.i, x.u) },
+  { name: 'softmax', inputs: { a: { shape: [3, 5] } }, f: (g, x) => g.softmax(x.a) },
+  { name: 'layerNorm', inputs: { a: { shape: [2, 3, 6] }, w: { shape: [6] }, b: { shape: [6] } }, f: (g, x) => g.layerNorm(x.a, x.w, x.b) },
+  {
+    name: 'attention (composite)',
+    inputs: { q: { shape: [2, 3, 4] }, k: { shape: [2, 5, 4] }, v: { shape: [2, 5, 4] } },
+    f: (g, x) => g.matmul(g.softmax(g.mul(g.matmul(x.q, x.k, false, true), 0.5)), x.v),
+  },
+];
+
+function valuesFor(c: Case, dtype: 'float32' | 'float64', seed: number): Record<string, HostArray> {
+  const random = mulberry32(seed);
+  const out: Record<string, HostArray> = {};
+  for (const [name, spec] of Object.entries(c.inputs)) {
+    const n = spec.shape.reduce((a, b) => a * b, 1);
+    if (spec.int64) { out[name] = BigInt64Array.from(spec.int64.map(BigInt)); continue; }
+    const v = dtype === 'float64' ? new Float64Array(n) : new Float32Array(n);
+    for (let i = 0; i < n; i++) v[i] = spec.positive ? 0.5 + random() : 4 * random() - 2;
+    out[name] = v;
+  }
+  return out;
+}
+
+/** loss = sum(f(x) * r) with fixed random r, so every output element matters; its gradients. */
+function build(c: Case, dtype: 'float32' | 'float64') {
+  const g = new Graph(dtype);
+  const x: Record<string, Sym> = {};
+  for (const [name, spec] of Object.entries(c.inputs)) x[name] = g.input(name, spec.shape, spec.int64 ? 'int64' : dtype);
+  const y = c.f(g, x);
+  const random = mulberry32(99);
+  const r = g.constant(Array.from({ length: y.size }, () => random() - 0.5), y.shape);
+  const loss = g.sum(g.mul(y, r), y.shape.map((_, i) => i));
+  const floats = Object.keys(c.inputs).filter((n) => !c.inputs[n].int64);
+  const grads = gradients(loss, floats.map((n) => x[n]));
+  return { y, loss, floats, grads: Object.fromEntries(floats.map((n, i) => [`d_${n}`, grads[i]])) };
+}
+
+let ort: Executor;
+let tfjs: Executor;
+
+describe('engine: backward rules against finite differences', () => {
+  before(async () => {
+    const e = await createOrtExecutor({ threads: 1 });
+    if ('unavailable' in e) throw new Error(`onnxruntime-node is needed for the engine tests: ${e.unavailable}`);
+    ort = e;
+    await initCompute({ backend: 'cpu' });
+    tfjs = createTfjsExecutor();
+  });
+
+  test('every op the cases use has a rule, and the case table covers every differentiable op', () => {
+    const used = new Set<string>();
+    for (const c of CASES) {
+      const { loss } = build(c, 'float64');
+      const walk = (s: Sym) => { used.add(s.op); s.inputs.forEach(walk); };
+      walk(loss);
+    }
+    for (const op of ['add', 'sub', 'mul', 'div', 'neg', 'exp', 'log', 'sqrt', 'erf', 'tanh', 'relu', 'gelu', 'matmul', 'reshape', 'transpose', 'slice', 'pad', 'concat', 'broadcast', 'sum', 'gather', 'scatterAdd', 'softmax', 'layerNorm']) {
+      assert.ok(hasRule(op), `${op} has no backward rule`);
+      assert.ok(used.has(op), `no finite-difference case exercises ${op}`);
+    }
+  });
+
+  for (const c of CASES) {
+    test(c.name, async () => {
+      const dtype = c.float32 ? 'float32' : 'float64';
+      const h = c.float32 ? 1e-2 : 1e-6;
+      const tol = c.float32 ? 1e-3 : 1e-6;
+      const { loss, floats, grads } = build(c, dtype);
+      const forward = await ort.compile({ loss });
+      const backward = await ort.compile(grads);
+      const feeds = valuesFor(c, dtype, 7);
+      const analytic = await backward.run(feeds);
+      const lossAt = async (f: Feeds) => Number((await forward.run(f)).loss[0]);
+      for (const name of floats) {
+        const base = feeds[name] as Float64Array | Float32Array;
+        const d = analytic[`d_${name}`];
+        assert.equal(d.length, base.length, `d_${name} has the input's size`);
+        // Every coordinate of these small inputs.
+        for (let i = 0; i < base.length; i++) {
+          const plus = base.slice(); plus[i] += h;
+          const minus = base.slice(); minus[i] -= h;
+          const numeric = ((await lossAt({ ...feeds, [name]: plus })) - (await lossAt({ ...feeds, [name]: minus }))) / (2 * h);
+          const got = Number(d[i]);
+          assert.ok(Math.abs(got - numeric) <= tol * (1 + Math.abs(numeric)), `${c.name}: d_${name}[${i}] = ${got}, finite differences ${numeric}`);
+        }
+      }
+      await forward.dispose();
+      await backward.dispose();
+    });
+  }
+
+  test('TF.js engine: the same graphs, forward and gradients, agree with onnxruntime (float32, 1e-4)', async () => {
+    for (const c of CASES) {
+      const { y, grads } = build(c, 'float32');
+      const outputs = { y, ...grads };
+      const feeds = valuesFor(c, 'float32', 11);
+      const [a, b] = await Promise.all([ort.compile(outputs), tfjs.compile(outputs)]);
+      const [ra, rb] = [await a.run(feeds), await b.run(feeds)];
+      for (const key of Object.keys(outputs)) {
+        const [u, v] = [ra[key], rb[key]];
+        assert.equal(u.length, v.length, `${c.name}: ${key} sizes`);
+        for (let i = 0; i < u.length; i++) {
+          assert.ok(Math.abs(Number(u[i]) - Number(v[i])) <= 1e-4 * (1 + Math.abs(Number(u[i]))), `${c.name}: ${key}[${i}] ort ${u[i]} tfjs ${v[i]}`);
+        }
+      }
+      await a.dispose();
+      await b.dispose();
+    }
+  });
+});
