@@ -50,6 +50,10 @@ export function broadcastShapes(op: string, a: Shape, b: Shape): number[] {
   return out;
 }
 
+/** Prefixes of parameter and dropout-mask inputs. */
+export const PARAM = 'param:';
+export const DROPOUT = 'dropout:';
+
 const normAxis = (axis: number, rank: number) => (axis < 0 ? axis + rank : axis);
 
 /**
@@ -60,6 +64,8 @@ export class Graph {
   private nextId = 0;
   readonly constants = new Map<number, HostArray>();
   readonly inputs = new Map<string, Sym>();
+  /** Dropout-mask inputs and their rates. */
+  readonly dropoutRates = new Map<string, number>();
 
   constructor(readonly floatType: 'float32' | 'float64' = 'float32') {}
 
@@ -95,6 +101,34 @@ export class Graph {
   /** Zeros of a shape. */
   zeros(shape: Shape, dtype: DType = this.floatType): Sym {
     return this.node('zeros', [], { shape: [...shape] }, shape, dtype);
+  }
+
+  /**
+   * A trainable parameter: a graph input named `param:<name>` (PyTorch's dotted name and layout),
+   * declared once per graph and returned again when asked again.
+   */
+  param(name: string, shape: Shape): Sym {
+    const known = this.inputs.get(PARAM + name);
+    if (!known) return this.input(PARAM + name, shape);
+    if (known.rank !== shape.length || known.shape.some((d, i) => d !== shape[i])) throw new Error(`parameter ${name} is used as ${showShape(shape)} and ${showShape(known.shape)}`);
+    return known;
+  }
+
+  /** The parameters this graph declared, by name (without the prefix), in declaration order. */
+  params(): Map<string, Sym> {
+    return new Map([...this.inputs].filter(([n]) => n.startsWith(PARAM)).map(([n, s]) => [n.slice(PARAM.length), s]));
+  }
+
+  /**
+   * Dropout's mask for a tensor of `shape`: an input named `dropout:<k>` that the runner fills at
+   * every training run with 0 and 1 / (1 - rate) from the run's seeded generator, so that a run
+   * stays repeatable. x * mask is dropout; inference graphs simply do not multiply.
+   */
+  dropoutMask(shape: Shape, rate: number): Sym {
+    if (!(rate > 0 && rate < 1)) throw new Error(`dropout rate ${rate} must lie in (0, 1)`);
+    const name = `${DROPOUT}${this.dropoutRates.size}`;
+    this.dropoutRates.set(name, rate);
+    return this.input(name, shape);
   }
 
   // ---- elementwise

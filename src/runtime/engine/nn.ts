@@ -1,0 +1,198 @@
+import { mulberry32 } from '../util/random';
+import type { Graph, Shape, Sym } from './graph';
+import { sizeOf } from './graph';
+
+/**
+ * Layers written once against the op interface, with PyTorch's parameter names, layouts (Linear
+ * weight [out, in]) and default initialisations, so that checkpoints and PyTorch references map
+ * one to one. A layer declares its parameters in a ParamTable when built, and reads them from the
+ * graph (g.param) when applied.
+ */
+
+export type Mode = 'train' | 'inference';
+
+/** The float16 minimum: masked attention logits, as the reference sets them. */
+export const MASKED_LOGIT = -65504;
+
+/** Parameter names, shapes and seeded initial values of a model. */
+export class ParamTable {
+  readonly specs = new Map<string, { shape: number[]; init: Float32Array }>();
+  readonly random: () => number;
+
+  constructor(seed = 0) {
+    this.random = mulberry32(seed);
+  }
+
+  add(name: string, shape: Shape, init: Float32Array): void {
+    if (this.specs.has(name)) throw new Error(`parameter ${name} is defined twice`);
+    if (init.length !== sizeOf(shape)) throw new Error(`parameter ${name}: ${init.length} values for [${shape.join(', ')}]`);
+    this.specs.set(name, { shape: [...shape], init });
+  }
+
+  /** U(-bound, bound) from the table's generator, in creation order. */
+  uniform(name: string, shape: Shape, bound: number): void {
+    const v = new Float32Array(sizeOf(shape));
+    for (let i = 0; i < v.length; i++) v[i] = (2 * this.random() - 1) * bound;
+    this.add(name, shape, v);
+  }
+
+  constant(name: string, shape: Shape, value: number): void {
+    this.add(name, shape, new Float32Array(sizeOf(shape)).fill(value));
+  }
+
+  /** Copies of the initial values, by name. */
+  initialValues(): Map<string, Float32Array> {
+    return new Map([...this.specs].map(([n, s]) => [n, s.init.slice()]));
+  }
+
+  shape(name: string): number[] {
+    const s = this.specs.get(name);
+    if (!s) throw new Error(`no parameter ${name}`);
+    return s.shape;
+  }
+
+  /** The parameter as a graph input. */
+  sym(g: Graph, name: string): Sym {
+    return g.param(name, this.shape(name));
+  }
+}
+
+/** x * mask in training, x in inference. */
+export function dropout(g: Graph, x: Sym, rate: number, mode: Mode): Sym {
+  return mode === 'train' && rate > 0 ? g.mul(x, g.dropoutMask(x.shape, rate)) : x;
+}
+
+/** nn.Linear: [..., in] -> [..., out]; weight [out, in], bias [out]; Kaiming-uniform (a = sqrt 5). */
+export class Linear {
+  constructor(private readonly t: ParamTable, readonly name: string, readonly inFeatures: number, readonly outFeatures: number, readonly bias = true) {
+    const bound = 1 / Math.sqrt(inFeatures);
+    t.uniform(`${name}.weight`, [outFeatures, inFeatures], bound);
+    if (bias) t.uniform(`${name}.bias`, [outFeatures], bound);
+  }
+
+  apply(g: Graph, x: Sym): Sym {
+    if (x.shape[x.rank - 1] !== this.inFeatures) throw new Error(`${this.name}: input has ${x.shape[x.rank - 1]} features, the layer takes ${this.inFeatures}`);
+    const y = g.matmul(x, this.t.sym(g, `${this.name}.weight`), false, true); // [..., out]
+    return this.bias ? g.add(y, this.t.sym(g, `${this.name}.bias`)) : y;
+  }
+}
+
+/** nn.LayerNorm over the last axis (weight ones, bias zeros). */
+export class LayerNorm {
+  constructor(private readonly t: ParamTable, readonly name: string, dim: number, readonly eps = 1e-5) {
+    t.constant(`${name}.weight`, [dim], 1);
+    t.constant(`${name}.bias`, [dim], 0);
+  }
+
+  apply(g: Graph, x: Sym): Sym {
+    return g.layerNorm(x, this.t.sym(g, `${this.name}.weight`), this.t.sym(g, `${this.name}.bias`), this.eps);
+  }
+}
+
+/** Linear(d, r*d), GELU, Dropout, Linear(r*d, d), Dropout. */
+export class FeedForward {
+  readonly fc1: Linear;
+  readonly fc2: Linear;
+
+  constructor(t: ParamTable, name: string, dim: number, hidden: number, readonly rate: number) {
+    this.fc1 = new Linear(t, `${name}.fc1`, dim, hidden);
+    this.fc2 = new Linear(t, `${name}.fc2`, hidden, dim);
+  }
+
+  apply(g: Graph, x: Sym, mode: Mode): Sym {
+    const hidden = dropout(g, g.gelu(this.fc1.apply(g, x)), this.rate, mode); // [..., r*d]
+    return dropout(g, this.fc2.apply(g, hidden), this.rate, mode); // [..., d]
+  }
+}
+
+/** 5x5 neighbour grid: tiles and the offset index |drow| * 5 + |dcol| of each (query, key) pair. */
+const GRID = 5;
+const TILES = GRID * GRID;
+const OFFSET_INDEX: number[] = Array.from({ length: TILES * TILES }, (_, p) => {
+  const i = Math.floor(p / TILES);
+  const j = p % TILES;
+  return Math.abs(Math.floor(i / GRID) - Math.floor(j / GRID)) * GRID + Math.abs((i % GRID) - (j % GRID));
+});
+
+/**
+ * softmax(q k^T / sqrt(hd) + bias, masked keys) v for q [B, h, Nq, hd], k and v [B, h, N, hd];
+ * bias [h, Nq, N]; keep [B, N] (1 = valid key, 0 = masked).
+ */
+export function attend(g: Graph, q: Sym, k: Sym, v: Sym, bias?: Sym, keep?: Sym): Sym {
+  const [B, , , hd] = q.shape;
+  const N = k.shape[2];
+  let logits = g.matmul(g.mul(q, 1 / Math.sqrt(hd)), k, false, true); // [B, h, Nq, N]
+  if (bias) logits = g.add(logits, bias);
+  if (keep) {
+    const m = g.reshape(keep, [B, 1, 1, N]);
+    logits = g.add(g.mul(logits, m), g.mul(g.sub(1, m), MASKED_LOGIT));
+  }
+  return g.matmul(g.softmax(logits), v); // [B, h, Nq, hd]
+}
+
+/** [B, h, N, hd] -> [B, N, h*hd]. */
+const mergeHeads = (g: Graph, x: Sym) => {
+  const [B, h, N, hd] = x.shape;
+  return g.reshape(g.transpose(x, [0, 2, 1, 3]), [B, N, h * hd]);
+};
+
+/**
+ * Multi-head self-attention: bias-free qkv (columns [q | k | v] x heads x hd), optional learned
+ * relative-position bias [heads, 25] for the 5x5 neighbour grid, masked keys, output projection.
+ */
+export class SelfAttention {
+  readonly qkv: Linear;
+  readonly proj: Linear;
+
+  constructor(private readonly t: ParamTable, readonly name: string, readonly dim: number, readonly heads: number, readonly rate: number, readonly relativeBias = false) {
+    if (!Number.isInteger(heads) || heads < 1 || dim % heads !== 0) throw new Error(`${name}: ${dim} features cannot be split into ${heads} heads`);
+    this.qkv = new Linear(t, `${name}.qkv`, dim, 3 * dim, false);
+    this.proj = new Linear(t, `${name}.proj`, dim, dim);
+    if (relativeBias) t.constant(`${name}.attention_biases`, [heads, TILES], 0);
+  }
+
+  apply(g: Graph, x: Sym, mode: Mode, keep?: Sym): Sym {
+    const [B, N, d] = x.shape;
+    const h = this.heads;
+    const qkv = g.transpose(g.reshape(this.qkv.apply(g, x), [B, N, 3, h, d / h]), [2, 0, 3, 1, 4]); // [3, B, h, N, hd]
+    const [q, k, v] = [0, 1, 2].map((i) => g.reshape(g.slice(qkv, 0, i, i + 1), [B, h, N, d / h]));
+    let bias: Sym | undefined;
+    if (this.relativeBias) {
+      if (N !== TILES) throw new Error(`${this.name}: the relative-position bias is for the 5x5 grid (25 tokens), got ${N}`);
+      const table = g.transpose(this.t.sym(g, `${this.name}.attention_biases`), [1, 0]); // [25, h]
+      const index = g.constant(OFFSET_INDEX, [TILES * TILES], 'int64');
+      bias = g.reshape(g.transpose(g.gather(table, index), [1, 0]), [h, TILES, TILES]); // [h, 25, 25]
+    }
+    const merged = mergeHeads(g, attend(g, q, k, v, bias, keep)); // [B, N, d]
+    return dropout(g, this.proj.apply(g, merged), this.rate, mode);
+  }
+}
+
+export interface BlockOptions {
+  dim: number;
+  heads: number;
+  mlpRatio: number;
+  dropout: number;
+  relativePositionBias?: boolean;
+}
+
+/** Pre-norm transformer block: x + MHA(LN(x)), then x + FFN(LN(x)). */
+export class TransformerBlock {
+  readonly norm1: LayerNorm;
+  readonly attn: SelfAttention;
+  readonly norm2: LayerNorm;
+  readonly mlp: FeedForward;
+
+  constructor(t: ParamTable, readonly name: string, o: BlockOptions) {
+    this.norm1 = new LayerNorm(t, `${name}.norm1`, o.dim);
+    this.attn = new SelfAttention(t, `${name}.attn`, o.dim, o.heads, o.dropout, o.relativePositionBias ?? false);
+    this.norm2 = new LayerNorm(t, `${name}.norm2`, o.dim);
+    this.mlp = new FeedForward(t, `${name}.mlp`, o.dim, Math.floor(o.dim * o.mlpRatio), o.dropout);
+  }
+
+  /** [B, N, d] -> [B, N, d]; keep [B, N] masks keys. */
+  apply(g: Graph, x: Sym, mode: Mode, keep?: Sym): Sym {
+    const attended = g.add(x, this.attn.apply(g, this.norm1.apply(g, x), mode, keep));
+    return g.add(attended, this.mlp.apply(g, this.norm2.apply(g, attended), mode));
+  }
+}
