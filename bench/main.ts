@@ -10,6 +10,7 @@ import { benchData, extractChild } from './data.bench';
 import { benchTriplex } from './triplex.bench';
 import { benchKernel } from './kernel.bench';
 import { benchViewer } from './viewer.bench';
+import { benchEngine } from './engine.bench';
 
 /**
  * `npm run bench`: throughput and memory of the compute layer, printed beside a PyTorch peer
@@ -37,8 +38,8 @@ function runTorchPeer(threads: number, iterations: number): TorchResult | string
   return JSON.parse(r.stdout.trim().split('\n').pop() as string) as TorchResult;
 }
 
-/** BENCH_ONLY=crops,resnet18,features,data,triplex,kernel,viewer runs only those parts (default: all, in this order). */
-const PARTS = ['crops', 'resnet18', 'features', 'data', 'triplex', 'kernel', 'viewer'] as const;
+/** BENCH_ONLY=crops,resnet18,features,data,engine,triplex,kernel,viewer runs only those parts (default: all, in this order). */
+const PARTS = ['crops', 'resnet18', 'features', 'data', 'engine', 'triplex', 'kernel', 'viewer'] as const;
 const only = (process.env.BENCH_ONLY ?? PARTS.join(',')).split(',').map((p) => p.trim());
 const unknown = only.filter((p) => !(PARTS as readonly string[]).includes(p));
 if (unknown.length) throw new Error(`BENCH_ONLY: unknown part ${unknown.join(', ')}; the parts are ${PARTS.join(', ')}`);
@@ -59,6 +60,7 @@ async function main(): Promise<void> {
     for (const note of features.notes) console.log(note);
   }
   if (wants('data')) await benchData();
+  if (wants('engine')) await benchEngine(report, iterations);
   if (wants('triplex')) benchTriplex(report, iterations);
   if (wants('kernel')) await benchKernel();
   if (wants('viewer')) await benchViewer();
