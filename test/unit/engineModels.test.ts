@@ -6,8 +6,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initCompute } from '../../src/runtime/compute/backend';
 import { gradients } from '../../src/runtime/engine/autodiff';
 import type { Executor } from '../../src/runtime/engine/executor';
-import { Graph, type HostArray } from '../../src/runtime/engine/graph';
-import { Linear, ParamTable, TransformerBlock } from '../../src/runtime/engine/nn';
+import { Graph, type HostArray, type Sym } from '../../src/runtime/engine/graph';
+import { CrossAttentionBlock, Linear, ParamTable, TransformerBlock } from '../../src/runtime/engine/nn';
+import { APEG, placeOnGrid } from '../../src/runtime/models/apeg';
 import { createOrtExecutor } from '../../src/runtime/engine/ort';
 import { compileTrainStep, initialState } from '../../src/runtime/engine/step';
 import { createTfjsExecutor } from '../../src/runtime/engine/tfjs';
@@ -33,7 +34,7 @@ before(async () => {
 
 interface FileEntry { file: string; shape: number[] }
 interface ReferenceCase {
-  meta: { dim: number; heads: number; mlpRatio?: number };
+  meta: { dim: number; heads: number; mlpRatio?: number; kernelSize?: number; rows?: number[]; cols?: number[] };
   param: Record<string, FileEntry>;
   input: Record<string, FileEntry>;
   output: Record<string, FileEntry>;
@@ -45,9 +46,31 @@ interface ReferenceCase {
 const blocksReference = torchReference('torch_triplex_blocks_reference.py');
 
 describe('engine layers match PyTorch, forward and backward, on onnxruntime and TF.js', { skip: torchSkip }, () => {
-  const cases = [
-    { name: 'neighbor_block', prefix: 'neighbor.blocks.0', relativeBias: true },
-    { name: 'global_block', prefix: 'global.blocks.0', relativeBias: false },
+  type Build = (g: Graph, table: ParamTable, ref: ReferenceCase, x: Record<string, Sym>) => Record<string, Sym>;
+  const cases: { name: string; prefix: string; build: Build; int64?: Record<string, (ref: ReferenceCase) => number[]> }[] = [
+    {
+      name: 'neighbor_block', prefix: 'neighbor.blocks.0',
+      build: (g, t, ref, x) => ({ y: new TransformerBlock(t, 'neighbor.blocks.0', { dim: ref.meta.dim, heads: ref.meta.heads, mlpRatio: ref.meta.mlpRatio ?? 4, dropout: 0.3, relativePositionBias: true }).apply(g, x.x, 'inference', x.mask) }),
+    },
+    {
+      name: 'global_block', prefix: 'global.blocks.0',
+      build: (g, t, ref, x) => ({ y: new TransformerBlock(t, 'global.blocks.0', { dim: ref.meta.dim, heads: ref.meta.heads, mlpRatio: ref.meta.mlpRatio ?? 4, dropout: 0.1 }).apply(g, x.x, 'inference') }),
+    },
+    {
+      name: 'fusion_block', prefix: 'fusion.blocks.0',
+      build: (g, t, ref, x) => {
+        const block = new CrossAttentionBlock(t, 'fusion.blocks.0', { dim: ref.meta.dim, heads: ref.meta.heads, mlpRatio: ref.meta.mlpRatio ?? 4, dropout: 0.4 });
+        return { fromTarget: block.apply(g, x.query, x.target, 'inference'), fromNeighbor: block.apply(g, x.query, x.neighbor, 'inference', x.mask) };
+      },
+    },
+    {
+      name: 'apeg', prefix: 'global.apeg',
+      build: (g, t, ref, x) => {
+        const place = placeOnGrid(ref.meta.rows ?? [], ref.meta.cols ?? []);
+        const cells = g.constant(place.cells, [place.cells.length], 'int64');
+        return { y: new APEG(t, 'global.apeg', ref.meta.dim, ref.meta.kernelSize).apply(g, x.x, cells, place.height, place.width) };
+      },
+    },
   ];
   for (const c of cases) {
     test(c.name, async (t) => {
@@ -58,18 +81,19 @@ describe('engine layers match PyTorch, forward and backward, on onnxruntime and 
         return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
       };
       const table = new ParamTable(1);
-      const block = new TransformerBlock(table, c.prefix, { dim: ref.meta.dim, heads: ref.meta.heads, mlpRatio: ref.meta.mlpRatio ?? 4, dropout: 0.3, relativePositionBias: c.relativeBias });
       const g = new Graph('float32');
-      const x = g.input('x', ref.input.x.shape);
-      const keep = ref.input.mask ? g.input('mask', ref.input.mask.shape) : undefined;
-      const y = block.apply(g, x, 'inference', keep);
-      const loss = g.sum(g.mul(y, g.constant(read(ref.probe.y), ref.probe.y.shape)), [0, 1, 2]);
+      const x = Object.fromEntries(Object.entries(ref.input).map(([k, e]) => [k, g.input(k, e.shape)]));
+      const ys = c.build(g, table, ref, x);
+      const terms = Object.entries(ref.probe).map(([k, e]) => g.sum(g.mul(ys[k], g.constant(read(e), e.shape)), e.shape.map((_, i) => i)));
+      const loss = terms.reduce((a, b) => g.add(a, b));
       const params = g.params();
       const names = Object.keys(ref['grad/param']);
-      const grads = gradients(loss, [x, ...names.map((n) => params.get(`${c.prefix}.${n}`)!)]);
-      const outputs = { y, dx: grads[0], ...Object.fromEntries(names.map((n, i) => [`d:${n}`, grads[i + 1]])) };
-      const feeds: Record<string, HostArray> = { x: read(ref.input.x) };
-      if (keep) feeds.mask = read(ref.input.mask);
+      const inputNames = Object.keys(ref['grad/input']);
+      const grads = gradients(loss, [...inputNames.map((k) => x[k]), ...names.map((n) => params.get(`${c.prefix}.${n}`)!)]);
+      const outputs: Record<string, Sym> = { ...ys };
+      inputNames.forEach((k, i) => { outputs[`dx:${k}`] = grads[i]; });
+      names.forEach((n, i) => { outputs[`d:${n}`] = grads[inputNames.length + i]; });
+      const feeds: Record<string, HostArray> = Object.fromEntries(Object.entries(ref.input).map(([k, e]) => [k, read(e)]));
       for (const [n, e] of Object.entries(ref.param)) {
         assert.deepEqual(table.shape(`${c.prefix}.${n}`), e.shape, `${n}: PyTorch's layout`);
         feeds[`param:${c.prefix}.${n}`] = read(e);
@@ -77,7 +101,8 @@ describe('engine layers match PyTorch, forward and backward, on onnxruntime and 
       for (const engine of engines) {
         const program = await engine.compile(outputs);
         const r = await program.run(feeds);
-        const errors: [string, number][] = [['y', relativeError(r.y as Float32Array, read(ref.output.y))], ['dx', relativeError(r.dx as Float32Array, read(ref['grad/input'].x))]];
+        const errors: [string, number][] = Object.entries(ref.output).map(([k, e]) => [k, relativeError(r[k] as Float32Array, read(e))]);
+        for (const k of inputNames) errors.push([`d input ${k}`, relativeError(r[`dx:${k}`] as Float32Array, read(ref['grad/input'][k]))]);
         for (const n of names) errors.push([`d ${n}`, relativeError(r[`d:${n}`] as Float32Array, read(ref['grad/param'][n]))]);
         const worst = errors.reduce((a, b) => (b[1] > a[1] ? b : a));
         t.diagnostic(`${engine.kind}: ${errors.length} tensors, worst relative error ${worst[1].toExponential(2)} (${worst[0]})`);

@@ -168,6 +168,35 @@ export class SelfAttention {
   }
 }
 
+/**
+ * Multi-head cross-attention: bias-free q (d -> d) and kv (d -> 2d, columns [k | v] x heads x hd)
+ * projections, masked keys, output projection with bias and dropout.
+ */
+export class CrossAttention {
+  readonly q: Linear;
+  readonly kv: Linear;
+  readonly proj: Linear;
+
+  constructor(t: ParamTable, readonly name: string, readonly dim: number, readonly heads: number, readonly rate: number) {
+    if (!Number.isInteger(heads) || heads < 1 || dim % heads !== 0) throw new Error(`${name}: ${dim} features cannot be split into ${heads} heads`);
+    this.q = new Linear(t, `${name}.q`, dim, dim, false);
+    this.kv = new Linear(t, `${name}.kv`, dim, 2 * dim, false);
+    this.proj = new Linear(t, `${name}.proj`, dim, dim);
+  }
+
+  /** Queries [B, Nq, d] over context [B, N, d] (both normalised) -> [B, Nq, d]; keep [B, N]. */
+  apply(g: Graph, query: Sym, context: Sym, mode: Mode, keep?: Sym): Sym {
+    const [B, Nq, d] = query.shape;
+    const N = context.shape[1];
+    const h = this.heads;
+    const q = g.transpose(g.reshape(this.q.apply(g, query), [B, Nq, h, d / h]), [0, 2, 1, 3]); // [B, h, Nq, hd]
+    const kv = g.transpose(g.reshape(this.kv.apply(g, context), [B, N, 2, h, d / h]), [2, 0, 3, 1, 4]); // [2, B, h, N, hd]
+    const [k, v] = [0, 1].map((i) => g.reshape(g.slice(kv, 0, i, i + 1), [B, h, N, d / h]));
+    const merged = mergeHeads(g, attend(g, q, k, v, undefined, keep)); // [B, Nq, d]
+    return dropout(g, this.proj.apply(g, merged), this.rate, mode);
+  }
+}
+
 export interface BlockOptions {
   dim: number;
   heads: number;
@@ -193,6 +222,30 @@ export class TransformerBlock {
   /** [B, N, d] -> [B, N, d]; keep [B, N] masks keys. */
   apply(g: Graph, x: Sym, mode: Mode, keep?: Sym): Sym {
     const attended = g.add(x, this.attn.apply(g, this.norm1.apply(g, x), mode, keep));
+    return g.add(attended, this.mlp.apply(g, this.norm2.apply(g, attended), mode));
+  }
+}
+
+/**
+ * A fusion-encoder block: x_q + CrossMHA(LN(x_q), LN(x_kv)) with one LayerNorm for both inputs,
+ * then x_q + FFN(LN2(x_q)).
+ */
+export class CrossAttentionBlock {
+  readonly norm1: LayerNorm;
+  readonly attn: CrossAttention;
+  readonly norm2: LayerNorm;
+  readonly mlp: FeedForward;
+
+  constructor(t: ParamTable, readonly name: string, o: BlockOptions) {
+    this.norm1 = new LayerNorm(t, `${name}.norm1`, o.dim);
+    this.attn = new CrossAttention(t, `${name}.attn`, o.dim, o.heads, o.dropout);
+    this.norm2 = new LayerNorm(t, `${name}.norm2`, o.dim);
+    this.mlp = new FeedForward(t, `${name}.mlp`, o.dim, Math.floor(o.dim * o.mlpRatio), o.dropout);
+  }
+
+  /** Queries [B, Nq, d] over context [B, N, d] -> [B, Nq, d]; keep [B, N]. */
+  apply(g: Graph, query: Sym, context: Sym, mode: Mode, keep?: Sym): Sym {
+    const attended = g.add(query, this.attn.apply(g, this.norm1.apply(g, query), this.norm1.apply(g, context), mode, keep));
     return g.add(attended, this.mlp.apply(g, this.norm2.apply(g, attended), mode));
   }
 }
