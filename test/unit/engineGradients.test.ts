@@ -1,31 +1,20 @@
 import * as assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import { initCompute } from '../../src/runtime/compute/backend';
-import { gradients, hasRule } from '../../src/runtime/engine/autodiff';
-import type { Executor, Feeds } from '../../src/runtime/engine/executor';
-import { Graph, type HostArray, type Sym } from '../../src/runtime/engine/graph';
+import { hasRule } from '../../src/runtime/engine/autodiff';
+import type { Executor } from '../../src/runtime/engine/executor';
+import type { Sym } from '../../src/runtime/engine/graph';
 import { createOrtExecutor } from '../../src/runtime/engine/ort';
 import { createTfjsExecutor } from '../../src/runtime/engine/tfjs';
-import { mulberry32 } from '../../src/runtime/util/random';
+import { buildGradientCase, checkAgainstFiniteDifferences, feedsFor, type GradientCase } from './helpers/gradcheck';
 
 /**
- * Every primitive's backward rule against central finite differences of its own forward, on
- * onnxruntime in float64 (h = 1e-6: truncation ~h^2 and rounding ~1e-16/h are both below 1e-9,
- * so 1e-6 relative is a real check). erf and gelu: onnxruntime has no double Erf, so they run in
- * float32 with h = 1e-2 (truncation h^2/6 |f'''| < 2e-5, rounding 6e-8 |f| / h < 2e-5 for the
- * |x| < 2 used here): tolerance 1e-3. Then the same graphs (forward and gradients) on the TF.js
- * engine against onnxruntime, within 1e-4.
+ * Every primitive's backward rule against central finite differences of its own forward on
+ * onnxruntime (float64 where it has the kernels; see helpers/gradcheck.ts for the tolerances),
+ * then the same graphs (forward and gradients) on the TF.js engine against onnxruntime, within 1e-4.
  */
 
-interface Case {
-  name: string;
-  /** Inputs (float unless int64 is given with its values). */
-  inputs: Record<string, { shape: number[]; int64?: number[]; positive?: boolean }>;
-  f: (g: Graph, x: Record<string, Sym>) => Sym;
-  float32?: boolean;
-}
-
-const CASES: Case[] = [
+const CASES: GradientCase[] = [
   { name: 'add (broadcast)', inputs: { a: { shape: [3, 4] }, b: { shape: [4] } }, f: (g, x) => g.add(x.a, x.b) },
   { name: 'sub (broadcast)', inputs: { a: { shape: [2, 1, 4] }, b: { shape: [3, 1] } }, f: (g, x) => g.sub(x.a, x.b) },
   { name: 'mul (broadcast)', inputs: { a: { shape: [2, 3, 4] }, b: { shape: [1, 3, 1] } }, f: (g, x) => g.mul(x.a, x.b) },
@@ -65,33 +54,6 @@ const CASES: Case[] = [
   },
 ];
 
-function valuesFor(c: Case, dtype: 'float32' | 'float64', seed: number): Record<string, HostArray> {
-  const random = mulberry32(seed);
-  const out: Record<string, HostArray> = {};
-  for (const [name, spec] of Object.entries(c.inputs)) {
-    const n = spec.shape.reduce((a, b) => a * b, 1);
-    if (spec.int64) { out[name] = BigInt64Array.from(spec.int64.map(BigInt)); continue; }
-    const v = dtype === 'float64' ? new Float64Array(n) : new Float32Array(n);
-    for (let i = 0; i < n; i++) v[i] = spec.positive ? 0.5 + random() : 4 * random() - 2;
-    out[name] = v;
-  }
-  return out;
-}
-
-/** loss = sum(f(x) * r) with fixed random r, so every output element matters; its gradients. */
-function build(c: Case, dtype: 'float32' | 'float64') {
-  const g = new Graph(dtype);
-  const x: Record<string, Sym> = {};
-  for (const [name, spec] of Object.entries(c.inputs)) x[name] = g.input(name, spec.shape, spec.int64 ? 'int64' : dtype);
-  const y = c.f(g, x);
-  const random = mulberry32(99);
-  const r = g.constant(Array.from({ length: y.size }, () => random() - 0.5), y.shape);
-  const loss = g.sum(g.mul(y, r), y.shape.map((_, i) => i));
-  const floats = Object.keys(c.inputs).filter((n) => !c.inputs[n].int64);
-  const grads = gradients(loss, floats.map((n) => x[n]));
-  return { y, loss, floats, grads: Object.fromEntries(floats.map((n, i) => [`d_${n}`, grads[i]])) };
-}
-
 let ort: Executor;
 let tfjs: Executor;
 
@@ -107,7 +69,7 @@ describe('engine: backward rules against finite differences', () => {
   test('every op the cases use has a rule, and the case table covers every differentiable op', () => {
     const used = new Set<string>();
     for (const c of CASES) {
-      const { loss } = build(c, 'float64');
+      const { loss } = buildGradientCase(c, 'float64');
       const walk = (s: Sym) => { used.add(s.op); s.inputs.forEach(walk); };
       walk(loss);
     }
@@ -118,39 +80,14 @@ describe('engine: backward rules against finite differences', () => {
   });
 
   for (const c of CASES) {
-    test(c.name, async () => {
-      const dtype = c.float32 ? 'float32' : 'float64';
-      const h = c.float32 ? 1e-2 : 1e-6;
-      const tol = c.float32 ? 1e-3 : 1e-6;
-      const { loss, floats, grads } = build(c, dtype);
-      const forward = await ort.compile({ loss });
-      const backward = await ort.compile(grads);
-      const feeds = valuesFor(c, dtype, 7);
-      const analytic = await backward.run(feeds);
-      const lossAt = async (f: Feeds) => Number((await forward.run(f)).loss[0]);
-      for (const name of floats) {
-        const base = feeds[name] as Float64Array | Float32Array;
-        const d = analytic[`d_${name}`];
-        assert.equal(d.length, base.length, `d_${name} has the input's size`);
-        // Every coordinate of these small inputs.
-        for (let i = 0; i < base.length; i++) {
-          const plus = base.slice(); plus[i] += h;
-          const minus = base.slice(); minus[i] -= h;
-          const numeric = ((await lossAt({ ...feeds, [name]: plus })) - (await lossAt({ ...feeds, [name]: minus }))) / (2 * h);
-          const got = Number(d[i]);
-          assert.ok(Math.abs(got - numeric) <= tol * (1 + Math.abs(numeric)), `${c.name}: d_${name}[${i}] = ${got}, finite differences ${numeric}`);
-        }
-      }
-      await forward.dispose();
-      await backward.dispose();
-    });
+    test(c.name, async () => checkAgainstFiniteDifferences(ort, c));
   }
 
   test('TF.js engine: the same graphs, forward and gradients, agree with onnxruntime (float32, 1e-4)', async () => {
     for (const c of CASES) {
-      const { y, grads } = build(c, 'float32');
+      const { y, grads } = buildGradientCase(c, 'float32');
       const outputs = { y, ...grads };
-      const feeds = valuesFor(c, 'float32', 11);
+      const feeds = feedsFor(c, 'float32', 11);
       const [a, b] = await Promise.all([ort.compile(outputs), tfjs.compile(outputs)]);
       const [ra, rb] = [await a.run(feeds), await b.run(feeds)];
       for (const key of Object.keys(outputs)) {

@@ -1,4 +1,5 @@
 import { type Graph, type Shape, type Sym } from './graph';
+import { opDefinition } from './registry';
 
 /**
  * Reverse-mode differentiation of a recorded graph: a topological sort and one reverse sweep, as
@@ -111,7 +112,7 @@ const RULES: Record<string, Rule> = {
 };
 
 /** Whether an op has a backward rule (a test checks that every differentiable op does). */
-export const hasRule = (op: string): boolean => op in RULES;
+export const hasRule = (op: string): boolean => op in RULES || opDefinition(op)?.backward !== undefined;
 
 /** The nodes `outputs` depend on, inputs before the nodes that use them. */
 export function topologicalOrder(outputs: readonly Sym[]): Sym[] {
@@ -154,7 +155,7 @@ export function gradients(loss: Sym, wrt: readonly Sym[]): Sym[] {
     const y = order[i];
     const dy = grads.get(y.id);
     if (!dy || y.inputs.length === 0) continue;
-    const rule = RULES[y.op];
+    const rule = RULES[y.op] ?? opDefinition(y.op)?.backward;
     if (!rule) continue;
     const dxs = rule(g, y, dy);
     y.inputs.forEach((x, k) => {

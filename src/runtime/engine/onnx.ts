@@ -1,6 +1,7 @@
 import { OnnxDataType, OnnxGraphBuilder, type OnnxElemType } from '../onnx/resnet18Graph';
 import { topologicalOrder } from './autodiff';
 import type { DType, HostArray, Sym } from './graph';
+import { opDefinition, type OnnxEmitter } from './registry';
 
 /**
  * Lowers a recorded graph to one ONNX model: every node becomes one or a few standard ONNX ops
@@ -41,6 +42,8 @@ export function emitOnnx(outputs: Readonly<Record<string, Sym>>, name = 'triplex
     nodeCount++;
     return b.node(type, inputs, out, attrs, domain);
   };
+
+  const emitter: OnnxEmitter = { node: op, temp: () => `t_${temp++}`, int64s, scalar: scalarOf };
 
   for (const s of order) {
     const out = `v${s.id}`;
@@ -120,8 +123,11 @@ export function emitOnnx(outputs: Readonly<Record<string, Sym>>, name = 'triplex
       }
       case 'softmax': op('Softmax', x, out, { axis: { i: -1 } }); break;
       case 'layerNorm': op('LayerNormalization', x, out, { axis: { i: -1 }, epsilon: { f: a.eps as number } }); break;
-      default:
-        throw new Error(`emitOnnx: no ONNX lowering for op ${s.op}`);
+      default: {
+        const def = opDefinition(s.op);
+        if (!def) throw new Error(`emitOnnx: no ONNX lowering for op ${s.op}`);
+        def.onnx(emitter, s, x, out);
+      }
     }
     names.set(s.id, out);
   }

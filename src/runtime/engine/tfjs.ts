@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { topologicalOrder } from './autodiff';
 import { checkFeeds, type Executor, type Feeds, type Program } from './executor';
 import type { DType, HostArray, Shape, Sym } from './graph';
+import { opDefinition } from './registry';
 
 /**
  * The fallback engine: the same recording interpreted op by op on the current TF.js backend
@@ -73,8 +74,11 @@ function lower(s: Sym, x: tf.Tensor[], constant: (s: Sym) => tf.Tensor): tf.Tens
       const xhat = tf.mul(tf.sub(x[0], mean), tf.rsqrt(tf.add(variance, a.eps as number)));
       return tf.add(tf.mul(xhat, x[1]), x[2]);
     }
-    default:
-      throw new Error(`TF.js engine: no lowering for op ${s.op}`);
+    default: {
+      const def = opDefinition(s.op);
+      if (!def) throw new Error(`TF.js engine: no lowering for op ${s.op}`);
+      return def.tfjs(s, x);
+    }
   }
 }
 
