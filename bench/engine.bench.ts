@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { ComputeReport } from '../src/runtime/compute/backend';
+import { DropoutStreams } from '../src/runtime/engine/dropout';
 import type { Executor } from '../src/runtime/engine/executor';
 import { Graph, type Sym } from '../src/runtime/engine/graph';
 import { LayerNorm, Linear, ParamTable, TransformerBlock, type Mode } from '../src/runtime/engine/nn';
@@ -63,7 +64,9 @@ async function measure(executor: Executor, batch: number, iterations: number): P
     }
     return [batch / (times.reduce((a, b) => a + b, 0) / times.length), batch / Math.min(...times)];
   };
-  const [train, trainBest] = await timed(() => step.run(state, feeds, 1e-4, random));
+  const streams = new DropoutStreams();
+  streams.reseed(1, table.dropoutLayers);
+  const [train, trainBest] = await timed(() => step.run(state, feeds, 1e-4, streams));
   const nodes = step.program.nodeCount;
   await step.program.dispose();
 

@@ -5,6 +5,7 @@ import { before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { initCompute } from '../../src/runtime/compute/backend';
 import { gradients } from '../../src/runtime/engine/autodiff';
+import { DropoutStreams } from '../../src/runtime/engine/dropout';
 import type { Executor } from '../../src/runtime/engine/executor';
 import { Graph, type HostArray, type Sym } from '../../src/runtime/engine/graph';
 import { CrossAttentionBlock, Linear, ParamTable, TransformerBlock } from '../../src/runtime/engine/nn';
@@ -158,7 +159,7 @@ describe('engine training step', () => {
       const step = await compileTrainStep(engine, build);
       const state = initialState(table.initialValues());
       const losses: number[] = [];
-      for (const b of batches) losses.push(await step.run(state, b, 0.05, () => 0));
+      for (const b of batches) losses.push(await step.run(state, b, 0.05, new DropoutStreams()));
       losses.forEach((l, i) => assert.ok(Math.abs(l - referenceLosses[i]) < 1e-5 * (1 + referenceLosses[i]), `${engine.kind} step ${i}: loss ${l} against ${referenceLosses[i]}`));
       [...state.params.values()].forEach((p, i) => assert.ok(relativeError(p, referenceParams[i]) < 1e-5, `${engine.kind}: parameter ${i} after 6 steps differs by ${relativeError(p, referenceParams[i])}`));
       assert.equal(state.step, batches.length);
@@ -176,11 +177,12 @@ describe('engine training step', () => {
     const x = Float32Array.from({ length: 48 }, (_, i) => Math.sin(i));
     const [ort] = engines;
     const step = await compileTrainStep(ort, build);
-    assert.equal(step.graph.dropoutRates.size, 3, 'three dropouts in a block: attention output, FFN hidden and output');
+    assert.equal(step.graph.dropouts.size, 3, 'three dropouts in a block: attention output, FFN hidden and output');
     const runTwice = async (seed: number) => {
       const state = initialState(table.initialValues());
-      const r = mulberry32(seed);
-      return [await step.run(state, { x }, 1e-3, r), await step.run(state, { x }, 1e-3, r)];
+      const streams = new DropoutStreams();
+      streams.reseed(seed, table.dropoutLayers);
+      return [await step.run(state, { x }, 1e-3, streams), await step.run(state, { x }, 1e-3, streams)];
     };
     assert.deepEqual(await runTwice(1), await runTwice(1));
     assert.notDeepEqual(await runTwice(1), await runTwice(2));

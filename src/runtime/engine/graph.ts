@@ -64,8 +64,8 @@ export class Graph {
   private nextId = 0;
   readonly constants = new Map<number, HostArray>();
   readonly inputs = new Map<string, Sym>();
-  /** Dropout-mask inputs and their rates. */
-  readonly dropoutRates = new Map<string, number>();
+  /** Dropout-mask inputs, in the order they were asked for: rate and the layer whose stream fills them. */
+  readonly dropouts = new Map<string, { rate: number; layer: number }>();
 
   constructor(readonly floatType: 'float32' | 'float64' = 'float32') {}
 
@@ -121,13 +121,14 @@ export class Graph {
 
   /**
    * Dropout's mask for a tensor of `shape`: an input named `dropout:<k>` that the runner fills at
-   * every training run with 0 and 1 / (1 - rate) from the run's seeded generator, so that a run
-   * stays repeatable. x * mask is dropout; inference graphs simply do not multiply.
+   * every training run with 0 and 1 / (1 - rate), drawn from dropout layer `layer`'s stream
+   * (dropout.ts), so that a run stays repeatable. x * mask is dropout; inference graphs do not
+   * multiply. Masks are drawn in the order the graph asks for them.
    */
-  dropoutMask(shape: Shape, rate: number): Sym {
+  dropoutMask(shape: Shape, rate: number, layer: number): Sym {
     if (!(rate > 0 && rate < 1)) throw new Error(`dropout rate ${rate} must lie in (0, 1)`);
-    const name = `${DROPOUT}${this.dropoutRates.size}`;
-    this.dropoutRates.set(name, rate);
+    const name = `${DROPOUT}${this.dropouts.size}`;
+    this.dropouts.set(name, { rate, layer });
     return this.input(name, shape);
   }
 

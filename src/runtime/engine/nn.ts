@@ -40,6 +40,25 @@ export class ParamTable {
     this.add(name, shape, new Float32Array(sizeOf(shape)).fill(value));
   }
 
+  /**
+   * A Linear weight [out, in] drawn in [in, out] order, as the TF.js model draws its [in, out]
+   * weights, so that both engines start from the same values for the same seed.
+   */
+  uniformLinear(name: string, outFeatures: number, inFeatures: number, bound: number): void {
+    const v = new Float32Array(outFeatures * inFeatures);
+    for (let i = 0; i < inFeatures; i++) for (let o = 0; o < outFeatures; o++) v[o * inFeatures + i] = (2 * this.random() - 1) * bound;
+    this.add(name, [outFeatures, inFeatures], v);
+  }
+
+  /** A dropout layer: its index is its stream (dropout.ts); one draw, as the TF.js model's seed. */
+  dropout(rate: number): DropoutLayer {
+    this.random();
+    return { rate, layer: this.dropoutLayers++ };
+  }
+
+  /** Dropout layers made so far (the streams a step seeds). */
+  dropoutLayers = 0;
+
   /** Copies of the initial values, by name. */
   initialValues(): Map<string, Float32Array> {
     return new Map([...this.specs].map(([n, s]) => [n, s.init.slice()]));
@@ -57,16 +76,18 @@ export class ParamTable {
   }
 }
 
+export interface DropoutLayer { rate: number; layer: number }
+
 /** x * mask in training, x in inference. */
-export function dropout(g: Graph, x: Sym, rate: number, mode: Mode): Sym {
-  return mode === 'train' && rate > 0 ? g.mul(x, g.dropoutMask(x.shape, rate)) : x;
+export function dropout(g: Graph, x: Sym, d: DropoutLayer, mode: Mode): Sym {
+  return mode === 'train' && d.rate > 0 ? g.mul(x, g.dropoutMask(x.shape, d.rate, d.layer)) : x;
 }
 
 /** nn.Linear: [..., in] -> [..., out]; weight [out, in], bias [out]; Kaiming-uniform (a = sqrt 5). */
 export class Linear {
   constructor(private readonly t: ParamTable, readonly name: string, readonly inFeatures: number, readonly outFeatures: number, readonly bias = true) {
     const bound = 1 / Math.sqrt(inFeatures);
-    t.uniform(`${name}.weight`, [outFeatures, inFeatures], bound);
+    t.uniformLinear(`${name}.weight`, outFeatures, inFeatures, bound);
     if (bias) t.uniform(`${name}.bias`, [outFeatures], bound);
   }
 
@@ -93,15 +114,19 @@ export class LayerNorm {
 export class FeedForward {
   readonly fc1: Linear;
   readonly fc2: Linear;
+  private readonly hiddenDropout: DropoutLayer;
+  private readonly outputDropout: DropoutLayer;
 
-  constructor(t: ParamTable, name: string, dim: number, hidden: number, readonly rate: number) {
+  constructor(t: ParamTable, name: string, dim: number, hidden: number, rate: number) {
     this.fc1 = new Linear(t, `${name}.fc1`, dim, hidden);
     this.fc2 = new Linear(t, `${name}.fc2`, hidden, dim);
+    this.hiddenDropout = t.dropout(rate);
+    this.outputDropout = t.dropout(rate);
   }
 
   apply(g: Graph, x: Sym, mode: Mode): Sym {
-    const hidden = dropout(g, g.gelu(this.fc1.apply(g, x)), this.rate, mode); // [..., r*d]
-    return dropout(g, this.fc2.apply(g, hidden), this.rate, mode); // [..., d]
+    const hidden = dropout(g, g.gelu(this.fc1.apply(g, x)), this.hiddenDropout, mode); // [..., r*d]
+    return dropout(g, this.fc2.apply(g, hidden), this.outputDropout, mode); // [..., d]
   }
 }
 
@@ -143,20 +168,23 @@ const mergeHeads = (g: Graph, x: Sym) => {
 export class SelfAttention {
   readonly qkv: Linear;
   readonly proj: Linear;
+  private readonly dropout: DropoutLayer;
 
-  constructor(private readonly t: ParamTable, readonly name: string, readonly dim: number, readonly heads: number, readonly rate: number, readonly relativeBias = false) {
+  constructor(private readonly t: ParamTable, readonly name: string, readonly dim: number, readonly heads: number, rate: number, readonly relativeBias = false) {
     if (!Number.isInteger(heads) || heads < 1 || dim % heads !== 0) throw new Error(`${name}: ${dim} features cannot be split into ${heads} heads`);
     this.qkv = new Linear(t, `${name}.qkv`, dim, 3 * dim, false);
     this.proj = new Linear(t, `${name}.proj`, dim, dim);
     if (relativeBias) t.constant(`${name}.attention_biases`, [heads, TILES], 0);
+    this.dropout = t.dropout(rate);
   }
 
-  apply(g: Graph, x: Sym, mode: Mode, keep?: Sym): Sym {
+  /** [B, N, d] (normalised) -> [B, N, d]; keep [B, N] masks keys; bias [.., N, N] is added to the logits (e.g. a block-diagonal mask). */
+  apply(g: Graph, x: Sym, mode: Mode, keep?: Sym, logitBias?: Sym): Sym {
     const [B, N, d] = x.shape;
     const h = this.heads;
     const qkv = g.transpose(g.reshape(this.qkv.apply(g, x), [B, N, 3, h, d / h]), [2, 0, 3, 1, 4]); // [3, B, h, N, hd]
     const [q, k, v] = [0, 1, 2].map((i) => g.reshape(g.slice(qkv, 0, i, i + 1), [B, h, N, d / h]));
-    let bias: Sym | undefined;
+    let bias = logitBias;
     if (this.relativeBias) {
       if (N !== TILES) throw new Error(`${this.name}: the relative-position bias is for the 5x5 grid (25 tokens), got ${N}`);
       const table = g.transpose(this.t.sym(g, `${this.name}.attention_biases`), [1, 0]); // [25, h]
@@ -164,7 +192,7 @@ export class SelfAttention {
       bias = g.reshape(g.transpose(g.gather(table, index), [1, 0]), [h, TILES, TILES]); // [h, 25, 25]
     }
     const merged = mergeHeads(g, attend(g, q, k, v, bias, keep)); // [B, N, d]
-    return dropout(g, this.proj.apply(g, merged), this.rate, mode);
+    return dropout(g, this.proj.apply(g, merged), this.dropout, mode);
   }
 }
 
@@ -176,12 +204,14 @@ export class CrossAttention {
   readonly q: Linear;
   readonly kv: Linear;
   readonly proj: Linear;
+  private readonly dropout: DropoutLayer;
 
-  constructor(t: ParamTable, readonly name: string, readonly dim: number, readonly heads: number, readonly rate: number) {
+  constructor(t: ParamTable, readonly name: string, readonly dim: number, readonly heads: number, rate: number) {
     if (!Number.isInteger(heads) || heads < 1 || dim % heads !== 0) throw new Error(`${name}: ${dim} features cannot be split into ${heads} heads`);
     this.q = new Linear(t, `${name}.q`, dim, dim, false);
     this.kv = new Linear(t, `${name}.kv`, dim, 2 * dim, false);
     this.proj = new Linear(t, `${name}.proj`, dim, dim);
+    this.dropout = t.dropout(rate);
   }
 
   /** Queries [B, Nq, d] over context [B, N, d] (both normalised) -> [B, Nq, d]; keep [B, N]. */
@@ -193,7 +223,7 @@ export class CrossAttention {
     const kv = g.transpose(g.reshape(this.kv.apply(g, context), [B, N, 2, h, d / h]), [2, 0, 3, 1, 4]); // [2, B, h, N, hd]
     const [k, v] = [0, 1].map((i) => g.reshape(g.slice(kv, 0, i, i + 1), [B, h, N, d / h]));
     const merged = mergeHeads(g, attend(g, q, k, v, undefined, keep)); // [B, Nq, d]
-    return dropout(g, this.proj.apply(g, merged), this.rate, mode);
+    return dropout(g, this.proj.apply(g, merged), this.dropout, mode);
   }
 }
 
@@ -219,9 +249,9 @@ export class TransformerBlock {
     this.mlp = new FeedForward(t, `${name}.mlp`, o.dim, Math.floor(o.dim * o.mlpRatio), o.dropout);
   }
 
-  /** [B, N, d] -> [B, N, d]; keep [B, N] masks keys. */
-  apply(g: Graph, x: Sym, mode: Mode, keep?: Sym): Sym {
-    const attended = g.add(x, this.attn.apply(g, this.norm1.apply(g, x), mode, keep));
+  /** [B, N, d] -> [B, N, d]; keep [B, N] masks keys; logitBias is added to the attention logits. */
+  apply(g: Graph, x: Sym, mode: Mode, keep?: Sym, logitBias?: Sym): Sym {
+    const attended = g.add(x, this.attn.apply(g, this.norm1.apply(g, x), mode, keep, logitBias));
     return g.add(attended, this.mlp.apply(g, this.norm2.apply(g, attended), mode));
   }
 }

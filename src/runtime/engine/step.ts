@@ -1,12 +1,13 @@
 import { gradients } from './autodiff';
 import type { Executor, Feeds, Program } from './executor';
+import type { DropoutStreams } from './dropout';
 import { Graph, type HostArray, type Sym } from './graph';
 
 /**
  * A training step as one program: forward, loss, backward and Adam, compiled once per shape
  * bucket. Parameters and Adam moments go in and come out of every run (onnxruntime wraps the
  * arrays without copying); the learning rate and bias corrections are scalar inputs, so StepLR
- * and the step count stay in JavaScript. Dropout masks come from the caller's seeded generator.
+ * and the step count stay in JavaScript. Dropout masks come from the caller's seeded streams.
  */
 
 /** Parameters and Adam state, by PyTorch name, in PyTorch's layout. */
@@ -55,24 +56,21 @@ export function appendAdam(g: Graph, params: ReadonlyMap<string, Sym>, grads: re
   return out;
 }
 
-/** Dropout masks for every `dropout:<k>` input of `g`: 0 or 1/(1-rate), drawn from `random`. */
-export function dropoutFeeds(g: Graph, random: () => number): Record<string, Float32Array> {
+/** Dropout masks for every `dropout:<k>` input of `g`, in the graph's order, from `streams`. */
+export function dropoutFeeds(g: Graph, streams: DropoutStreams): Record<string, Float32Array> {
   const out: Record<string, Float32Array> = {};
-  for (const [name, rate] of g.dropoutRates) {
-    const s = g.inputs.get(name) as Sym;
-    const mask = new Float32Array(s.size);
-    const keep = 1 / (1 - rate);
-    for (let i = 0; i < mask.length; i++) mask[i] = random() >= rate ? keep : 0;
-    out[name] = mask;
-  }
+  for (const [name, { rate, layer }] of g.dropouts) out[name] = streams.mask(layer, rate, (g.inputs.get(name) as Sym).size);
   return out;
 }
 
 export interface TrainStep {
   readonly graph: Graph;
   readonly program: Program;
-  /** One step on `feeds` (the data inputs): updates `state` and returns the loss. */
-  run(state: TrainState, feeds: Feeds, learningRate: number, random: () => number): Promise<number>;
+  /**
+   * One step on `feeds` (the data inputs): updates `state` and returns the loss. Dropout masks
+   * come from `streams`, reseeded by the caller for the step.
+   */
+  run(state: TrainState, feeds: Feeds, learningRate: number, streams: DropoutStreams): Promise<number>;
 }
 
 /**
@@ -88,11 +86,11 @@ export async function compileTrainStep(executor: Executor, buildLoss: (g: Graph)
   return {
     graph: g,
     program,
-    async run(state, feeds, learningRate, random) {
+    async run(state, feeds, learningRate, streams) {
       const t = state.step + 1;
       const inputs: Record<string, HostArray> = {
         ...feeds,
-        ...dropoutFeeds(g, random),
+        ...dropoutFeeds(g, streams),
         'adam:stepSize': Float32Array.of(learningRate / (1 - adam.beta1 ** t)),
         'adam:invSqrtC2': Float32Array.of(1 / Math.sqrt(1 - adam.beta2 ** t)),
       };

@@ -37,18 +37,25 @@ export function placeOnGrid(rows: readonly number[], cols: readonly number[]): G
 export class APEG {
   constructor(private readonly t: ParamTable, readonly name: string, readonly dim: number, readonly kernelSize = 3) {
     if (kernelSize % 2 !== 1) throw new Error(`${name}: the kernel size must be odd, got ${kernelSize}`);
-    const bound = 1 / Math.sqrt(kernelSize * kernelSize); // nn.Conv2d's default: fan_in = (in / groups) * k * k
-    t.uniform(`${name}.proj.weight`, [dim, 1, kernelSize, kernelSize], bound);
+    // nn.Conv2d's default, Kaiming-uniform (a = sqrt 5) and the bias alike: bound 1 / sqrt(fan-in), fan-in k * k per group.
+    const bound = 1 / kernelSize;
+    // Drawn in the TF.js model's [k, k, d, 1] order, so both engines start alike for a seed.
+    const k = kernelSize;
+    const w = new Float32Array(dim * k * k);
+    for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) for (let c = 0; c < dim; c++) w[(c * k + i) * k + j] = (2 * t.random() - 1) * bound;
+    t.add(`${name}.proj.weight`, [dim, 1, k, k], w);
     t.uniform(`${name}.proj.bias`, [dim], bound);
   }
 
-  /** tokens [n, d]; cells: int64 [n] of a placement on an h x w grid -> [n, d]. */
+  /**
+   * tokens [n, d]; cells: int64 [n] of a placement on an h x w grid -> [n, d]. Tokens that must
+   * not take part (padding) are zeroed by the caller and may share any cell: they add nothing.
+   */
   apply(g: Graph, tokens: Sym, cells: Sym, height: number, width: number): Sym {
-    const [n, d] = tokens.shape;
+    const d = tokens.shape[1];
     const k = this.kernelSize;
     const pad = (k - 1) / 2;
     const dense = g.scatterAdd(g.zeros([height * width, d]), cells, tokens); // [h*w, d]
-    const occupied = g.scatterAdd(g.zeros([height * width, 1]), cells, g.broadcastTo(g.scalar(1), [n, 1])); // [h*w, 1]
     const grid = g.reshape(dense, [height, width, d]);
     const padded = g.pad(g.pad(grid, 0, pad, pad), 1, pad, pad); // [h+k-1, w+k-1, d]
     const taps = g.transpose(g.reshape(this.t.sym(g, `${this.name}.proj.weight`), [d, k * k]), [1, 0]); // [k*k, d]
@@ -59,7 +66,9 @@ export class APEG {
         conv = g.add(conv, g.mul(shifted, g.slice(taps, 0, i * k + j, i * k + j + 1))); // + [h, w, d] * [1, d]
       }
     }
-    const mixed = g.add(g.mul(g.reshape(conv, [height * width, d]), occupied), dense); // [h*w, d]
+    // The reference zeroes the convolution at empty cells; those cells are never gathered back,
+    // so that product would change nothing and is left out.
+    const mixed = g.add(g.reshape(conv, [height * width, d]), dense); // [h*w, d]
     return g.gather(mixed, cells); // [n, d]
   }
 }
