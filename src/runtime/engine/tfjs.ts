@@ -108,11 +108,18 @@ class TfjsProgram implements Program {
       return Object.entries(this.outputs).map(([name, s]) => [name, values.get(s.id) as tf.Tensor] as const);
     });
     const out: Record<string, HostArray> = {};
+    // An output may be named twice (a single-view model's prediction is its view's head): read each tensor once.
+    const read = new Map<tf.Tensor, HostArray>();
     for (const [name, t] of results) {
-      const data = await t.data();
-      out[name] = data instanceof Int32Array ? BigInt64Array.from(data, BigInt) : Float32Array.from(data as Float32Array);
-      t.dispose();
+      let host = read.get(t);
+      if (!host) {
+        const data = await t.data();
+        host = data instanceof Int32Array ? BigInt64Array.from(data, BigInt) : Float32Array.from(data as Float32Array);
+        read.set(t, host);
+      }
+      out[name] = host;
     }
+    tf.dispose([...read.keys()]);
     return out;
   }
 

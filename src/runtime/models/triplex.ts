@@ -1,0 +1,226 @@
+import type { Graph, Sym } from '../engine/graph';
+import { CrossAttentionBlock, LayerNorm, Linear, ParamTable, TransformerBlock, type Mode } from '../engine/nn';
+import { activeViews, checkConfig, type EncoderConfig, type TriplexConfig, type ViewName } from '../model/triplex/config';
+import { FUSION_LOSS_ALPHA } from '../model/triplex/loss';
+import { APEG } from './apeg';
+import type { GlobalLayout } from './globalLayout';
+
+/**
+ * TRIPLEX on the engine's op interface, every variant of TriplexConfig on one code path (the
+ * spec's "Three views" and "Building blocks"; the variant wiring of model/triplex/model.ts, whose
+ * parameter names, creation order and dropout layers it shares, so that checkpoints move between
+ * engines and a seed starts both alike). The target view takes token maps [B, 49, d] here (mode
+ * frozen); the trunk for modes layer4 and full plugs in before it.
+ */
+
+/** Tokens of the target view (the ResNet18 7x7 map) and of the neighbor view (5x5 tiles). */
+export const TARGET_TOKENS = 49;
+export const NEIGHBOR_TOKENS = 25;
+const ATTENTION_POOL_HIDDEN = 128;
+
+/** The global view's inputs for the slides of a batch, laid out by globalLayout. */
+export interface GlobalInputs {
+  layout: Pick<GlobalLayout, 'tokens' | 'height' | 'width'>;
+  /** Frozen features of every token, [tokens, d] (padding zero). */
+  features: Sym;
+  /** [tokens, 1] and key mask [1, tokens]. */
+  valid: Sym;
+  keep: Sym;
+  /** Block-diagonal logit bias [tokens, tokens] (several slides). */
+  bias?: Sym;
+  /** int64 [tokens]: each token's cell on the position encoding's grid. */
+  cells: Sym;
+}
+
+export interface TriplexGraphInputs {
+  target?: Sym;
+  neighbors?: Sym;
+  mask?: Sym;
+  /** The slides to encode, and int64 [B]: each batch spot's token. */
+  global?: GlobalInputs;
+  globalRows?: Sym;
+  /** Or the batch's global tokens already encoded, [B, d] (whole-slide inference). */
+  globalTokens?: Sym;
+}
+
+export interface HeadSyms {
+  fusion: Sym;
+  target?: Sym;
+  neighbor?: Sym;
+  global?: Sym;
+}
+
+class Encoder {
+  readonly blocks: TransformerBlock[];
+  readonly norm: LayerNorm;
+
+  constructor(t: ParamTable, name: string, dim: number, e: EncoderConfig, relativePositionBias: boolean) {
+    this.blocks = Array.from({ length: e.depth }, (_, i) => new TransformerBlock(t, `${name}.blocks.${i}`, { dim, heads: e.heads, mlpRatio: e.mlpRatio, dropout: e.dropout, relativePositionBias }));
+    this.norm = new LayerNorm(t, `${name}.norm`, dim);
+  }
+}
+
+export class TriplexNet {
+  readonly table: ParamTable;
+  readonly views: ViewName[];
+  private readonly neighborEncoder?: Encoder;
+  private readonly globalEncoder?: Encoder;
+  private readonly positionEncoding?: APEG;
+  private readonly fusionBlocks: CrossAttentionBlock[] = [];
+  private readonly fusionNorm?: LayerNorm;
+  private readonly fusionProj?: Linear;
+  private readonly poolV?: Linear;
+  private readonly poolW?: Linear;
+  private readonly heads: Partial<Record<ViewName | 'fusion', Linear>> = {};
+
+  constructor(readonly config: TriplexConfig, seed = 0) {
+    checkConfig(config);
+    const t = (this.table = new ParamTable(seed));
+    const d = config.dim;
+    this.views = activeViews(config);
+    if (config.views.neighbor) this.neighborEncoder = new Encoder(t, 'neighbor_encoder', d, config.neighbor, true);
+    if (config.views.global) {
+      this.globalEncoder = new Encoder(t, 'global_encoder', d, config.global, false);
+      // PEG is APEG on a square filled row by row (globalLayout places the tokens): one module.
+      if (config.global.positionEncoding !== 'none') this.positionEncoding = new APEG(t, 'global_encoder.peg', d, config.global.kernelSize);
+    }
+    if (this.views.length > 1) {
+      const f = config.fusion;
+      if (f.method === 'layer') {
+        for (let i = 0; i < f.depth; i++) this.fusionBlocks.push(new CrossAttentionBlock(t, `fusion_encoder.blocks.${i}`, { dim: d, heads: f.heads, mlpRatio: f.mlpRatio, dropout: f.dropout }));
+      } else if (f.method === 'concat') {
+        this.fusionProj = new Linear(t, 'fusion_encoder.proj', this.views.length * d, d);
+      } else if (f.method === 'attnpool') {
+        this.poolV = new Linear(t, 'fusion_encoder.attention_V', d, ATTENTION_POOL_HIDDEN);
+        this.poolW = new Linear(t, 'fusion_encoder.attention_w', ATTENTION_POOL_HIDDEN, 1);
+      }
+      this.fusionNorm = new LayerNorm(t, 'fusion_encoder.norm', d);
+      this.heads.fusion = new Linear(t, 'fc', d, config.genes);
+    }
+    for (const v of this.views) this.heads[v] = new Linear(t, `fc_${v}`, d, config.genes);
+  }
+
+  /** The frozen input of a view, standardised when the configuration asks (inputs `norm:<view>:mean|inv`, [d]). */
+  private standardized(g: Graph, view: ViewName, x: Sym): Sym {
+    if (!this.config.standardizeInputs) return x;
+    const d = this.config.dim;
+    return g.mul(g.sub(x, g.input(`norm:${view}:mean`, [d])), g.input(`norm:${view}:inv`, [d]));
+  }
+
+  /** The global encoder over the laid-out slides: [tokens, d]. */
+  encodeGlobal(g: Graph, gi: GlobalInputs, mode: Mode): Sym {
+    const enc = this.globalEncoder;
+    if (!enc) throw new Error('this TRIPLEX configuration has no global view');
+    const { tokens, height, width } = gi.layout;
+    let x = g.reshape(this.standardized(g, 'global', gi.features), [1, tokens, this.config.dim]); // [1, N, d]
+    enc.blocks.forEach((block, i) => {
+      x = block.apply(g, x, mode, gi.keep, gi.bias);
+      if (i === 0 && this.positionEncoding) {
+        const spots = g.mul(g.reshape(x, [tokens, this.config.dim]), gi.valid); // padding zeroed: it must add nothing to the grid
+        x = g.reshape(this.positionEncoding.apply(g, spots, gi.cells, height, width), [1, tokens, this.config.dim]);
+      }
+    });
+    return g.reshape(enc.norm.apply(g, x), [tokens, this.config.dim]); // [N, d]
+  }
+
+  /** Every head's prediction [B, genes] for a batch. */
+  forward(g: Graph, inputs: TriplexGraphInputs, mode: Mode): HeadSyms {
+    const c = this.config;
+    const summaries: Partial<Record<ViewName, Sym>> = {};
+    // The global encoder first: the TF.js model encodes the slides before the batch, and dropout masks follow that order.
+    let globalTokens = inputs.globalTokens;
+    if (c.views.global && !globalTokens) {
+      if (!inputs.global || !inputs.globalRows) throw new Error('the global view needs the batch\'s slides and each spot\'s row in them');
+      globalTokens = g.gather(this.encodeGlobal(g, inputs.global, mode), inputs.globalRows); // [B, d]
+    }
+    let targetTokens: Sym | undefined;
+    let neighborTokens: Sym | undefined;
+    if (c.views.target) {
+      if (!inputs.target) throw new Error('this configuration uses the target view, but the batch has no target input');
+      targetTokens = this.standardized(g, 'target', inputs.target); // [B, 49, d]
+      summaries.target = g.mean(targetTokens, [1]); // [B, d]
+    }
+    if (c.views.neighbor) {
+      if (!inputs.neighbors || !inputs.mask) throw new Error('this configuration uses the neighbor view, but the batch has no neighbor features and mask');
+      let x = this.standardized(g, 'neighbor', inputs.neighbors);
+      for (const block of this.neighborEncoder!.blocks) x = block.apply(g, x, mode, inputs.mask);
+      neighborTokens = this.neighborEncoder!.norm.apply(g, x); // [B, 25, d]
+      summaries.neighbor = c.neighborMean === 'masked'
+        ? g.div(g.sum(g.mul(neighborTokens, g.reshape(inputs.mask, [...inputs.mask.shape, 1])), [1]), g.sum(inputs.mask, [1], true))
+        : g.mean(neighborTokens, [1]); // [B, d]
+    }
+    if (c.views.global) summaries.global = globalTokens;
+
+    const out: Partial<HeadSyms> = {};
+    for (const v of this.views) out[v] = this.heads[v]!.apply(g, summaries[v]!);
+    if (this.views.length === 1) return { ...out, fusion: out[this.views[0]]! };
+
+    const vectors = this.views.map((v) => summaries[v]!);
+    let fused: Sym; // [B, d]
+    if (c.fusion.method === 'layer') {
+      const q0 = summaries.global ?? summaries.target ?? summaries.neighbor!;
+      const query = g.reshape(q0, [q0.shape[0], 1, c.dim]); // [B, 1, d]
+      const attend = (context: Sym, keep?: Sym) => {
+        let x = query;
+        for (const block of this.fusionBlocks) x = block.apply(g, x, context, mode, keep);
+        return g.reshape(x, [q0.shape[0], c.dim]); // [B, d]
+      };
+      const parts: Sym[] = [];
+      if (targetTokens) parts.push(attend(targetTokens));
+      if (neighborTokens) parts.push(attend(neighborTokens, inputs.mask));
+      fused = parts.reduce((a, b) => g.add(a, b));
+    } else if (c.fusion.method === 'sum') {
+      fused = vectors.reduce((a, b) => g.add(a, b));
+    } else if (c.fusion.method === 'concat') {
+      fused = this.fusionProj!.apply(g, g.concat(vectors, 1));
+    } else {
+      const B = vectors[0].shape[0];
+      const stacked = g.concat(vectors.map((v) => g.reshape(v, [B, 1, c.dim])), 1); // [B, k, d]
+      const scores = g.reshape(this.poolW!.apply(g, g.tanh(this.poolV!.apply(g, stacked))), [B, vectors.length]); // [B, k]
+      const weights = g.reshape(g.softmax(scores), [B, vectors.length, 1]); // [B, k, 1]
+      fused = g.sum(g.mul(stacked, weights), [1]); // [B, d]
+    }
+    out.fusion = this.heads.fusion!.apply(g, this.fusionNorm!.apply(g, fused));
+    return out as HeadSyms;
+  }
+
+  /** The training loss: the fusion loss or its ablation (loss.ts), MSE alone for a single view. */
+  loss(g: Graph, heads: HeadSyms, truth: Sym): Sym {
+    const mse = (a: Sym, b: Sym) => g.mean(g.square(g.sub(a, b)), [0, 1]);
+    let loss = mse(heads.fusion, truth);
+    const variant = this.views.length === 1 ? 'predictionOnly' : this.config.loss;
+    if (variant === 'predictionOnly') return loss;
+    const alpha = variant === 'fusion' ? this.config.alpha ?? FUSION_LOSS_ALPHA : 0;
+    for (const view of [heads.target, heads.neighbor, heads.global]) {
+      if (!view) continue;
+      loss = g.add(loss, g.mul(mse(view, truth), 1 - alpha));
+      if (alpha > 0) loss = g.add(loss, g.mul(mse(view, heads.fusion), alpha));
+    }
+    return loss;
+  }
+
+  /** Graph inputs of a batch of B spots (and of the layout's slides), under the names the feeds use. */
+  declareInputs(g: Graph, B: number, layout?: Pick<GlobalLayout, 'tokens' | 'height' | 'width' | 'bias'>): TriplexGraphInputs {
+    const d = this.config.dim;
+    const inputs: TriplexGraphInputs = {};
+    if (this.config.views.target) inputs.target = g.input('target', [B, TARGET_TOKENS, d]);
+    if (this.config.views.neighbor) {
+      inputs.neighbors = g.input('neighbors', [B, NEIGHBOR_TOKENS, d]);
+      inputs.mask = g.input('mask', [B, NEIGHBOR_TOKENS]);
+    }
+    if (this.config.views.global) {
+      if (!layout) throw new Error('the global view needs the layout of the batch\'s slides');
+      const N = layout.tokens;
+      inputs.global = {
+        layout,
+        features: g.input('global:features', [N, d]),
+        valid: g.input('global:valid', [N, 1]),
+        keep: g.input('global:keep', [1, N]),
+        cells: g.input('global:cells', [N], 'int64'),
+        ...(layout.bias ? { bias: g.input('global:bias', [N, N]) } : {}),
+      };
+      inputs.globalRows = g.input('global:rows', [B], 'int64');
+    }
+    return inputs;
+  }
+}

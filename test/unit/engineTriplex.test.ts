@@ -1,0 +1,135 @@
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { before, describe, test } from 'node:test';
+import { initCompute } from '../../src/runtime/compute/backend';
+import { gradients } from '../../src/runtime/engine/autodiff';
+import type { Executor } from '../../src/runtime/engine/executor';
+import { Graph, type HostArray, type Sym } from '../../src/runtime/engine/graph';
+import { createOrtExecutor } from '../../src/runtime/engine/ort';
+import { createTfjsExecutor } from '../../src/runtime/engine/tfjs';
+import { spotGrid } from '../../src/runtime/model/triplex/apeg';
+import type { TriplexConfig } from '../../src/runtime/model/triplex/config';
+import { TriplexModel } from '../../src/runtime/model/triplex/model';
+import { globalLayout } from '../../src/runtime/models/globalLayout';
+import { TriplexNet } from '../../src/runtime/models/triplex';
+import { relativeError } from './helpers/compare';
+import { torchReference, torchSkip } from './helpers/torch';
+
+/**
+ * TRIPLEX written once on the engine, every variant, against the independent PyTorch reference
+ * (scripts/fixtures/torch_triplex_reference.py, the fixtures the TF.js model is held to): heads,
+ * loss, and the gradient of the loss with respect to every parameter and float input, on
+ * onnxruntime and on the TF.js executor, with the slides laid out in padded shape buckets (as
+ * training lays them out) and exactly.
+ */
+
+interface FileEntry { file: string; shape: number[] }
+interface ModelCase {
+  config: TriplexConfig;
+  meta: { batch: number; slides?: { spots: number; rows: number[]; cols: number[] }[]; batchSlide?: number[]; batchSpot?: number[] };
+  param: Record<string, FileEntry>;
+  input: Record<string, FileEntry>;
+  output: Record<string, FileEntry>;
+  'grad/param': Record<string, FileEntry>;
+  'grad/input'?: Record<string, FileEntry>;
+}
+
+const reference = torchReference('torch_triplex_reference.py');
+const CASES = ['triplex', 'peg', 'no_pe', 'sum', 'concat', 'attnpool', 'no_global', 'no_target', 'tem', 'nem', 'gem', 'no_distillation', 'masked_mean'];
+
+/**
+ * relativeError, except for a gradient that is zero in exact arithmetic (attentional pooling's
+ * score bias: softmax ignores a shift shared by every view), where float32 leaves rounding of
+ * about 1e-9 against the reference's ~1e-20: there the absolute difference must be below 1e-6.
+ */
+function gradientError(ours: Float32Array, ref: Float32Array): number {
+  const scale = ref.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+  if (scale > 1e-8) return relativeError(ours, ref);
+  return ours.reduce((m, v, i) => Math.max(m, Math.abs(v - ref[i])), 0) * 100; // < 1e-4 means < 1e-6 absolute
+}
+
+let engines: Executor[] = [];
+before(async () => {
+  const ort = await createOrtExecutor({ threads: 1 });
+  if ('unavailable' in ort) throw new Error(`onnxruntime-node is needed: ${ort.unavailable}`);
+  await initCompute({ backend: 'cpu' });
+  engines = [ort, createTfjsExecutor()];
+});
+
+describe('TRIPLEX on the engine matches PyTorch in every variant, forward and backward', { skip: torchSkip }, () => {
+  for (const name of CASES) {
+    test(name, async (t) => {
+      const dir = reference.dir();
+      const c = (JSON.parse(fs.readFileSync(path.join(dir, 'index.json'), 'utf8')) as Record<string, ModelCase>)[name];
+      const read = (e: FileEntry) => {
+        const b = fs.readFileSync(path.join(dir, e.file));
+        return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+      };
+      const net = new TriplexNet(c.config, 99);
+      assert.deepEqual([...net.table.specs.keys()].sort(), Object.keys(c.param).sort(), 'parameter names');
+      for (const [k, e] of Object.entries(c.param)) assert.deepEqual(net.table.shape(k), e.shape, `${k}: PyTorch's layout`);
+      const B = c.meta.batch;
+      const d = c.config.dim;
+
+      for (const exact of [false, true]) {
+        const slides = c.meta.slides?.map((s) => ({ n: s.spots, grid: spotGrid(s.rows, s.cols) }));
+        const layout = slides ? globalLayout(slides, c.config.global.positionEncoding, c.config.global.kernelSize, exact) : undefined;
+        const g = new Graph('float32');
+        const inputs = net.declareInputs(g, B, layout);
+        const heads = net.forward(g, inputs, 'inference');
+        const loss = net.loss(g, heads, g.input('truth', [B, c.config.genes]));
+        const params = g.params();
+        const paramNames = Object.keys(c['grad/param']);
+        const floatInputs: [string, Sym][] = [];
+        if (c['grad/input']?.target) floatInputs.push(['target', inputs.target!]);
+        if (c['grad/input']?.neighbors) floatInputs.push(['neighbors', inputs.neighbors!]);
+        if (inputs.global) floatInputs.push(['global', inputs.global.features]);
+        const grads = gradients(loss, [...paramNames.map((n) => params.get(n)!), ...floatInputs.map(([, s]) => s)]);
+        const outputs: Record<string, Sym> = { loss, pred_fusion: heads.fusion };
+        for (const v of net.views) outputs[`pred_${v}`] = heads[v]!;
+        paramNames.forEach((n, i) => { outputs[`d:${n}`] = grads[i]; });
+        floatInputs.forEach(([k], i) => { outputs[`dx:${k}`] = grads[paramNames.length + i]; });
+
+        const feeds: Record<string, HostArray> = { truth: read(c.input.truth) };
+        for (const [k, e] of Object.entries(c.param)) feeds[`param:${k}`] = read(e);
+        if (inputs.target) feeds.target = read(c.input.target);
+        if (inputs.neighbors) { feeds.neighbors = read(c.input.neighbors); feeds.mask = read(c.input.mask); }
+        if (layout && slides) {
+          const features = new Float32Array(layout.tokens * d);
+          slides.forEach((_, k) => features.set(read(c.input[`slide${k}_features`]), layout.offsets[k] * d));
+          Object.assign(feeds, { 'global:features': features, 'global:valid': layout.valid, 'global:keep': layout.keep, 'global:cells': layout.cells });
+          if (layout.bias) feeds['global:bias'] = layout.bias;
+          feeds['global:rows'] = BigInt64Array.from(c.meta.batchSlide!, (s, i) => BigInt(layout.offsets[s] + c.meta.batchSpot![i]));
+        }
+        for (const engine of engines) {
+          const program = await engine.compile(outputs);
+          const r = await program.run(feeds);
+          await program.dispose();
+          const errors: [string, number][] = Object.entries(c.output).map(([k, e]) => [k, relativeError(r[k] as Float32Array, read(e))]);
+          for (const n of paramNames) errors.push([`d ${n}`, gradientError(r[`d:${n}`] as Float32Array, read(c['grad/param'][n]))]);
+          for (const [k] of floatInputs) {
+            if (k !== 'global') { errors.push([`d input ${k}`, relativeError(r[`dx:${k}`] as Float32Array, read(c['grad/input']![k]))]); continue; }
+            const dx = r['dx:global'] as Float32Array;
+            slides!.forEach((s, j) => errors.push([`d input slide${j}_features`, relativeError(dx.subarray(layout!.offsets[j] * d, (layout!.offsets[j] + s.n) * d), read(c['grad/input']![`slide${j}_features`]))]));
+          }
+          const worst = errors.reduce((a, b) => (b[1] > a[1] ? b : a));
+          t.diagnostic(`${engine.kind}${layout ? (exact ? ', exact layout' : `, bucketed layout ${layout.key}`) : ''}: ${errors.length} tensors, worst ${worst[1].toExponential(2)} (${worst[0]})`);
+          for (const [k, e] of errors) assert.ok(e < 1e-4, `${engine.kind} ${name}: ${k} differs from PyTorch by ${e}`);
+        }
+        if (!layout) break;
+      }
+    });
+  }
+
+  test('a seed starts the engine model where it starts the TF.js model (same values, same order)', async () => {
+    const dir = reference.dir();
+    const c = (JSON.parse(fs.readFileSync(path.join(dir, 'index.json'), 'utf8')) as Record<string, ModelCase>).triplex;
+    const net = new TriplexNet(c.config, 5);
+    const model = new TriplexModel(c.config, { seed: 5 });
+    const sd = await model.stateDict();
+    for (const [k, spec] of net.table.specs) assert.deepEqual(spec.init, sd.get(k)!.data, `${k} starts alike`);
+    assert.equal(net.table.dropoutLayers, (model.params as unknown as { dropouts: unknown[] }).dropouts.length, 'the same dropout layers');
+    model.dispose();
+  });
+});
