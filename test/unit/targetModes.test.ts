@@ -12,6 +12,7 @@ import { writeSyntheticStore } from './helpers/syntheticStore';
 import { moveMap, tokenPermutation, type Dihedral } from '../../src/runtime/train/batches';
 import { loadTrainingData, type TrainingData } from '../../src/runtime/train/data';
 import { cacheLayer3 } from '../../src/runtime/train/targetCrops';
+import { TfjsLearner } from '../../src/runtime/train/tfjsLearner';
 import { loadTrainedModel, predictSections, prepareTargetInputs, readCheckpoint, trainFold, type TrainOptions } from '../../src/runtime/train/trainer';
 import { encodeSafetensors } from '../../src/runtime/weights/safetensors';
 import { spawnSync } from 'node:child_process';
@@ -96,14 +97,14 @@ describe('modes layer4 and full', () => {
     try {
       const sections = [data.sections.get('A1')!];
       await prepareTargetInputs(model, data, sections);
-      const fromCrops = predictSections(model, data, sections).get('A1')!;
-      cacheLayer3(model.trunk!, 'seeded-initialisation:0', sections);
-      const fromCache = predictSections(model, data, sections, 8, 'layer3').get('A1')!;
+      const fromCrops = (await predictSections(model, data, sections)).get('A1')!;
+      cacheLayer3((model as TfjsLearner).model.trunk!, 'seeded-initialisation:0', sections);
+      const fromCache = (await predictSections(model, data, sections, 8, 'layer3')).get('A1')!;
       const worst = fromCrops.reduce((m, v, i) => Math.max(m, Math.abs(v - fromCache[i])), 0);
       assert.ok(worst < 1e-4, `crops and cached layer3 maps differ by ${worst}`);
       assert.ok(fromCrops.every(Number.isFinite));
     } finally {
-      model.dispose();
+      await model.dispose();
     }
   });
 
@@ -136,11 +137,11 @@ describe('modes layer4 and full', () => {
     try {
       const sections = [data.sections.get('A2')!];
       await prepareTargetInputs(model, data, sections);
-      const preds = predictSections(model, data, sections).get('A2')!;
+      const preds = (await predictSections(model, data, sections)).get('A2')!;
       assert.equal(preds.length, sections[0].n * data.genes.length);
       assert.ok(preds.every(Number.isFinite));
     } finally {
-      model.dispose();
+      await model.dispose();
     }
   });
 

@@ -202,34 +202,64 @@ describe('TRIPLEX model and training', () => {
     }
   });
 
-  test('training learns, leaks no tensors, repeats exactly with the same seed, and resumes where it stopped', async () => {
+  for (const engine of ['ort', 'tfjs'] as const) {
+  test(`${engine}: training learns, leaks no tensors, repeats exactly with the same seed, and resumes where it stopped`, async () => {
     const data = syntheticData(4);
-    const base = { config: config(), mode: 'frozen' as const, train: ['S0', 'S1'], validation: ['S2'], batchSize: 16, learningRate: 1e-2, seed: 7 };
+    const base = { config: config(), mode: 'frozen' as const, train: ['S0', 'S1'], validation: ['S2'], batchSize: 16, learningRate: 1e-2, seed: 7, engine };
     const counts: number[] = [];
-    const a = await trainFold(data, { ...base, outDir: path.join(tmp, 'a'), epochs: 4, onProgress: (e) => { if (e.kind === 'epoch') counts.push(tf.memory().numTensors); } });
+    const a = await trainFold(data, { ...base, outDir: path.join(tmp, engine, 'a'), epochs: 4, onProgress: (e) => { if (e.kind === 'epoch') counts.push(tf.memory().numTensors); } });
     assert.equal(a.epochsRun, 4);
     assert.ok(a.history[3].loss < a.history[0].loss * 0.8, `loss ${a.history.map((h) => h.loss.toFixed(3)).join(' -> ')}`);
     assert.equal(new Set(counts).size, 1, `tensors after each epoch: ${counts.join(', ')}`);
 
-    const b = await trainFold(data, { ...base, outDir: path.join(tmp, 'b'), epochs: 4 });
+    const b = await trainFold(data, { ...base, outDir: path.join(tmp, engine, 'b'), epochs: 4 });
     assert.deepEqual(b.history.map((h) => [h.loss, h.validationPcc]), a.history.map((h) => [h.loss, h.validationPcc]));
 
     // Stopped during epoch 3 (index 2): the checkpoint of epoch 2 stays, and a rerun finishes like a.
     const controller = new AbortController();
     const c1 = await trainFold(data, {
-      ...base, outDir: path.join(tmp, 'c'), epochs: 4, signal: controller.signal,
+      ...base, outDir: path.join(tmp, engine, 'c'), epochs: 4, signal: controller.signal,
       onProgress: (e) => { if (e.kind === 'batch' && e.epoch === 2 && e.batch === 2) controller.abort(); },
     });
     assert.equal(c1.aborted, true);
     assert.equal(c1.epochsRun, 2);
-    assert.equal((await readCheckpoint(path.join(tmp, 'c', 'last.safetensors'))).info.epoch, 2);
-    assert.deepEqual(fs.readdirSync(path.join(tmp, 'c')).filter((f) => f.includes('partial')), []);
-    const c2 = await trainFold(data, { ...base, outDir: path.join(tmp, 'c'), epochs: 4 });
+    assert.equal((await readCheckpoint(path.join(tmp, engine, 'c', 'last.safetensors'))).info.epoch, 2);
+    assert.deepEqual(fs.readdirSync(path.join(tmp, engine, 'c')).filter((f) => f.includes('partial')), []);
+    const c2 = await trainFold(data, { ...base, outDir: path.join(tmp, engine, 'c'), epochs: 4 });
     assert.equal(c2.resumedFrom, 2);
     assert.deepEqual(c2.history.map((h) => [h.loss, h.validationPcc]), a.history.map((h) => [h.loss, h.validationPcc]));
-    const wa = (await readCheckpoint(path.join(tmp, 'a', 'last.safetensors'))).weights;
-    const wc = (await readCheckpoint(path.join(tmp, 'c', 'last.safetensors'))).weights;
+    const wa = (await readCheckpoint(path.join(tmp, engine, 'a', 'last.safetensors'))).weights;
+    const wc = (await readCheckpoint(path.join(tmp, engine, 'c', 'last.safetensors'))).weights;
     for (const [k, t] of wa) assert.deepEqual(wc.get(k)?.data, t.data, k);
+  });
+  }
+
+  test('both engines train alike: same start, same batches, same dropout masks; a checkpoint of one predicts on the other', async () => {
+    const data = syntheticData(4);
+    const base = { config: config(), mode: 'frozen' as const, train: ['S0', 'S1'], validation: ['S2'], batchSize: 16, learningRate: 1e-2, seed: 3, epochs: 3 };
+    const lines: string[] = [];
+    const ort = await trainFold(data, { ...base, outDir: path.join(tmp, 'alike-ort'), engine: 'ort', onEngine: (l) => lines.push(l) });
+    const tfjs = await trainFold(data, { ...base, outDir: path.join(tmp, 'alike-tfjs'), engine: 'tfjs', onEngine: (l) => lines.push(l) });
+    assert.match(lines[0], /engine: onnxruntime-node/);
+    assert.match(lines[1], /engine: TF\.js/);
+    ort.history.forEach((h, i) => {
+      const other = tfjs.history[i];
+      assert.ok(Math.abs(h.loss - other.loss) < 1e-3 * Math.abs(other.loss), `epoch ${i}: loss ${h.loss} (ort) against ${other.loss} (tfjs)`);
+      assert.ok(Math.abs(h.validationPcc! - other.validationPcc!) < 1e-3, `epoch ${i}: validation PCC ${h.validationPcc} against ${other.validationPcc}`);
+    });
+    const s2 = data.sections.get('S2')!;
+    const onOrt = await loadTrainedModel(ort.checkpoint, data, 'ort');
+    const onTfjs = await loadTrainedModel(ort.checkpoint, data, 'tfjs');
+    try {
+      assert.equal(onOrt.model.engine, 'ort');
+      assert.equal(onTfjs.model.engine, 'tfjs');
+      const a = (await predictSections(onOrt.model, data, [s2])).get('S2')!;
+      const b = (await predictSections(onTfjs.model, data, [s2])).get('S2')!;
+      assert.ok(relativeError(a, b) < 1e-4, `predictions differ by ${relativeError(a, b)}`);
+    } finally {
+      await onOrt.model.dispose();
+      await onTfjs.model.dispose();
+    }
   });
 
   test('early stopping keeps the best validation epoch; predictions come from its checkpoint', async () => {
@@ -245,10 +275,10 @@ describe('TRIPLEX model and training', () => {
     try {
       assert.equal(info.epoch, r.bestEpoch + 1);
       const s2 = data.sections.get('S2')!;
-      const pred = predictSections(model, data, [s2]).get('S2')!;
+      const pred = (await predictSections(model, data, [s2])).get('S2')!;
       assert.ok(Math.abs(slideMetrics(pred, s2.values, s2.n, data.genes).pccM - best) < 1e-4);
     } finally {
-      model.dispose();
+      await model.dispose();
     }
   });
 

@@ -199,8 +199,11 @@ export class TriplexNet {
     return loss;
   }
 
-  /** Graph inputs of a batch of B spots (and of the layout's slides), under the names the feeds use. */
-  declareInputs(g: Graph, B: number, layout?: Pick<GlobalLayout, 'tokens' | 'height' | 'width' | 'bias'>): TriplexGraphInputs {
+  /**
+   * Graph inputs of a batch of B spots (and of the layout's slides), under the names the feeds
+   * use. `encodedGlobal`: the global view comes as the batch's tokens, encoded beforehand.
+   */
+  declareInputs(g: Graph, B: number, layout?: Pick<GlobalLayout, 'tokens' | 'height' | 'width' | 'bias'>, encodedGlobal = false): TriplexGraphInputs {
     const d = this.config.dim;
     const inputs: TriplexGraphInputs = {};
     if (this.config.views.target) inputs.target = g.input('target', [B, TARGET_TOKENS, d]);
@@ -208,19 +211,26 @@ export class TriplexNet {
       inputs.neighbors = g.input('neighbors', [B, NEIGHBOR_TOKENS, d]);
       inputs.mask = g.input('mask', [B, NEIGHBOR_TOKENS]);
     }
-    if (this.config.views.global) {
+    if (this.config.views.global && encodedGlobal) {
+      inputs.globalTokens = g.input('global:tokens', [B, d]);
+    } else if (this.config.views.global) {
       if (!layout) throw new Error('the global view needs the layout of the batch\'s slides');
-      const N = layout.tokens;
-      inputs.global = {
-        layout,
-        features: g.input('global:features', [N, d]),
-        valid: g.input('global:valid', [N, 1]),
-        keep: g.input('global:keep', [1, N]),
-        cells: g.input('global:cells', [N], 'int64'),
-        ...(layout.bias ? { bias: g.input('global:bias', [N, N]) } : {}),
-      };
+      inputs.global = this.declareGlobalInputs(g, layout);
       inputs.globalRows = g.input('global:rows', [B], 'int64');
     }
     return inputs;
+  }
+
+  /** Graph inputs of laid-out slides for the global encoder. */
+  declareGlobalInputs(g: Graph, layout: Pick<GlobalLayout, 'tokens' | 'height' | 'width' | 'bias'>): GlobalInputs {
+    const N = layout.tokens;
+    return {
+      layout,
+      features: g.input('global:features', [N, this.config.dim]),
+      valid: g.input('global:valid', [N, 1]),
+      keep: g.input('global:keep', [1, N]),
+      cells: g.input('global:cells', [N], 'int64'),
+      ...(layout.bias ? { bias: g.input('global:bias', [N, N]) } : {}),
+    };
   }
 }

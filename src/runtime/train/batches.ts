@@ -117,45 +117,79 @@ export interface Batch {
   dispose(): void;
 }
 
-/** Tensors of a batch of picks (spots). */
-export function makeBatch(picks: readonly Pick[], o: BatchOptions): Batch {
+/**
+ * A batch as plain arrays, for either engine: target input (augmented), neighbor features and
+ * mask, truth, and for the global view the batch's slides (in first-use order) with each spot's
+ * row in them concatenated.
+ */
+export interface HostBatch {
+  size: number;
+  /** [B, 49, d] tokens, [B, 14, 14, 256] layer3 maps or [B, 224, 224, 3] normalised crops. */
+  target?: Float32Array;
+  neighbors?: Float32Array;
+  mask?: Float32Array;
+  truth: Float32Array;
+  slides: SectionInputs[];
+  globalRows?: Int32Array;
+}
+
+/** The arrays of a batch of picks (spots). */
+export function hostBatch(picks: readonly Pick[], o: BatchOptions): HostBatch {
   const B = picks.length;
   const d = o.dim;
-  const created: tf.Tensor[] = [];
-  const keep = <T extends tf.Tensor>(t: T): T => { created.push(t); return t; };
   const truth = new Float32Array(B * o.genes);
   picks.forEach((p, i) => truth.set(p.section.values.subarray(p.spot * o.genes, (p.spot + 1) * o.genes), i * o.genes));
-  const inputs: TriplexInputs = {};
-  if (o.views.includes('target')) inputs.target = keep(targetInput(picks, o));
+  const batch: HostBatch = { size: B, truth, slides: [] };
+  if (o.views.includes('target')) batch.target = targetInput(picks, o);
   if (o.views.includes('neighbor')) {
     const rowLength = NEIGHBOR_TOKENS * d;
-    const nb = new Float32Array(B * rowLength);
-    const mask = new Float32Array(B * NEIGHBOR_TOKENS);
+    batch.neighbors = new Float32Array(B * rowLength);
+    batch.mask = new Float32Array(B * NEIGHBOR_TOKENS);
     picks.forEach((p, i) => {
-      nb.set(p.section.neighbors!.subarray(p.spot * rowLength, (p.spot + 1) * rowLength), i * rowLength);
-      mask.set(p.section.mask!.subarray(p.spot * NEIGHBOR_TOKENS, (p.spot + 1) * NEIGHBOR_TOKENS), i * NEIGHBOR_TOKENS);
+      batch.neighbors!.set(p.section.neighbors!.subarray(p.spot * rowLength, (p.spot + 1) * rowLength), i * rowLength);
+      batch.mask!.set(p.section.mask!.subarray(p.spot * NEIGHBOR_TOKENS, (p.spot + 1) * NEIGHBOR_TOKENS), i * NEIGHBOR_TOKENS);
     });
-    inputs.neighbors = keep(tf.tensor3d(nb, [B, NEIGHBOR_TOKENS, d]));
-    inputs.mask = keep(tf.tensor2d(mask, [B, NEIGHBOR_TOKENS]));
   }
-  const slides: SectionInputs[] = [];
   if (o.views.includes('global')) {
     const offset = new Map<SectionInputs, number>();
     let total = 0;
     for (const p of picks) {
       if (offset.has(p.section)) continue;
       offset.set(p.section, total);
-      slides.push(p.section);
+      batch.slides.push(p.section);
       total += p.section.n;
     }
-    inputs.slides = slides.map((s) => ({ features: keep(tf.tensor2d(s.global!, [s.n, d])), grid: s.grid }));
-    inputs.globalRows = Int32Array.from(picks, (p) => offset.get(p.section)! + p.spot);
+    batch.globalRows = Int32Array.from(picks, (p) => offset.get(p.section)! + p.spot);
   }
-  return { inputs, truth: keep(tf.tensor2d(truth, [B, o.genes])), slides, dispose: () => tf.dispose(created) };
+  return batch;
 }
 
-/** The target view's tensor for a batch: [B, 49, d] tokens, [B, 14, 14, 256] layer3 maps, or [B, 224, 224, 3] normalised crops. */
-function targetInput(picks: readonly Pick[], o: BatchOptions): tf.Tensor3D | tf.Tensor4D {
+/** The TF.js tensors of a batch of picks. */
+export function makeBatch(picks: readonly Pick[], o: BatchOptions): Batch {
+  const h = hostBatch(picks, o);
+  const B = h.size;
+  const d = o.dim;
+  const created: tf.Tensor[] = [];
+  const keep = <T extends tf.Tensor>(t: T): T => { created.push(t); return t; };
+  const inputs: TriplexInputs = {};
+  if (h.target) {
+    const kind = o.target ?? 'tokens';
+    inputs.target = keep(kind === 'crops' ? tf.tensor4d(h.target, [B, SPOT_SIZE, SPOT_SIZE, 3])
+      : kind === 'layer3' ? tf.tensor4d(h.target, [B, LAYER3_SIDE, LAYER3_SIDE, LAYER3_CHANNELS]) : tf.tensor3d(h.target, [B, TARGET_TOKENS, d]));
+  }
+  if (h.neighbors) {
+    inputs.neighbors = keep(tf.tensor3d(h.neighbors, [B, NEIGHBOR_TOKENS, d]));
+    inputs.mask = keep(tf.tensor2d(h.mask!, [B, NEIGHBOR_TOKENS]));
+  }
+  if (h.globalRows) {
+    inputs.slides = h.slides.map((s) => ({ features: keep(tf.tensor2d(s.global!, [s.n, d])), grid: s.grid }));
+    inputs.globalRows = h.globalRows;
+  }
+  return { inputs, truth: keep(tf.tensor2d(h.truth, [B, o.genes])), slides: h.slides, dispose: () => tf.dispose(created) };
+}
+
+/** The target view's input for a batch: [B, 49, d] tokens, [B, 14, 14, 256] layer3 maps, or [B, 224, 224, 3] normalised crops. */
+function targetInput(picks: readonly Pick[], o: BatchOptions): Float32Array {
   const B = picks.length;
   const draw = () => (o.augment ? drawAugmentation(o.augment) : undefined);
   const kind = o.target ?? 'tokens';
@@ -166,7 +200,7 @@ function targetInput(picks: readonly Pick[], o: BatchOptions): tf.Tensor3D | tf.
       if (!p.section.crops) throw new Error(`section ${p.section.id} has no crops loaded (the target encoder is trained on them)`);
       moveMap(p.section.crops.subarray(p.spot * size, (p.spot + 1) * size), draw(), SPOT_SIZE, 3, rgb, i * size);
     });
-    return tf.tensor4d(toNormalizedFloat(rgb, B, SPOT_SIZE), [B, SPOT_SIZE, SPOT_SIZE, 3]);
+    return toNormalizedFloat(rgb, B, SPOT_SIZE);
   }
   const [source, side, channels] = kind === 'layer3' ? ['layer3', LAYER3_SIDE, LAYER3_CHANNELS] as const : ['target', 7, o.dim] as const;
   const size = side * side * channels;
@@ -176,5 +210,5 @@ function targetInput(picks: readonly Pick[], o: BatchOptions): tf.Tensor3D | tf.
     if (!maps) throw new Error(`section ${p.section.id} has no ${kind === 'layer3' ? 'cached layer3 maps' : 'target tokens'} loaded`);
     moveMap(maps.subarray(p.spot * size, (p.spot + 1) * size), draw(), side, channels, out, i * size);
   });
-  return kind === 'layer3' ? tf.tensor4d(out, [B, side, side, channels]) : tf.tensor3d(out, [B, TARGET_TOKENS, o.dim]);
+  return out;
 }

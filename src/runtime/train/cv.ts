@@ -115,11 +115,11 @@ export async function crossValidate(o: CvOptions): Promise<CvResult> {
     try {
       const tests = fold.test.map((id) => data.sections.get(id)!);
       await prepareTargetInputs(model, data, tests);
-      const preds = predictSections(model, data, tests);
+      const preds = await predictSections(model, data, tests);
       await writePredictions(predictions, tests, preds, data.genes, { variant, mode, fold: fold.index, checkpoint: train.checkpoint });
       for (const s of tests) scored.push({ fold: fold.index, section: s.id, metrics: slideMetrics(preds.get(s.id)!, s.values, s.n, data.genes) });
     } finally {
-      model.dispose();
+      await model.dispose();
     }
     results.push({ fold, validation: split.validation, train, predictions });
     const last = scored.filter((s) => s.fold === fold.index);

@@ -1,19 +1,25 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
+import { selectEngine, type EngineChoice } from '../engine/choice';
 import { slideMetrics } from '../eval/metrics';
-import { createResNet18 } from '../model/resnet18';
-import { TriplexModel, type ChannelStats, type InputStats } from '../model/triplex/model';
+import { createResNet18, type ResNet18 } from '../model/resnet18';
+import type { ChannelStats, InputStats } from '../model/triplex/model';
 import { activeViews, type TriplexConfig, type ViewName } from '../model/triplex/config';
 import { writeFileAtomic } from '../store/atomic';
 import { mulberry32 } from '../util/random';
 import { encodeSafetensors, readSafetensors, safetensorsMetadata } from '../weights/safetensors';
 import type { StateDict } from '../weights/stateDict';
-import { Adam, stepLR } from './adam';
-import { epochBatches, makeBatch, type Pick, type TargetInput } from './batches';
+import { stepLR } from './adam';
+import { epochBatches, type TargetInput } from './batches';
 import { requireCounts, type SectionInputs, type TrainingData } from './data';
+import { EngineLearner } from './engineLearner';
+import type { Learner, PredictOptions } from './learner';
 import { cacheLayer3, initialTrunk, loadTargetCrops } from './targetCrops';
+import { TfjsLearner } from './tfjsLearner';
+
+export { batchGradients } from './tfjsLearner';
+export type { Learner } from './learner';
 
 /**
  * Training of one fold (spec, "Training"): Adam lr 1e-4 with StepLR(50, 0.9), batches of 128
@@ -60,6 +66,10 @@ export interface TrainOptions {
   init?: 'pytorch' | 'mean-bias';
   /** Continue from outDir's last checkpoint when it is from this same run (default true). */
   resume?: boolean;
+  /** The engine (default auto: onnxruntime when it loads; TRIPLEX_ENGINE overrides). Modes layer4 and full train on TF.js. */
+  engine?: EngineChoice;
+  /** One line saying which engine trains, and why. */
+  onEngine?: (line: string) => void;
   signal?: AbortSignal;
   onProgress?: (event: TrainProgress) => void;
 }
@@ -139,10 +149,23 @@ export async function readCheckpoint(file: string): Promise<{ info: CheckpointIn
   return { info, weights: await readSafetensors(file) };
 }
 
-async function writeCheckpoint(file: string, model: TriplexModel, info: CheckpointInfo, optimizer?: Adam): Promise<void> {
-  const sd = await model.stateDict();
-  if (optimizer) for (const [k, v] of await optimizer.state()) sd.set(k, v);
+async function writeCheckpoint(file: string, learner: Learner, info: CheckpointInfo, withOptimizer: boolean): Promise<void> {
+  const sd = await learner.stateDict(withOptimizer);
   await writeFileAtomic(file, encodeSafetensors(sd, { format: CHECKPOINT_FORMAT, info: JSON.stringify(info) }));
+}
+
+/**
+ * A learner on the chosen engine: the native engine for frozen target tokens; TF.js for a model
+ * that trains the ResNet18 trunk (modes layer4 and full), which the native engine does not run yet.
+ */
+export async function createLearner(config: TriplexConfig, o: { seed?: number; trunk?: ResNet18; trained?: 'all' | 'layer4'; engine?: EngineChoice; onEngine?: (line: string) => void }): Promise<Learner> {
+  if (o.trunk) {
+    o.onEngine?.('engine: TF.js (the ResNet18 trunk of modes layer4 and full trains on TF.js until it moves to the native engine)');
+    return new TfjsLearner(config, { seed: o.seed, trunk: o.trunk, trained: o.trained });
+  }
+  const engine = await selectEngine(o.engine);
+  o.onEngine?.(`engine: ${engine.reason}`);
+  return engine.executor ? new EngineLearner(config, engine.executor, o.seed ?? 0) : new TfjsLearner(config, { seed: o.seed });
 }
 
 /** A checkpoint's model weights, without the optimiser's state. */
@@ -150,12 +173,6 @@ const modelWeights = (sd: StateDict): StateDict => new Map([...sd].filter(([k]) 
 
 /** Mixes a run seed with a purpose and an epoch: independent, repeatable streams. */
 const streamSeed = (seed: number, purpose: number, epoch: number): number => Math.floor(mulberry32((seed * 7919 + purpose * 104729 + epoch * 15485863) >>> 0)() * 0x100000000);
-
-/** Names of the optimiser's variables (TRIPLEX parameters, then trunk variables), stable across processes. */
-function variableNames(model: TriplexModel, variables: readonly tf.Variable[]): string[] {
-  const own = new Map(model.params.names().map((n) => [model.params.get(n).name, n]));
-  return variables.map((v) => own.get(v.name) ?? `target_encoder.${v.name.slice(v.name.indexOf('/') + 1)}`);
-}
 
 /** What the target view takes in each mode. */
 export const targetInputOf = (mode: TargetMode): TargetInput => (mode === 'full' ? 'crops' : mode === 'layer4' ? 'layer3' : 'tokens');
@@ -195,20 +212,18 @@ export async function trainFold(data: TrainingData, options: TrainOptions): Prom
   const lastFile = path.join(o.outDir, 'last.safetensors');
   const bestFile = path.join(o.outDir, 'best.safetensors');
 
-  const model = new TriplexModel(config, { seed: o.seed, trunk: start?.trunk });
+  const learner = await createLearner(config, { seed: o.seed, trunk: start?.trunk, trained: o.mode === 'layer4' ? 'layer4' : 'all', engine: o.engine, onEngine: o.onEngine });
   try {
     if (start) {
       await loadTargetCrops(data, [...trainSections, ...validationSections]);
       if (o.mode === 'layer4') cacheLayer3(start.trunk, start.identity, [...trainSections, ...validationSections]);
     }
   } catch (e) {
-    model.dispose();
+    await learner.dispose();
     throw e;
   }
-  if (o.init === 'mean-bias') model.setHeadBias(meanExpression(trainSections, data.genes.length));
-  if (config.standardizeInputs) model.setInputStats(inputStats(trainSections, model.standardizedViews, data.dim));
-  const variables = o.mode === 'layer4' && start ? [...model.params.variables(), ...start.trunk.layer4Variables] : model.trainableVariables();
-  const optimizer = new Adam(variables, variableNames(model, variables), o.learningRate);
+  if (o.init === 'mean-bias') learner.setHeadBias(meanExpression(trainSections, data.genes.length));
+  if (config.standardizeInputs) learner.setInputStats(inputStats(trainSections, learner.standardizedViews, data.dim));
   const history: EpochRecord[] = [];
   let startEpoch = 0;
   let bestEpoch = -1;
@@ -221,8 +236,7 @@ export async function trainFold(data: TrainingData, options: TrainOptions): Prom
         throw new Error(`${lastFile} is from another run (different configuration, sections, seed or features); ` +
           'choose another output folder, or delete it to start over');
       }
-      model.loadStateDict(modelWeights(weights), lastFile);
-      optimizer.load(weights, info.step, lastFile);
+      learner.load(weights, lastFile, info.step);
       history.push(...info.history);
       startEpoch = info.epoch;
       bestEpoch = info.bestEpoch;
@@ -231,7 +245,7 @@ export async function trainFold(data: TrainingData, options: TrainOptions): Prom
       o.onProgress?.({ kind: 'resumed', epoch: startEpoch, epochs: o.epochs, batch: 0, batches: 0, loss: history.at(-1)?.loss ?? NaN, validationPcc: bestPcc ?? undefined, bestEpoch, spotsPerSecond: 0, etaSeconds: NaN });
     }
     const info = (epoch: number): CheckpointInfo => ({
-      format: CHECKPOINT_FORMAT, version: CHECKPOINT_VERSION, config, mode: o.mode, genes: data.genes, epoch, step: optimizer.step,
+      format: CHECKPOINT_FORMAT, version: CHECKPOINT_VERSION, config, mode: o.mode, genes: data.genes, epoch, step: learner.step,
       bestEpoch, bestValidationPcc: bestPcc, signature, history, train: [...o.train], validation: [...o.validation], featuresDir: path.resolve(data.featuresDir),
       ...(start ? { trunkWeights: start.identity } : {}),
     });
@@ -241,7 +255,7 @@ export async function trainFold(data: TrainingData, options: TrainOptions): Prom
     let spotsDone = 0;
     for (let epoch = startEpoch; epoch < o.epochs && !stopped(); epoch++) {
       const t0 = performance.now();
-      optimizer.learningRate = stepLR(o.learningRate, epoch, o.lrStep, o.lrGamma);
+      const learningRate = stepLR(o.learningRate, epoch, o.lrStep, o.lrGamma);
       const augment = mulberry32(streamSeed(o.seed, 2, epoch));
       const batches = epochBatches(trainSections, o.batchSize, streamSeed(o.seed, 3, epoch));
       let lossSum = 0;
@@ -249,12 +263,8 @@ export async function trainFold(data: TrainingData, options: TrainOptions): Prom
       for (let b = 0; b < batches.length; b++) {
         if (o.signal?.aborted) { aborted = true; break; }
         const batch = batches[b];
-        const grads = batchGradients(model, variables, batch, microBatch, {
-          dim: data.dim, genes: data.genes.length, augment, dropoutSeed: streamSeed(o.seed, 1, epoch * 100_003 + b), target: targetInputOf(o.mode),
-        });
-        optimizer.apply(grads.grads);
-        tf.dispose(grads.grads);
-        lossSum += grads.loss * batch.length;
+        const loss = await learner.trainBatch(batch, { learningRate, dropoutSeed: streamSeed(o.seed, 1, epoch * 100_003 + b), augment, microBatch });
+        lossSum += loss * batch.length;
         spots += batch.length;
         spotsDone += batch.length;
         const rate = spotsDone / ((performance.now() - started) / 1000);
@@ -267,16 +277,16 @@ export async function trainFold(data: TrainingData, options: TrainOptions): Prom
         await new Promise((resolve) => setImmediate(resolve));
       }
       if (aborted) break;
-      const validationPcc = validationSections.length ? meanValidationPcc(model, data, validationSections, targetInputOf(o.mode)) : null;
+      const validationPcc = validationSections.length ? await meanValidationPcc(learner, data, validationSections, targetInputOf(o.mode)) : null;
       const seconds = (performance.now() - t0) / 1000;
-      history.push({ epoch, loss: lossSum / spots, validationPcc, learningRate: optimizer.learningRate, seconds, spotsPerSecond: spots / seconds });
+      history.push({ epoch, loss: lossSum / spots, validationPcc, learningRate, seconds, spotsPerSecond: spots / seconds });
       const improved = validationPcc === null || bestPcc === null || validationPcc > bestPcc;
       if (improved) {
         bestEpoch = epoch;
         bestPcc = validationPcc;
-        await writeCheckpoint(bestFile, model, info(epoch + 1));
+        await writeCheckpoint(bestFile, learner, info(epoch + 1), false);
       }
-      await writeCheckpoint(lastFile, model, info(epoch + 1), optimizer);
+      await writeCheckpoint(lastFile, learner, info(epoch + 1), true);
       await writeFileAtomic(path.join(o.outDir, 'history.json'), JSON.stringify(history, null, 1) + '\n');
       const rate = spotsDone / ((performance.now() - started) / 1000);
       o.onProgress?.({
@@ -292,8 +302,7 @@ export async function trainFold(data: TrainingData, options: TrainOptions): Prom
       aborted, resumedFrom, history,
     };
   } finally {
-    optimizer.dispose();
-    model.dispose();
+    await learner.dispose();
   }
 }
 
@@ -337,141 +346,12 @@ function meanExpression(sections: readonly SectionInputs[], genes: number): Floa
 }
 
 /**
- * The batch's mean loss and the gradient of every variable (in `variables` order), the batch run
- * as micro-batches of `microBatch` spots whose gradients are summed, each weighted by its share.
- *
- * The global encoder runs once per batch, not once per micro-batch: its output G over the
- * batch's slides is computed first, each micro-batch then takes its spots' tokens from G and
- * adds its dL/dG, and one backward pass of the encoder against the summed dL/dG gives the
- * encoder's gradients (the encoder recomputed with the same dropout masks). The same gradient as
- * one pass over the whole batch, with the slides' encoding paid twice forward and once backward.
- * `dropoutSeed` reseeds the model's dropout at the start of the step.
+ * Predictions [n, genes] for every spot of each section, in inference mode, on the learner's
+ * engine. A model with a trained trunk takes the sections' crops (prepareTargetInputs first).
  */
-export function batchGradients(model: TriplexModel, variables: tf.Variable[], picks: readonly Pick[], microBatch: number,
-  o: { dim: number; genes: number; augment?: () => number; dropoutSeed: number; target?: TargetInput }): { loss: number; grads: tf.Tensor[] } {
-  const views = model.views;
-  model.params.reseedDropout(o.dropoutSeed);
-  const size = picks.length;
-  const slides: SectionInputs[] = [];
-  const offset = new Map<SectionInputs, number>();
-  let total = 0;
-  if (views.includes('global')) {
-    for (const p of picks) {
-      if (offset.has(p.section)) continue;
-      offset.set(p.section, total);
-      slides.push(p.section);
-      total += p.section.n;
-    }
-  }
-  const encodeAll = () => tf.tidy(() => {
-    const parts = slides.map((s) => model.encodeSlide({ features: tf.tensor2d(s.global!, [s.n, o.dim]), grid: s.grid }, 'training'));
-    return parts.length === 1 ? parts[0] : tf.concat(parts, 0);
-  });
-  if (slides.length && size <= microBatch) return onePass(model, variables, picks, offset, encodeAll, o);
-  const globalNames = new Set(model.params.names().filter((n) => n.startsWith('global_encoder.')).map((n) => model.params.get(n).name));
-  const local = variables.filter((v) => !globalNames.has(v.name));
-  // tf.variable keeps its initial tensor alive; the tidy releases it and keeps the variable.
-  const tokens = slides.length ? tf.tidy(() => tf.variable(encodeAll(), true)) : undefined; // [sum n, d]
-  const sums = new Map<string, tf.Tensor>();
-  const add = (name: string, g: tf.Tensor) => {
-    const prev = sums.get(name);
-    sums.set(name, prev ? tf.tidy(() => tf.add(prev, g)) : tf.clone(g));
-    prev?.dispose();
-  };
-  let loss = 0;
-  try {
-    for (let from = 0; from < size; from += microBatch) {
-      const part = picks.slice(from, Math.min(size, from + microBatch));
-      const batch = makeBatch(part, { views: views.filter((v) => v !== 'global'), dim: o.dim, genes: o.genes, augment: o.augment, target: o.target });
-      try {
-        const inputs = tokens ? { ...batch.inputs, globalRows: Int32Array.from(part, (p) => offset.get(p.section)! + p.spot) } : batch.inputs;
-        const weight = part.length / size;
-        const { value, grads } = tf.variableGrads(
-          () => tf.mul(model.loss(model.forward(inputs, 'training', tokens ? [tokens] : undefined), batch.truth), weight) as tf.Scalar,
-          tokens ? [...local, tokens] : local);
-        loss += value.dataSync()[0];
-        value.dispose();
-        for (const [name, g] of Object.entries(grads)) add(name, g);
-        tf.dispose(Object.values(grads));
-      } finally {
-        batch.dispose();
-      }
-    }
-    if (tokens) {
-      const dTokens = sums.get(tokens.name);
-      if (dTokens) {
-        model.params.reseedDropout(o.dropoutSeed); // the encoder's dropout masks of the forward pass above
-        const globalVars = variables.filter((v) => globalNames.has(v.name));
-        const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(encodeAll(), dTokens)) as tf.Scalar, globalVars);
-        value.dispose();
-        for (const [name, g] of Object.entries(grads)) add(name, g);
-        tf.dispose(Object.values(grads));
-      }
-    }
-    return { loss, grads: variables.map((v) => sums.get(v.name) ?? tf.zerosLike(v)) };
-  } finally {
-    if (tokens) sums.get(tokens.name)?.dispose();
-    tokens?.dispose();
-  }
-}
-
-/**
- * A batch that fits in one pass: the global encoder inside the same gradient pass as the rest
- * (once forward, once backward, instead of batchGradients' second forward). The dropout masks are
- * drawn in the same order as there, so the two give the same gradient.
- */
-function onePass(model: TriplexModel, variables: tf.Variable[], picks: readonly Pick[], offset: Map<SectionInputs, number>,
-  encodeAll: () => tf.Tensor2D, o: { dim: number; genes: number; augment?: () => number; target?: TargetInput }): { loss: number; grads: tf.Tensor[] } {
-  const batch = makeBatch(picks, { views: model.views.filter((v) => v !== 'global'), dim: o.dim, genes: o.genes, augment: o.augment, target: o.target });
-  try {
-    const inputs = { ...batch.inputs, globalRows: Int32Array.from(picks, (p) => offset.get(p.section)! + p.spot) };
-    const { value, grads } = tf.variableGrads(() => {
-      const encoded = encodeAll(); // first, as batchGradients encodes the slides before the batch's own forward pass
-      return model.loss(model.forward(inputs, 'training', [encoded]), batch.truth);
-    }, variables);
-    const loss = value.dataSync()[0];
-    value.dispose();
-    return { loss, grads: variables.map((v) => grads[v.name] ?? tf.zerosLike(v)) };
-  } finally {
-    batch.dispose();
-  }
-}
-
-/**
- * Predictions [n, genes] for every spot of each section, in inference mode. A model with a trained
- * trunk takes the sections' crops (loadTargetCrops, or prepareTargetInputs, first).
- */
-export function predictSections(model: TriplexModel, data: TrainingData, sections: readonly SectionInputs[], batchSize = model.trunk ? 32 : 256,
-  target: TargetInput = model.trunk ? 'crops' : 'tokens'): Map<string, Float32Array> {
-  const views = activeViews(model.config);
-  const G = model.config.genes;
-  const out = new Map<string, Float32Array>();
-  for (const section of sections) {
-    const pred = new Float32Array(section.n * G);
-    const encoded = views.includes('global')
-      ? tf.tidy(() => model.encodeSlide({ features: tf.tensor2d(section.global!, [section.n, data.dim]), grid: section.grid }, 'inference'))
-      : undefined;
-    try {
-      for (let from = 0; from < section.n; from += batchSize) {
-        const picks = Array.from({ length: Math.min(batchSize, section.n - from) }, (_, i) => ({ section, spot: from + i }));
-        const batch = makeBatch(picks, { views: views.filter((v) => v !== 'global'), dim: data.dim, genes: G, target });
-        try {
-          const values = tf.tidy(() => {
-            const inputs = encoded ? { ...batch.inputs, globalRows: Int32Array.from(picks, (p) => p.spot) } : batch.inputs;
-            return model.forward(inputs, 'inference', encoded ? [encoded] : undefined).fusion;
-          });
-          pred.set(values.dataSync() as Float32Array, from * G);
-          values.dispose();
-        } finally {
-          batch.dispose();
-        }
-      }
-    } finally {
-      encoded?.dispose();
-    }
-    out.set(section.id, pred);
-  }
-  return out;
+export function predictSections(learner: Learner, data: TrainingData, sections: readonly SectionInputs[], batchSize?: number, target?: TargetInput): Promise<Map<string, Float32Array>> {
+  const o: PredictOptions = { ...(batchSize ? { batchSize } : {}), ...(target ? { target } : {}) };
+  return learner.predict(data, sections, o);
 }
 
 /**
@@ -479,14 +359,14 @@ export function predictSections(model: TriplexModel, data: TrainingData, section
  * layer4 the validation crops go through the cached layer3 maps: the same values, as conv1..layer3
  * are frozen and run in inference mode either way.
  */
-function meanValidationPcc(model: TriplexModel, data: TrainingData, sections: readonly SectionInputs[], target: TargetInput): number {
-  const preds = predictSections(model, data, sections, undefined, target);
+async function meanValidationPcc(learner: Learner, data: TrainingData, sections: readonly SectionInputs[], target: TargetInput): Promise<number> {
+  const preds = await predictSections(learner, data, sections, undefined, target);
   const scores = sections.map((s) => slideMetrics(preds.get(s.id)!, s.values, s.n, data.genes).pccM).filter(Number.isFinite);
   return scores.length ? scores.reduce((a, b) => a + b, 0) / scores.length : 0;
 }
 
-/** A model with the weights of a checkpoint, checked against the store's genes and features. */
-export async function loadTrainedModel(file: string, data?: { genes: string[]; dim: number; hasCounts?: boolean; featuresDir?: string }): Promise<{ model: TriplexModel; info: CheckpointInfo }> {
+/** A model with the weights of a checkpoint, checked against the store's genes and features, on the chosen engine. */
+export async function loadTrainedModel(file: string, data?: { genes: string[]; dim: number; hasCounts?: boolean; featuresDir?: string }, engine?: EngineChoice): Promise<{ model: Learner; info: CheckpointInfo }> {
   const { info, weights } = await readCheckpoint(file);
   if (data) {
     // A store without counts has no genes to agree with: the checkpoint's genes are predicted.
@@ -504,17 +384,17 @@ export async function loadTrainedModel(file: string, data?: { genes: string[]; d
     if (info.config.dim !== data.dim) throw new Error(`${file} takes ${info.config.dim}-wide features, the store's are ${data.dim} wide; extract features with the encoder the model was trained on`);
   }
   const trunk = info.mode !== 'frozen' && activeViews(info.config).includes('target') ? createResNet18({ seed: 0 }) : undefined;
-  const model = new TriplexModel(info.config, { trunk });
+  const model = await createLearner(info.config, { trunk, engine });
   try {
-    model.loadStateDict(modelWeights(weights), file);
+    model.load(modelWeights(weights), file);
   } catch (e) {
-    model.dispose();
+    await model.dispose();
     throw e;
   }
   return { model, info };
 }
 
 /** Loads what a model's target view needs beyond the frozen features: the crops, when it has a trained trunk. */
-export async function prepareTargetInputs(model: TriplexModel, data: TrainingData, sections: readonly SectionInputs[]): Promise<void> {
-  if (model.trunk) await loadTargetCrops(data, sections);
+export async function prepareTargetInputs(model: Learner, data: TrainingData, sections: readonly SectionInputs[]): Promise<void> {
+  if (model.hasTrunk) await loadTargetCrops(data, sections);
 }

@@ -1,0 +1,219 @@
+import { DropoutStreams } from '../engine/dropout';
+import type { Executor, Program } from '../engine/executor';
+import { Graph, type HostArray, type Sym } from '../engine/graph';
+import { compileTrainStep, initialState, type TrainState, type TrainStep } from '../engine/step';
+import type { TriplexConfig, ViewName } from '../model/triplex/config';
+import type { InputStats } from '../model/triplex/model';
+import { bucket, globalLayout, type GlobalLayout } from '../models/globalLayout';
+import { TriplexNet } from '../models/triplex';
+import { WeightFileError, type StateDict } from '../weights/stateDict';
+import { hostBatch, type HostBatch, type Pick } from './batches';
+import type { SectionInputs, TrainingData } from './data';
+import type { Learner, PredictOptions, StepOptions } from './learner';
+
+/**
+ * The native learner: TRIPLEX on the engine (models/triplex.ts), each training step one compiled
+ * graph (forward, loss, backward, Adam) per shape bucket, run on the given executor (onnxruntime,
+ * or the engine's TF.js interpreter). A batch runs in one pass: onnxruntime has no 4 GB heap.
+ * The target view takes frozen token maps (mode frozen).
+ */
+export class EngineLearner implements Learner {
+  readonly engine: 'ort' | 'tfjs';
+  readonly net: TriplexNet;
+  readonly hasTrunk = false;
+  private state: TrainState;
+  private stats = new Map<string, Float32Array>();
+  private readonly streams = new DropoutStreams();
+  private readonly steps = new Map<string, Promise<TrainStep>>();
+  private readonly programs = new Map<string, Promise<Program>>();
+
+  constructor(readonly config: TriplexConfig, private readonly executor: Executor, seed = 0) {
+    this.engine = executor.kind;
+    this.net = new TriplexNet(config, seed);
+    this.state = initialState(this.net.table.initialValues());
+  }
+
+  get views(): ViewName[] { return this.net.views; }
+  get standardizedViews(): ViewName[] { return this.net.views; }
+  get step(): number { return this.state.step; }
+
+  /** Shape buckets compiled so far, and the time their sessions took to build. */
+  get compiled(): number { return this.steps.size + this.programs.size; }
+
+  setHeadBias(values: Float32Array): void {
+    if (values.length !== this.config.genes) throw new Error(`setHeadBias: ${values.length} values for ${this.config.genes} genes`);
+    for (const n of this.state.params.keys()) if (/^fc(_\w+)?\.bias$/.test(n)) this.state.params.set(n, values.slice());
+  }
+
+  setInputStats(stats: InputStats): void {
+    if (!this.config.standardizeInputs) throw new Error('this configuration does not standardise its inputs');
+    for (const v of this.views) {
+      const s = stats[v];
+      if (!s || s.mean.length !== this.config.dim || s.std.length !== this.config.dim) throw new Error(`input statistics for the ${v} view are missing or not ${this.config.dim} wide`);
+      this.stats.set(`norm:${v}:mean`, Float32Array.from(s.mean));
+      this.stats.set(`norm:${v}:inv`, Float32Array.from(s.std, (x) => 1 / Math.max(x, 1e-6)));
+    }
+  }
+
+  private normFeeds(): Record<string, Float32Array> {
+    if (!this.config.standardizeInputs) return {};
+    if (this.stats.size === 0) throw new Error('this model standardises its inputs, but has no statistics for them (set them, or load a checkpoint that has them)');
+    return Object.fromEntries(this.stats);
+  }
+
+  private layoutOf(slides: readonly SectionInputs[]): GlobalLayout {
+    return globalLayout(slides.map((s) => ({ n: s.n, grid: s.grid })), this.config.global.positionEncoding, this.config.global.kernelSize);
+  }
+
+  /** Feeds of the global view for laid-out slides. */
+  private globalFeeds(slides: readonly SectionInputs[], layout: GlobalLayout): Record<string, HostArray> {
+    const d = this.config.dim;
+    const features = new Float32Array(layout.tokens * d);
+    slides.forEach((s, k) => features.set(s.global!, layout.offsets[k] * d));
+    return {
+      'global:features': features, 'global:valid': layout.valid, 'global:keep': layout.keep, 'global:cells': layout.cells,
+      ...(layout.bias ? { 'global:bias': layout.bias } : {}),
+    };
+  }
+
+  private batchFeeds(h: HostBatch, layout?: GlobalLayout): Record<string, HostArray> {
+    const feeds: Record<string, HostArray> = { ...this.normFeeds() };
+    if (h.target) feeds.target = h.target;
+    if (h.neighbors) { feeds.neighbors = h.neighbors; feeds.mask = h.mask!; }
+    if (layout) {
+      Object.assign(feeds, this.globalFeeds(h.slides, layout));
+      feeds['global:rows'] = BigInt64Array.from(h.globalRows!, BigInt);
+    }
+    return feeds;
+  }
+
+  async trainBatch(picks: readonly Pick[], o: StepOptions): Promise<number> {
+    const c = this.config;
+    const h = hostBatch(picks, { views: this.views, dim: c.dim, genes: c.genes, augment: o.augment, target: 'tokens' });
+    const layout = c.views.global ? this.layoutOf(h.slides) : undefined;
+    const B = h.size;
+    const key = `${B}|${layout?.key ?? '-'}`;
+    let step = this.steps.get(key);
+    if (!step) {
+      step = compileTrainStep(this.executor, (g) => {
+        const inputs = this.net.declareInputs(g, B, layout);
+        return this.net.loss(g, this.net.forward(g, inputs, 'train'), g.input('truth', [B, c.genes]));
+      }, undefined, `triplex_train_${key}`);
+      this.steps.set(key, step);
+    }
+    this.streams.reseed(o.dropoutSeed, this.net.table.dropoutLayers);
+    return (await step).run(this.state, { ...this.batchFeeds(h, layout), truth: h.truth }, o.learningRate, this.streams);
+  }
+
+  private program(key: string, build: (g: Graph) => Record<string, Sym>): Promise<Program> {
+    let p = this.programs.get(key);
+    if (!p) {
+      const g = new Graph('float32');
+      p = this.executor.compile(build(g), `triplex_${key.replace(/\W/g, '_')}`);
+      this.programs.set(key, p);
+    }
+    return p;
+  }
+
+  private paramFeeds(): Record<string, Float32Array> {
+    return Object.fromEntries([...this.state.params].map(([n, v]) => [`param:${n}`, v]));
+  }
+
+  async predict(_data: TrainingData, sections: readonly SectionInputs[], o: PredictOptions = {}): Promise<Map<string, Float32Array>> {
+    const c = this.config;
+    const batchSize = o.batchSize ?? 256;
+    const out = new Map<string, Float32Array>();
+    const params = this.paramFeeds();
+    for (const section of sections) {
+      const pred = new Float32Array(section.n * c.genes);
+      let tokens: Float32Array | undefined;
+      if (c.views.global) {
+        const layout = this.layoutOf([section]);
+        const encode = await this.program(`encode:${layout.key}`, (g) => ({ tokens: this.net.encodeGlobal(g, this.net.declareGlobalInputs(g, layout), 'inference') }));
+        tokens = (await encode.run({ ...params, ...this.normFeeds(), ...this.globalFeeds([section], layout) })).tokens as Float32Array;
+      }
+      for (let from = 0; from < section.n; from += batchSize) {
+        const n = Math.min(batchSize, section.n - from);
+        // The last batch is padded to a bucket (repeating its first spot): spots are independent in inference.
+        const padded = bucket(n, 8);
+        const picks = Array.from({ length: padded }, (_, i) => ({ section, spot: from + (i < n ? i : 0) }));
+        const h = hostBatch(picks, { views: this.views.filter((v) => v !== 'global'), dim: c.dim, genes: c.genes, target: 'tokens' });
+        const feeds: Record<string, HostArray> = { ...params, ...this.batchFeeds(h) };
+        if (tokens) feeds['global:tokens'] = Float32Array.from(picks.flatMap((p) => Array.from(tokens!.subarray(p.spot * c.dim, (p.spot + 1) * c.dim))));
+        const predict = await this.program(`predict:${padded}`, (g) => {
+          const inputs = this.net.declareInputs(g, padded, undefined, true);
+          return { fusion: this.net.forward(g, inputs, 'inference').fusion };
+        });
+        const values = (await predict.run(feeds)).fusion as Float32Array;
+        pred.set(values.subarray(0, n * c.genes), from * c.genes);
+      }
+      out.set(section.id, pred);
+    }
+    return out;
+  }
+
+  stateDict(withOptimizer: boolean): Promise<StateDict> {
+    const sd: StateDict = new Map();
+    for (const [n, v] of this.state.params) sd.set(n, { shape: this.net.table.shape(n), data: v, sourceDtype: 'float32' });
+    for (const v of this.config.standardizeInputs ? this.views : []) {
+      const mean = this.stats.get(`norm:${v}:mean`);
+      const inv = this.stats.get(`norm:${v}:inv`);
+      if (!mean || !inv) continue;
+      sd.set(`input_norm.${v}.mean`, { shape: [mean.length], data: mean, sourceDtype: 'float32' });
+      sd.set(`input_norm.${v}.std`, { shape: [inv.length], data: Float32Array.from(inv, (x) => 1 / x), sourceDtype: 'float32' });
+    }
+    if (withOptimizer) {
+      for (const [n, m] of this.state.m) sd.set(`optimizer.exp_avg.${n}`, { shape: [m.length], data: m, sourceDtype: 'float32' });
+      for (const [n, v] of this.state.v) sd.set(`optimizer.exp_avg_sq.${n}`, { shape: [v.length], data: v, sourceDtype: 'float32' });
+    }
+    return Promise.resolve(sd);
+  }
+
+  load(sd: StateDict, source: string, optimizerStep?: number): void {
+    const specs = this.net.table.specs;
+    const trunk = [...sd.keys()].find((k) => k.startsWith('target_encoder.'));
+    if (trunk) throw new Error(`${source}: holds target_encoder.* weights (a fine-tuned trunk: mode full or layer4), but this model takes frozen target tokens`);
+    const missing = [...specs.keys()].filter((n) => !sd.has(n));
+    if (missing.length) throw new WeightFileError(source, missing[0], `lacks ${missing.length} of the ${specs.size} parameters (${missing.slice(0, 5).join(', ')})`);
+    const unexpected = [...sd.keys()].filter((k) => !specs.has(k) && !k.startsWith('optimizer.') && !k.startsWith('input_norm.'));
+    if (unexpected.length) throw new WeightFileError(source, unexpected[0], `names no parameter of this model (${unexpected.length} such keys: ${unexpected.slice(0, 5).join(', ')})`);
+    for (const [n, spec] of specs) {
+      const t = sd.get(n)!;
+      if (t.shape.length !== spec.shape.length || t.shape.some((d, i) => d !== spec.shape[i])) {
+        throw new WeightFileError(source, n, `has shape [${t.shape.join(', ')}], the model needs [${spec.shape.join(', ')}] (PyTorch layout)`);
+      }
+    }
+    const stats: InputStats = {};
+    if (this.config.standardizeInputs) {
+      for (const v of this.views) {
+        const mean = sd.get(`input_norm.${v}.mean`);
+        const std = sd.get(`input_norm.${v}.std`);
+        if (!mean || !std) throw new Error(`${source}: lacks input_norm.${v}.mean/std, which a model with standardised inputs needs`);
+        stats[v] = { mean: mean.data, std: std.data };
+      }
+    }
+    const moment = (kind: string, n: string) => {
+      const t = sd.get(`optimizer.${kind}.${n}`);
+      if (!t || t.data.length !== specs.get(n)!.init.length) throw new Error(`${source}: optimizer state optimizer.${kind}.${n} is missing or has the wrong size; the checkpoint is from another configuration`);
+      return Float32Array.from(t.data);
+    };
+    // Everything is checked above; only now is the state replaced.
+    const next: TrainState = optimizerStep === undefined
+      ? { ...initialState(new Map([...specs.keys()].map((n) => [n, Float32Array.from(sd.get(n)!.data)]))), step: this.state.step }
+      : {
+        params: new Map([...specs.keys()].map((n) => [n, Float32Array.from(sd.get(n)!.data)])),
+        m: new Map([...specs.keys()].map((n) => [n, moment('exp_avg', n)])),
+        v: new Map([...specs.keys()].map((n) => [n, moment('exp_avg_sq', n)])),
+        step: optimizerStep,
+      };
+    this.state = next;
+    if (this.config.standardizeInputs) this.setInputStats(stats);
+  }
+
+  async dispose(): Promise<void> {
+    for (const s of this.steps.values()) await (await s).program.dispose();
+    for (const p of this.programs.values()) await (await p).dispose();
+    this.steps.clear();
+    this.programs.clear();
+  }
+}

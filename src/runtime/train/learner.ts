@@ -1,0 +1,54 @@
+import type { TriplexConfig, ViewName } from '../model/triplex/config';
+import type { InputStats } from '../model/triplex/model';
+import type { StateDict } from '../weights/stateDict';
+import type { Pick, TargetInput } from './batches';
+import type { SectionInputs, TrainingData } from './data';
+
+/**
+ * What the one trainer, cross-validation and predict need of a model and its optimiser, whichever
+ * engine runs them: the native engine (TRIPLEX on onnxruntime, engineLearner.ts) or TF.js
+ * (tfjsLearner.ts, which also trains the ResNet18 trunk of modes layer4 and full, until the trunk
+ * moves to the engine). Checkpoints are the same tensors under the same names on both, so a run
+ * started on one resumes or predicts on the other.
+ */
+
+export type EngineKind = 'ort' | 'tfjs';
+
+export interface StepOptions {
+  learningRate: number;
+  /** Seeds the dropout masks of the step (every layer's stream). */
+  dropoutSeed: number;
+  /** Seeded augmentation of the target view. */
+  augment: () => number;
+  /** Spots per pass (TF.js; the native engine takes the batch in one pass). */
+  microBatch: number;
+}
+
+export interface PredictOptions {
+  batchSize?: number;
+  /** What the target view takes (a trunk model: crops, or cached layer3 maps in mode layer4). */
+  target?: TargetInput;
+}
+
+export interface Learner {
+  readonly engine: EngineKind;
+  readonly config: TriplexConfig;
+  readonly views: ViewName[];
+  /** Views whose frozen inputs are standardised (all but a trunk-computed target view). */
+  readonly standardizedViews: ViewName[];
+  /** Whether the target view runs a ResNet18 trunk on crops (modes layer4 and full). */
+  readonly hasTrunk: boolean;
+  /** Optimiser steps taken. */
+  readonly step: number;
+  setHeadBias(values: Float32Array): void;
+  setInputStats(stats: InputStats): void;
+  /** One optimiser step on a batch; returns the batch's mean loss. */
+  trainBatch(picks: readonly Pick[], o: StepOptions): Promise<number>;
+  /** Predictions [n, genes] of every spot of each section, in inference mode. */
+  predict(data: TrainingData, sections: readonly SectionInputs[], o?: PredictOptions): Promise<Map<string, Float32Array>>;
+  /** The model's tensors in PyTorch layout, and the optimiser's (`optimizer.exp_avg.<name>`, ...) when asked. */
+  stateDict(withOptimizer: boolean): Promise<StateDict>;
+  /** Loads model weights (all or nothing); with `optimizerStep`, the optimiser's state too (a resume). */
+  load(sd: StateDict, source: string, optimizerStep?: number): void;
+  dispose(): Promise<void>;
+}
