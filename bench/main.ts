@@ -61,7 +61,7 @@ async function main(): Promise<void> {
   }
   if (wants('data')) await benchData();
   if (wants('engine')) await benchEngine(report, iterations);
-  if (wants('triplex')) benchTriplex(report, iterations);
+  if (wants('triplex')) await benchTriplex(report, iterations);
   if (wants('kernel')) await benchKernel();
   if (wants('viewer')) await benchViewer();
 }

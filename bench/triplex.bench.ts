@@ -11,6 +11,8 @@ import { Adam } from '../src/runtime/train/adam';
 import { epochBatches } from '../src/runtime/train/batches';
 import type { SectionInputs } from '../src/runtime/train/data';
 import { batchGradients, DEFAULT_MICRO_BATCH, DEFAULT_MICRO_BATCH_FULL } from '../src/runtime/train/trainer';
+import { EngineLearner } from '../src/runtime/train/engineLearner';
+import { ortExecutor } from '../src/runtime/engine/choice';
 import { mulberry32, normal } from '../src/runtime/util/random';
 import { mib, printTable } from './table';
 
@@ -50,7 +52,56 @@ function spotInputs(batch: number, seed: number, slides: Slide[]): { inputs: Tri
   };
 }
 
-interface Timing { mean: number; best: number; leaked: number }
+interface Timing { mean: number; best: number; leaked: number; note?: string }
+
+async function timedAsync(spots: number, iterations: number, step: () => Promise<unknown>): Promise<Timing> {
+  await step();
+  const times: number[] = [];
+  for (let i = 0; i < iterations; i++) {
+    const t = performance.now();
+    await step();
+    times.push(performance.now() - t);
+  }
+  const mean = times.reduce((a, b) => a + b, 0) / times.length;
+  return { mean: (spots * 1000) / mean, best: (spots * 1000) / Math.min(...times), leaked: 0 };
+}
+
+async function ortLearner(): Promise<EngineLearner> {
+  const e = await ortExecutor();
+  if ('unavailable' in e) throw new Error(`onnxruntime is unavailable: ${e.unavailable}`);
+  return new EngineLearner(triplexConfig({ preset: 'bc1', genes: GENES }), e);
+}
+
+const describeGraphs = async (learner: EngineLearner) => {
+  const graphs = await learner.compiled();
+  return graphs.map((g) => `${g.key}: ${g.nodes} nodes, session ${g.buildMs.toFixed(0)} ms`).join('; ');
+};
+
+/** The trainer's step on the native engine: the whole batch of 128 (64 of each of two 300-spot slides) in one graph. */
+export async function benchFrozenTrainingEngine(iterations: number): Promise<Timing> {
+  const learner = await ortLearner();
+  const slides = [sectionInputs('S1', 20, 15, 1), sectionInputs('S2', 20, 15, 2)];
+  let step = 0;
+  const r = await timedAsync(128, iterations, () => {
+    const picks = slides.flatMap((section, k) => epochBatches([section], 64, 10 * step + k)[0]);
+    step++;
+    return learner.trainBatch(picks, { learningRate: 1e-4, dropoutSeed: step, augment: mulberry32(step), microBatch: 128 });
+  });
+  r.note = await describeGraphs(learner);
+  await learner.dispose();
+  return r;
+}
+
+/** Whole-slide inference on the native engine: the global encoder over 600 spots once, then batches of 256 (learner.predict). */
+export async function benchInferenceEngine(iterations: number): Promise<Timing> {
+  const learner = await ortLearner();
+  const section = sectionInputs('S', 24, 25, 4);
+  const data = { storeDir: '', featuresDir: '', genes: [], hasCounts: false, dim: DIM, sections: new Map([['S', section]]) };
+  const r = await timedAsync(section.n, iterations, () => learner.predict(data, [section]));
+  r.note = await describeGraphs(learner);
+  await learner.dispose();
+  return r;
+}
 
 function timed(spots: number, iterations: number, step: () => void): Timing {
   step();
@@ -161,27 +212,39 @@ function torchPeer(mode: string, iterations: number, threads: number): TorchTrip
   return JSON.parse(r.stdout.trim().split('\n').pop() as string) as TorchTriplex;
 }
 
-/** The three settings, ours then PyTorch's, one table. */
-export function benchTriplex(report: ComputeReport, iterations: number): void {
+/**
+ * The three settings, ours then PyTorch's, one table: on the native engine (onnxruntime) where it
+ * runs them (frozen training, inference), and on TF.js (the fallback, and full fine-tuning).
+ * BENCH_TRIPLEX picks settings; BENCH_ENGINES=ort,tfjs picks engines (default both).
+ */
+export async function benchTriplex(report: ComputeReport, iterations: number): Promise<void> {
+  const tfjs = `tfjs-${report.backend}`;
   const settings = [
-    { name: `frozen-target training (batch 128 as ${128 / MICRO} x ${MICRO}, 2 x 300-spot slides)`, mode: 'frozen', run: benchFrozenTraining, target: 0.8 },
-    { name: 'whole-slide inference (600 spots)', mode: 'inference', run: benchInference, target: 1.0 },
-    { name: `full fine-tuning (batch 16 as ${16 / DEFAULT_MICRO_BATCH_FULL} x ${DEFAULT_MICRO_BATCH_FULL} crops, ResNet18 trained)`, mode: 'full', run: benchFullTraining, target: undefined },
+    { name: 'frozen-target training (batch 128 in one graph, 2 x 300-spot slides)', engine: 'ort', mode: 'frozen', run: benchFrozenTrainingEngine, target: 1.2 },
+    { name: `frozen-target training (batch 128 as ${128 / MICRO} x ${MICRO}, 2 x 300-spot slides)`, engine: tfjs, mode: 'frozen', run: (n: number) => Promise.resolve(benchFrozenTraining(n)), target: 0.8 },
+    { name: 'whole-slide inference (600 spots)', engine: 'ort', mode: 'inference', run: benchInferenceEngine, target: 2.0 },
+    { name: 'whole-slide inference (600 spots)', engine: tfjs, mode: 'inference', run: (n: number) => Promise.resolve(benchInference(n)), target: 1.0 },
+    { name: `full fine-tuning (batch 16 as ${16 / DEFAULT_MICRO_BATCH_FULL} x ${DEFAULT_MICRO_BATCH_FULL} crops, ResNet18 trained)`, engine: tfjs, mode: 'full', run: (n: number) => Promise.resolve(benchFullTraining(n)), target: undefined },
   ];
+  const engines = (process.env.BENCH_ENGINES ?? 'ort,tfjs').split(',');
+  const peers = new Map<string, TorchTriplex | string>();
   const rows: (string | number)[][] = [];
   const notes: string[] = [];
   const chosen = (process.env.BENCH_TRIPLEX ?? 'frozen,inference,full').split(',');
-  for (const s of settings.filter((x) => chosen.includes(x.mode))) {
-    console.log(`triplex: ${s.name}...`);
-    const ours = s.run(iterations);
-    const peer = torchPeer(s.mode, iterations, report.threads);
+  for (const s of settings.filter((x) => chosen.includes(x.mode) && engines.includes(x.engine === 'ort' ? 'ort' : 'tfjs'))) {
+    console.log(`triplex: ${s.name} on ${s.engine}...`);
+    const ours = await s.run(iterations);
+    if (!peers.has(s.mode)) peers.set(s.mode, torchPeer(s.mode, iterations, report.threads));
+    const peer = peers.get(s.mode)!;
     const ratio = typeof peer === 'string' ? NaN : ours.mean / peer.spotsPerSecond;
-    rows.push([s.name, ours.mean, ours.best, typeof peer === 'string' ? '-' : peer.spotsPerSecond, Number.isFinite(ratio) ? `${ratio.toFixed(2)}x` : '-', ours.leaked]);
+    rows.push([s.name, s.engine, ours.mean, ours.best, typeof peer === 'string' ? '-' : peer.spotsPerSecond, Number.isFinite(ratio) ? `${ratio.toFixed(2)}x` : '-', s.target ? `${s.target}x` : '-']);
     console.log(`  ours ${ours.mean.toFixed(2)} spots/s (best ${ours.best.toFixed(2)}), PyTorch ${typeof peer === 'string' ? peer : peer.spotsPerSecond.toFixed(2)}`);
+    if (ours.note) notes.push(`${s.mode} on ${s.engine}: graphs built: ${ours.note}`);
+    if (ours.leaked) notes.push(`${s.mode} on ${s.engine}: ${ours.leaked} tensors leaked`);
     if (typeof peer === 'string') notes.push(`PyTorch peer (${s.mode}): ${peer}`);
-    else if (s.target !== undefined) notes.push(`${s.mode}: ${ratio >= s.target ? 'meets' : 'BELOW'} the target of ${s.target}x PyTorch (${peer.blas} BLAS, ${peer.threads} threads)`);
+    else if (s.target !== undefined) notes.push(`${s.mode} on ${s.engine}: ${ratio >= s.target ? 'meets' : 'BELOW'} the target of ${s.target}x PyTorch (${peer.blas} BLAS, ${peer.threads} threads)`);
   }
-  printTable(`TRIPLEX BC1 throughput (spots/s), tfjs-${report.backend} ${report.threads} thread(s) vs PyTorch; peak RSS ${mib(process.resourceUsage().maxRSS * 1024).toFixed(0)} MiB`,
-    ['setting', 'ours', 'ours best', 'PyTorch', 'ratio', 'tensors leaked'], rows);
+  printTable(`TRIPLEX BC1 throughput (spots/s), ${report.threads} thread(s) vs PyTorch; peak RSS ${mib(process.resourceUsage().maxRSS * 1024).toFixed(0)} MiB`,
+    ['setting', 'engine', 'ours', 'ours best', 'PyTorch', 'ratio', 'target'], rows);
   for (const n of notes) console.log(n);
 }

@@ -1,10 +1,12 @@
 import { Command } from 'commander';
 import { initCompute, type ComputeReport } from '../runtime/compute/backend';
+import { engineReport } from '../runtime/engine/choice';
 import { computeOptions } from './options';
 
 function formatReport(r: ComputeReport): string {
   const lines = [
-    `backend     ${r.backend} ${r.version}${r.simd ? ' (SIMD)' : ''}`,
+    ...(r.engine ? [`training    ${r.engine.training} (${r.engine.detail})`, `inference   ${r.engine.inference}`, `trunk       ${r.engine.trunk}`] : []),
+    `backend     ${r.backend} ${r.version}${r.simd ? ' (SIMD)' : ''} (TF.js: notebook tensors, the fallback engine)`,
     `threads     ${r.threads} of ${r.cores} cores`,
     `requested   ${r.requested} (${r.requestedBy})`,
   ];
@@ -21,10 +23,10 @@ function formatReport(r: ComputeReport): string {
 
 export function infoCommand(): Command {
   return new Command('info')
-    .description('show the compute backend in use, its threads, and which optional engines are available')
+    .description('show the engine that trains and predicts, the TF.js backend, their threads, and which optional engines are available')
     .option('--json', 'print the report as JSON')
     .action(async (opts: { json?: boolean }, cmd: Command) => {
-      const report = await initCompute(computeOptions(cmd));
+      const report: ComputeReport = { ...(await initCompute(computeOptions(cmd))), engine: await engineReport() };
       console.log(opts.json ? JSON.stringify(report, null, 2) : formatReport(report));
     });
 }

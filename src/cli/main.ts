@@ -1,4 +1,5 @@
 import { Command, Option } from 'commander';
+import { setEngineOption, type EngineChoice } from '../runtime/engine/choice';
 import { infoCommand } from './info';
 import { demoCommand } from './demo';
 import { synthCommand } from './synth';
@@ -12,6 +13,8 @@ const program = new Command('triplex')
   .description('TRIPLEX: spatial gene expression from H&E whole-slide images')
   .addOption(new Option('--backend <name>', 'compute backend').choices(['auto', 'tensorflow', 'wasm', 'cpu']))
   .option('--threads <n>', 'threads for the wasm backend (default: one per core)', (v) => Number.parseInt(v, 10))
+  .addOption(new Option('--engine <name>', 'engine that trains and predicts: ort (onnxruntime), tfjs, or auto (ort when it loads); TRIPLEX_ENGINE overrides').choices(['auto', 'ort', 'tfjs']))
+  .hook('preAction', (root) => setEngineOption(root.opts<{ engine?: EngineChoice }>().engine))
   .showHelpAfterError();
 
 program.addCommand(infoCommand());

@@ -13,7 +13,8 @@ export function registerComputeInfoCommand(context: vscode.ExtensionContext): vo
     vscode.commands.registerCommand('triplex.showComputeInfo', async (): Promise<ComputeReport> => {
       const report = await runCliJson<ComputeReport>(context.extensionPath, ['info', '--json'], computeEnv());
       const unavailable = report.engines.filter((e) => !e.available).map((e) => `${e.name}: ${e.reason ?? 'unavailable'}`);
-      const message = `TRIPLEX computes on ${report.backend} ${report.version} with ${report.threads} thread(s).`;
+      const engine = report.engine ? `TRIPLEX trains and predicts on ${report.engine.detail}; ` : '';
+      const message = `${engine}TF.js computes on ${report.backend} ${report.version} with ${report.threads} thread(s).`;
       void vscode.window.showInformationMessage(unavailable.length ? `${message} Not available: ${unavailable.join('; ')}` : message);
       return report;
     }),

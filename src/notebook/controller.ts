@@ -69,6 +69,7 @@ export function computeEnv(): Record<string, string> {
   return {
     TRIPLEX_BACKEND: process.env.TRIPLEX_BACKEND ?? config.get<string>('computeBackend', 'auto'),
     TRIPLEX_THREADS: process.env.TRIPLEX_THREADS ?? String(config.get<number>('computeThreads', 0)),
+    TRIPLEX_ENGINE: process.env.TRIPLEX_ENGINE ?? config.get<string>('engine', 'auto'),
   };
 }
 

@@ -27,6 +27,8 @@ export interface ComputeReport {
   /** Why the active backend is not the requested or fastest one, when it is not. */
   fallbackReason?: string;
   engines: EngineStatus[];
+  /** The engine that trains and predicts (set by `triplex info`). */
+  engine?: { training: 'onnxruntime' | 'tfjs'; inference: 'onnxruntime' | 'tfjs'; detail: string; trunk: string };
   node: string;
   cores: number;
 }

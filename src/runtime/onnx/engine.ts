@@ -45,7 +45,7 @@ let loaded: { ort?: OrtModule; status: EngineStatus } | undefined;
 
 function load(): { ort?: OrtModule; status: EngineStatus } {
   if (loaded) return loaded;
-  const role = 'fast frozen-feature extraction and inference';
+  const role = 'the native engine: TRIPLEX training and inference, and frozen-feature extraction';
   let version: string | undefined;
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports

@@ -103,7 +103,7 @@ export async function crossValidate(o: CvOptions): Promise<CvResult> {
     const train = await trainFold(data, {
       config, mode, train: split.train, validation: split.validation, outDir: dir, epochs: o.epochs, patience: o.patience,
       batchSize: o.batchSize, microBatch: o.microBatch, learningRate: o.learningRate, seed: o.seed ?? 0, init: o.init, weights: o.weights, signal: o.signal,
-      onProgress: (e) => o.onProgress?.(fold, e),
+      onProgress: (e) => o.onProgress?.(fold, e), ...(results.length === 0 ? { onEngine: log } : {}),
     });
     if (train.aborted) {
       aborted = true;

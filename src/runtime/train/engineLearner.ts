@@ -37,8 +37,13 @@ export class EngineLearner implements Learner {
   get standardizedViews(): ViewName[] { return this.net.views; }
   get step(): number { return this.state.step; }
 
-  /** Shape buckets compiled so far, and the time their sessions took to build. */
-  get compiled(): number { return this.steps.size + this.programs.size; }
+  /** The graphs compiled so far (one per shape bucket): key, nodes and session build time. */
+  async compiled(): Promise<{ key: string; nodes: number; buildMs: number }[]> {
+    const out: { key: string; nodes: number; buildMs: number }[] = [];
+    for (const [key, s] of this.steps) { const p = (await s).program; out.push({ key: `train ${key}`, nodes: p.nodeCount, buildMs: p.buildMs }); }
+    for (const [key, p] of this.programs) { const q = await p; out.push({ key, nodes: q.nodeCount, buildMs: q.buildMs }); }
+    return out;
+  }
 
   setHeadBias(values: Float32Array): void {
     if (values.length !== this.config.genes) throw new Error(`setHeadBias: ${values.length} values for ${this.config.genes} genes`);
