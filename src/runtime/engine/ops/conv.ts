@@ -44,9 +44,13 @@ const convAttrs = (a: ConvAttrs, k: number) => ({
 });
 
 /**
- * How the ONNX lowering computes dW for a layer. Measured on onnxruntime 1.x, 2 threads, batch
- * 16, ResNet18's layer shapes (bench/convGradProbe, ms per dW; swapped / im2col):
- * see the table in weightGradChoice below. Override with TRIPLEX_CONV_DW=swapped|im2col.
+ * How the ONNX lowering computes dW for a layer: im2col + one Gemm, except for large kernels
+ * over few channels (the 7x7 stem), where the k^2 strided taps cost more than the product.
+ * Measured on onnxruntime-node 1.30, 2 threads, batch 16, ms per dW (swapped / im2col), on a
+ * shared, busy machine (ratios, not speeds): conv1 7x7/2 64 / 266; layer1 3x3 268 / 96;
+ * layer2.0.conv1 3x3/2 112 / 82; layer2 3x3 173 / 77; layer2 1x1/2 81 / 41; layer3.0.conv1
+ * 86 / 48; layer3 3x3 148 / 50; layer3 1x1/2 51 / 3; layer4.0.conv1 69 / 83; layer4 3x3
+ * 157 / 63; layer4 1x1/2 66 / 10. Override with TRIPLEX_CONV_DW=swapped|im2col.
  */
 export type WeightGradMethod = 'swapped' | 'im2col';
 
@@ -54,12 +58,8 @@ export function weightGradMethod(x: Sym, dy: Sym, a: ConvAttrs): WeightGradMetho
   const forced = process.env.TRIPLEX_CONV_DW;
   if (forced === 'swapped' || forced === 'im2col') return forced;
   if (a.groups !== 1) return 'im2col';
-  return weightGradChoice(x, dy, a);
-}
-
-/** Filled in from the measurements (see the comment on weightGradMethod). */
-function weightGradChoice(_x: Sym, _dy: Sym, _a: ConvAttrs): WeightGradMethod {
-  return 'im2col';
+  const k = x.shape[2] + 2 * a.pad - (dy.shape[2] - 1) * a.stride; // >= the kernel size
+  return k > 5 ? 'swapped' : 'im2col';
 }
 
 /** dW by a convolution with N and C swapped: X^T [C, N, H, W] (*) dy^T-as-weight [O, N, Ho, Wo]. */
