@@ -11,6 +11,7 @@ import { benchTriplex } from './triplex.bench';
 import { benchKernel } from './kernel.bench';
 import { benchViewer } from './viewer.bench';
 import { benchEngine } from './engine.bench';
+import { benchEngineResnet } from './engineResnet.bench';
 
 /**
  * `npm run bench`: throughput and memory of the compute layer, printed beside a PyTorch peer
@@ -38,8 +39,8 @@ function runTorchPeer(threads: number, iterations: number): TorchResult | string
   return JSON.parse(r.stdout.trim().split('\n').pop() as string) as TorchResult;
 }
 
-/** BENCH_ONLY=crops,resnet18,features,data,engine,triplex,kernel,viewer runs only those parts (default: all, in this order). */
-const PARTS = ['crops', 'resnet18', 'features', 'data', 'engine', 'triplex', 'kernel', 'viewer'] as const;
+/** BENCH_ONLY=crops,resnet18,features,data,engine,engine-resnet,triplex,kernel,viewer runs only those parts (default: all, in this order). */
+const PARTS = ['crops', 'resnet18', 'features', 'data', 'engine', 'engine-resnet', 'triplex', 'kernel', 'viewer'] as const;
 const only = (process.env.BENCH_ONLY ?? PARTS.join(',')).split(',').map((p) => p.trim());
 const unknown = only.filter((p) => !(PARTS as readonly string[]).includes(p));
 if (unknown.length) throw new Error(`BENCH_ONLY: unknown part ${unknown.join(', ')}; the parts are ${PARTS.join(', ')}`);
@@ -61,6 +62,7 @@ async function main(): Promise<void> {
   }
   if (wants('data')) await benchData();
   if (wants('engine')) await benchEngine(report, iterations);
+  if (wants('engine-resnet')) await benchEngineResnet(iterations);
   if (wants('triplex')) await benchTriplex(report, iterations);
   if (wants('kernel')) await benchKernel();
   if (wants('viewer')) await benchViewer();

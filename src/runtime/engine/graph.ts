@@ -53,6 +53,8 @@ export function broadcastShapes(op: string, a: Shape, b: Shape): number[] {
 /** Prefixes of parameter and dropout-mask inputs. */
 export const PARAM = 'param:';
 export const DROPOUT = 'dropout:';
+/** Prefix of buffer inputs: state that is fed but not trained (batch norm's running statistics). */
+export const BUFFER = 'buffer:';
 
 const normAxis = (axis: number, rank: number) => (axis < 0 ? axis + rank : axis);
 
@@ -130,6 +132,34 @@ export class Graph {
     const name = `${DROPOUT}${this.dropouts.size}`;
     this.dropouts.set(name, { rate, layer });
     return this.input(name, shape);
+  }
+
+  /** New values of buffers computed by this graph, by name (without the prefix). */
+  readonly bufferUpdates = new Map<string, Sym>();
+
+  /**
+   * A buffer: state fed at every run but never differentiated nor touched by Adam (PyTorch's
+   * register_buffer: batch norm's running_mean, say), an input named `buffer:<name>` declared once
+   * per graph. A training step writes the values given to updateBuffer back to its state.
+   */
+  buffer(name: string, shape: Shape): Sym {
+    const known = this.inputs.get(BUFFER + name);
+    if (!known) return this.input(BUFFER + name, shape);
+    if (known.rank !== shape.length || known.shape.some((d, i) => d !== shape[i])) throw new Error(`buffer ${name} is used as ${showShape(shape)} and ${showShape(known.shape)}`);
+    return known;
+  }
+
+  /** The buffer's value after this run (running statistics after a training-mode forward). */
+  updateBuffer(name: string, value: Sym): void {
+    const b = this.inputs.get(BUFFER + name);
+    if (!b || b.shape.length !== value.rank || b.shape.some((d, i) => d !== value.shape[i])) throw new Error(`updateBuffer: ${name} is no buffer of shape ${showShape(value.shape)}`);
+    if (this.bufferUpdates.has(name)) throw new Error(`buffer ${name} is updated twice`);
+    this.bufferUpdates.set(name, value);
+  }
+
+  /** The buffers this graph declared, by name (without the prefix). */
+  buffers(): Map<string, Sym> {
+    return new Map([...this.inputs].filter(([n]) => n.startsWith(BUFFER)).map(([n, s]) => [n.slice(BUFFER.length), s]));
   }
 
   // ---- elementwise

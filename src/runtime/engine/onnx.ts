@@ -43,7 +43,11 @@ export function emitOnnx(outputs: Readonly<Record<string, Sym>>, name = 'triplex
     return b.node(type, inputs, out, attrs, domain);
   };
 
-  const emitter: OnnxEmitter = { node: op, temp: () => `t_${temp++}`, int64s, scalar: scalarOf };
+  const nodeOutputs = (type: string, inputs: string[], outs: string[], attrs: Parameters<OnnxGraphBuilder['node']>[3] = {}) => {
+    nodeCount++;
+    return b.nodeOutputs(type, inputs, outs, attrs);
+  };
+  const emitter: OnnxEmitter = { node: op, nodeOutputs, temp: () => `t_${temp++}`, int64s, scalar: scalarOf };
 
   for (const s of order) {
     const out = `v${s.id}`;

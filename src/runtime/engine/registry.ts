@@ -16,6 +16,8 @@ export type BackwardRule = (g: Graph, y: Sym, dy: Sym) => readonly (Sym | undefi
 export interface OnnxEmitter {
   /** Emits one node; returns its output name. */
   node(type: string, inputs: string[], output: string, attrs?: Record<string, OnnxAttribute>, domain?: string): string;
+  /** Emits one node with several outputs (MaxPool's values and indices); returns their names. */
+  nodeOutputs(type: string, inputs: string[], outputs: string[], attrs?: Record<string, OnnxAttribute>): string[];
   /** A fresh value name for an intermediate result. */
   temp(): string;
   /** An int64 vector constant. */

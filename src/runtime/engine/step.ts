@@ -18,6 +18,8 @@ export interface TrainState {
   v: Map<string, Float32Array>;
   /** Adam steps taken. */
   step: number;
+  /** Buffers (batch norm's running statistics) by PyTorch name: fed, and replaced by their updates. */
+  buffers?: Map<string, Float32Array>;
 }
 
 export interface AdamSettings {
@@ -82,7 +84,8 @@ export async function compileTrainStep(executor: Executor, buildLoss: (g: Graph)
   const loss = buildLoss(g);
   const params = g.params();
   const grads = gradients(loss, [...params.values()]);
-  const program = await executor.compile({ loss, ...appendAdam(g, params, grads, adam) }, name);
+  const bufferOutputs = Object.fromEntries([...g.bufferUpdates].map(([n, s]) => [`newbuf:${n}`, s]));
+  const program = await executor.compile({ loss, ...appendAdam(g, params, grads, adam), ...bufferOutputs }, name);
   return {
     graph: g,
     program,
@@ -101,7 +104,13 @@ export async function compileTrainStep(executor: Executor, buildLoss: (g: Graph)
         inputs[`m:${n}`] = state.m.get(n) as Float32Array;
         inputs[`v:${n}`] = state.v.get(n) as Float32Array;
       }
+      for (const n of g.buffers().keys()) {
+        const b = state.buffers?.get(n);
+        if (!b) throw new Error(`training state lacks buffer ${n}`);
+        inputs[`buffer:${n}`] = b;
+      }
       const out = await program.run(inputs);
+      for (const n of g.bufferUpdates.keys()) state.buffers?.set(n, out[`newbuf:${n}`] as Float32Array);
       for (const n of params.keys()) {
         state.params.set(n, out[`new:${n}`] as Float32Array);
         state.m.set(n, out[`newm:${n}`] as Float32Array);

@@ -98,6 +98,11 @@ export class OnnxGraphBuilder {
 
   /** Adds `opType(inputs) -> output` (in `domain`, e.g. com.microsoft; default ONNX's) and returns the output's name. */
   node(opType: string, inputs: string[], output: string, attributes: Record<string, OnnxAttribute> = {}, domain = ''): string {
+    return this.nodeOutputs(opType, inputs, [output], attributes, domain)[0];
+  }
+
+  /** Like node(), for ops with several outputs (MaxPool's values and indices, say). */
+  nodeOutputs(opType: string, inputs: string[], outputs: string[], attributes: Record<string, OnnxAttribute> = {}, domain = ''): string[] {
     const attribute = Object.entries(attributes).map(([name, a]) => {
       if ('i' in a) return { name, type: AttributeType.INT, i: a.i };
       if ('f' in a) return { name, type: AttributeType.FLOAT, f: a.f };
@@ -106,8 +111,8 @@ export class OnnxGraphBuilder {
       return { name, type: AttributeType.FLOATS, floats: a.floats };
     });
     if (domain) this.domains.add(domain);
-    this.nodes.push({ op_type: opType, name: output, input: inputs, output: [this.claim(output)], attribute, ...(domain ? { domain } : {}) });
-    return output;
+    this.nodes.push({ op_type: opType, name: outputs[0], input: inputs, output: outputs.map((o) => this.claim(o)), attribute, ...(domain ? { domain } : {}) });
+    return outputs;
   }
 
   /** The serialised ModelProto (opset 17, IR 8 unless told otherwise). */
