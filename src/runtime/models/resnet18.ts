@@ -44,11 +44,14 @@ function convSpecs(): ConvSpec[] {
 export interface ResNet18ApplyOptions {
   /** The stages to run, in order (default all): ['layer4'] takes layer3's output [B, 256, H/16, W/16]. */
   stages?: readonly Stage[];
-  /** Which weights and batch-norm affines are trained (g.param); the rest are buffers. Default all. */
+  /** Which weights and batch-norm affines (by torchvision name, without the prefix) are trained (g.param); the rest are buffers. Default all. */
   trainable?: (name: string) => boolean;
 }
 
 export class ResNet18Trunk {
+  /** `prefix` goes before every tensor's name in the graph (TRIPLEX's trunk is `target_encoder.`). */
+  constructor(readonly prefix = '') {}
+
   private readonly specs = convSpecs();
   private readonly byName = new Map(this.specs.map((s) => [s.name, s]));
 
@@ -84,12 +87,13 @@ export class ResNet18Trunk {
   apply(g: Graph, x: Sym, mode: Mode, o: ResNet18ApplyOptions = {}): Sym {
     const stages = o.stages ?? STAGES;
     const trainable = o.trainable ?? (() => true);
-    const tensor = (name: string, shape: Shape) => (trainable(name) ? g.param(name, shape) : g.buffer(name, shape));
+    const pre = this.prefix;
+    const tensor = (name: string, shape: Shape) => (trainable(name) ? g.param(pre + name, shape) : g.buffer(pre + name, shape));
     const convBn = (name: string, input: Sym): Sym => {
       const s = this.byName.get(name) as ConvSpec;
       const w = tensor(`${name}.weight`, [s.outC, s.inC, s.k, s.k]);
       const y = conv2d(g, input, w, { stride: s.stride, pad: s.pad }); // [B, outC, Ho, Wo]
-      const stats = { runningMean: `${s.bn}.running_mean`, runningVar: `${s.bn}.running_var` };
+      const stats = { runningMean: `${pre}${s.bn}.running_mean`, runningVar: `${pre}${s.bn}.running_var` };
       return batchNorm2d(g, y, {
         weight: tensor(`${s.bn}.weight`, [s.outC]),
         bias: tensor(`${s.bn}.bias`, [s.outC]),

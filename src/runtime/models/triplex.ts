@@ -4,6 +4,18 @@ import { activeViews, checkConfig, type EncoderConfig, type TriplexConfig, type 
 import { FUSION_LOSS_ALPHA } from '../model/triplex/loss';
 import { APEG } from './apeg';
 import type { GlobalLayout } from './globalLayout';
+import { ResNet18Trunk } from './resnet18';
+
+/**
+ * How the target view is computed: frozen token maps [B, 49, d] (mode frozen); the ResNet18
+ * trunk's layer4 on cached layer3 maps [B, 14, 14, 256] (layer4: only layer4 trains); or the
+ * whole trunk on ImageNet-normalised crops [B, 224, 224, 3] (full). Crops and maps come in NHWC,
+ * as the batches hold them. Inference graphs of a trunk model take crops.
+ */
+export type TargetSource = 'tokens' | 'layer3' | 'crops';
+
+/** Prefix of the trunk's tensors, as in the TF.js model's checkpoints. */
+export const TRUNK_PREFIX = 'target_encoder.';
 
 /**
  * TRIPLEX on the engine's op interface, every variant of TriplexConfig on one code path (the
@@ -73,8 +85,12 @@ export class TriplexNet {
   private readonly poolW?: Linear;
   private readonly heads: Partial<Record<ViewName | 'fusion', Linear>> = {};
 
-  constructor(readonly config: TriplexConfig, seed = 0) {
+  /** The ResNet18 of the target view (modes layer4 and full), `target_encoder.*`. */
+  readonly trunk?: ResNet18Trunk;
+
+  constructor(readonly config: TriplexConfig, seed = 0, o: { trunk?: boolean } = {}) {
     checkConfig(config);
+    if (o.trunk && config.views.target) this.trunk = new ResNet18Trunk(TRUNK_PREFIX);
     const t = (this.table = new ParamTable(seed));
     const d = config.dim;
     this.views = activeViews(config);
@@ -123,8 +139,20 @@ export class TriplexNet {
     return g.reshape(enc.norm.apply(g, x), [tokens, this.config.dim]); // [N, d]
   }
 
-  /** Every head's prediction [B, genes] for a batch. */
-  forward(g: Graph, inputs: TriplexGraphInputs, mode: Mode): HeadSyms {
+  /** Target tokens [B, 49, d] from the target input of `source`. */
+  private targetTokens(g: Graph, target: Sym, source: TargetSource, mode: Mode): Sym {
+    if (source === 'tokens') return this.standardized(g, 'target', target);
+    if (!this.trunk) throw new Error('the target input is images, but this model has no ResNet18 trunk (mode frozen takes token maps [B, 49, d])');
+    const B = target.shape[0];
+    const nchw = g.transpose(target, [0, 3, 1, 2]); // [B, C, H, W]
+    const maps = source === 'crops'
+      ? this.trunk.apply(g, nchw, mode) // [B, 512, 7, 7]
+      : this.trunk.apply(g, nchw, mode, { stages: ['layer4'] });
+    return g.transpose(g.reshape(maps, [B, this.config.dim, TARGET_TOKENS]), [0, 2, 1]); // [B, 49, d]: row-major cells, as NHWC reshapes
+  }
+
+  /** Every head's prediction [B, genes] for a batch. `source`: what inputs.target holds. */
+  forward(g: Graph, inputs: TriplexGraphInputs, mode: Mode, source: TargetSource = 'tokens'): HeadSyms {
     const c = this.config;
     const summaries: Partial<Record<ViewName, Sym>> = {};
     // The global encoder first: the TF.js model encodes the slides before the batch, and dropout masks follow that order.
@@ -137,7 +165,7 @@ export class TriplexNet {
     let neighborTokens: Sym | undefined;
     if (c.views.target) {
       if (!inputs.target) throw new Error('this configuration uses the target view, but the batch has no target input');
-      targetTokens = this.standardized(g, 'target', inputs.target); // [B, 49, d]
+      targetTokens = this.targetTokens(g, inputs.target, source, mode); // [B, 49, d]
       summaries.target = g.mean(targetTokens, [1]); // [B, d]
     }
     if (c.views.neighbor) {
@@ -203,10 +231,11 @@ export class TriplexNet {
    * Graph inputs of a batch of B spots (and of the layout's slides), under the names the feeds
    * use. `encodedGlobal`: the global view comes as the batch's tokens, encoded beforehand.
    */
-  declareInputs(g: Graph, B: number, layout?: Pick<GlobalLayout, 'tokens' | 'height' | 'width' | 'bias'>, encodedGlobal = false): TriplexGraphInputs {
+  declareInputs(g: Graph, B: number, layout?: Pick<GlobalLayout, 'tokens' | 'height' | 'width' | 'bias'>, encodedGlobal = false, source: TargetSource = 'tokens'): TriplexGraphInputs {
     const d = this.config.dim;
     const inputs: TriplexGraphInputs = {};
-    if (this.config.views.target) inputs.target = g.input('target', [B, TARGET_TOKENS, d]);
+    const targetShape = source === 'crops' ? [B, 224, 224, 3] : source === 'layer3' ? [B, 14, 14, 256] : [B, TARGET_TOKENS, d];
+    if (this.config.views.target) inputs.target = g.input('target', targetShape);
     if (this.config.views.neighbor) {
       inputs.neighbors = g.input('neighbors', [B, NEIGHBOR_TOKENS, d]);
       inputs.mask = g.input('mask', [B, NEIGHBOR_TOKENS]);

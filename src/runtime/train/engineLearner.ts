@@ -5,36 +5,77 @@ import { compileTrainStep, initialState, type TrainState, type TrainStep } from 
 import type { TriplexConfig, ViewName } from '../model/triplex/config';
 import type { InputStats } from '../model/triplex/model';
 import { bucket, globalLayout, type GlobalLayout } from '../models/globalLayout';
-import { TriplexNet } from '../models/triplex';
+import { TRUNK_PREFIX, TriplexNet, type TargetSource } from '../models/triplex';
 import { WeightFileError, type StateDict } from '../weights/stateDict';
 import { hostBatch, type HostBatch, type Pick } from './batches';
 import type { SectionInputs, TrainingData } from './data';
 import type { Learner, PredictOptions, StepOptions } from './learner';
 
+/** The trunk of modes layer4 and full: which, and its starting weights (torchvision names; default torchvision's seeded initialisation). */
+export interface TrunkStart {
+  mode: 'layer4' | 'full';
+  weights?: StateDict;
+}
+
 /**
  * The native learner: TRIPLEX on the engine (models/triplex.ts), each training step one compiled
  * graph (forward, loss, backward, Adam) per shape bucket, run on the given executor (onnxruntime,
- * or the engine's TF.js interpreter). A batch runs in one pass: onnxruntime has no 4 GB heap.
- * The target view takes frozen token maps (mode frozen).
+ * or the engine's TF.js interpreter). A batch runs in one pass: onnxruntime has no 4 GB heap, and
+ * in mode full batch norm then sees the whole batch, as the paper's. The target view takes frozen
+ * token maps (mode frozen), cached layer3 maps through the trunk's layer4 (layer4), or crops
+ * through the whole trunk (full); predictions of a trunk model come from crops.
  */
 export class EngineLearner implements Learner {
   readonly engine: 'ort' | 'tfjs';
   readonly net: TriplexNet;
-  readonly hasTrunk = false;
+  private readonly trunkMode?: 'layer4' | 'full';
+  /** What the training graphs' target input is. */
+  private readonly trainSource: TargetSource;
   private state: TrainState;
   private stats = new Map<string, Float32Array>();
   private readonly streams = new DropoutStreams();
   private readonly steps = new Map<string, Promise<TrainStep>>();
   private readonly programs = new Map<string, Promise<Program>>();
 
-  constructor(readonly config: TriplexConfig, private readonly executor: Executor, seed = 0) {
+  constructor(readonly config: TriplexConfig, private readonly executor: Executor, seed = 0, trunk?: TrunkStart) {
     this.engine = executor.kind;
-    this.net = new TriplexNet(config, seed);
-    this.state = initialState(this.net.table.initialValues());
+    this.net = new TriplexNet(config, seed, { trunk: trunk !== undefined });
+    this.trunkMode = this.net.trunk ? trunk?.mode : undefined;
+    this.trainSource = this.trunkMode === 'full' ? 'crops' : this.trunkMode === 'layer4' ? 'layer3' : 'tokens';
+    const params = this.net.table.initialValues();
+    const buffers = new Map<string, Float32Array>();
+    if (this.net.trunk && trunk) {
+      const seeded = this.net.trunk.initialValues(seed);
+      const take = (n: string, fallback: Map<string, Float32Array>) => {
+        if (!trunk.weights) return fallback.get(n)!;
+        const t = trunk.weights.get(n);
+        if (!t) throw new Error(`the trunk's starting weights lack ${n}`);
+        return Float32Array.from(t.data);
+      };
+      for (const n of this.net.trunk.parameterShapes().keys()) params.set(TRUNK_PREFIX + n, take(n, seeded.params));
+      for (const n of this.net.trunk.bufferShapes().keys()) buffers.set(TRUNK_PREFIX + n, take(n, seeded.buffers));
+    }
+    this.state = { ...initialState(params), buffers };
   }
 
+  get hasTrunk(): boolean { return this.net.trunk !== undefined; }
   get views(): ViewName[] { return this.net.views; }
-  get standardizedViews(): ViewName[] { return this.net.views; }
+  get standardizedViews(): ViewName[] { return this.net.views.filter((v) => !(v === 'target' && this.hasTrunk)); }
+
+  /** Whether a tensor is trained in this mode (layer4: the trunk's conv1..layer3 stay as they are). */
+  private trained(name: string): boolean {
+    return this.trunkMode !== 'layer4' || !name.startsWith(TRUNK_PREFIX) || name.startsWith(`${TRUNK_PREFIX}layer4.`);
+  }
+
+  /** Every tensor a checkpoint of this model holds (parameters, then buffers), with its shape. */
+  private tensorShapes(): Map<string, readonly number[]> {
+    const shapes = new Map<string, readonly number[]>([...this.net.table.specs].map(([n, s]) => [n, s.shape]));
+    if (this.net.trunk) {
+      for (const [n, s] of this.net.trunk.parameterShapes()) shapes.set(TRUNK_PREFIX + n, s);
+      for (const [n, s] of this.net.trunk.bufferShapes()) shapes.set(TRUNK_PREFIX + n, s);
+    }
+    return shapes;
+  }
   get step(): number { return this.state.step; }
 
   /** The graphs compiled so far (one per shape bucket): key, nodes and session build time. */
@@ -52,7 +93,7 @@ export class EngineLearner implements Learner {
 
   setInputStats(stats: InputStats): void {
     if (!this.config.standardizeInputs) throw new Error('this configuration does not standardise its inputs');
-    for (const v of this.views) {
+    for (const v of this.standardizedViews) {
       const s = stats[v];
       if (!s || s.mean.length !== this.config.dim || s.std.length !== this.config.dim) throw new Error(`input statistics for the ${v} view are missing or not ${this.config.dim} wide`);
       this.stats.set(`norm:${v}:mean`, Float32Array.from(s.mean));
@@ -94,16 +135,17 @@ export class EngineLearner implements Learner {
 
   async trainBatch(picks: readonly Pick[], o: StepOptions): Promise<number> {
     const c = this.config;
-    const h = hostBatch(picks, { views: this.views, dim: c.dim, genes: c.genes, augment: o.augment, target: 'tokens' });
+    const source = this.trainSource;
+    const h = hostBatch(picks, { views: this.views, dim: c.dim, genes: c.genes, augment: o.augment, target: source });
     const layout = c.views.global ? this.layoutOf(h.slides) : undefined;
     const B = h.size;
     const key = `${B}|${layout?.key ?? '-'}`;
     let step = this.steps.get(key);
     if (!step) {
       step = compileTrainStep(this.executor, (g) => {
-        const inputs = this.net.declareInputs(g, B, layout);
-        return this.net.loss(g, this.net.forward(g, inputs, 'train'), g.input('truth', [B, c.genes]));
-      }, undefined, `triplex_train_${key}`);
+        const inputs = this.net.declareInputs(g, B, layout, false, source);
+        return this.net.loss(g, this.net.forward(g, inputs, 'train', source), g.input('truth', [B, c.genes]));
+      }, undefined, `triplex_train_${key.replace(/\W/g, '_')}`);
       this.steps.set(key, step);
     }
     this.streams.reseed(o.dropoutSeed, this.net.table.dropoutLayers);
@@ -120,13 +162,18 @@ export class EngineLearner implements Learner {
     return p;
   }
 
+  /** Parameters and buffers as the inputs of an inference graph. */
   private paramFeeds(): Record<string, Float32Array> {
-    return Object.fromEntries([...this.state.params].map(([n, v]) => [`param:${n}`, v]));
+    return {
+      ...Object.fromEntries([...this.state.params].map(([n, v]) => [`param:${n}`, v])),
+      ...Object.fromEntries([...(this.state.buffers ?? [])].map(([n, v]) => [`buffer:${n}`, v])),
+    };
   }
 
   async predict(_data: TrainingData, sections: readonly SectionInputs[], o: PredictOptions = {}): Promise<Map<string, Float32Array>> {
     const c = this.config;
-    const batchSize = o.batchSize ?? 256;
+    const source: TargetSource = this.hasTrunk ? (o.target === 'layer3' ? 'layer3' : 'crops') : 'tokens';
+    const batchSize = o.batchSize ?? (this.hasTrunk ? 32 : 256);
     const out = new Map<string, Float32Array>();
     const params = this.paramFeeds();
     for (const section of sections) {
@@ -142,12 +189,12 @@ export class EngineLearner implements Learner {
         // The last batch is padded to a bucket (repeating its first spot): spots are independent in inference.
         const padded = bucket(n, 8);
         const picks = Array.from({ length: padded }, (_, i) => ({ section, spot: from + (i < n ? i : 0) }));
-        const h = hostBatch(picks, { views: this.views.filter((v) => v !== 'global'), dim: c.dim, genes: c.genes, target: 'tokens' });
+        const h = hostBatch(picks, { views: this.views.filter((v) => v !== 'global'), dim: c.dim, genes: c.genes, target: source });
         const feeds: Record<string, HostArray> = { ...params, ...this.batchFeeds(h) };
         if (tokens) feeds['global:tokens'] = Float32Array.from(picks.flatMap((p) => Array.from(tokens!.subarray(p.spot * c.dim, (p.spot + 1) * c.dim))));
-        const predict = await this.program(`predict:${padded}`, (g) => {
-          const inputs = this.net.declareInputs(g, padded, undefined, true);
-          return { fusion: this.net.forward(g, inputs, 'inference').fusion };
+        const predict = await this.program(`predict:${padded}:${source}`, (g) => {
+          const inputs = this.net.declareInputs(g, padded, undefined, true, source);
+          return { fusion: this.net.forward(g, inputs, 'inference', source).fusion };
         });
         const values = (await predict.run(feeds)).fusion as Float32Array;
         pred.set(values.subarray(0, n * c.genes), from * c.genes);
@@ -159,8 +206,9 @@ export class EngineLearner implements Learner {
 
   stateDict(withOptimizer: boolean): Promise<StateDict> {
     const sd: StateDict = new Map();
-    for (const [n, v] of this.state.params) sd.set(n, { shape: this.net.table.shape(n), data: v, sourceDtype: 'float32' });
-    for (const v of this.config.standardizeInputs ? this.views : []) {
+    const shapes = this.tensorShapes();
+    for (const [n, v] of [...this.state.params, ...(this.state.buffers ?? [])]) sd.set(n, { shape: [...shapes.get(n)!], data: v, sourceDtype: 'float32' });
+    for (const v of this.config.standardizeInputs ? this.standardizedViews : []) {
       const mean = this.stats.get(`norm:${v}:mean`);
       const inv = this.stats.get(`norm:${v}:inv`);
       if (!mean || !inv) continue;
@@ -168,50 +216,53 @@ export class EngineLearner implements Learner {
       sd.set(`input_norm.${v}.std`, { shape: [inv.length], data: Float32Array.from(inv, (x) => 1 / x), sourceDtype: 'float32' });
     }
     if (withOptimizer) {
-      for (const [n, m] of this.state.m) sd.set(`optimizer.exp_avg.${n}`, { shape: [m.length], data: m, sourceDtype: 'float32' });
-      for (const [n, v] of this.state.v) sd.set(`optimizer.exp_avg_sq.${n}`, { shape: [v.length], data: v, sourceDtype: 'float32' });
+      for (const [n, m] of this.state.m) if (this.trained(n)) sd.set(`optimizer.exp_avg.${n}`, { shape: [m.length], data: m, sourceDtype: 'float32' });
+      for (const [n, v] of this.state.v) if (this.trained(n)) sd.set(`optimizer.exp_avg_sq.${n}`, { shape: [v.length], data: v, sourceDtype: 'float32' });
     }
     return Promise.resolve(sd);
   }
 
   load(sd: StateDict, source: string, optimizerStep?: number): void {
-    const specs = this.net.table.specs;
-    const trunk = [...sd.keys()].find((k) => k.startsWith('target_encoder.'));
-    if (trunk) throw new Error(`${source}: holds target_encoder.* weights (a fine-tuned trunk: mode full or layer4), but this model takes frozen target tokens`);
-    const missing = [...specs.keys()].filter((n) => !sd.has(n));
-    if (missing.length) throw new WeightFileError(source, missing[0], `lacks ${missing.length} of the ${specs.size} parameters (${missing.slice(0, 5).join(', ')})`);
-    const unexpected = [...sd.keys()].filter((k) => !specs.has(k) && !k.startsWith('optimizer.') && !k.startsWith('input_norm.'));
-    if (unexpected.length) throw new WeightFileError(source, unexpected[0], `names no parameter of this model (${unexpected.length} such keys: ${unexpected.slice(0, 5).join(', ')})`);
-    for (const [n, spec] of specs) {
+    const shapes = this.tensorShapes();
+    const trunkKey = [...sd.keys()].find((k) => k.startsWith(TRUNK_PREFIX));
+    if (trunkKey && !this.hasTrunk) throw new Error(`${source}: holds target_encoder.* weights (a fine-tuned trunk: mode full or layer4), but this model takes frozen target tokens`);
+    if (!trunkKey && this.hasTrunk) throw new Error(`${source}: has no target_encoder.* weights, but this model trains the ResNet18 trunk`);
+    const missing = [...shapes.keys()].filter((n) => !sd.has(n));
+    if (missing.length) throw new WeightFileError(source, missing[0], `lacks ${missing.length} of the ${shapes.size} tensors (${missing.slice(0, 5).join(', ')})`);
+    const unexpected = [...sd.keys()].filter((k) => !shapes.has(k) && !k.startsWith('optimizer.') && !k.startsWith('input_norm.'));
+    if (unexpected.length) throw new WeightFileError(source, unexpected[0], `names no tensor of this model (${unexpected.length} such keys: ${unexpected.slice(0, 5).join(', ')})`);
+    for (const [n, shape] of shapes) {
       const t = sd.get(n)!;
-      if (t.shape.length !== spec.shape.length || t.shape.some((d, i) => d !== spec.shape[i])) {
-        throw new WeightFileError(source, n, `has shape [${t.shape.join(', ')}], the model needs [${spec.shape.join(', ')}] (PyTorch layout)`);
+      if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+        throw new WeightFileError(source, n, `has shape [${t.shape.join(', ')}], the model needs [${shape.join(', ')}] (PyTorch layout)`);
       }
     }
     const stats: InputStats = {};
     if (this.config.standardizeInputs) {
-      for (const v of this.views) {
+      for (const v of this.standardizedViews) {
         const mean = sd.get(`input_norm.${v}.mean`);
         const std = sd.get(`input_norm.${v}.std`);
         if (!mean || !std) throw new Error(`${source}: lacks input_norm.${v}.mean/std, which a model with standardised inputs needs`);
         stats[v] = { mean: mean.data, std: std.data };
       }
     }
+    const names = [...this.state.params.keys()];
     const moment = (kind: string, n: string) => {
       const t = sd.get(`optimizer.${kind}.${n}`);
-      if (!t || t.data.length !== specs.get(n)!.init.length) throw new Error(`${source}: optimizer state optimizer.${kind}.${n} is missing or has the wrong size; the checkpoint is from another configuration`);
+      if (!t && !this.trained(n)) return new Float32Array(sd.get(n)!.data.length); // never trained in this mode: no state
+      if (!t || t.data.length !== sd.get(n)!.data.length) throw new Error(`${source}: optimizer state optimizer.${kind}.${n} is missing or has the wrong size; the checkpoint is from another configuration`);
       return Float32Array.from(t.data);
     };
+    const params = new Map(names.map((n) => [n, Float32Array.from(sd.get(n)!.data)]));
+    const buffers = new Map([...(this.state.buffers ?? new Map<string, Float32Array>()).keys()].map((n) => [n, Float32Array.from(sd.get(n)!.data)]));
     // Everything is checked above; only now is the state replaced.
-    const next: TrainState = optimizerStep === undefined
-      ? { ...initialState(new Map([...specs.keys()].map((n) => [n, Float32Array.from(sd.get(n)!.data)]))), step: this.state.step }
+    this.state = optimizerStep === undefined
+      ? { ...initialState(params), buffers, step: this.state.step }
       : {
-        params: new Map([...specs.keys()].map((n) => [n, Float32Array.from(sd.get(n)!.data)])),
-        m: new Map([...specs.keys()].map((n) => [n, moment('exp_avg', n)])),
-        v: new Map([...specs.keys()].map((n) => [n, moment('exp_avg_sq', n)])),
-        step: optimizerStep,
+        params, buffers, step: optimizerStep,
+        m: new Map(names.map((n) => [n, moment('exp_avg', n)])),
+        v: new Map(names.map((n) => [n, moment('exp_avg_sq', n)])),
       };
-    this.state = next;
     if (this.config.standardizeInputs) this.setInputStats(stats);
   }
 

@@ -155,17 +155,16 @@ async function writeCheckpoint(file: string, learner: Learner, info: CheckpointI
 }
 
 /**
- * A learner on the chosen engine: the native engine for frozen target tokens; TF.js for a model
- * that trains the ResNet18 trunk (modes layer4 and full), which the native engine does not run yet.
+ * A learner on the chosen engine (onnxruntime unless TF.js is asked for or onnxruntime does not
+ * load). `trunk`: the TF.js ResNet18 the target encoder starts from (modes layer4 and full); the
+ * TF.js learner takes it over, the native one copies its weights (the caller then disposes it).
  */
 export async function createLearner(config: TriplexConfig, o: { seed?: number; trunk?: ResNet18; trained?: 'all' | 'layer4'; engine?: EngineChoice; onEngine?: (line: string) => void }): Promise<Learner> {
-  if (o.trunk) {
-    o.onEngine?.('engine: TF.js (the ResNet18 trunk of modes layer4 and full trains on TF.js until it moves to the native engine)');
-    return new TfjsLearner(config, { seed: o.seed, trunk: o.trunk, trained: o.trained });
-  }
   const engine = await selectEngine(o.engine);
   o.onEngine?.(`engine: ${engine.reason}`);
-  return engine.executor ? new EngineLearner(config, engine.executor, o.seed ?? 0) : new TfjsLearner(config, { seed: o.seed });
+  if (!engine.executor) return new TfjsLearner(config, { seed: o.seed, trunk: o.trunk, trained: o.trained });
+  const trunk = o.trunk ? { mode: o.trained === 'layer4' ? 'layer4' as const : 'full' as const, weights: await o.trunk.stateDict() } : undefined;
+  return new EngineLearner(config, engine.executor, o.seed ?? 0, trunk);
 }
 
 /** A checkpoint's model weights, without the optimiser's state. */
@@ -216,12 +215,15 @@ export async function trainFold(data: TrainingData, options: TrainOptions): Prom
   try {
     if (start) {
       await loadTargetCrops(data, [...trainSections, ...validationSections]);
+      // conv1..layer3 are frozen and run in inference mode: their output is cached once.
       if (o.mode === 'layer4') cacheLayer3(start.trunk, start.identity, [...trainSections, ...validationSections]);
     }
   } catch (e) {
     await learner.dispose();
+    if (learner.engine !== 'tfjs') start?.trunk.dispose();
     throw e;
   }
+  if (start && learner.engine !== 'tfjs') start.trunk.dispose(); // the native learner copied its weights
   if (o.init === 'mean-bias') learner.setHeadBias(meanExpression(trainSections, data.genes.length));
   if (config.standardizeInputs) learner.setInputStats(inputStats(trainSections, learner.standardizedViews, data.dim));
   const history: EpochRecord[] = [];
@@ -384,7 +386,8 @@ export async function loadTrainedModel(file: string, data?: { genes: string[]; d
     if (info.config.dim !== data.dim) throw new Error(`${file} takes ${info.config.dim}-wide features, the store's are ${data.dim} wide; extract features with the encoder the model was trained on`);
   }
   const trunk = info.mode !== 'frozen' && activeViews(info.config).includes('target') ? createResNet18({ seed: 0 }) : undefined;
-  const model = await createLearner(info.config, { trunk, engine });
+  const model = await createLearner(info.config, { trunk, trained: info.mode === 'layer4' ? 'layer4' : 'all', engine });
+  if (trunk && model.engine !== 'tfjs') trunk.dispose();
   try {
     model.load(modelWeights(weights), file);
   } catch (e) {
