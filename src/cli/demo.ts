@@ -8,6 +8,7 @@ import { formatMetricsTable, slideMetrics, type Summary } from '../runtime/eval/
 import { extractFeatures } from '../runtime/features/extract';
 import { readArrowFile, stringColumn, vectorColumn } from '../runtime/store/arrow';
 import { openDatasetStore, writeDatasetStore, type DatasetStore } from '../runtime/store/datasetStore';
+import { pathInside } from '../runtime/store/identifiers';
 import { isCurrentSyntheticDataset, writeSyntheticDataset } from '../runtime/synthetic/generator';
 import { ALL_VIEWS, crossValidate } from '../runtime/train/cv';
 import { loadTrainingData } from '../runtime/train/data';
@@ -103,7 +104,7 @@ function loadFeatures(store: DatasetStore, dir: string): { own: Float32Array; ni
   const nicheParts: Float32Array[] = [];
   let width = 0;
   for (const s of store.manifest.sections) {
-    const t = readArrowFile(path.join(dir, `${s.id}.arrow`));
+    const t = readArrowFile(pathInside(dir, `${s.id}.arrow`));
     const g = vectorColumn(t, 'global');
     width = g.width;
     ownParts.push(g.values);

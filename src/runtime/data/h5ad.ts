@@ -28,6 +28,7 @@ import * as path from 'node:path';
 import type * as H5 from 'h5wasm';
 import { byName, listIds, readImageSize, spotsOutsideImage } from './her2st';
 import { CsrAppender } from './csr';
+import { encodeId, unsafeIdReason } from '../store/identifiers';
 import { DataFileError, type CountMatrix, type ImageRef, type Problem, type Section, type SpatialDataset, type Spot } from './types';
 
 export interface H5adOptions {
@@ -94,9 +95,13 @@ function readAnnData(h: Hdf5, source: string, opts: H5adOptions): { sections: Se
   const grid = hasRow ? { rows: numberColumn(h, 'obs', 'array_row'), cols: numberColumn(h, 'obs', 'array_col') } : undefined;
 
   const sectionColumn = ['sample', 'library_id'].find((c) => h.has(`obs/${c}`));
-  const sectionOf = sectionColumn ? textColumn(h, 'obs', sectionColumn) : undefined;
-  const patientOf = h.has('obs/patient') ? textColumn(h, 'obs', 'patient') : undefined;
-  const fileSection = path.basename(source).replace(/\.h5ad$/i, '');
+  const sectionOf = sectionColumn ? safeIds(textColumn(h, 'obs', sectionColumn), source, `obs/${sectionColumn}`, 'sample names', problems) : undefined;
+  const patientOf = h.has('obs/patient') ? safeIds(textColumn(h, 'obs', 'patient'), source, 'obs/patient', 'patients', problems) : undefined;
+  if (opts.patient !== undefined) {
+    const reason = unsafeIdReason(opts.patient);
+    if (reason) throw new DataFileError(source, '--patient', `"${opts.patient}" cannot name a patient: it ${reason}`);
+  }
+  const fileSection = safeIds([path.basename(source).replace(/\.h5ad$/i, '')], source, 'file name', 'the section named after the file', problems)[0];
   const rowsBySection = new Map<string, number[]>();
   for (let i = 0; i < nObs; i++) {
     const id = sectionOf ? sectionOf[i] : fileSection;
@@ -130,6 +135,30 @@ function readAnnData(h: Hdf5, source: string, opts: H5adOptions): { sections: Se
     sections.push({ id, patient: patient ?? id, spots, genes, counts: csrRows(x, rows, nVar) });
   }
   return { sections, problems };
+}
+
+/**
+ * Names AnnData allows to be any text (samples, patients) as ids that can name files, renamed
+ * reversibly (encodeId) where needed; the renaming is reported as one problem, since the store
+ * and its files then use the new names.
+ */
+function safeIds(names: readonly string[], file: string, field: string, what: string, problems: Problem[]): string[] {
+  const ids = new Map<string, string>();
+  for (const name of names) {
+    if (ids.has(name)) continue;
+    const id = encodeId(name);
+    const reason = unsafeIdReason(id);
+    if (reason) throw new DataFileError(file, field, `"${name}" cannot name a section or patient${id === name ? '' : ` (as ${id})`}: it ${reason}`);
+    ids.set(name, id);
+  }
+  const renamed = [...ids].filter(([name, id]) => name !== id);
+  if (renamed.length > 0) {
+    problems.push({
+      file,
+      message: `${what} in ${field} renamed to ids that can name files (%XX is a byte in hex; the mapping is reversible): ${listIds(renamed.map(([name, id]) => `${JSON.stringify(name)} -> ${id}`))}`,
+    });
+  }
+  return names.map((n) => ids.get(n)!);
 }
 
 function geneNames(h: Hdf5): string[] {

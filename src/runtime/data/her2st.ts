@@ -17,6 +17,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
+import { unsafeIdReason } from '../store/identifiers';
 import { CsrAppender } from './csr';
 import { DataFileError, type ImageRef, type Problem, type Section, type SpatialDataset, type Spot } from './types';
 
@@ -44,6 +45,8 @@ export async function readHer2st(root: string, opts: Her2stOptions = {}): Promis
     if (!available.includes(name)) {
       throw new DataFileError(path.join(cntsDir, `${name}.tsv.gz`), undefined, `no such section; the folder has ${available.join(', ')}`);
     }
+    const reason = unsafeIdReason(name);
+    if (reason) throw new DataFileError(path.join(cntsDir, `${name}.tsv.gz`), undefined, `the section name "${name}" ${reason}; rename the file (and its spot file and image folder)`);
   }
 
   const problems: Problem[] = [];

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
+import { unsafeIdReason } from '../store/identifiers';
 import { readImageSize } from './her2st';
 import { DataFileError, type ImageRef, type Spot } from './types';
 
@@ -49,7 +50,10 @@ export async function readSlide(image: string, o: SlideOptions = {}): Promise<Sl
   const file = path.resolve(image);
   const size = await orientedSize(file);
   const id = o.section ?? path.basename(file).replace(/\.[^.]+$/, '');
-  if (!/^[\w.-]+$/.test(id)) throw new DataFileError(file, '--section', `"${id}" cannot name a section (letters, digits, '.', '_' and '-' only); give one with --section`);
+  const badId = unsafeIdReason(id);
+  if (badId) throw new DataFileError(file, '--section', `"${id}" cannot name a section: it ${badId}; give one with --section`);
+  const badPatient = o.patient === undefined ? undefined : unsafeIdReason(o.patient);
+  if (badPatient) throw new DataFileError(file, '--patient', `"${o.patient}" cannot name a patient: it ${badPatient}`);
   const ref: ImageRef = { path: file, ...size };
   if (o.spots) {
     const table = path.resolve(o.spots);

@@ -16,6 +16,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { unsafeIdReason } from '../store/identifiers';
 import { checkCompressed, checkGridCells, csrRows, openHdf5, readCompressed, uniqueGeneNames, type Hdf5 } from './h5ad';
 import { listIds, readImageSize, spotsOutsideImage } from './her2st';
 import { DataFileError, type ImageRef, type Problem, type Section, type SpatialDataset, type Spot } from './types';
@@ -45,6 +46,10 @@ export async function readVisium(dir: string, opts: VisiumOptions = {}): Promise
   if (!folder) throw new DataFileError(path.join(source, MATRIX), undefined, 'not found; give a Space Ranger output folder (the one holding filtered_feature_bc_matrix.h5 and spatial/)');
   const sectionId = path.basename(folder) === 'outs' ? path.basename(path.dirname(folder)) : path.basename(folder);
   const problems: Problem[] = [];
+  const badId = unsafeIdReason(sectionId);
+  if (badId) throw new DataFileError(folder, undefined, `the folder name "${sectionId}" names the section, and it ${badId}; rename the folder`);
+  const badPatient = opts.patient === undefined ? undefined : unsafeIdReason(opts.patient);
+  if (badPatient) throw new DataFileError(folder, '--patient', `"${opts.patient}" cannot name a patient: it ${badPatient}`);
 
   const matrixFile = path.join(folder, MATRIX);
   const h = await openHdf5(matrixFile, 'a Space Ranger feature-barcode matrix (filtered_feature_bc_matrix.h5)');

@@ -7,6 +7,7 @@ import { CENTER_TILE, NEIGHBOR_GRID, NEIGHBOR_TILES, SPOT_SIZE, neighborMask, to
 import type { ImageEncoder } from '../onnx/engine';
 import { buildTable, readArrowFile, readArrowMetadata, stringColumn, writeArrowFile } from '../store/arrow';
 import { removePartials } from '../store/atomic';
+import { pathInside } from '../store/identifiers';
 import { openDatasetStore, type DatasetStore, type StoreSection } from '../store/datasetStore';
 import { openEncoder, type EncoderChoice, type OpenedEncoder } from './encoders';
 
@@ -96,7 +97,7 @@ export async function extractFeatures(storeDir: string, options: ExtractOptions)
     for (const section of sections) {
       const rows = store.rowsOf(section.id);
       const key = sectionKey(store, section, rows, opened);
-      const file = path.join(dir, `${section.id}.arrow`);
+      const file = pathInside(dir, `${section.id}.arrow`);
       if (await writtenFor(file, key)) {
         summary.sections.push({ id: section.id, spots: rows.length, status: 'cached', tilesEncoded: 0, seconds: 0 });
         clock.done += rows.length;
