@@ -28,6 +28,7 @@ import * as path from 'node:path';
 import type * as H5 from 'h5wasm';
 import { byName, listIds, readImageSize, spotsOutsideImage } from './her2st';
 import { CsrAppender } from './csr';
+import { checkRegularFile } from './files';
 import { encodeId, unsafeIdReason } from '../store/identifiers';
 import { DataFileError, type CountMatrix, type ImageRef, type Problem, type Section, type SpatialDataset, type Spot } from './types';
 
@@ -499,6 +500,7 @@ export async function openHdf5(file: string, expected: string): Promise<Hdf5> {
   } catch (e) {
     throw new DataFileError(abs, undefined, `not found; expected ${expected}`, { cause: e });
   }
+  checkRegularFile(abs);
   // Checked here so that a wrong file gets our message, not the HDF5 library's trace on stderr.
   const fh = await fs.promises.open(abs, 'r');
   let found = false;

@@ -19,6 +19,7 @@ import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
 import { unsafeIdReason } from '../store/identifiers';
 import { CsrAppender } from './csr';
+import { checkRegularFile } from './files';
 import { DataFileError, type ImageRef, type Problem, type Section, type SpatialDataset, type Spot } from './types';
 
 export interface Her2stOptions {
@@ -188,6 +189,7 @@ async function findImage(root: string, patient: string, section: string, problem
   if (!fs.existsSync(dir)) return undefined;
   const jpgs = (await fs.promises.readdir(dir)).filter((f) => /\.jpe?g$/i.test(f)).sort(byName);
   if (jpgs.length === 0) return undefined;
+  for (const f of jpgs) checkRegularFile(path.join(dir, f));
   if (jpgs.length > 1) {
     problems.push({ file: dir, section, message: `several images for one section: ${jpgs.join(', ')}; ${jpgs[0]} is used` });
   }
@@ -212,6 +214,7 @@ interface ParsedCounts {
 }
 
 async function readCounts(file: string, places: Map<string, Place>): Promise<ParsedCounts> {
+  checkRegularFile(file);
   const parser = new CountParser(file, places);
   // A parse error thrown in the last stage reaches pipeline()'s caller as an AbortError; keep it.
   let parseError: unknown;
@@ -378,6 +381,7 @@ interface Tsv { header: string[]; rows: TsvRow[] }
 
 async function readTsv(file: string, whatIfMissing: string): Promise<Tsv> {
   let text: string;
+  checkRegularFile(file);
   try {
     text = await fs.promises.readFile(file, 'utf8');
   } catch (e) {
@@ -426,6 +430,7 @@ function isNumberText(text: string | undefined): boolean {
 /** Width and height of a JPEG, PNG or TIFF/BigTIFF image, read from its header bytes only. */
 export async function readImageSize(file: string): Promise<{ width: number; height: number }> {
   let fh: fs.promises.FileHandle;
+  checkRegularFile(file);
   try {
     fh = await fs.promises.open(file, 'r');
   } catch (e) {

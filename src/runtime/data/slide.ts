@@ -2,6 +2,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { unsafeIdReason } from '../store/identifiers';
+import { checkImageData } from '../image/slideImage';
+import { checkRegularFile } from './files';
 import { readImageSize } from './her2st';
 import { DataFileError, type ImageRef, type Spot } from './types';
 
@@ -49,6 +51,7 @@ const CELL_PX = 8;
 export async function readSlide(image: string, o: SlideOptions = {}): Promise<SlideSection> {
   const file = path.resolve(image);
   const size = await orientedSize(file);
+  await checkImageData(file);
   const id = o.section ?? path.basename(file).replace(/\.[^.]+$/, '');
   const badId = unsafeIdReason(id);
   if (badId) throw new DataFileError(file, '--section', `"${id}" cannot name a section: it ${badId}; give one with --section`);
@@ -149,6 +152,7 @@ const VISIUM_COLUMNS = ['barcode', 'in_tissue', 'array_row', 'array_col', 'pxl_r
 /** Spots of a spot table (Space Ranger positions, or a CSV/TSV with named columns). */
 export function readSpotTable(file: string): Spot[] {
   let text: string;
+  checkRegularFile(file);
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (e) {

@@ -19,6 +19,7 @@ import * as path from 'node:path';
 import { unsafeIdReason } from '../store/identifiers';
 import { checkCompressed, checkGridCells, csrRows, openHdf5, readCompressed, uniqueGeneNames, type Hdf5 } from './h5ad';
 import { listIds, readImageSize, spotsOutsideImage } from './her2st';
+import { checkRegularFile } from './files';
 import { DataFileError, type ImageRef, type Problem, type Section, type SpatialDataset, type Spot } from './types';
 
 export interface VisiumOptions {
@@ -163,6 +164,7 @@ function readPositions(folder: string): { file: string; byBarcode: Map<string, P
   const headerless = path.join(folder, 'spatial', 'tissue_positions_list.csv');
   const file = fs.existsSync(withHeader) ? withHeader : fs.existsSync(headerless) ? headerless : undefined;
   if (!file) throw new DataFileError(withHeader, undefined, 'not found (nor tissue_positions_list.csv); the spot positions are in the spatial/ folder of the Space Ranger output');
+  checkRegularFile(file);
   const lines = fs.readFileSync(file, 'utf8').split(/\r?\n/);
   // Space Ranger >= 2.0 writes a header; older versions the same columns without one.
   const first = lines[0].split(',').map((c) => c.trim());
@@ -200,6 +202,7 @@ async function expectedImageSize(folder: string, problems: Problem[], section: s
   const png = path.join(folder, 'spatial', 'tissue_hires_image.png');
   if (!fs.existsSync(json) || !fs.existsSync(png)) return undefined;
   let scale: unknown;
+  checkRegularFile(json);
   try {
     scale = (JSON.parse(await fs.promises.readFile(json, 'utf8')) as { tissue_hires_scalef?: unknown }).tissue_hires_scalef;
   } catch (e) {

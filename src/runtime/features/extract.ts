@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { RecordBatch, RecordBatchFileWriter, Schema } from 'apache-arrow';
-import { openSlideImage, type SlideImage } from '../image/slideImage';
+import { checkImageData, openSlideImage, type SlideImage } from '../image/slideImage';
 import { CENTER_TILE, NEIGHBOR_GRID, NEIGHBOR_TILES, SPOT_SIZE, neighborMask, toNormalizedFloat } from '../image/crops';
 import type { ImageEncoder } from '../onnx/engine';
 import { buildTable, readArrowFile, readArrowMetadata, stringColumn, writeArrowFile } from '../store/arrow';
@@ -94,11 +94,17 @@ export async function extractFeatures(storeDir: string, options: ExtractOptions)
     const summary: ExtractSummary = { dir, encoder: opened.identity, width: opened.encoder.embeddingWidth, sections: [] };
     const total = sections.reduce((n, s) => n + s.spots, 0);
     const clock = { start: performance.now(), done: 0, computed: 0, cached: 0 };
+    const plan = [];
     for (const section of sections) {
       const rows = store.rowsOf(section.id);
       const key = sectionKey(store, section, rows, opened);
       const file = pathInside(dir, `${section.id}.arrow`);
-      if (await writtenFor(file, key)) {
+      plan.push({ section, rows, key, file, cached: await writtenFor(file, key) });
+    }
+    // Every image still to be read decodes completely, before any feature is computed.
+    for (const p of plan) if (!p.cached) await checkImageData(p.section.image!.path);
+    for (const { section, rows, key, file, cached } of plan) {
+      if (cached) {
         summary.sections.push({ id: section.id, spots: rows.length, status: 'cached', tilesEncoded: 0, seconds: 0 });
         clock.done += rows.length;
         clock.cached++;
