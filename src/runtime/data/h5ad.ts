@@ -26,7 +26,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type * as H5 from 'h5wasm';
-import { byName, listIds, readImageSize, spotsOutsideImage } from './her2st';
+import { byName, readImageSize, spotsOutsideImage } from './her2st';
+import { listIds, uniqueGeneNames } from './names';
+import { firstBadCount } from './numbers';
 import { CsrAppender } from './csr';
 import { checkRegularFile } from './files';
 import { encodeId, unsafeIdReason } from '../store/identifiers';
@@ -78,6 +80,11 @@ function readAnnData(h: Hdf5, source: string, opts: H5adOptions): { sections: Se
   const genes = uniqueGeneNames(geneNames(h), source, undefined, problems);
   const nVar = genes.length;
   const x = readX(h, nObs, nVar);
+  const bad = firstBadCount(x);
+  if (bad) {
+    throw new DataFileError(source, `X, row ${bad.row} (spot ${obsNames[bad.row]}), column ${bad.column} (gene ${genes[bad.column]})`,
+      `holds ${bad.value}; counts must be finite, non-negative numbers`);
+  }
   const nonInteger = firstNonInteger(x.data);
   if (nonInteger !== undefined) {
     problems.push({ file: source, message: `X holds non-integer values: e.g. ${nonInteger}; TRIPLEX normalises raw counts itself, so give a file whose X holds raw counts` });
@@ -89,6 +96,9 @@ function readAnnData(h: Hdf5, source: string, opts: H5adOptions): { sections: Se
     throw new DataFileError(source, 'obsm/spatial', `has shape [${shape.join(', ')}], expected [${nObs}, 2]: one x, y pair per obs`);
   }
   const xy = h.numbers(spatial, 'obsm/spatial');
+  for (let i = 0; i < nObs * shape[1]; i++) {
+    if (!Number.isFinite(xy[i])) throw new DataFileError(source, `obsm/spatial, row ${Math.floor(i / shape[1])}`, `holds ${xy[i]}; spot centres must be finite pixel coordinates`);
+  }
   const hasRow = h.has('obs/array_row');
   if (hasRow !== h.has('obs/array_col')) {
     throw new DataFileError(source, hasRow ? 'obs/array_col' : 'obs/array_row', 'obs has only one of array_row and array_col; give both or neither');
@@ -339,28 +349,7 @@ export function checkGridCells(spots: readonly Spot[], file: string, field: stri
 // ---------------------------------------------------------------------------------------------
 // Gene names.
 
-/**
- * Gene names made unique the way scanpy's var_names_make_unique does: the second and later
- * occurrences of a name get "-1", "-2", ...; reported as one problem.
- */
-export function uniqueGeneNames(names: readonly string[], file: string, section: string | undefined, problems: Problem[]): string[] {
-  const taken = new Set(names);
-  if (taken.size === names.length) return [...names];
-  const seen = new Map<string, number>();
-  const renamed: string[] = [];
-  const out = names.map((n) => {
-    const k = seen.get(n);
-    if (k === undefined) { seen.set(n, 0); return n; }
-    let i = k + 1;
-    while (taken.has(`${n}-${i}`)) i++;
-    seen.set(n, i);
-    taken.add(`${n}-${i}`);
-    renamed.push(`${n}-${i}`);
-    return `${n}-${i}`;
-  });
-  problems.push({ file, ...(section ? { section } : {}), message: `duplicate gene names made unique: ${listIds(renamed)}` });
-  return out;
-}
+export { uniqueGeneNames } from './names';
 
 // ---------------------------------------------------------------------------------------------
 // Sparse matrices. Every reader returns canonical CSR: indices sorted within a row, no stored

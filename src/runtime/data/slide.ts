@@ -4,6 +4,7 @@ import sharp from 'sharp';
 import { unsafeIdReason } from '../store/identifiers';
 import { checkImageData } from '../image/slideImage';
 import { checkRegularFile } from './files';
+import { parseDecimal } from './numbers';
 import { readImageSize } from './her2st';
 import { DataFileError, type ImageRef, type Spot } from './types';
 
@@ -181,8 +182,8 @@ export function readSpotTable(file: string): Spot[] {
     const need = Math.max(...Object.values(at)) + 1;
     if (f.length < need) throw new DataFileError(file, `line ${i + 1}`, `has ${f.length} fields, the header ${need}`);
     const num = (k: keyof typeof at): number => {
-      const v = Number(f[at[k]]);
-      if (f[at[k]] === '' || !Number.isFinite(v)) throw new DataFileError(file, `line ${i + 1}, column ${header[at[k]]}`, `"${f[at[k]]}" is not a number`);
+      const v = parseDecimal(f[at[k]]);
+      if (v === undefined) throw new DataFileError(file, `line ${i + 1}, column ${header[at[k]]}`, `"${f[at[k]]}" is not a decimal number`);
       return v;
     };
     if (at.inTissue >= 0 && num('inTissue') !== 1) continue;

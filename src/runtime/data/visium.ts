@@ -18,7 +18,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { unsafeIdReason } from '../store/identifiers';
 import { checkCompressed, checkGridCells, csrRows, openHdf5, readCompressed, uniqueGeneNames, type Hdf5 } from './h5ad';
-import { listIds, readImageSize, spotsOutsideImage } from './her2st';
+import { readImageSize, spotsOutsideImage } from './her2st';
+import { listIds } from './names';
+import { firstBadCount, parseDecimal } from './numbers';
 import { checkRegularFile } from './files';
 import { DataFileError, type ImageRef, type Problem, type Section, type SpatialDataset, type Spot } from './types';
 
@@ -96,6 +98,10 @@ export async function readVisium(dir: string, opts: VisiumOptions = {}): Promise
     genes: matrix.genes,
     counts: csrRows(matrix.raw, rows, matrix.genes.length, matrix.geneMap),
   };
+  const bad = firstBadCount(section.counts);
+  if (bad) {
+    throw new DataFileError(matrixFile, `matrix/data, barcode ${spots[bad.row].id}, feature ${section.genes[bad.column]}`, `holds ${bad.value}; counts must be finite, non-negative numbers`);
+  }
   if (opts.image) {
     const image: ImageRef = { path: path.resolve(opts.image), ...(await readImageSize(opts.image)) };
     section.image = image;
@@ -185,8 +191,8 @@ function readPositions(folder: string): { file: string; byBarcode: Map<string, P
     }
     const num = (k: number): number => {
       const text = f[col[k]].trim();
-      const v = Number(text);
-      if (text === '' || !Number.isFinite(v)) throw new DataFileError(file, `line ${i + 1}, column ${POSITION_COLUMNS[k]}`, `"${text}" is not a number`);
+      const v = parseDecimal(text);
+      if (v === undefined) throw new DataFileError(file, `line ${i + 1}, column ${POSITION_COLUMNS[k]}`, `"${text}" is not a decimal number`);
       return v;
     };
     const barcode = f[col[0]].trim();
