@@ -43,6 +43,7 @@ export function extractCommand(): Command {
       const computed = summary.sections.filter((s) => s.status !== 'cached');
       console.log(`features of ${spots} spots in ${summary.sections.length} sections (${summary.sections.length - computed.length} cached) ` +
         `with ${summary.encoder.encoder} on ${summary.encoder.engine}, width ${summary.width}, in ${seconds.toFixed(1)} s -> ${summary.dir}`);
+      for (const w of summary.warnings) console.warn(`warning: ${w}`);
       for (const s of computed) console.log(`  ${s.id}: ${s.spots} spots, ${s.tilesEncoded} tiles encoded, ${s.seconds.toFixed(1)} s (${(s.spots / s.seconds).toFixed(1)} spots/s)${s.status === 'resumed' ? ', resumed' : ''}`);
     });
 }

@@ -129,7 +129,12 @@ export function loadTrainingData(storeDir: string, options: LoadOptions): Traini
 function readSectionFeatures(dir: string, section: string, spotIds: string[], storeDir: string): Table {
   const file = pathInside(dir, `${section}.arrow`);
   if (!fs.existsSync(file)) throw new Error(`${file} is missing: section ${section} has no features; run \`triplex extract ${storeDir}\``);
-  const table = readArrowFile(file);
+  let table: Table;
+  try {
+    table = readArrowFile(file);
+  } catch (e) {
+    throw new Error(`${(e as Error).message.replace(/; re-run the step that writes it$/, '')}; run \`triplex extract ${storeDir}\`, which moves an unreadable features file aside and computes it again`, { cause: e });
+  }
   const ids = stringColumn(table, 'spot_id');
   if (ids.length !== spotIds.length) throw new Error(`${file}: ${ids.length} spots, the store has ${spotIds.length} for section ${section}; the features are stale: re-run \`triplex extract ${storeDir}\``);
   const bad = ids.findIndex((s, i) => s !== spotIds[i]);
