@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { formatInspectReport, inspectDataset, readDataset } from '../runtime/data/read';
+import { formatInspectReport, imageDataProblems, inspectDataset, readDataset } from '../runtime/data/read';
 
 /** `triplex dataset ...`: look at spatial transcriptomics datasets before using them. */
 export function datasetCommand(): Command {
@@ -13,7 +13,9 @@ export function datasetCommand(): Command {
     .option('--json', 'print the report as JSON, with every problem')
     .action(async (target: string, opts: { image?: string; patient?: string; json?: boolean }) => {
       const started = performance.now();
-      const report = inspectDataset(await readDataset(target, { image: opts.image, patient: opts.patient }));
+      const ds = await readDataset(target, { image: opts.image, patient: opts.patient });
+      ds.problems.push(...(await imageDataProblems(ds)));
+      const report = inspectDataset(ds);
       const seconds = (performance.now() - started) / 1000;
       console.log(opts.json ? JSON.stringify(report, null, 2) : `${formatInspectReport(report)}\nread in ${seconds.toFixed(1)} s`);
     });

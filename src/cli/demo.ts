@@ -8,10 +8,11 @@ import { formatMetricsTable, slideMetrics, type Summary } from '../runtime/eval/
 import { extractFeatures } from '../runtime/features/extract';
 import { readArrowFile, stringColumn, vectorColumn } from '../runtime/store/arrow';
 import { openDatasetStore, writeDatasetStore, type DatasetStore } from '../runtime/store/datasetStore';
+import { pathInside } from '../runtime/store/identifiers';
 import { isCurrentSyntheticDataset, writeSyntheticDataset } from '../runtime/synthetic/generator';
 import { ALL_VIEWS, crossValidate } from '../runtime/train/cv';
 import { loadTrainingData } from '../runtime/train/data';
-import { computeOptions } from './options';
+import { computeOptions, wholeNumber } from './options';
 
 /**
  * The main job on the embedded data, end to end: generate the synthetic dataset, read it back,
@@ -26,7 +27,7 @@ export function demoCommand(): Command {
     .option('--dir <dir>', 'working folder (kept: a second run reuses the dataset and features)', '.demo')
     .option('--weights <checkpoint>', 'ResNet18 weights (.pth, .ckpt or .safetensors), e.g. the histology-pretrained tenpercent_resnet18.ckpt')
     .option('--models <list>', 'model variants to cross-validate', 'triplex,tem,nem,gem')
-    .option('--epochs <n>', 'maximum epochs per fold', (v) => Number.parseInt(v, 10), DEMO_TRAINING.epochs)
+    .option('--epochs <n>', 'maximum epochs per fold', wholeNumber(1), DEMO_TRAINING.epochs)
     .action(async (opts: { dir: string; weights?: string; models: string; epochs: number }, cmd: Command) => {
       const started = performance.now();
       const elapsed = () => `${((performance.now() - started) / 1000).toFixed(1)} s`;
@@ -103,7 +104,7 @@ function loadFeatures(store: DatasetStore, dir: string): { own: Float32Array; ni
   const nicheParts: Float32Array[] = [];
   let width = 0;
   for (const s of store.manifest.sections) {
-    const t = readArrowFile(path.join(dir, `${s.id}.arrow`));
+    const t = readArrowFile(pathInside(dir, `${s.id}.arrow`));
     const g = vectorColumn(t, 'global');
     width = g.width;
     ownParts.push(g.values);

@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { SingleBar } from 'cli-progress';
 import { extractFeatures } from '../runtime/features/extract';
+import { wholeNumber } from './options';
 
 export function extractCommand(): Command {
   return new Command('extract')
@@ -8,7 +9,7 @@ export function extractCommand(): Command {
     .argument('<store>', 'dataset store written by `triplex preprocess`')
     .option('--encoder <name>', 'resnet18, or the path of an ONNX image encoder (e.g. a pathology foundation model)', 'resnet18')
     .option('--weights <checkpoint>', 'ResNet18 weights (.pth, .ckpt, .safetensors), e.g. tenpercent_resnet18.ckpt')
-    .option('--batch <n>', 'images per encoder call', (v) => Number.parseInt(v, 10), 32)
+    .option('--batch <n>', 'images per encoder call', wholeNumber(1, 4096), 32)
     .action(async (store: string, o: { encoder: string; weights?: string; batch: number }) => {
       const interactive = process.stderr.isTTY === true;
       const bar = new SingleBar({
@@ -43,6 +44,7 @@ export function extractCommand(): Command {
       const computed = summary.sections.filter((s) => s.status !== 'cached');
       console.log(`features of ${spots} spots in ${summary.sections.length} sections (${summary.sections.length - computed.length} cached) ` +
         `with ${summary.encoder.encoder} on ${summary.encoder.engine}, width ${summary.width}, in ${seconds.toFixed(1)} s -> ${summary.dir}`);
+      for (const w of summary.warnings) console.warn(`warning: ${w}`);
       for (const s of computed) console.log(`  ${s.id}: ${s.spots} spots, ${s.tilesEncoded} tiles encoded, ${s.seconds.toFixed(1)} s (${(s.spots / s.seconds).toFixed(1)} spots/s)${s.status === 'resumed' ? ', resumed' : ''}`);
     });
 }

@@ -1,5 +1,6 @@
-import { Command, Option } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { setEngineOption, type EngineChoice } from '../runtime/engine/choice';
+import { wholeNumber } from './options';
 import { infoCommand } from './info';
 import { demoCommand } from './demo';
 import { synthCommand } from './synth';
@@ -12,7 +13,7 @@ import { ablationCommand, cvCommand, predictCommand, trainFoldCommand } from './
 const program = new Command('triplex')
   .description('TRIPLEX: spatial gene expression from H&E whole-slide images')
   .addOption(new Option('--backend <name>', 'compute backend').choices(['auto', 'tensorflow', 'wasm', 'cpu']))
-  .option('--threads <n>', 'threads for the wasm backend (default: one per core)', (v) => Number.parseInt(v, 10))
+  .option('--threads <n>', 'threads for the wasm backend (default: one per core)', wholeNumber(1, 1024))
   .addOption(new Option('--engine <name>', 'engine that trains and predicts: ort (onnxruntime), tfjs, or auto (ort when it loads); TRIPLEX_ENGINE overrides').choices(['auto', 'ort', 'tfjs']))
   .hook('preAction', (root) => setEngineOption(root.opts<{ engine?: EngineChoice }>().engine))
   .showHelpAfterError();
@@ -31,9 +32,17 @@ program.addCommand(tilesCommand());
 program.addCommand(spotViewCommand());
 program.addCommand(demoCommand());
 
+/** Usage errors (bad option values, unknown options, missing arguments) exit with 2, after commander's message. */
+const overrideExits = (cmd: Command): void => {
+  cmd.exitOverride();
+  cmd.commands.forEach(overrideExits);
+};
+overrideExits(program);
+
 program.parseAsync(process.argv).then(
   () => process.exit(process.exitCode ?? 0),
   (e: unknown) => {
+    if (e instanceof CommanderError) process.exit(e.exitCode === 0 ? 0 : 2);
     if (e instanceof Error && e.name === 'RunStopped') {
       console.log(e.message);
       process.exit(130);

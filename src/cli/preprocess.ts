@@ -3,6 +3,7 @@ import { readDataset } from '../runtime/data/read';
 import { preprocess, type LogTransform } from '../runtime/data/preprocess';
 import { DEFAULT_GRID_SPACING, readSlide } from '../runtime/data/slide';
 import { writeDatasetStore, writeSpotStore } from '../runtime/store/datasetStore';
+import { decimalNumber, wholeNumber } from './options';
 
 export function preprocessCommand(): Command {
   return new Command('preprocess')
@@ -12,8 +13,8 @@ export function preprocessCommand(): Command {
     .option('--image <file>', 'full-resolution H&E image (Visium and .h5ad)')
     .option('--sections <list>', 'only these sections, comma-separated (e.g. C2,C3,C4,C5,C6)', (v) => v.split(',').map((x) => x.trim()).filter(Boolean))
     .option('--with-images', 'only the sections that have an image (features need one)')
-    .option('--genes <n>', 'genes to keep', (v) => Number.parseInt(v, 10), 250)
-    .option('--min-spot-fraction <f>', 'keep genes expressed in at least this fraction of spots', Number.parseFloat, 0.1)
+    .option('--genes <n>', 'genes to keep', wholeNumber(1), 250)
+    .option('--min-spot-fraction <f>', 'keep genes expressed in at least this fraction of spots', decimalNumber(0, 1), 0.1)
     .addOption(new Option('--transform <t>', 'log transform after library-size normalisation').choices(['log1p', 'log10']).default('log1p'))
     .option('--no-smooth', 'skip the 3x3 array-neighbourhood smoothing')
     .action(async (dataset: string, o: { out: string; image?: string; sections?: string[]; withImages?: boolean; genes: number; minSpotFraction: number; transform: LogTransform; smooth: boolean }) => {
@@ -41,8 +42,8 @@ export function slideCommand(): Command {
     .option('--spots <file>', 'spot table: Space Ranger tissue_positions(.csv|_list.csv), or a CSV/TSV with spot_id, pixel_x, pixel_y [, array_row, array_col]')
     .option('--section <id>', 'section id (default: the image file name)')
     .option('--patient <id>', 'patient id (default: the section id)')
-    .option('--spacing <px>', 'without --spots: a spot every this many full-resolution pixels', (v) => Number.parseInt(v, 10), DEFAULT_GRID_SPACING)
-    .option('--min-tissue <f>', 'without --spots: least tissue fraction of a spot\'s square', Number.parseFloat, 0.5)
+    .option('--spacing <px>', 'without --spots: a spot every this many full-resolution pixels', wholeNumber(16), DEFAULT_GRID_SPACING)
+    .option('--min-tissue <f>', 'without --spots: least tissue fraction of a spot\'s square', decimalNumber(0, 1), 0.5)
     .action(async (image: string, o: { out: string; spots?: string; section?: string; patient?: string; spacing: number; minTissue: number }) => {
       const slide = await readSlide(image, { spots: o.spots, section: o.section, patient: o.patient, spacing: o.spacing, minTissue: o.minTissue });
       await writeSpotStore(o.out, { path: image }, [slide]);

@@ -1,14 +1,15 @@
 import { Command } from 'commander';
 import { writeSyntheticDataset } from '../runtime/synthetic/generator';
+import { wholeNumber } from './options';
 
 export function synthCommand(): Command {
   return new Command('synth')
     .description('write the embedded synthetic dataset (HER2+ layout: ST-cnts, ST-spotfiles, ST-imgs, ST-pat)')
     .requiredOption('--out <dir>', 'folder to write (created; must be empty or absent)')
-    .option('--seed <n>', 'random seed', (v) => Number.parseInt(v, 10), 2024)
-    .option('--patients <n>', 'patients', (v) => Number.parseInt(v, 10), 4)
-    .option('--sections <n>', 'sections per patient', (v) => Number.parseInt(v, 10), 2)
-    .option('--grid <n>', 'spots per side of the array', (v) => Number.parseInt(v, 10), 12)
+    .option('--seed <n>', 'random seed', wholeNumber(0, 2 ** 32 - 1), 2024)
+    .option('--patients <n>', 'patients', wholeNumber(1, 26), 4)
+    .option('--sections <n>', 'sections per patient', wholeNumber(1, 99), 2)
+    .option('--grid <n>', 'spots per side of the array', wholeNumber(2, 100), 12)
     .action(async (o: { out: string; seed: number; patients: number; sections: number; grid: number }) => {
       const t = performance.now();
       const s = await writeSyntheticDataset(o.out, { seed: o.seed, patients: o.patients, sectionsPerPatient: o.sections, gridSize: o.grid });

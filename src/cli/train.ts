@@ -7,7 +7,7 @@ import { crossValidate, writePredictions, ALL_VIEWS, type CvOptions } from '../r
 import { loadTrainingData } from '../runtime/train/data';
 import { loadTrainedModel, predictSections, prepareTargetInputs, type TargetMode, type TrainProgress } from '../runtime/train/trainer';
 import type { Fold } from '../runtime/eval/folds';
-import { computeOptions } from './options';
+import { computeOptions, decimalNumber, wholeNumber } from './options';
 
 /** `triplex cv`, `triplex train-fold`, `triplex ablation` and `triplex predict`. */
 
@@ -31,11 +31,6 @@ interface TrainFlags {
   out?: string;
 }
 
-const int = (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n)) throw new Error(`'${v}' is not an integer`);
-  return n;
-};
 
 function trainingOptions(cmd: Command, withModel = true): Command {
   if (withModel) cmd.addOption(new Option('--model <variant>', 'model variant').choices(VARIANTS.map((v) => v.name)).default('triplex'));
@@ -44,15 +39,15 @@ function trainingOptions(cmd: Command, withModel = true): Command {
     .option('--folds <scheme>', "lopo (leave one patient out), kfold:<k> (k folds grouped by patient), or section (one fold per section; sections of a patient are near-duplicates, so it is optimistic)", 'lopo')
     .addOption(new Option('--mode <mode>', 'target encoder: frozen (cached token maps), layer4 (last stage fine-tuned on cached layer3 maps) or full (whole ResNet18 fine-tuned, as the paper)').choices(['frozen', 'layer4', 'full']).default('frozen'))
     .option('--weights <checkpoint>', 'modes layer4 and full: the ResNet18 weights the features were extracted with (the target encoder starts from them)')
-    .option('--epochs <n>', 'maximum epochs', int, 200)
-    .option('--patience <n>', 'epochs without a better validation PCC before stopping', int, 20)
-    .option('--batch <n>', 'spots per optimiser step', int, 128)
-    .option('--micro-batch <n>', 'spots per forward/backward pass, gradients accumulated up to --batch (default 32, 8 in mode full: BC1 at 128 exceeds the 4 GB wasm heap)', int)
-    .option('--lr <rate>', 'Adam learning rate (StepLR: x0.9 every 50 epochs)', Number, 1e-4)
-    .option('--seed <n>', 'seed of initialisation, batches, augmentation and dropout', int, 0)
+    .option('--epochs <n>', 'maximum epochs', wholeNumber(1), 200)
+    .option('--patience <n>', 'epochs without a better validation PCC before stopping', wholeNumber(1), 20)
+    .option('--batch <n>', 'spots per optimiser step', wholeNumber(1), 128)
+    .option('--micro-batch <n>', 'spots per forward/backward pass, gradients accumulated up to --batch (default 32, 8 in mode full: BC1 at 128 exceeds the 4 GB wasm heap)', wholeNumber(1))
+    .option('--lr <rate>', 'Adam learning rate (StepLR: x0.9 every 50 epochs)', decimalNumber(0, 1, { min: true }), 1e-4)
+    .option('--seed <n>', 'seed of initialisation, batches, augmentation and dropout', wholeNumber(0, 2 ** 32 - 1), 0)
     .addOption(new Option('--init <how>', "pytorch (the reference's defaults) or mean-bias (heads start at the training mean; for short runs)").choices(['pytorch', 'mean-bias']).default('pytorch'))
     .option('--standardize-inputs', 'standardise each frozen feature channel with training statistics (for encoders without pretrained weights)')
-    .option('--validation <fraction>', 'share of each fold\'s training sections held out (whole patients) for early stopping', Number, 0.15)
+    .option('--validation <fraction>', 'share of each fold\'s training sections held out (whole patients) for early stopping', decimalNumber(0, 1, { max: true }), 0.15)
     .option('--features <key>', 'features folder under <store>/features (default: the only one)')
     .addOption(new Option('--progress <format>', 'text: a line per epoch; json: one JSON object per line (event, fold, epoch, loss, validation PCC, spots/s, ETA), for programs such as the editor').choices(['text', 'json']).default('text'));
 }
@@ -123,7 +118,7 @@ export function trainFoldCommand(): Command {
   return trainingOptions(new Command('train-fold')
     .description('train and score a single fold of a cross-validation (resumes from its last checkpoint)')
     .argument('<store>', 'dataset store with extracted features')
-    .requiredOption('--fold <k>', 'fold index (0-based)', int)
+    .requiredOption('--fold <k>', 'fold index (0-based)', wholeNumber(0))
     .option('--out <dir>', 'run folder (default <store>/runs/<model>-<mode>)'))
     .action(async (store: string, o: TrainFlags & { fold: number }, cmd: Command) => {
       await initCompute(computeOptions(cmd));

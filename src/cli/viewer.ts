@@ -4,16 +4,16 @@ import { Command } from 'commander';
 import { writeTilePyramid } from '../runtime/image/tiles';
 import { spotImages } from '../runtime/notebook/outputs';
 import { openDatasetStore } from '../runtime/store/datasetStore';
+import { pathInside } from '../runtime/store/identifiers';
 
 /**
  * What the slide viewer asks of the runtime, in a child process (never in the editor): a
  * section's tile pyramid, and a spot's crop and neighbour view. Both print JSON.
  */
 
-/** Where the viewer's files for a section live inside the store. */
+/** Where the viewer's files for a section live inside the store (ids are checked when the store opens). */
 export function viewerDir(store: string, section: string): string {
-  const safe = section.replace(/[^\w.-]/g, '_');
-  return path.join(store, 'viewer', /^\.*$/.test(safe) ? `_${safe}` : safe); // never '.' or '..'
+  return pathInside(path.join(store, 'viewer'), section);
 }
 
 export function tilesCommand(): Command {
@@ -41,7 +41,7 @@ export function spotViewCommand(): Command {
       const dir = path.join(viewerDir(store, images.section), 'spots');
       fs.mkdirSync(dir, { recursive: true });
       const safe = o.spot.replace(/[^\w.-]/g, '_');
-      const files = { crop: path.join(dir, `${safe}-crop.png`), neighbors: path.join(dir, `${safe}-neighbors.png`) };
+      const files = { crop: pathInside(dir, `${safe}-crop.png`), neighbors: pathInside(dir, `${safe}-neighbors.png`) };
       for (const [key, file] of Object.entries(files) as ['crop' | 'neighbors', string][]) {
         const partial = `${file}.partial-${process.pid}`;
         fs.writeFileSync(partial, images[key]);

@@ -251,7 +251,7 @@ describe('Visium reader: tissue, features and the image', () => {
       const messages = ds.problems.map((p) => p.message);
       assert.deepEqual(messages.slice(0, 3), [
         'features that are not Gene Expression, left out: 1 Antibody Capture',
-        `duplicate gene names made unique: ${truth.genes[0]}-1`,
+        `duplicate gene names made unique: ${truth.genes[0]}-1 (the first column of a name keeps it; later columns are renamed, not summed)`,
         `matrix barcodes outside the tissue, dropped: ${truth.spots[0].barcode}`,
       ]);
       assert.equal(messages.length, 3 + c.problems.length, messages.join('\n'));
@@ -319,7 +319,7 @@ describe('bad input: a DataFileError naming the file and the row or field, and n
         writeHer2st(dir, [truth], { badCount: { spot: 2, gene: 3, text: '7a' } });
         return { read: readHer2st(dir), file: path.join(dir, 'ST-cnts', 'A1.tsv.gz') };
       },
-      where: new RegExp(`^line 4, spot ${her2stId(truth.spots[2])}, column 5 \\(gene GENE4\\)$`), message: /"7a" is not a non-negative number/,
+      where: new RegExp(`^line 4, spot ${her2stId(truth.spots[2])}, column 5 \\(gene GENE4\\)$`), message: /"7a" is not a non-negative decimal number/,
     },
     {
       name: 'no count spot id in the spot file',

@@ -89,7 +89,7 @@ describe('slides without counts', () => {
   test('bad tables name the file, the line and the problem', async () => {
     const cases: [string, string, RegExp][] = [
       ['nocol.csv', 'spot_id,x_px,pixel_y\na,1,2\n', /nocol\.csv \(line 1\): no pixel_x \/ pxl_col_in_fullres \/ x column in the header/],
-      ['nan.csv', 'spot_id,pixel_x,pixel_y\na,1,2\nb,oops,3\n', /nan\.csv \(line 3, column pixel_x\): "oops" is not a number/],
+      ['nan.csv', 'spot_id,pixel_x,pixel_y\na,1,2\nb,oops,3\n', /nan\.csv \(line 3, column pixel_x\): "oops" is not a decimal number/],
       ['twice.csv', 'spot_id,pixel_x,pixel_y\na,1,2\na,5,3\n', /twice\.csv \(line 3\): spot a appears twice \(also line 2\)/],
       ['half.csv', 'spot_id,pixel_x,pixel_y,array_row\na,1,2,0\n', /half\.csv \(line 1\): has only one of array_row and array_col/],
       ['short.csv', 'spot_id,pixel_x,pixel_y\na,1\n', /short\.csv \(line 2\): has 2 fields, the header 3/],

@@ -1,5 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -67,9 +68,10 @@ describe('dataset store', () => {
   test('atomic writes leave the old file when interrupted, and partials are cleaned', async () => {
     const file = path.join(dir, 'atomic.txt');
     await writeFileAtomic(file, 'old');
-    fs.writeFileSync(`${file}.partial-1-2`, 'half');
+    const dead = spawnSync(process.execPath, ['-e', '']).pid; // a writer that has ended
+    fs.writeFileSync(`${file}.partial-${dead}-2`, 'half');
     assert.equal(fs.readFileSync(file, 'utf8'), 'old');
-    assert.deepEqual(await removePartials(dir), ['atomic.txt.partial-1-2']);
+    assert.deepEqual(await removePartials(dir), [`atomic.txt.partial-${dead}-2`]);
     await writeFileAtomic(file, 'new');
     assert.equal(fs.readFileSync(file, 'utf8'), 'new');
   });

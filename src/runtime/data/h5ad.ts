@@ -26,8 +26,12 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type * as H5 from 'h5wasm';
-import { byName, listIds, readImageSize, spotsOutsideImage } from './her2st';
+import { byName, readImageSize, spotsOutsideImage } from './her2st';
+import { listIds, uniqueGeneNames } from './names';
+import { firstBadCount } from './numbers';
 import { CsrAppender } from './csr';
+import { checkRegularFile } from './files';
+import { encodeId, unsafeIdReason } from '../store/identifiers';
 import { DataFileError, type CountMatrix, type ImageRef, type Problem, type Section, type SpatialDataset, type Spot } from './types';
 
 export interface H5adOptions {
@@ -76,6 +80,11 @@ function readAnnData(h: Hdf5, source: string, opts: H5adOptions): { sections: Se
   const genes = uniqueGeneNames(geneNames(h), source, undefined, problems);
   const nVar = genes.length;
   const x = readX(h, nObs, nVar);
+  const bad = firstBadCount(x);
+  if (bad) {
+    throw new DataFileError(source, `X, row ${bad.row} (spot ${obsNames[bad.row]}), column ${bad.column} (gene ${genes[bad.column]})`,
+      `holds ${bad.value}; counts must be finite, non-negative numbers`);
+  }
   const nonInteger = firstNonInteger(x.data);
   if (nonInteger !== undefined) {
     problems.push({ file: source, message: `X holds non-integer values: e.g. ${nonInteger}; TRIPLEX normalises raw counts itself, so give a file whose X holds raw counts` });
@@ -87,6 +96,9 @@ function readAnnData(h: Hdf5, source: string, opts: H5adOptions): { sections: Se
     throw new DataFileError(source, 'obsm/spatial', `has shape [${shape.join(', ')}], expected [${nObs}, 2]: one x, y pair per obs`);
   }
   const xy = h.numbers(spatial, 'obsm/spatial');
+  for (let i = 0; i < nObs * shape[1]; i++) {
+    if (!Number.isFinite(xy[i])) throw new DataFileError(source, `obsm/spatial, row ${Math.floor(i / shape[1])}`, `holds ${xy[i]}; spot centres must be finite pixel coordinates`);
+  }
   const hasRow = h.has('obs/array_row');
   if (hasRow !== h.has('obs/array_col')) {
     throw new DataFileError(source, hasRow ? 'obs/array_col' : 'obs/array_row', 'obs has only one of array_row and array_col; give both or neither');
@@ -94,9 +106,13 @@ function readAnnData(h: Hdf5, source: string, opts: H5adOptions): { sections: Se
   const grid = hasRow ? { rows: numberColumn(h, 'obs', 'array_row'), cols: numberColumn(h, 'obs', 'array_col') } : undefined;
 
   const sectionColumn = ['sample', 'library_id'].find((c) => h.has(`obs/${c}`));
-  const sectionOf = sectionColumn ? textColumn(h, 'obs', sectionColumn) : undefined;
-  const patientOf = h.has('obs/patient') ? textColumn(h, 'obs', 'patient') : undefined;
-  const fileSection = path.basename(source).replace(/\.h5ad$/i, '');
+  const sectionOf = sectionColumn ? safeIds(textColumn(h, 'obs', sectionColumn), source, `obs/${sectionColumn}`, 'sample names', problems) : undefined;
+  const patientOf = h.has('obs/patient') ? safeIds(textColumn(h, 'obs', 'patient'), source, 'obs/patient', 'patients', problems) : undefined;
+  if (opts.patient !== undefined) {
+    const reason = unsafeIdReason(opts.patient);
+    if (reason) throw new DataFileError(source, '--patient', `"${opts.patient}" cannot name a patient: it ${reason}`);
+  }
+  const fileSection = safeIds([path.basename(source).replace(/\.h5ad$/i, '')], source, 'file name', 'the section named after the file', problems)[0];
   const rowsBySection = new Map<string, number[]>();
   for (let i = 0; i < nObs; i++) {
     const id = sectionOf ? sectionOf[i] : fileSection;
@@ -130,6 +146,30 @@ function readAnnData(h: Hdf5, source: string, opts: H5adOptions): { sections: Se
     sections.push({ id, patient: patient ?? id, spots, genes, counts: csrRows(x, rows, nVar) });
   }
   return { sections, problems };
+}
+
+/**
+ * Names AnnData allows to be any text (samples, patients) as ids that can name files, renamed
+ * reversibly (encodeId) where needed; the renaming is reported as one problem, since the store
+ * and its files then use the new names.
+ */
+function safeIds(names: readonly string[], file: string, field: string, what: string, problems: Problem[]): string[] {
+  const ids = new Map<string, string>();
+  for (const name of names) {
+    if (ids.has(name)) continue;
+    const id = encodeId(name);
+    const reason = unsafeIdReason(id);
+    if (reason) throw new DataFileError(file, field, `"${name}" cannot name a section or patient${id === name ? '' : ` (as ${id})`}: it ${reason}`);
+    ids.set(name, id);
+  }
+  const renamed = [...ids].filter(([name, id]) => name !== id);
+  if (renamed.length > 0) {
+    problems.push({
+      file,
+      message: `${what} in ${field} renamed to ids that can name files (%XX is a byte in hex; the mapping is reversible): ${listIds(renamed.map(([name, id]) => `${JSON.stringify(name)} -> ${id}`))}`,
+    });
+  }
+  return names.map((n) => ids.get(n)!);
 }
 
 function geneNames(h: Hdf5): string[] {
@@ -309,28 +349,7 @@ export function checkGridCells(spots: readonly Spot[], file: string, field: stri
 // ---------------------------------------------------------------------------------------------
 // Gene names.
 
-/**
- * Gene names made unique the way scanpy's var_names_make_unique does: the second and later
- * occurrences of a name get "-1", "-2", ...; reported as one problem.
- */
-export function uniqueGeneNames(names: readonly string[], file: string, section: string | undefined, problems: Problem[]): string[] {
-  const taken = new Set(names);
-  if (taken.size === names.length) return [...names];
-  const seen = new Map<string, number>();
-  const renamed: string[] = [];
-  const out = names.map((n) => {
-    const k = seen.get(n);
-    if (k === undefined) { seen.set(n, 0); return n; }
-    let i = k + 1;
-    while (taken.has(`${n}-${i}`)) i++;
-    seen.set(n, i);
-    taken.add(`${n}-${i}`);
-    renamed.push(`${n}-${i}`);
-    return `${n}-${i}`;
-  });
-  problems.push({ file, ...(section ? { section } : {}), message: `duplicate gene names made unique: ${listIds(renamed)}` });
-  return out;
-}
+export { uniqueGeneNames } from './names';
 
 // ---------------------------------------------------------------------------------------------
 // Sparse matrices. Every reader returns canonical CSR: indices sorted within a row, no stored
@@ -470,6 +489,7 @@ export async function openHdf5(file: string, expected: string): Promise<Hdf5> {
   } catch (e) {
     throw new DataFileError(abs, undefined, `not found; expected ${expected}`, { cause: e });
   }
+  checkRegularFile(abs);
   // Checked here so that a wrong file gets our message, not the HDF5 library's trace on stderr.
   const fh = await fs.promises.open(abs, 'r');
   let found = false;

@@ -17,8 +17,14 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
+import { unsafeIdReason } from '../store/identifiers';
 import { CsrAppender } from './csr';
+import { checkRegularFile } from './files';
+import { listIds, uniqueGeneNames } from './names';
+import { FLOAT32_MAX, parseCount, parseDecimal } from './numbers';
 import { DataFileError, type ImageRef, type Problem, type Section, type SpatialDataset, type Spot } from './types';
+
+export { listIds } from './names';
 
 export interface Her2stOptions {
   /** Read only these sections (default: every ST-cnts/<section>.tsv.gz). */
@@ -27,8 +33,6 @@ export interface Her2stOptions {
 
 /** Sections are parsed this many at a time: gunzip runs on the thread pool, parsing here. */
 const CONCURRENCY = 3;
-/** Problems list at most this many spot ids; the count is always given. */
-const MAX_IDS = 8;
 
 /** Reads a HER2+ folder (the one holding ST-cnts) into sections sorted by name. */
 export async function readHer2st(root: string, opts: Her2stOptions = {}): Promise<SpatialDataset> {
@@ -44,6 +48,8 @@ export async function readHer2st(root: string, opts: Her2stOptions = {}): Promis
     if (!available.includes(name)) {
       throw new DataFileError(path.join(cntsDir, `${name}.tsv.gz`), undefined, `no such section; the folder has ${available.join(', ')}`);
     }
+    const reason = unsafeIdReason(name);
+    if (reason) throw new DataFileError(path.join(cntsDir, `${name}.tsv.gz`), undefined, `the section name "${name}" ${reason}; rename the file (and its spot file and image folder)`);
   }
 
   const problems: Problem[] = [];
@@ -117,7 +123,7 @@ async function readSection(root: string, name: string): Promise<{ section: Secti
     }
   }
   const section: Section = {
-    id: name, patient, spots, genes: counts.genes,
+    id: name, patient, spots, genes: uniqueGeneNames(counts.genes, countFile, name, problems),
     counts: { nSpots: spots.length, nGenes: counts.genes.length, indptr: counts.indptr, indices: counts.indices, data: counts.data },
   };
   if (image) section.image = image;
@@ -185,6 +191,7 @@ async function findImage(root: string, patient: string, section: string, problem
   if (!fs.existsSync(dir)) return undefined;
   const jpgs = (await fs.promises.readdir(dir)).filter((f) => /\.jpe?g$/i.test(f)).sort(byName);
   if (jpgs.length === 0) return undefined;
+  for (const f of jpgs) checkRegularFile(path.join(dir, f));
   if (jpgs.length > 1) {
     problems.push({ file: dir, section, message: `several images for one section: ${jpgs.join(', ')}; ${jpgs[0]} is used` });
   }
@@ -209,6 +216,7 @@ interface ParsedCounts {
 }
 
 async function readCounts(file: string, places: Map<string, Place>): Promise<ParsedCounts> {
+  checkRegularFile(file);
   const parser = new CountParser(file, places);
   // A parse error thrown in the last stage reaches pipeline()'s caller as an AbortError; keep it.
   let parseError: unknown;
@@ -348,13 +356,14 @@ class CountParser {
       if (col >= genes.length) {
         throw new DataFileError(this.file, `line ${this.lineNo}, spot ${id}`, `has more than the header's ${genes.length} gene columns`);
       }
-      if (!plain || q === p) {
+      if (!plain || q === p || v > FLOAT32_MAX) {
         const text = buf.toString('latin1', p, q);
-        v = Number(text);
-        if (text.trim() === '' || !Number.isFinite(v) || v < 0) {
+        const parsed = parseCount(text);
+        if (parsed === undefined) {
           throw new DataFileError(this.file, `line ${this.lineNo}, spot ${id}, column ${col + 2} (gene ${genes[col]})`,
-            `count "${text}" is not a non-negative number; counts must be numbers such as 0 or 12`);
+            `count "${text.length > 40 ? `${text.slice(0, 40)}...` : text}" is not a non-negative decimal number within float32 range; counts must be numbers such as 0 or 12`);
         }
+        v = parsed;
       }
       if (v !== 0) this.csr.push(col, v);
       col++;
@@ -375,6 +384,7 @@ interface Tsv { header: string[]; rows: TsvRow[] }
 
 async function readTsv(file: string, whatIfMissing: string): Promise<Tsv> {
   let text: string;
+  checkRegularFile(file);
   try {
     text = await fs.promises.readFile(file, 'utf8');
   } catch (e) {
@@ -408,13 +418,13 @@ function columnsOf<K extends string>(table: Tsv, file: string, names: K[], expec
 }
 
 function numberAt(r: TsvRow, i: number, file: string, column: string): number {
-  const text = r.fields[i];
-  if (!isNumberText(text)) throw new DataFileError(file, `line ${r.line}, column ${column}`, `"${text}" is not a number`);
-  return Number(text);
+  const v = parseDecimal(r.fields[i]);
+  if (v === undefined) throw new DataFileError(file, `line ${r.line}, column ${column}`, `"${r.fields[i]}" is not a decimal number`);
+  return v;
 }
 
 function isNumberText(text: string | undefined): boolean {
-  return text !== undefined && text.trim() !== '' && Number.isFinite(Number(text));
+  return parseDecimal(text) !== undefined;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -423,6 +433,7 @@ function isNumberText(text: string | undefined): boolean {
 /** Width and height of a JPEG, PNG or TIFF/BigTIFF image, read from its header bytes only. */
 export async function readImageSize(file: string): Promise<{ width: number; height: number }> {
   let fh: fs.promises.FileHandle;
+  checkRegularFile(file);
   try {
     fh = await fs.promises.open(file, 'r');
   } catch (e) {
@@ -513,12 +524,6 @@ export function spotsOutsideImage(spots: readonly Spot[], image: ImageRef | unde
 }
 
 // ---------------------------------------------------------------------------------------------
-
-/** "17x14, 18x20" or "17x14, ... (12 in all)": ids for a problem message. */
-export function listIds(ids: readonly string[]): string {
-  if (ids.length <= MAX_IDS) return ids.join(', ');
-  return `${ids.slice(0, MAX_IDS).join(', ')}, ... (${ids.length} in all)`;
-}
 
 /** Natural order: A2 before A10. */
 export function byName(a: string, b: string): number {

@@ -134,6 +134,19 @@ export function smooth3x3(section: Section, values: Float32Array, nGenes: number
   return out;
 }
 
+/**
+ * The readers refuse non-finite and negative counts; this is the last check that nothing else
+ * (a reader added later, a dataset built in a notebook) puts NaN or Infinity into a store.
+ */
+function assertFinite(p: { section: Section; counts: Float32Array; values: Float32Array }, genes: readonly string[], source: string): void {
+  for (const [what, array] of [['count', p.counts], ['value', p.values]] as const) {
+    const i = array.findIndex((v) => !Number.isFinite(v) || (what === 'count' && v < 0));
+    if (i < 0) continue;
+    const spot = p.section.spots[Math.floor(i / genes.length)]?.id;
+    throw new Error(`${source}: section ${p.section.id}, spot ${spot}, gene ${genes[i % genes.length]}: preprocessing gave the ${what} ${array[i]}; counts must be finite and non-negative`);
+  }
+}
+
 /** The whole preprocessing of a dataset, as the spec describes it. */
 export function preprocess(ds: SpatialDataset, options: PreprocessOptions = {}): PreprocessedDataset {
   const requested = options.genes ?? 250;
@@ -160,7 +173,9 @@ export function preprocess(ds: SpatialDataset, options: PreprocessOptions = {}):
     const counts = denseCounts(section, genes);
     const { values, zeroTotal } = normalise(counts, genes.length, scale, transform);
     zeroTotalSpots += zeroTotal;
-    return { section, counts, values: smoothing ? smooth3x3(section, values, genes.length) : values };
+    const out = { section, counts, values: smoothing ? smooth3x3(section, values, genes.length) : values };
+    assertFinite(out, genes, ds.source);
+    return out;
   });
   return {
     record: {

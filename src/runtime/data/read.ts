@@ -4,6 +4,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { checkImageData } from '../image/slideImage';
 import { readH5ad } from './h5ad';
 import { byName, readHer2st, spotsOutsideImage } from './her2st';
 import { DataFileError, type DatasetFormat, type ImageRef, type Problem, type SpatialDataset } from './types';
@@ -96,6 +97,24 @@ export interface SectionSummary {
   outsideImage: number | null;
   /** Problems that concern this section. */
   problems: number;
+}
+
+/**
+ * Images whose data does not decode completely (a truncated JPEG whose header still gives the
+ * full size), as problems: reading a dataset reads image headers only, so `dataset inspect`
+ * decodes each image once (at 1/8 scale for JPEG) to find them before `extract` would.
+ */
+export async function imageDataProblems(ds: SpatialDataset): Promise<Problem[]> {
+  const problems: Problem[] = [];
+  for (const s of ds.sections) {
+    if (!s.image) continue;
+    try {
+      await checkImageData(s.image.path);
+    } catch (e) {
+      problems.push({ file: s.image.path, section: s.id, message: (e as Error).message.replace(`${s.image.path}: `, '') });
+    }
+  }
+  return problems;
 }
 
 /** Summarises a dataset: patients, sizes, images, spots outside them, and all problems. */

@@ -1,6 +1,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
+import { unsafeIdReason } from '../store/identifiers';
+import { checkImageData } from '../image/slideImage';
+import { checkRegularFile } from './files';
+import { parseDecimal } from './numbers';
 import { readImageSize } from './her2st';
 import { DataFileError, type ImageRef, type Spot } from './types';
 
@@ -48,8 +52,12 @@ const CELL_PX = 8;
 export async function readSlide(image: string, o: SlideOptions = {}): Promise<SlideSection> {
   const file = path.resolve(image);
   const size = await orientedSize(file);
+  await checkImageData(file);
   const id = o.section ?? path.basename(file).replace(/\.[^.]+$/, '');
-  if (!/^[\w.-]+$/.test(id)) throw new DataFileError(file, '--section', `"${id}" cannot name a section (letters, digits, '.', '_' and '-' only); give one with --section`);
+  const badId = unsafeIdReason(id);
+  if (badId) throw new DataFileError(file, '--section', `"${id}" cannot name a section: it ${badId}; give one with --section`);
+  const badPatient = o.patient === undefined ? undefined : unsafeIdReason(o.patient);
+  if (badPatient) throw new DataFileError(file, '--patient', `"${o.patient}" cannot name a patient: it ${badPatient}`);
   const ref: ImageRef = { path: file, ...size };
   if (o.spots) {
     const table = path.resolve(o.spots);
@@ -145,6 +153,7 @@ const VISIUM_COLUMNS = ['barcode', 'in_tissue', 'array_row', 'array_col', 'pxl_r
 /** Spots of a spot table (Space Ranger positions, or a CSV/TSV with named columns). */
 export function readSpotTable(file: string): Spot[] {
   let text: string;
+  checkRegularFile(file);
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (e) {
@@ -173,8 +182,8 @@ export function readSpotTable(file: string): Spot[] {
     const need = Math.max(...Object.values(at)) + 1;
     if (f.length < need) throw new DataFileError(file, `line ${i + 1}`, `has ${f.length} fields, the header ${need}`);
     const num = (k: keyof typeof at): number => {
-      const v = Number(f[at[k]]);
-      if (f[at[k]] === '' || !Number.isFinite(v)) throw new DataFileError(file, `line ${i + 1}, column ${header[at[k]]}`, `"${f[at[k]]}" is not a number`);
+      const v = parseDecimal(f[at[k]]);
+      if (v === undefined) throw new DataFileError(file, `line ${i + 1}, column ${header[at[k]]}`, `"${f[at[k]]}" is not a decimal number`);
       return v;
     };
     if (at.inTissue >= 0 && num('inTissue') !== 1) continue;

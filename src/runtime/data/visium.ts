@@ -16,8 +16,12 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { unsafeIdReason } from '../store/identifiers';
 import { checkCompressed, checkGridCells, csrRows, openHdf5, readCompressed, uniqueGeneNames, type Hdf5 } from './h5ad';
-import { listIds, readImageSize, spotsOutsideImage } from './her2st';
+import { readImageSize, spotsOutsideImage } from './her2st';
+import { listIds } from './names';
+import { firstBadCount, parseDecimal } from './numbers';
+import { checkRegularFile } from './files';
 import { DataFileError, type ImageRef, type Problem, type Section, type SpatialDataset, type Spot } from './types';
 
 export interface VisiumOptions {
@@ -45,6 +49,10 @@ export async function readVisium(dir: string, opts: VisiumOptions = {}): Promise
   if (!folder) throw new DataFileError(path.join(source, MATRIX), undefined, 'not found; give a Space Ranger output folder (the one holding filtered_feature_bc_matrix.h5 and spatial/)');
   const sectionId = path.basename(folder) === 'outs' ? path.basename(path.dirname(folder)) : path.basename(folder);
   const problems: Problem[] = [];
+  const badId = unsafeIdReason(sectionId);
+  if (badId) throw new DataFileError(folder, undefined, `the folder name "${sectionId}" names the section, and it ${badId}; rename the folder`);
+  const badPatient = opts.patient === undefined ? undefined : unsafeIdReason(opts.patient);
+  if (badPatient) throw new DataFileError(folder, '--patient', `"${opts.patient}" cannot name a patient: it ${badPatient}`);
 
   const matrixFile = path.join(folder, MATRIX);
   const h = await openHdf5(matrixFile, 'a Space Ranger feature-barcode matrix (filtered_feature_bc_matrix.h5)');
@@ -90,6 +98,10 @@ export async function readVisium(dir: string, opts: VisiumOptions = {}): Promise
     genes: matrix.genes,
     counts: csrRows(matrix.raw, rows, matrix.genes.length, matrix.geneMap),
   };
+  const bad = firstBadCount(section.counts);
+  if (bad) {
+    throw new DataFileError(matrixFile, `matrix/data, barcode ${spots[bad.row].id}, feature ${section.genes[bad.column]}`, `holds ${bad.value}; counts must be finite, non-negative numbers`);
+  }
   if (opts.image) {
     const image: ImageRef = { path: path.resolve(opts.image), ...(await readImageSize(opts.image)) };
     section.image = image;
@@ -158,6 +170,7 @@ function readPositions(folder: string): { file: string; byBarcode: Map<string, P
   const headerless = path.join(folder, 'spatial', 'tissue_positions_list.csv');
   const file = fs.existsSync(withHeader) ? withHeader : fs.existsSync(headerless) ? headerless : undefined;
   if (!file) throw new DataFileError(withHeader, undefined, 'not found (nor tissue_positions_list.csv); the spot positions are in the spatial/ folder of the Space Ranger output');
+  checkRegularFile(file);
   const lines = fs.readFileSync(file, 'utf8').split(/\r?\n/);
   // Space Ranger >= 2.0 writes a header; older versions the same columns without one.
   const first = lines[0].split(',').map((c) => c.trim());
@@ -178,8 +191,8 @@ function readPositions(folder: string): { file: string; byBarcode: Map<string, P
     }
     const num = (k: number): number => {
       const text = f[col[k]].trim();
-      const v = Number(text);
-      if (text === '' || !Number.isFinite(v)) throw new DataFileError(file, `line ${i + 1}, column ${POSITION_COLUMNS[k]}`, `"${text}" is not a number`);
+      const v = parseDecimal(text);
+      if (v === undefined) throw new DataFileError(file, `line ${i + 1}, column ${POSITION_COLUMNS[k]}`, `"${text}" is not a decimal number`);
       return v;
     };
     const barcode = f[col[0]].trim();
@@ -195,6 +208,7 @@ async function expectedImageSize(folder: string, problems: Problem[], section: s
   const png = path.join(folder, 'spatial', 'tissue_hires_image.png');
   if (!fs.existsSync(json) || !fs.existsSync(png)) return undefined;
   let scale: unknown;
+  checkRegularFile(json);
   try {
     scale = (JSON.parse(await fs.promises.readFile(json, 'utf8')) as { tissue_hires_scalef?: unknown }).tissue_hires_scalef;
   } catch (e) {

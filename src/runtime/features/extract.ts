@@ -2,11 +2,12 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { RecordBatch, RecordBatchFileWriter, Schema } from 'apache-arrow';
-import { openSlideImage, type SlideImage } from '../image/slideImage';
+import { checkImageData, openSlideImage, type SlideImage } from '../image/slideImage';
 import { CENTER_TILE, NEIGHBOR_GRID, NEIGHBOR_TILES, SPOT_SIZE, neighborMask, toNormalizedFloat } from '../image/crops';
 import type { ImageEncoder } from '../onnx/engine';
 import { buildTable, readArrowFile, readArrowMetadata, stringColumn, writeArrowFile } from '../store/arrow';
 import { removePartials } from '../store/atomic';
+import { pathInside } from '../store/identifiers';
 import { openDatasetStore, type DatasetStore, type StoreSection } from '../store/datasetStore';
 import { openEncoder, type EncoderChoice, type OpenedEncoder } from './encoders';
 
@@ -53,6 +54,8 @@ export interface ExtractSummary {
   encoder: OpenedEncoder['identity'];
   width: number;
   sections: { id: string; spots: number; status: 'extracted' | 'cached' | 'resumed'; tilesEncoded: number; seconds: number }[];
+  /** Cached files that could not be read and were moved aside (or removed) and computed again. */
+  warnings: string[];
 }
 
 const CROP_SETTINGS = { spot: SPOT_SIZE, neighborGrid: NEIGHBOR_GRID, centre: 'floor(pixel centre)', padding: 'zeros', normalisation: 'imagenet' };
@@ -77,9 +80,29 @@ function sectionKey(store: DatasetStore, section: StoreSection, rows: number[], 
   return h.digest('hex').slice(0, 24);
 }
 
-/** Whether `file` exists and was written for `key` (only its footer is read). */
-const writtenFor = async (file: string, key: string): Promise<boolean> =>
-  fs.existsSync(file) && (await readArrowMetadata(file)).get('triplex:section-key') === key;
+/**
+ * Whether `file` exists and was written for `key` (only its footer is read). A file that cannot
+ * be read (cut short by a full disk or a partial copy) is not a dead end: it is moved aside to
+ * `<file>.unreadable-<ms>` (a chunk, which nobody else reads, is removed), the move is reported
+ * in `warnings`, and the caller computes it again.
+ */
+async function writtenFor(file: string, key: string, warnings: string[], keepAside = true): Promise<boolean> {
+  if (!fs.existsSync(file)) return false;
+  try {
+    return (await readArrowMetadata(file)).get('triplex:section-key') === key;
+  } catch (e) {
+    const why = ((e as Error).cause as Error | undefined)?.message ?? (e as Error).message;
+    if (keepAside) {
+      const aside = `${file}.unreadable-${Date.now()}`;
+      await fs.promises.rename(file, aside);
+      warnings.push(`${file} could not be read (${why}); moved aside to ${aside} and computed again`);
+    } else {
+      await fs.promises.rm(file, { force: true });
+      warnings.push(`${file} could not be read (${why}); removed and computed again`);
+    }
+    return false;
+  }
+}
 
 /** Extracts (or finds cached) features for every section of the store at `storeDir`. */
 export async function extractFeatures(storeDir: string, options: ExtractOptions): Promise<ExtractSummary> {
@@ -90,21 +113,27 @@ export async function extractFeatures(storeDir: string, options: ExtractOptions)
     const dir = featuresDir(storeDir, opened.key);
     fs.mkdirSync(dir, { recursive: true });
     await removePartials(dir);
-    const summary: ExtractSummary = { dir, encoder: opened.identity, width: opened.encoder.embeddingWidth, sections: [] };
+    const summary: ExtractSummary = { dir, encoder: opened.identity, width: opened.encoder.embeddingWidth, sections: [], warnings: [] };
     const total = sections.reduce((n, s) => n + s.spots, 0);
     const clock = { start: performance.now(), done: 0, computed: 0, cached: 0 };
+    const plan = [];
     for (const section of sections) {
       const rows = store.rowsOf(section.id);
       const key = sectionKey(store, section, rows, opened);
-      const file = path.join(dir, `${section.id}.arrow`);
-      if (await writtenFor(file, key)) {
+      const file = pathInside(dir, `${section.id}.arrow`);
+      plan.push({ section, rows, key, file, cached: await writtenFor(file, key, summary.warnings) });
+    }
+    // Every image still to be read decodes completely, before any feature is computed.
+    for (const p of plan) if (!p.cached) await checkImageData(p.section.image!.path);
+    for (const { section, rows, key, file, cached } of plan) {
+      if (cached) {
         summary.sections.push({ id: section.id, spots: rows.length, status: 'cached', tilesEncoded: 0, seconds: 0 });
         clock.done += rows.length;
         clock.cached++;
         continue;
       }
       const t0 = performance.now();
-      const result = await extractSection(store, section, rows, key, file, opened.encoder, options, (n) => {
+      const result = await extractSection(store, section, rows, key, file, opened.encoder, options, summary.warnings, (n) => {
         clock.done += n;
         clock.computed += n;
         const seconds = (performance.now() - clock.start) / 1000;
@@ -123,7 +152,7 @@ interface SectionResult { resumed: boolean; tilesEncoded: number }
 
 async function extractSection(
   store: DatasetStore, section: StoreSection, rows: number[], key: string, file: string, encoder: ImageEncoder,
-  options: ExtractOptions, progress: (spots: number) => void,
+  options: ExtractOptions, warnings: string[], progress: (spots: number) => void,
 ): Promise<SectionResult> {
   const chunkSpots = options.chunkSpots ?? 256;
   const chunkDir = `${file}.chunks`;
@@ -141,7 +170,7 @@ async function extractSection(
   try {
     for (let c = 0; c < nChunks; c++) {
       const chunkRows = rows.slice(c * chunkSpots, (c + 1) * chunkSpots);
-      if (await writtenFor(chunkFile(c), key)) {
+      if (await writtenFor(chunkFile(c), key, warnings, false)) {
         resumed = true;
         progress(chunkRows.length);
         continue;

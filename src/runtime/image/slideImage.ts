@@ -1,4 +1,5 @@
 import { constants as bufferConstants } from 'node:buffer';
+import * as fs from 'node:fs';
 import { availableParallelism } from 'node:os';
 import sharp, { type Metadata, type OutputInfo, type SharpOptions } from 'sharp';
 
@@ -38,6 +39,12 @@ export interface SlideImageOptions {
 
 export const DEFAULT_MAX_DECODED_BYTES = 1.5 * 2 ** 30;
 
+/**
+ * Most pixels (width x height) an image may claim: a 100,000 px square. A header claiming more
+ * is refused before decoding (a small file can claim billions of pixels).
+ */
+export const MAX_IMAGE_PIXELS = 1e10;
+
 /** A problem with one image file; `cause` carries libvips' own message when there is one. */
 export class ImageFileError extends Error {
   constructor(readonly file: string, message: string, options?: ErrorOptions) {
@@ -57,14 +64,7 @@ export async function openSlideImage(path: string, opts: SlideImageOptions = {})
   if (!(budget > 0)) throw new RangeError(`maxDecodedBytes must be a positive number of bytes, got ${budget}`);
   const autoOrient = (opts.orientation ?? 'exif') === 'exif';
 
-  let meta: Metadata;
-  try {
-    meta = await sharp(path, inputOptions(autoOrient)).metadata();
-  } catch (e) {
-    throw new ImageFileError(path, `cannot be read as an image (JPEG, PNG or TIFF expected): ${messageOf(e)}`, { cause: e });
-  }
-  const { width, height } = autoOrient ? meta.autoOrient : meta;
-  if (!(width > 0 && height > 0)) throw new ImageFileError(path, `has no pixels (${width} x ${height})`);
+  const { width, height } = await imageSize(path, autoOrient);
 
   const source: Source = { path, width, height, autoOrient };
   const bytes = width * height * 3;
@@ -74,6 +74,67 @@ export async function openSlideImage(path: string, opts: SlideImageOptions = {})
   const banded = new BandedImage(source, budget);
   await banded.region(0, height - 1, width, 1); // truncation and decoder errors surface now
   return banded;
+}
+
+/** The size sharp reads from the header, for a regular file within MAX_IMAGE_PIXELS. */
+async function imageSize(path: string, autoOrient: boolean): Promise<{ width: number; height: number }> {
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(path);
+  } catch (e) {
+    throw new ImageFileError(path, `cannot be read: ${messageOf(e)}`, { cause: e });
+  }
+  // sharp would wait forever on a named pipe.
+  if (!stat.isFile()) throw new ImageFileError(path, 'is not a regular file (a named pipe, device or folder); give the image file itself');
+  let meta: Metadata;
+  try {
+    meta = await sharp(path, { ...inputOptions(autoOrient, 'error'), limitInputPixels: false }).metadata(); // the limit is checked below, with its value
+  } catch (e) {
+    throw new ImageFileError(path, `cannot be read as an image (JPEG, PNG or TIFF expected): ${messageOf(e)}`, { cause: e });
+  }
+  const { width, height } = autoOrient ? meta.autoOrient : meta;
+  if (!(width > 0 && height > 0)) throw new ImageFileError(path, `has no pixels (${width} x ${height})`);
+  if (width * height > MAX_IMAGE_PIXELS) {
+    throw new ImageFileError(path, `its header claims ${width} x ${height} = ${(width * height).toExponential(2)} pixels, more than the limit of ${MAX_IMAGE_PIXELS.toExponential(0)} (a 100,000 px square); is the file damaged?`);
+  }
+  return { width, height };
+}
+
+/**
+ * Checks that all of an image's data decodes, before any feature is computed from it: a JPEG
+ * whose data ends before the size its header gives would otherwise decode to grey filler rows.
+ * JPEG is read at 1/8 scale (shrink-on-load reads every coded block; 0.2 s for a HER2+ slide).
+ */
+export async function checkImageData(path: string): Promise<void> {
+  configureSharp();
+  const { width } = await imageSize(path, false);
+  try {
+    await strictly(path, (failOn) =>
+      sharp(path, inputOptions(false, failOn)).resize({ width: Math.max(1, Math.ceil(width / 8)) }).raw().toBuffer());
+  } catch (e) {
+    if (e instanceof ImageFileError) throw e;
+    throw new ImageFileError(path, `cannot be decoded (${messageOf(e)}); is the file complete and a JPEG, PNG or TIFF?`, { cause: e });
+  }
+}
+
+/** libvips/libjpeg warnings that mean rows were filled in rather than read. */
+const FILLER = /premature end|truncated|short read|ran out/i;
+
+/**
+ * Runs a decode that fails on any decoder warning; warnings that mean filler pixels are errors
+ * (naming the file and the size the header claims), others (extraneous bytes before a marker,
+ * which scanners write) are tolerated by a second run that fails on errors only.
+ */
+async function strictly<T>(path: string, run: (failOn: 'warning' | 'error') => Promise<T>): Promise<T> {
+  try {
+    return await run('warning');
+  } catch (e) {
+    if (FILLER.test(messageOf(e))) {
+      throw new ImageFileError(path, `its data ends before the size its header gives (${messageOf(e)}): the rest would be filler pixels, not tissue; ` +
+        'the file is truncated or damaged, copy it again', { cause: e });
+    }
+    return run('error');
+  }
 }
 
 interface Source { path: string; width: number; height: number; autoOrient: boolean }
@@ -94,13 +155,13 @@ function configureSharp(): void {
   sharpConfigured = true;
 }
 
-function inputOptions(autoOrient: boolean): SharpOptions {
+function inputOptions(autoOrient: boolean, failOn: 'warning' | 'error'): SharpOptions {
   return {
     autoOrient,
-    // Truncated files and decoder errors abort; libjpeg's benign warnings do not.
-    failOn: 'error',
-    // Memory is bounded by maxDecodedBytes and band decoding, not by a pixel count.
-    limitInputPixels: false,
+    // See strictly(): filler from a truncated file is an error, benign warnings are not.
+    failOn,
+    // Memory is bounded by maxDecodedBytes and band decoding; the pixel count by MAX_IMAGE_PIXELS.
+    limitInputPixels: MAX_IMAGE_PIXELS,
     // Stored values, as the reference reads them; sharp would otherwise convert to sRGB.
     ignoreIcc: true,
   };
@@ -112,10 +173,13 @@ async function decode(src: Source, rect: Rect): Promise<Buffer> {
   let info: OutputInfo;
   try {
     const whole = rect.left === 0 && rect.top === 0 && rect.width === src.width && rect.height === src.height;
-    const pipeline = sharp(src.path, inputOptions(src.autoOrient));
-    if (!whole) pipeline.extract(rect); // after orientation: sharp orients first, then extracts
-    ({ data, info } = await pipeline.removeAlpha().toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true }));
+    ({ data, info } = await strictly(src.path, (failOn) => {
+      const pipeline = sharp(src.path, inputOptions(src.autoOrient, failOn));
+      if (!whole) pipeline.extract(rect); // after orientation: sharp orients first, then extracts
+      return pipeline.removeAlpha().toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+    }));
   } catch (e) {
+    if (e instanceof ImageFileError) throw e;
     throw new ImageFileError(src.path, `cannot decode rows ${rect.top}..${rect.top + rect.height} (${messageOf(e)}); ` +
       'is the file complete and a JPEG, PNG or TIFF?', { cause: e });
   }

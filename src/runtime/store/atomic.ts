@@ -26,10 +26,28 @@ export async function writeFileAtomic(file: string, bytes: Uint8Array | string):
   }
 }
 
-/** Removes partial files left by an interrupted writer in `dir` (not recursive). */
+/**
+ * Removes partial files left in `dir` (not recursive) by a writer that was killed: those whose
+ * process (the pid in the name) no longer runs. A live writer's partial is left alone, so a
+ * second process resuming in the same folder does not delete the first one's file mid-write.
+ */
 export async function removePartials(dir: string): Promise<string[]> {
   const names = fs.existsSync(dir) ? await fs.promises.readdir(dir) : [];
-  const partials = names.filter((n) => /\.partial-\d+-\d+$/.test(n));
+  const partials = names.filter((n) => {
+    const m = /\.partial-(\d+)-\d+$/.exec(n);
+    return m !== null && !isRunning(Number(m[1]));
+  });
   await Promise.all(partials.map((n) => fs.promises.rm(path.join(dir, n), { force: true })));
   return partials;
+}
+
+/** Whether a process with this pid exists (signal 0 only checks; EPERM: it exists, as another user's). */
+function isRunning(pid: number): boolean {
+  if (pid === process.pid) return false; // ours from an earlier run whose pid was reused: nothing of ours writes now
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }

@@ -6,6 +6,7 @@ import type { SlideSection } from '../data/slide';
 import type { DatasetFormat, Section } from '../data/types';
 import { buildTable, readArrowFile, stringColumn, vectorColumn, writeArrowFile } from './arrow';
 import { writeFileAtomic } from './atomic';
+import { unsafeIdReason } from './identifiers';
 
 /**
  * A dataset store: a folder of Arrow IPC files plus a JSON manifest.
@@ -97,6 +98,7 @@ export async function writeDatasetStore(dir: string, source: { format: DatasetFo
     preprocessing: pre.record,
     sections: pre.sections.map(({ section: s }) => storeSection(s)),
   };
+  checkManifestIds(path.join(dir, MANIFEST), manifest);
   await writeArrowFile(path.join(dir, 'spots.arrow'), spots);
   await writeArrowFile(path.join(dir, 'expressions.arrow'), expressions);
   await writeFileAtomic(path.join(dir, MANIFEST), JSON.stringify(manifest, null, 2) + '\n');
@@ -122,6 +124,7 @@ export async function writeSpotStore(dir: string, source: { path: string }, sect
     counts: false,
     sections: sections.map(storeSection),
   };
+  checkManifestIds(manifestFile, manifest);
   fs.mkdirSync(dir, { recursive: true });
   // A replaced store's old expressions would contradict the manifest: gone before it is written.
   fs.rmSync(path.join(dir, 'expressions.arrow'), { force: true });
@@ -149,16 +152,39 @@ export interface DatasetStore {
   rowsOf(section: string): number[];
 }
 
+/**
+ * Section ids and patients name files (features/<section>.arrow): a hand-edited manifest with
+ * an id such as `../../x` is refused before anything is read or written.
+ */
+function checkManifestIds(file: string, manifest: StoreManifest): void {
+  if (!Array.isArray(manifest.sections)) throw new Error(`${file}: "sections" is not a list; re-run \`triplex preprocess\``);
+  const seen = new Set<string>();
+  manifest.sections.forEach((s, i) => {
+    for (const field of ['id', 'patient'] as const) {
+      const reason = unsafeIdReason(s?.[field]);
+      if (reason) throw new Error(`${file}: sections[${i}].${field} ${JSON.stringify(s?.[field])} ${reason}; a store's section ids and patients name files, so they must be safe names (re-run \`triplex preprocess\`)`);
+    }
+    if (seen.has(s.id)) throw new Error(`${file}: section ${s.id} is listed twice`);
+    seen.add(s.id);
+  });
+}
+
 /** Opens a store written by writeDatasetStore, checking that its files agree. */
 export function openDatasetStore(dir: string): DatasetStore {
   const manifestFile = path.join(dir, MANIFEST);
   if (!fs.existsSync(manifestFile)) {
     throw new Error(`${dir} is not a TRIPLEX dataset store (no ${MANIFEST}); create one with \`triplex preprocess <dataset> --out ${dir}\``);
   }
-  const manifest = JSON.parse(fs.readFileSync(manifestFile, 'utf8')) as StoreManifest;
+  let manifest: StoreManifest;
+  try {
+    manifest = JSON.parse(fs.readFileSync(manifestFile, 'utf8')) as StoreManifest;
+  } catch (e) {
+    throw new Error(`${manifestFile}: not a readable store manifest (${(e as Error).message}); re-run \`triplex preprocess\``, { cause: e });
+  }
   if (manifest.triplexStore !== STORE_VERSION) {
     throw new Error(`${manifestFile}: store version ${manifest.triplexStore}, this TRIPLEX reads version ${STORE_VERSION}; re-run \`triplex preprocess\``);
   }
+  checkManifestIds(manifestFile, manifest);
   const spots = readArrowFile(path.join(dir, 'spots.arrow'));
   const total = manifest.sections.reduce((n, s) => n + s.spots, 0);
   const sectionOfRow = stringColumn(spots, 'section');

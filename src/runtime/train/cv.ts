@@ -4,7 +4,7 @@ import { evaluate, metricsTables, slideMetrics, writeMetricsTables, type Evaluat
 import { makeFolds, parseFolds, validationSplit, type Fold, type FoldSpec } from '../eval/folds';
 import { describeConfig, triplexConfig, type PresetName, type TriplexConfig } from '../model/triplex/config';
 import { buildTable, writeArrowFile } from '../store/arrow';
-import { writeFileAtomic } from '../store/atomic';
+import { removePartials, writeFileAtomic } from '../store/atomic';
 import { loadTrainingData, requireCounts, type SectionInputs, type TrainingData } from './data';
 import { loadTrainedModel, predictSections, prepareTargetInputs, trainFold, type TargetMode, type TrainProgress, type TrainResult } from './trainer';
 
@@ -92,6 +92,7 @@ export async function crossValidate(o: CvOptions): Promise<CvResult> {
   if (unknown.length) throw new Error(`no fold ${unknown.join(', ')}: the scheme '${o.folds ?? 'lopo'}' gives folds 0 to ${folds.length - 1}`);
   log(`${variant}: ${describeConfig(config)}; mode ${mode}; ${chosen.length} of ${folds.length} folds`);
 
+  await removePartials(o.outDir); // results or metrics half-written when a run was killed
   const results: FoldResult[] = [];
   const scored: EvaluatedSlide[] = [];
   let aborted = false;

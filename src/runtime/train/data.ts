@@ -6,6 +6,7 @@ import type { ViewName } from '../model/triplex/config';
 import { NEIGHBOR_TOKENS, TARGET_TOKENS } from '../model/triplex/model';
 import { readArrowFile, stringColumn, vectorColumn } from '../store/arrow';
 import { openDatasetStore, type DatasetStore } from '../store/datasetStore';
+import { pathInside } from '../store/identifiers';
 
 /**
  * The frozen inputs of TRIPLEX per section, read from a store's Arrow files into memory:
@@ -105,7 +106,7 @@ export function loadTrainingData(storeDir: string, options: LoadOptions): Traini
     const features = readSectionFeatures(featuresDir, id, spotIds, storeDir);
     const column = (name: string, width: number): Float32Array => {
       const col = features.schema.fields.find((f) => f.name === name);
-      const file = path.join(featuresDir, `${id}.arrow`);
+      const file = pathInside(featuresDir, `${id}.arrow`);
       if (!col) throw new Error(`${file}: no column '${name}'${name === 'target_tokens' ? ' (frozen target tokens are written by the built-in resnet18 encoder); re-run `triplex extract` with it, or train in mode full' : ''}`);
       const c = vectorColumn(features, name);
       if (c.width !== width) throw new Error(`${file}: column '${name}' has ${c.width} values per spot, expected ${width}`);
@@ -126,9 +127,14 @@ export function loadTrainingData(storeDir: string, options: LoadOptions): Traini
 }
 
 function readSectionFeatures(dir: string, section: string, spotIds: string[], storeDir: string): Table {
-  const file = path.join(dir, `${section}.arrow`);
+  const file = pathInside(dir, `${section}.arrow`);
   if (!fs.existsSync(file)) throw new Error(`${file} is missing: section ${section} has no features; run \`triplex extract ${storeDir}\``);
-  const table = readArrowFile(file);
+  let table: Table;
+  try {
+    table = readArrowFile(file);
+  } catch (e) {
+    throw new Error(`${(e as Error).message.replace(/; re-run the step that writes it$/, '')}; run \`triplex extract ${storeDir}\`, which moves an unreadable features file aside and computes it again`, { cause: e });
+  }
   const ids = stringColumn(table, 'spot_id');
   if (ids.length !== spotIds.length) throw new Error(`${file}: ${ids.length} spots, the store has ${spotIds.length} for section ${section}; the features are stale: re-run \`triplex extract ${storeDir}\``);
   const bad = ids.findIndex((s, i) => s !== spotIds[i]);

@@ -6,7 +6,7 @@ import { slideMetrics } from '../eval/metrics';
 import { createResNet18, type ResNet18 } from '../model/resnet18';
 import type { ChannelStats, InputStats } from '../model/triplex/model';
 import { activeViews, type TriplexConfig, type ViewName } from '../model/triplex/config';
-import { writeFileAtomic } from '../store/atomic';
+import { removePartials, writeFileAtomic } from '../store/atomic';
 import { mulberry32 } from '../util/random';
 import { encodeSafetensors, readSafetensors, safetensorsMetadata } from '../weights/safetensors';
 import type { StateDict } from '../weights/stateDict';
@@ -208,6 +208,7 @@ export async function trainFold(data: TrainingData, options: TrainOptions): Prom
     learningRate: o.learningRate, lrStep: o.lrStep, lrGamma: o.lrGamma, features: path.resolve(data.featuresDir), genes: data.genes,
   })).digest('hex').slice(0, 24);
   fs.mkdirSync(o.outDir, { recursive: true });
+  await removePartials(o.outDir); // a checkpoint half-written when a run was killed
   const lastFile = path.join(o.outDir, 'last.safetensors');
   const bestFile = path.join(o.outDir, 'best.safetensors');
 
