@@ -66,10 +66,27 @@ async function timedAsync(spots: number, iterations: number, step: () => Promise
   return { mean: (spots * 1000) / mean, best: (spots * 1000) / Math.min(...times), leaked: 0 };
 }
 
-async function ortLearner(): Promise<EngineLearner> {
+async function ortLearner(trunk?: 'full'): Promise<EngineLearner> {
   const e = await ortExecutor();
   if ('unavailable' in e) throw new Error(`onnxruntime is unavailable: ${e.unavailable}`);
-  return new EngineLearner(triplexConfig({ preset: 'bc1', genes: GENES }), e);
+  return new EngineLearner(triplexConfig({ preset: 'bc1', genes: GENES }), e, 0, trunk ? { mode: trunk } : undefined);
+}
+
+/** Mode full on the native engine: batch 16 (8 spots of each of two 300-spot slides) in one graph, the whole ResNet18 trained. */
+export async function benchFullTrainingEngine(iterations: number): Promise<Timing> {
+  const learner = await ortLearner('full');
+  const random = mulberry32(9);
+  const slides = [sectionInputs('S1', 20, 15, 5), sectionInputs('S2', 20, 15, 6)];
+  for (const s of slides) s.crops = Uint8Array.from({ length: s.n * 224 * 224 * 3 }, () => Math.floor(random() * 256));
+  let step = 0;
+  const r = await timedAsync(16, iterations, () => {
+    const picks = slides.flatMap((section, k) => epochBatches([section], 8, 10 * step + k)[0]);
+    step++;
+    return learner.trainBatch(picks, { learningRate: 1e-4, dropoutSeed: step, augment: mulberry32(step), microBatch: 16 });
+  });
+  r.note = await describeGraphs(learner);
+  await learner.dispose();
+  return r;
 }
 
 const describeGraphs = async (learner: EngineLearner) => {
@@ -224,6 +241,7 @@ export async function benchTriplex(report: ComputeReport, iterations: number): P
     { name: `frozen-target training (batch 128 as ${128 / MICRO} x ${MICRO}, 2 x 300-spot slides)`, engine: tfjs, mode: 'frozen', run: (n: number) => Promise.resolve(benchFrozenTraining(n)), target: 0.8 },
     { name: 'whole-slide inference (600 spots)', engine: 'ort', mode: 'inference', run: benchInferenceEngine, target: 2.0 },
     { name: 'whole-slide inference (600 spots)', engine: tfjs, mode: 'inference', run: (n: number) => Promise.resolve(benchInference(n)), target: 1.0 },
+    { name: 'full fine-tuning (batch 16 crops in one graph, ResNet18 trained)', engine: 'ort', mode: 'full', run: benchFullTrainingEngine, target: 1.0 },
     { name: `full fine-tuning (batch 16 as ${16 / DEFAULT_MICRO_BATCH_FULL} x ${DEFAULT_MICRO_BATCH_FULL} crops, ResNet18 trained)`, engine: tfjs, mode: 'full', run: (n: number) => Promise.resolve(benchFullTraining(n)), target: undefined },
   ];
   const engines = (process.env.BENCH_ENGINES ?? 'ort,tfjs').split(',');
