@@ -12,6 +12,7 @@ import { compileTrainStep, initialState } from '../src/runtime/engine/step';
 import { createTfjsExecutor } from '../src/runtime/engine/tfjs';
 import { mulberry32 } from '../src/runtime/util/random';
 import { printTable } from './table';
+import { throughput } from './timing';
 
 /**
  * The engine room's first figure: BC1's neighbor encoder (4 blocks, d 512, 4 heads, mlp 4,
@@ -55,14 +56,8 @@ async function measure(executor: Executor, batch: number, iterations: number): P
   const buildMs = performance.now() - t0;
   const state = initialState(table.initialValues());
   const timed = async (run: () => Promise<unknown>) => {
-    await run(); // warm-up
-    const times: number[] = [];
-    for (let i = 0; i < iterations; i++) {
-      const t = performance.now();
-      await run();
-      times.push((performance.now() - t) / 1000);
-    }
-    return [batch / (times.reduce((a, b) => a + b, 0) / times.length), batch / Math.min(...times)];
+    const r = await throughput(batch, iterations, run);
+    return [r.mean, r.best];
   };
   const streams = new DropoutStreams();
   streams.reseed(1, table.dropoutLayers);

@@ -9,6 +9,7 @@ import { compileTrainStep, initialState } from '../src/runtime/engine/step';
 import { ResNet18Trunk } from '../src/runtime/models/resnet18';
 import { mulberry32, normal } from '../src/runtime/util/random';
 import { printTable } from './table';
+import { throughput } from './timing';
 import { DropoutStreams } from '../src/runtime/engine/dropout';
 
 /**
@@ -33,16 +34,10 @@ function torchPeer(threads: number, iterations: number): TorchResult | string {
   return JSON.parse(r.stdout.trim().split('\n').pop() as string) as TorchResult;
 }
 
-async function timed(iterations: number, run: () => Promise<unknown>): Promise<[number, number]> {
-  await run(); // warm-up
-  const times: number[] = [];
-  for (let i = 0; i < iterations; i++) {
-    const t = performance.now();
-    await run();
-    times.push((performance.now() - t) / 1000);
-  }
-  return [BATCH / (times.reduce((a, b) => a + b, 0) / times.length), BATCH / Math.min(...times)];
-}
+const timed = async (iterations: number, run: () => Promise<unknown>): Promise<[number, number]> => {
+  const r = await throughput(BATCH, iterations, run);
+  return [r.mean, r.best];
+};
 
 export async function benchEngineResnet(iterations: number): Promise<void> {
   const threads = Number(process.env.TRIPLEX_THREADS) || os.availableParallelism();

@@ -15,6 +15,7 @@ import { EngineLearner } from '../src/runtime/train/engineLearner';
 import { ortExecutor } from '../src/runtime/engine/choice';
 import { mulberry32, normal } from '../src/runtime/util/random';
 import { mib, printTable } from './table';
+import { throughput } from './timing';
 
 /**
  * TRIPLEX throughput (BC1 preset, 250 genes, d = 512) in the three settings of the issue, beside
@@ -55,15 +56,7 @@ function spotInputs(batch: number, seed: number, slides: Slide[]): { inputs: Tri
 interface Timing { mean: number; best: number; leaked: number; note?: string }
 
 async function timedAsync(spots: number, iterations: number, step: () => Promise<unknown>): Promise<Timing> {
-  await step();
-  const times: number[] = [];
-  for (let i = 0; i < iterations; i++) {
-    const t = performance.now();
-    await step();
-    times.push(performance.now() - t);
-  }
-  const mean = times.reduce((a, b) => a + b, 0) / times.length;
-  return { mean: (spots * 1000) / mean, best: (spots * 1000) / Math.min(...times), leaked: 0 };
+  return { ...(await throughput(spots, iterations, step)), leaked: 0 };
 }
 
 async function ortLearner(trunk?: 'full'): Promise<EngineLearner> {

@@ -10,7 +10,7 @@ import { maxPool2d } from '../../src/runtime/engine/ops/pool';
 import { createOrtExecutor } from '../../src/runtime/engine/ort';
 import { compileTrainStep, initialState } from '../../src/runtime/engine/step';
 import { createTfjsExecutor } from '../../src/runtime/engine/tfjs';
-import { buildGradientCase, checkAgainstFiniteDifferences, feedsFor, type GradientCase } from './helpers/gradcheck';
+import { checkAgainstFiniteDifferences, checkEnginesAgree, type GradientCase } from './helpers/gradcheck';
 import { DropoutStreams } from '../../src/runtime/engine/dropout';
 
 /**
@@ -86,22 +86,7 @@ describe('engine: convolution, pooling and batch norm', () => {
   }
 
   test('TF.js engine: the same graphs, forward and gradients, agree with onnxruntime (float32, 1e-4)', async () => {
-    for (const c of CASES) {
-      const { y, grads } = buildGradientCase(c, 'float32');
-      const outputs = { y, ...grads };
-      const feeds = feedsFor(c, 'float32', 11);
-      const [a, b] = await Promise.all([ort.compile(outputs), tfjs.compile(outputs)]);
-      const [ra, rb] = [await a.run(feeds), await b.run(feeds)];
-      for (const key of Object.keys(outputs)) {
-        const [u, v] = [ra[key], rb[key]];
-        assert.equal(u.length, v.length, `${c.name}: ${key} sizes`);
-        for (let i = 0; i < u.length; i++) {
-          assert.ok(Math.abs(Number(u[i]) - Number(v[i])) <= 1e-4 * (1 + Math.abs(Number(u[i]))), `${c.name}: ${key}[${i}] ort ${u[i]} tfjs ${v[i]}`);
-        }
-      }
-      await a.dispose();
-      await b.dispose();
-    }
+    for (const c of CASES) await checkEnginesAgree(ort, tfjs, c);
   });
 
   test('buffers: a training step feeds them and writes back their updates (momentum 0.1, unbiased variance)', async () => {

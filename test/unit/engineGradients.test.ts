@@ -6,7 +6,7 @@ import type { Executor } from '../../src/runtime/engine/executor';
 import type { Sym } from '../../src/runtime/engine/graph';
 import { createOrtExecutor } from '../../src/runtime/engine/ort';
 import { createTfjsExecutor } from '../../src/runtime/engine/tfjs';
-import { buildGradientCase, checkAgainstFiniteDifferences, feedsFor, type GradientCase } from './helpers/gradcheck';
+import { buildGradientCase, checkAgainstFiniteDifferences, checkEnginesAgree, type GradientCase } from './helpers/gradcheck';
 
 /**
  * Every primitive's backward rule against central finite differences of its own forward on
@@ -84,21 +84,6 @@ describe('engine: backward rules against finite differences', () => {
   }
 
   test('TF.js engine: the same graphs, forward and gradients, agree with onnxruntime (float32, 1e-4)', async () => {
-    for (const c of CASES) {
-      const { y, grads } = buildGradientCase(c, 'float32');
-      const outputs = { y, ...grads };
-      const feeds = feedsFor(c, 'float32', 11);
-      const [a, b] = await Promise.all([ort.compile(outputs), tfjs.compile(outputs)]);
-      const [ra, rb] = [await a.run(feeds), await b.run(feeds)];
-      for (const key of Object.keys(outputs)) {
-        const [u, v] = [ra[key], rb[key]];
-        assert.equal(u.length, v.length, `${c.name}: ${key} sizes`);
-        for (let i = 0; i < u.length; i++) {
-          assert.ok(Math.abs(Number(u[i]) - Number(v[i])) <= 1e-4 * (1 + Math.abs(Number(u[i]))), `${c.name}: ${key}[${i}] ort ${u[i]} tfjs ${v[i]}`);
-        }
-      }
-      await a.dispose();
-      await b.dispose();
-    }
+    for (const c of CASES) await checkEnginesAgree(ort, tfjs, c);
   });
 });

@@ -1,6 +1,4 @@
 import * as assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { initCompute } from '../../src/runtime/compute/backend';
@@ -17,6 +15,7 @@ import { Adam } from '../../src/runtime/train/adam';
 import { mulberry32 } from '../../src/runtime/util/random';
 import { relativeError } from './helpers/compare';
 import { torchReference, torchSkip } from './helpers/torch';
+import { readIndex, readTensor, type BlockCase, type FileEntry } from './helpers/torchFixtures';
 
 /**
  * Layers written once against the op interface, on both engines: the transformer blocks against
@@ -33,16 +32,7 @@ before(async () => {
   engines = [ort, createTfjsExecutor()];
 });
 
-interface FileEntry { file: string; shape: number[] }
-interface ReferenceCase {
-  meta: { dim: number; heads: number; mlpRatio?: number; kernelSize?: number; rows?: number[]; cols?: number[] };
-  param: Record<string, FileEntry>;
-  input: Record<string, FileEntry>;
-  output: Record<string, FileEntry>;
-  probe: Record<string, FileEntry>;
-  'grad/input': Record<string, FileEntry>;
-  'grad/param': Record<string, FileEntry>;
-}
+type ReferenceCase = BlockCase;
 
 const blocksReference = torchReference('torch_triplex_blocks_reference.py');
 
@@ -76,11 +66,8 @@ describe('engine layers match PyTorch, forward and backward, on onnxruntime and 
   for (const c of cases) {
     test(c.name, async (t) => {
       const dir = blocksReference.dir();
-      const ref = (JSON.parse(fs.readFileSync(path.join(dir, 'index.json'), 'utf8')) as Record<string, ReferenceCase>)[c.name];
-      const read = (e: FileEntry) => {
-        const b = fs.readFileSync(path.join(dir, e.file));
-        return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
-      };
+      const ref = readIndex<ReferenceCase>(dir)[c.name];
+      const read = (e: FileEntry) => readTensor(dir, e);
       const table = new ParamTable(1);
       const g = new Graph('float32');
       const x = Object.fromEntries(Object.entries(ref.input).map(([k, e]) => [k, g.input(k, e.shape)]));

@@ -1,6 +1,4 @@
 import * as assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { before, describe, test } from 'node:test';
 import { initCompute } from '../../src/runtime/compute/backend';
 import { gradients } from '../../src/runtime/engine/autodiff';
@@ -9,12 +7,12 @@ import { Graph, type HostArray, type Sym } from '../../src/runtime/engine/graph'
 import { createOrtExecutor } from '../../src/runtime/engine/ort';
 import { createTfjsExecutor } from '../../src/runtime/engine/tfjs';
 import { spotGrid } from '../../src/runtime/model/triplex/apeg';
-import type { TriplexConfig } from '../../src/runtime/model/triplex/config';
 import { TriplexModel } from '../../src/runtime/model/triplex/model';
 import { globalLayout } from '../../src/runtime/models/globalLayout';
 import { TriplexNet } from '../../src/runtime/models/triplex';
 import { relativeError } from './helpers/compare';
 import { torchReference, torchSkip } from './helpers/torch';
+import { readIndex, readTensor, type FileEntry, type ModelCase } from './helpers/torchFixtures';
 
 /**
  * TRIPLEX written once on the engine, every variant, against the independent PyTorch reference
@@ -24,16 +22,6 @@ import { torchReference, torchSkip } from './helpers/torch';
  * training lays them out) and exactly.
  */
 
-interface FileEntry { file: string; shape: number[] }
-interface ModelCase {
-  config: TriplexConfig;
-  meta: { batch: number; slides?: { spots: number; rows: number[]; cols: number[] }[]; batchSlide?: number[]; batchSpot?: number[] };
-  param: Record<string, FileEntry>;
-  input: Record<string, FileEntry>;
-  output: Record<string, FileEntry>;
-  'grad/param': Record<string, FileEntry>;
-  'grad/input'?: Record<string, FileEntry>;
-}
 
 const reference = torchReference('torch_triplex_reference.py');
 const CASES = ['triplex', 'peg', 'no_pe', 'sum', 'concat', 'attnpool', 'no_global', 'no_target', 'tem', 'nem', 'gem', 'no_distillation', 'masked_mean'];
@@ -61,11 +49,8 @@ describe('TRIPLEX on the engine matches PyTorch in every variant, forward and ba
   for (const name of CASES) {
     test(name, async (t) => {
       const dir = reference.dir();
-      const c = (JSON.parse(fs.readFileSync(path.join(dir, 'index.json'), 'utf8')) as Record<string, ModelCase>)[name];
-      const read = (e: FileEntry) => {
-        const b = fs.readFileSync(path.join(dir, e.file));
-        return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
-      };
+      const c = readIndex<ModelCase>(dir)[name];
+      const read = (e: FileEntry) => readTensor(dir, e);
       const net = new TriplexNet(c.config, 99);
       assert.deepEqual([...net.table.specs.keys()].sort(), Object.keys(c.param).sort(), 'parameter names');
       for (const [k, e] of Object.entries(c.param)) assert.deepEqual(net.table.shape(k), e.shape, `${k}: PyTorch's layout`);
@@ -124,7 +109,7 @@ describe('TRIPLEX on the engine matches PyTorch in every variant, forward and ba
 
   test('a seed starts the engine model where it starts the TF.js model (same values, same order)', async () => {
     const dir = reference.dir();
-    const c = (JSON.parse(fs.readFileSync(path.join(dir, 'index.json'), 'utf8')) as Record<string, ModelCase>).triplex;
+    const c = readIndex<ModelCase>(dir).triplex;
     const net = new TriplexNet(c.config, 5);
     const model = new TriplexModel(c.config, { seed: 5 });
     const sd = await model.stateDict();

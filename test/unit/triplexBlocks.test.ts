@@ -13,6 +13,7 @@ import { mulberry32, normal } from '../../src/runtime/util/random';
 import { WeightFileError, type HostTensor, type StateDict } from '../../src/runtime/weights';
 import { relativeError } from './helpers/compare';
 import { torchReference, torchSkip } from './helpers/torch';
+import type { BlockCase, FileEntry } from './helpers/torchFixtures';
 
 /**
  * The TRIPLEX building blocks (attention blocks, APEG/PEG, the fusion loss) against computations
@@ -612,16 +613,7 @@ describe('no tensor leaks in forward + backward', () => {
 // ---------------------------------------------------------------------------------------------
 // PyTorch parity.
 
-interface FileEntry { file: string; shape: number[] }
-interface ReferenceCase {
-  meta: { dim: number; heads: number; mlpRatio?: number; relativePositionBias?: boolean; kernelSize?: number; rows?: number[]; cols?: number[] };
-  param: Record<string, FileEntry>;
-  input: Record<string, FileEntry>;
-  output: Record<string, FileEntry>;
-  probe: Record<string, FileEntry>;
-  'grad/input': Record<string, FileEntry>;
-  'grad/param': Record<string, FileEntry>;
-}
+type ReferenceCase = BlockCase;
 
 
 const triplexReference = torchReference('torch_triplex_blocks_reference.py');

@@ -5,11 +5,11 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initCompute } from '../../src/runtime/compute/backend';
 import { spotGrid } from '../../src/runtime/model/triplex/apeg';
-import type { TriplexConfig } from '../../src/runtime/model/triplex/config';
 import { TriplexModel, type TriplexInputs } from '../../src/runtime/model/triplex/model';
 import type { StateDict } from '../../src/runtime/weights';
 import { relativeError } from './helpers/compare';
 import { torchReference, torchSkip } from './helpers/torch';
+import type { FileEntry, ModelCase } from './helpers/torchFixtures';
 
 /**
  * The whole TRIPLEX model, every variant, against an independent PyTorch implementation of the
@@ -18,16 +18,6 @@ import { torchReference, torchSkip } from './helpers/torch';
  * two slides with holes and unsorted spots, masked neighbor tiles, a batch drawn from both).
  */
 
-interface FileEntry { file: string; shape: number[] }
-interface ModelCase {
-  config: TriplexConfig;
-  meta: { batch: number; slides?: { spots: number; rows: number[]; cols: number[] }[]; batchSlide?: number[]; batchSpot?: number[] };
-  param: Record<string, FileEntry>;
-  input: Record<string, FileEntry>;
-  output: Record<string, FileEntry>;
-  'grad/param': Record<string, FileEntry>;
-  'grad/input'?: Record<string, FileEntry>;
-}
 
 const reference = torchReference('torch_triplex_reference.py');
 

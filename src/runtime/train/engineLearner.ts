@@ -34,8 +34,11 @@ export class EngineLearner implements Learner {
   private state: TrainState;
   private stats = new Map<string, Float32Array>();
   private readonly streams = new DropoutStreams();
+  /** The graphs this learner used, by shape key; they live in the process-wide cache below, asked for at every use. */
   private readonly steps = new Map<string, Promise<TrainStep>>();
   private readonly programs = new Map<string, Promise<Program>>();
+  /** What makes two learners' graphs the same: executor, configuration and trunk mode (not the weights, which are inputs). */
+  private readonly graphKey: string;
 
   constructor(readonly config: TriplexConfig, private readonly executor: Executor, seed = 0, trunk?: TrunkStart) {
     this.engine = executor.kind;
@@ -56,6 +59,7 @@ export class EngineLearner implements Learner {
       for (const n of this.net.trunk.bufferShapes().keys()) buffers.set(TRUNK_PREFIX + n, take(n, seeded.buffers));
     }
     this.state = { ...initialState(params), buffers };
+    this.graphKey = `${executor.describe()}|${JSON.stringify(config)}|${this.trunkMode ?? 'frozen'}`;
   }
 
   get hasTrunk(): boolean { return this.net.trunk !== undefined; }
@@ -140,25 +144,18 @@ export class EngineLearner implements Learner {
     const layout = c.views.global ? this.layoutOf(h.slides) : undefined;
     const B = h.size;
     const key = `${B}|${layout?.key ?? '-'}`;
-    let step = this.steps.get(key);
-    if (!step) {
-      step = compileTrainStep(this.executor, (g) => {
-        const inputs = this.net.declareInputs(g, B, layout, false, source);
-        return this.net.loss(g, this.net.forward(g, inputs, 'train', source), g.input('truth', [B, c.genes]));
-      }, undefined, `triplex_train_${key.replace(/\W/g, '_')}`);
-      this.steps.set(key, step);
-    }
+    const step = cached(`${this.graphKey}|train|${key}`, () => compileTrainStep(this.executor, (g) => {
+      const inputs = this.net.declareInputs(g, B, layout, false, source);
+      return this.net.loss(g, this.net.forward(g, inputs, 'train', source), g.input('truth', [B, c.genes]));
+    }, undefined, `triplex_train_${key.replace(/\W/g, '_')}`), (t) => t.program.dispose());
+    this.steps.set(key, step);
     this.streams.reseed(o.dropoutSeed, this.net.table.dropoutLayers);
     return (await step).run(this.state, { ...this.batchFeeds(h, layout), truth: h.truth }, o.learningRate, this.streams);
   }
 
   private program(key: string, build: (g: Graph) => Record<string, Sym>): Promise<Program> {
-    let p = this.programs.get(key);
-    if (!p) {
-      const g = new Graph('float32');
-      p = this.executor.compile(build(g), `triplex_${key.replace(/\W/g, '_')}`);
-      this.programs.set(key, p);
-    }
+    const p = cached(`${this.graphKey}|${key}`, () => this.executor.compile(build(new Graph('float32')), `triplex_${key.replace(/\W/g, '_')}`), (q) => q.dispose());
+    this.programs.set(key, p);
     return p;
   }
 
@@ -266,10 +263,43 @@ export class EngineLearner implements Learner {
     if (this.config.standardizeInputs) this.setInputStats(stats);
   }
 
-  async dispose(): Promise<void> {
-    for (const s of this.steps.values()) await (await s).program.dispose();
-    for (const p of this.programs.values()) await (await p).dispose();
+  /** Forgets this learner's graphs; their sessions stay in the process-wide cache for the next fold or model. */
+  dispose(): Promise<void> {
     this.steps.clear();
     this.programs.clear();
+    return Promise.resolve();
   }
+}
+
+/**
+ * Compiled graphs shared by every learner of the process: a cross-validation builds each shape
+ * bucket once for all its folds (a session of the BC1 step takes about a second to build), and
+ * an ablation grid once per variant. The oldest sessions are released past MAX_SESSIONS.
+ */
+const MAX_SESSIONS = 64;
+const sessions = new Map<string, { value: Promise<unknown>; release: (v: unknown) => Promise<void> }>();
+
+function cached<T>(key: string, build: () => Promise<T>, release: (v: T) => Promise<void>): Promise<T> {
+  const hit = sessions.get(key);
+  if (hit) {
+    sessions.delete(key); // most recently used last
+    sessions.set(key, hit);
+    return hit.value as Promise<T>;
+  }
+  const value = build();
+  sessions.set(key, { value, release: release as (v: unknown) => Promise<void> });
+  value.catch(() => sessions.delete(key)); // a failed build is not kept
+  while (sessions.size > MAX_SESSIONS) {
+    const [oldest, entry] = sessions.entries().next().value as [string, { value: Promise<unknown>; release: (v: unknown) => Promise<void> }];
+    sessions.delete(oldest);
+    void entry.value.then(entry.release, () => undefined);
+  }
+  return value;
+}
+
+/** Releases every cached session (tests and benchmarks that measure building). */
+export async function releaseCompiledGraphs(): Promise<void> {
+  const entries = [...sessions.values()];
+  sessions.clear();
+  for (const e of entries) await e.value.then(e.release, () => undefined);
 }

@@ -74,3 +74,21 @@ export async function checkAgainstFiniteDifferences(ort: Executor, c: GradientCa
   await forward.dispose();
   await backward.dispose();
 }
+
+/** The case's forward and gradients (float32) on TF.js against onnxruntime, within 1e-4. */
+export async function checkEnginesAgree(ort: Executor, tfjs: Executor, c: GradientCase): Promise<void> {
+  const { y, grads } = buildGradientCase(c, 'float32');
+  const outputs = { y, ...grads };
+  const feeds = feedsFor(c, 'float32', 11);
+  const [a, b] = await Promise.all([ort.compile(outputs), tfjs.compile(outputs)]);
+  const [ra, rb] = [await a.run(feeds), await b.run(feeds)];
+  for (const key of Object.keys(outputs)) {
+    const [u, v] = [ra[key], rb[key]];
+    assert.equal(u.length, v.length, `${c.name}: ${key} sizes`);
+    for (let i = 0; i < u.length; i++) {
+      assert.ok(Math.abs(Number(u[i]) - Number(v[i])) <= 1e-4 * (1 + Math.abs(Number(u[i]))), `${c.name}: ${key}[${i}] ort ${u[i]} tfjs ${v[i]}`);
+    }
+  }
+  await a.dispose();
+  await b.dispose();
+}

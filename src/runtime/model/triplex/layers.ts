@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { HostTensor, StateDict } from '../../weights/stateDict';
 import { WeightFileError } from '../../weights/stateDict';
 import { mulberry32 } from '../../util/random';
+import { dropoutMask } from '../../engine/dropout';
 import type { ForwardMode } from '../resnet18';
 
 export type { ForwardMode } from '../resnet18';
@@ -382,24 +383,8 @@ export class Dropout {
 
   apply<T extends tf.Tensor>(x: T, mode: ForwardMode): T {
     if (mode === 'inference' || this.rate === 0) return x;
-    const keep = 1 - this.rate;
-    const scale = 1 / keep;
-    // The keep probability in steps of 1/65536: each 32-bit mulberry32 draw, inlined, decides two
-    // values. Half the time of one generator call per value (which took 100 ms for the
-    // [3200, 2048] FFN activation of a neighbor block).
-    const threshold = Math.round(keep * 65536);
-    const n = x.size;
-    const mask = new Float32Array(n);
-    let a = this.state;
-    for (let i = 0; i < n; i += 2) {
-      a = (a + 0x6d2b79f5) | 0;
-      let t = Math.imul(a ^ (a >>> 15), a | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      t = (t ^ (t >>> 14)) >>> 0;
-      mask[i] = (t & 0xffff) < threshold ? scale : 0;
-      if (i + 1 < n) mask[i + 1] = t >>> 16 < threshold ? scale : 0;
-    }
-    this.state = a;
+    const { mask, state } = dropoutMask(this.state, this.rate, x.size);
+    this.state = state;
     return tf.tidy(() => tf.mul(x, tf.tensor(mask, x.shape)) as T);
   }
 }
