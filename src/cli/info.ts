@@ -5,7 +5,8 @@ import { computeOptions } from './options';
 
 function formatReport(r: ComputeReport): string {
   const lines = [
-    ...(r.engine ? [`training    ${r.engine.training} (${r.engine.detail})`, `inference   ${r.engine.inference}`, `trunk       ${r.engine.trunk}`] : []),
+    ...(r.engine ? [`training    ${r.engine.training} (${r.engine.detail})`, `inference   ${r.engine.inference}`] : []),
+    ...(r.engine?.provider ? [`provider    ${r.engine.provider}${r.engine.providerWhy ? ` (no GPU provider: ${r.engine.providerWhy})` : ''}`] : []),
     `backend     ${r.backend} ${r.version}${r.simd ? ' (SIMD)' : ''} (TF.js: notebook tensors, the fallback engine)`,
     `threads     ${r.threads} of ${r.cores} cores`,
     `requested   ${r.requested} (${r.requestedBy})`,

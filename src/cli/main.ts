@@ -1,5 +1,5 @@
 import { Command, CommanderError, Option } from 'commander';
-import { setEngineOption, type EngineChoice } from '../runtime/engine/choice';
+import { setEngineOption, setProviderOption, type EngineChoice, type ProviderChoice } from '../runtime/engine/choice';
 import { wholeNumber } from './options';
 import { infoCommand } from './info';
 import { demoCommand } from './demo';
@@ -15,7 +15,12 @@ const program = new Command('triplex')
   .addOption(new Option('--backend <name>', 'compute backend').choices(['auto', 'tensorflow', 'wasm', 'cpu']))
   .option('--threads <n>', 'threads for the wasm backend (default: one per core)', wholeNumber(1, 1024))
   .addOption(new Option('--engine <name>', 'engine that trains and predicts: ort (onnxruntime), tfjs, or auto (ort when it loads); TRIPLEX_ENGINE overrides').choices(['auto', 'ort', 'tfjs']))
-  .hook('preAction', (root) => setEngineOption(root.opts<{ engine?: EngineChoice }>().engine))
+  .addOption(new Option('--provider <name>', 'onnxruntime execution provider: cpu, webgpu, cuda, or auto (a GPU provider that runs here, else cpu); TRIPLEX_PROVIDER overrides').choices(['auto', 'cpu', 'webgpu', 'cuda']))
+  .hook('preAction', (root) => {
+    const o = root.opts<{ engine?: EngineChoice; provider?: ProviderChoice }>();
+    setEngineOption(o.engine);
+    setProviderOption(o.provider);
+  })
   .showHelpAfterError();
 
 program.addCommand(infoCommand());

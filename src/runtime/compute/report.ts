@@ -28,7 +28,7 @@ export interface ComputeReport {
   fallbackReason?: string;
   engines: EngineStatus[];
   /** The engine that trains and predicts (set by `triplex info`). */
-  engine?: { training: 'onnxruntime' | 'tfjs'; inference: 'onnxruntime' | 'tfjs'; detail: string; trunk: string };
+  engine?: { training: 'onnxruntime' | 'tfjs'; inference: 'onnxruntime' | 'tfjs'; detail: string; provider?: string; providerWhy?: string };
   node: string;
   cores: number;
 }

@@ -1,6 +1,7 @@
+import * as fs from 'node:fs';
 import { onnxRuntimeStatus } from '../onnx/engine';
 import type { Executor } from './executor';
-import { createOrtExecutor } from './ort';
+import { createOrtExecutor, probeProvider, type Provider } from './ort';
 
 /**
  * Which engine trains and predicts: onnxruntime when it loads (the native engine), else TF.js.
@@ -21,16 +22,62 @@ export interface EngineSelection {
 
 let ort: Promise<Executor | { unavailable: string }> | undefined;
 let optionChoice: EngineChoice | undefined;
+let providerOption: ProviderChoice | undefined;
+let providerWhy: string | undefined;
+
+export type ProviderChoice = 'auto' | Provider;
+const PROVIDER_CHOICES: readonly ProviderChoice[] = ['auto', 'cpu', 'webgpu', 'cuda'];
+
+/** The execution provider asked for by a command-line option (TRIPLEX_PROVIDER still wins). */
+export function setProviderOption(choice: ProviderChoice | undefined): void {
+  providerOption = choice;
+}
+
+/** GPU device nodes this machine shows: NVIDIA's, or a DRM render node (AMD, Intel, NVIDIA). */
+function gpuDevices(): string[] {
+  const dri = fs.existsSync('/dev/dri') ? fs.readdirSync('/dev/dri').filter((f) => f.startsWith('renderD')).map((f) => `/dev/dri/${f}`) : [];
+  return [...(fs.existsSync('/dev/nvidia0') ? ['/dev/nvidia0'] : []), ...dri];
+}
+
+/**
+ * The provider: TRIPLEX_PROVIDER, else the option, else auto: a GPU provider that builds a session
+ * here (CUDA, then WebGPU), tried only where the machine shows a GPU device, else the CPU.
+ */
+async function selectProvider(): Promise<{ provider: Provider; why?: string }> {
+  const env = process.env.TRIPLEX_PROVIDER;
+  if (env && !(PROVIDER_CHOICES as readonly string[]).includes(env)) throw new Error(`TRIPLEX_PROVIDER: unknown execution provider '${env}'; choose one of ${PROVIDER_CHOICES.join(', ')}`);
+  const choice = (env as ProviderChoice | undefined) ?? providerOption ?? 'auto';
+  if (choice === 'cpu') return { provider: 'cpu', why: 'cpu asked for' };
+  if (choice !== 'auto') {
+    const why = await probeProvider(choice);
+    if (why) throw new Error(`the ${choice} execution provider was asked for, but it cannot run here: ${why}`);
+    return { provider: choice };
+  }
+  const devices = gpuDevices();
+  if (devices.length === 0) return { provider: 'cpu', why: 'no GPU device here (/dev/nvidia0, /dev/dri/renderD*)' };
+  const reasons: string[] = [];
+  for (const p of ['cuda', 'webgpu'] as const) {
+    const why = await probeProvider(p);
+    if (!why) return { provider: p };
+    reasons.push(why);
+  }
+  return { provider: 'cpu', why: reasons.join('; ') };
+}
 
 /** The engine asked for by a command-line option or a setting (TRIPLEX_ENGINE still wins). */
 export function setEngineOption(choice: EngineChoice | undefined): void {
   optionChoice = choice;
 }
 
-/** The process's onnxruntime executor (threads: TRIPLEX_THREADS, else one per core). */
+/** The process's onnxruntime executor (threads: TRIPLEX_THREADS, else one per core; the provider of selectProvider). */
 export function ortExecutor(): Promise<Executor | { unavailable: string }> {
-  ort ??= createOrtExecutor({ threads: Number(process.env.TRIPLEX_THREADS) || undefined });
-  return ort;
+  ort ??= selectProvider().then(({ provider, why }) => {
+    providerWhy = why;
+    return createOrtExecutor({ threads: Number(process.env.TRIPLEX_THREADS) || undefined, provider });
+  });
+  const chosen = ort;
+  chosen.catch(() => { if (ort === chosen) ort = undefined; }); // a refused choice is not kept: the next call decides again
+  return chosen;
 }
 
 export function parseEngineChoice(value: string | undefined, where: string): EngineChoice | undefined {
@@ -59,12 +106,16 @@ export interface EngineReport {
   inference: 'onnxruntime' | 'tfjs';
   /** Engine, version, execution provider and threads, or why TF.js. */
   detail: string;
-  /** Modes layer4 and full: the ResNet18 trunk still trains on TF.js. */
-  trunk: string;
+  /** onnxruntime's execution provider, and why not a GPU one. */
+  provider?: string;
+  providerWhy?: string;
 }
 
 export async function engineReport(): Promise<EngineReport> {
   const e = await selectEngine();
   const name = e.kind === 'ort' ? 'onnxruntime' : 'tfjs';
-  return { training: name, inference: name, detail: e.reason, trunk: 'TF.js (modes layer4 and full train the ResNet18 trunk on TF.js until it moves to the native engine)' };
+  return {
+    training: name, inference: name, detail: e.reason,
+    ...(e.executor ? { provider: e.executor.provider, ...(providerWhy ? { providerWhy } : {}) } : {}),
+  };
 }

@@ -23,6 +23,8 @@ export interface Program {
 export interface Executor {
   /** 'ort' or 'tfjs'. */
   readonly kind: 'ort' | 'tfjs';
+  /** onnxruntime's execution provider (cpu, webgpu, cuda). */
+  readonly provider?: string;
   /** One line for reports: engine, version, execution provider, threads. */
   describe(): string;
   compile(outputs: Readonly<Record<string, Sym>>, name?: string): Promise<Program>;
