@@ -11,6 +11,7 @@ import { openDatasetStore, writeDatasetStore, type DatasetStore } from '../runti
 import { pathInside } from '../runtime/store/identifiers';
 import { isCurrentSyntheticDataset, writeSyntheticDataset } from '../runtime/synthetic/generator';
 import { ALL_VIEWS, crossValidate } from '../runtime/train/cv';
+import { selectEngine } from '../runtime/engine/choice';
 import { loadTrainingData } from '../runtime/train/data';
 import { computeOptions, wholeNumber } from './options';
 
@@ -63,6 +64,7 @@ export function demoCommand(): Command {
       console.log(`5. cross-validation, leave one patient out, target encoder frozen: ${models.join(', ')} (preset demo, up to ${opts.epochs} epochs, ` +
         `batch ${t.batchSize}, Adam lr ${t.learningRate}, inputs standardised, early stopping on a held-out training patient)`);
       const data = loadTrainingData(storeDir, { views: ALL_VIEWS, features: path.basename(summary.dir) });
+      console.log(`   engine: ${(await selectEngine()).reason}`);
       const rows: { model: string; summary: Summary }[] = [];
       for (const model of models) {
         const t0 = performance.now();

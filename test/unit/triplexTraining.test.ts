@@ -11,6 +11,8 @@ import { TriplexModel } from '../../src/runtime/model/triplex/model';
 import { Adam, stepLR } from '../../src/runtime/train/adam';
 import { epochBatches, makeBatch, tokenPermutation } from '../../src/runtime/train/batches';
 import type { SectionInputs, TrainingData } from '../../src/runtime/train/data';
+import type { Executor } from '../../src/runtime/engine/executor';
+import { EngineLearner } from '../../src/runtime/train/engineLearner';
 import { batchGradients, loadTrainedModel, predictSections, readCheckpoint, trainFold } from '../../src/runtime/train/trainer';
 import { relativeError } from './helpers/compare';
 import { slideMetrics } from '../../src/runtime/eval/metrics';
@@ -260,6 +262,24 @@ describe('TRIPLEX model and training', () => {
       await onOrt.model.dispose();
       await onTfjs.model.dispose();
     }
+  });
+
+  test('a step that does not fit in memory says which batch and what to lower', async () => {
+    const data = syntheticData(2);
+    // onnxruntime's allocation failure, as a session reports it when a shape bucket is too large.
+    const failing: Executor = {
+      kind: 'ort',
+      describe: () => 'failing executor',
+      compile: () => Promise.resolve({
+        buildMs: 0, nodeCount: 0, dispose: () => Promise.resolve(),
+        run: () => Promise.reject(new Error('Non-zero status code returned while running MatMul node. Status Message: std::bad_alloc')),
+      }),
+    };
+    const learner = new EngineLearner(config(), failing, 0);
+    const picks = [...data.sections.values()][0].spotIds.slice(0, 12).map((_, spot) => ({ section: [...data.sections.values()][0], spot }));
+    await assert.rejects(learner.trainBatch(picks, { learningRate: 1e-3, dropoutSeed: 1, augment: mulberry32(1), microBatch: 12 }),
+      /a training step over a batch of 12 spots did not fit in memory \(.*bad_alloc\); lower --batch/);
+    await learner.dispose();
   });
 
   test('early stopping keeps the best validation epoch; predictions come from its checkpoint', async () => {

@@ -150,7 +150,11 @@ export class EngineLearner implements Learner {
     }, undefined, `triplex_train_${key.replace(/\W/g, '_')}`), (t) => t.program.dispose());
     this.steps.set(key, step);
     this.streams.reseed(o.dropoutSeed, this.net.table.dropoutLayers);
-    return (await step).run(this.state, { ...this.batchFeeds(h, layout), truth: h.truth }, o.learningRate, this.streams);
+    try {
+      return await (await step).run(this.state, { ...this.batchFeeds(h, layout), truth: h.truth }, o.learningRate, this.streams);
+    } catch (e) {
+      throw explainMemoryError(e, `a training step over a batch of ${B} spots${this.trunkMode === 'full' ? ' (224 px crops through the whole ResNet18)' : ''}`, 'lower --batch');
+    }
   }
 
   private program(key: string, build: (g: Graph) => Record<string, Sym>): Promise<Program> {
@@ -302,4 +306,11 @@ export async function releaseCompiledGraphs(): Promise<void> {
   const entries = [...sessions.values()];
   sessions.clear();
   for (const e of entries) await e.value.then(e.release, () => undefined);
+}
+
+/** An allocation failure of onnxruntime as what it means for the user: what did not fit, and what to lower. */
+export function explainMemoryError(e: unknown, what: string, remedy: string): unknown {
+  const message = e instanceof Error ? e.message : String(e);
+  if (!/bad_alloc|Failed to allocate|out of memory|Cannot allocate memory/i.test(message)) return e;
+  return new Error(`${what} did not fit in memory (${message.split('\n')[0]}); ${remedy}`, { cause: e });
 }
