@@ -93,6 +93,7 @@ class TfjsProgram implements Program {
 
   get nodeCount(): number { return this.order.length; }
 
+  /** `into` is not used: TF.js hands back arrays of its own. */
   async run(feeds: Feeds): Promise<Record<string, HostArray>> {
     checkFeeds(this.declared, feeds);
     const results = tf.tidy(() => {
