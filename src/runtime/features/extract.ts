@@ -7,6 +7,7 @@ import { CENTER_TILE, NEIGHBOR_GRID, NEIGHBOR_TILES, SPOT_SIZE, neighborMask, to
 import type { ImageEncoder } from '../onnx/engine';
 import { buildTable, readArrowFile, readArrowMetadata, stringColumn, writeArrowFile } from '../store/arrow';
 import { removePartials } from '../store/atomic';
+import { makeDir } from '../store/fsErrors';
 import { acquireLock } from '../store/lock';
 import { pathInside } from '../store/identifiers';
 import { openDatasetStore, type DatasetStore, type StoreSection } from '../store/datasetStore';
@@ -115,7 +116,7 @@ export async function extractFeatures(storeDir: string, options: ExtractOptions)
   try {
     opened = await openEncoder(options);
     const dir = featuresDir(storeDir, opened.key);
-    fs.mkdirSync(dir, { recursive: true });
+    makeDir(dir);
     await removePartials(dir);
     const summary: ExtractSummary = { dir, encoder: opened.identity, width: opened.encoder.embeddingWidth, sections: [], warnings: lock.tookOver ? [lock.tookOver] : [] };
     const total = sections.reduce((n, s) => n + s.spots, 0);
@@ -164,7 +165,7 @@ async function extractSection(
 ): Promise<SectionResult> {
   const chunkSpots = options.chunkSpots ?? 256;
   const chunkDir = `${file}.chunks`;
-  fs.mkdirSync(chunkDir, { recursive: true });
+  makeDir(chunkDir);
   await removePartials(chunkDir);
   const chunkFile = (i: number) => path.join(chunkDir, `${String(i).padStart(5, '0')}.arrow`);
   const nChunks = Math.ceil(rows.length / chunkSpots);

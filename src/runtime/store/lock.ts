@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { fsFault, makeDir } from './fsErrors';
 
 /**
  * One writer per folder: `extract` on a store, `cv` and `train-fold` on a run folder take
@@ -41,7 +42,7 @@ export const describeOwner = (o: LockOwner) => `${o.command} (pid ${o.pid} on ${
 
 /** Takes `<dir>/.triplex.lock` for `command` (e.g. "triplex extract"), or throws `LockedError`. */
 export function acquireLock(dir: string, command: string): Lock {
-  fs.mkdirSync(dir, { recursive: true });
+  makeDir(dir);
   const file = path.join(path.resolve(dir), LOCK_NAME);
   const owner: LockOwner = { pid: process.pid, host: os.hostname(), started: new Date().toISOString(), command };
   const content = JSON.stringify(owner) + '\n';
@@ -91,13 +92,18 @@ export async function withLock<T>(dir: string, command: string, work: (lock: Loc
 /** Creates the lock file with its full content, atomically; false if a lock exists. */
 function tryCreate(file: string, content: string): boolean {
   const temp = `${file}.${process.pid}-${Date.now()}.tmp`;
-  fs.writeFileSync(temp, content, { flag: 'wx' });
+  try {
+    fs.writeFileSync(temp, content, { flag: 'wx' });
+  } catch (e) {
+    fs.rmSync(temp, { force: true });
+    throw fsFault(e, file);
+  }
   try {
     fs.linkSync(temp, file);
     return true;
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw e;
+    throw fsFault(e, file);
   } finally {
     fs.rmSync(temp, { force: true });
   }
