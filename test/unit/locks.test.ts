@@ -121,6 +121,17 @@ describe('one writer per folder', () => {
     assert.ok(!fs.existsSync(path.join(store, LOCK_NAME)));
   });
 
+  test('a temporary lock file of a process killed while taking the lock is removed', () => {
+    const dir = path.join(tmp, 'temps');
+    fs.mkdirSync(dir);
+    const dead = `${LOCK_NAME}.${deadPid()}-1.tmp`;
+    const live = `${LOCK_NAME}.${process.ppid}-1.tmp`;
+    fs.writeFileSync(path.join(dir, dead), '{}');
+    fs.writeFileSync(path.join(dir, live), '{}');
+    acquireLock(dir, 'triplex cv').release();
+    assert.deepEqual(fs.readdirSync(dir), [live]);
+  });
+
   test('a lock of another host is not judged: refused, naming that host', () => {
     const dir = path.join(tmp, 'remote');
     fs.mkdirSync(dir);

@@ -44,6 +44,7 @@ export const describeOwner = (o: LockOwner) => `${o.command} (pid ${o.pid} on ${
 export function acquireLock(dir: string, command: string): Lock {
   makeDir(dir);
   const file = path.join(path.resolve(dir), LOCK_NAME);
+  removeStaleTemps(path.dirname(file));
   const owner: LockOwner = { pid: process.pid, host: os.hostname(), started: new Date().toISOString(), command };
   const content = JSON.stringify(owner) + '\n';
   let tookOver: string | undefined;
@@ -86,6 +87,14 @@ export async function withLock<T>(dir: string, command: string, work: (lock: Loc
     return await work(lock);
   } finally {
     lock.release();
+  }
+}
+
+/** Temporary lock files (`.triplex.lock.<pid>-<ms>.tmp`) of a process killed while taking a lock. */
+function removeStaleTemps(dir: string): void {
+  for (const name of fs.readdirSync(dir)) {
+    const m = /^\.triplex\.lock\.(\d+)-\d+\.tmp$/.exec(name);
+    if (m && isStale({ pid: Number(m[1]), host: os.hostname(), started: '', command: '' })) fs.rmSync(path.join(dir, name), { force: true });
   }
 }
 
