@@ -54,7 +54,11 @@ const lines = (s: string) => s.split(/(?<=\n)/).filter((l) => l.length > 0);
 const isJsonMime = (mime: string) => mime === 'application/json' || mime.endsWith('+json');
 const isBinaryMime = (mime: string) => mime.startsWith('image/') && mime !== 'image/svg+xml';
 
-/** Parses a notebook file; `file` names it in errors. An empty file is an empty notebook. */
+/** Parses a notebook file; `file` names it in errors. An empty file is an empty notebook.
+ *  Every field is checked: what can be normalised without losing anything is (a missing
+ *  `source`, `metadata` or `outputs`, a `null` execution count, a non-string cell id, a stream
+ *  name other than stderr), anything else is refused naming the file, the cell and the output,
+ *  so that whatever opens can also be saved. */
 export function parseNotebook(bytes: Uint8Array, file = 'notebook'): Notebook {
   const text = decoder.decode(bytes);
   if (text.trim() === '') return { cells: [], metadata: { kernelspec: KERNELSPEC } };
@@ -64,47 +68,121 @@ export function parseNotebook(bytes: Uint8Array, file = 'notebook'): Notebook {
   } catch (err) {
     throw new Error(`${file} is not valid notebook JSON (${(err as Error).message}); was it cut short?`, { cause: err });
   }
-  if (typeof raw !== 'object' || raw === null || !Array.isArray(raw.cells)) throw new Error(`${file} is not an nbformat notebook: it has no "cells" list`);
-  if (raw.nbformat !== 4) throw new Error(`${file} is nbformat ${raw.nbformat}; TRIPLEX notebooks read nbformat 4 (convert it with \`jupyter nbconvert --to notebook\`)`);
-  const defaultLanguage = String((raw.metadata?.kernelspec as { language?: string } | undefined)?.language ?? 'typescript');
+  if (!isRecord(raw) || !Array.isArray(raw.cells)) throw new Error(`${file} is not an nbformat notebook: it has no "cells" list`);
+  if (raw.nbformat !== 4) throw new Error(`${file} is nbformat ${typeof raw.nbformat === 'number' ? raw.nbformat : describe(raw.nbformat)}; TRIPLEX notebooks read nbformat 4 (convert it with \`jupyter nbconvert --to notebook\`)`);
+  const metadata = raw.metadata ?? {};
+  if (!isRecord(metadata)) throw new Error(`${file}: the notebook "metadata" is ${describe(metadata)}; expected an object`);
+  const spec = metadata.kernelspec;
+  const language = isRecord(spec) ? spec.language : undefined;
+  const defaultLanguage = typeof language === 'string' && language !== '' ? language : 'typescript';
+  return { metadata, cells: raw.cells.map((c: unknown, i) => readCell(c, defaultLanguage, `${file}: cell ${i + 1}`)) };
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+/** A value as an error message names it: its type, and short values themselves. */
+function describe(v: unknown): string {
+  if (v === undefined) return 'missing';
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'an object';
+  const shown = JSON.stringify(v);
+  return `${typeof v === 'number' ? 'the number' : typeof v === 'string' ? 'the text' : `the ${typeof v}`} ${shown.length > 40 ? `${shown.slice(0, 37)}...` : shown}`;
+}
+/** Multi-line text as nbformat stores it: a string or a list of strings; `undefined` and `null` are empty. */
+function readText(v: unknown, where: string, field: string): string {
+  if (v === undefined || v === null) return '';
+  if (typeof v === 'string') return v;
+  if (Array.isArray(v)) {
+    const bad = v.findIndex((l) => typeof l !== 'string');
+    if (bad < 0) return v.join('');
+    throw new Error(`${where}: line ${bad + 1} of "${field}" is ${describe(v[bad])}; expected text`);
+  }
+  throw new Error(`${where}: "${field}" is ${describe(v)}; expected text or a list of lines`);
+}
+function readMetadata(v: unknown, where: string): Record<string, unknown> {
+  if (v === undefined || v === null) return {};
+  if (isRecord(v)) return v;
+  throw new Error(`${where}: "metadata" is ${describe(v)}; expected an object`);
+}
+const readCount = (v: unknown): number | undefined => (typeof v === 'number' && Number.isInteger(v) && v >= 0 ? v : undefined);
+
+function readCell(c: unknown, defaultLanguage: string, where: string): Cell {
+  if (!isRecord(c)) throw new Error(`${where} is not an object`);
+  const type = c.cell_type;
+  if (type !== 'code' && type !== 'markdown' && type !== 'raw') {
+    throw new Error(`${where}: "cell_type" is ${describe(type)}; expected "code", "markdown" or "raw"`);
+  }
+  const kind: CellKind = type === 'code' ? 'code' : 'markdown';
+  const source = readText(c.source, where, 'source');
+  const metadata = readMetadata(c.metadata, where);
+  const languageId = isRecord(metadata.vscode) ? metadata.vscode.languageId : undefined;
+  let outputs: Output[] = [];
+  if (kind === 'code' && c.outputs !== undefined && c.outputs !== null) {
+    if (!Array.isArray(c.outputs)) throw new Error(`${where}: "outputs" is ${describe(c.outputs)}; expected a list`);
+    outputs = c.outputs.map((o: unknown, k) => readOutput(o, `${where}, output ${k + 1}`));
+  }
   return {
-    metadata: raw.metadata ?? {},
-    cells: raw.cells.map((c, i) => {
-      if (typeof c !== 'object' || c === null) throw new Error(`${file}: cell ${i + 1} is not an object`);
-      const vscodeMeta = (c.metadata?.vscode ?? {}) as { languageId?: string };
-      const kind: CellKind = c.cell_type === 'code' ? 'code' : 'markdown';
-      return {
-        kind,
-        source: joined(c.source),
-        language: kind === 'markdown' ? 'markdown' : vscodeMeta.languageId ?? defaultLanguage,
-        outputs: (c.outputs ?? []).map(readOutput),
-        executionCount: c.execution_count ?? undefined,
-        metadata: { ...c.metadata, ...(c.id ? { id: c.id } : {}) },
-      };
-    }),
+    kind,
+    source,
+    language: kind === 'markdown' ? 'markdown' : typeof languageId === 'string' && languageId !== '' ? languageId : defaultLanguage,
+    outputs,
+    executionCount: kind === 'code' ? readCount(c.execution_count) : undefined,
+    metadata: { ...metadata, ...(typeof c.id === 'string' && c.id !== '' ? { id: c.id } : {}) },
   };
 }
 
-function readOutput(o: NbOutput): Output {
-  const metadata = { outputType: o.output_type, ...(o.metadata ? { metadata: o.metadata } : {}) };
-  switch (o.output_type) {
+/** A rich output's value for one MIME type, as the bytes the editor holds; refused if it could not be written back. */
+function readMimeValue(mime: string, value: unknown, where: string): Uint8Array {
+  if (isJsonMime(mime)) {
+    const vendor = mime.startsWith('application/vnd.');
+    let parsed = value;
+    if (typeof value === 'string') {
+      // Older writers stored the JSON text; a string that is not JSON is a JSON string value.
+      try {
+        parsed = JSON.parse(value) as unknown;
+      } catch {
+        if (vendor) throw new Error(`${where}: the ${mime} payload is not valid JSON (it should be an object)`);
+        return encoder.encode(JSON.stringify(value));
+      }
+    }
+    if (vendor && !isRecord(parsed)) throw new Error(`${where}: the ${mime} payload is ${describe(parsed)}; expected an object`);
+    return encoder.encode(JSON.stringify(parsed));
+  }
+  const text = readText(value, where, `data.${mime}`);
+  if (!isBinaryMime(mime)) return encoder.encode(text);
+  const base64 = text.replace(/\s/g, '');
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(base64)) throw new Error(`${where}: the ${mime} data is not base64`);
+  return Buffer.from(base64, 'base64');
+}
+
+function readOutput(o: unknown, where: string): Output {
+  if (!isRecord(o)) throw new Error(`${where} is ${describe(o)}; expected an object`);
+  const type = o.output_type;
+  const meta = o.metadata === undefined || o.metadata === null ? undefined : readMetadata(o.metadata, where);
+  const metadata = { outputType: type, ...(meta ? { metadata: meta } : {}) };
+  switch (type) {
     case 'stream':
-      return { items: [{ mime: o.name === 'stderr' ? STDERR : STDOUT, data: encoder.encode(joined(o.text)) }], metadata };
-    case 'error':
+      return { items: [{ mime: o.name === 'stderr' ? STDERR : STDOUT, data: encoder.encode(readText(o.text, where, 'text')) }], metadata };
+    case 'error': {
+      const traceback = o.traceback === undefined || o.traceback === null ? [] : o.traceback;
+      if (!Array.isArray(traceback) || traceback.some((l) => typeof l !== 'string')) throw new Error(`${where}: "traceback" is ${describe(traceback)}; expected a list of lines`);
+      const label = (v: unknown, fallback: string) => (typeof v === 'string' ? v : v === undefined || v === null ? fallback : JSON.stringify(v));
       return {
-        items: [{ mime: ERROR, data: encoder.encode(JSON.stringify({ name: o.ename ?? 'Error', message: o.evalue ?? '', stack: (o.traceback ?? []).join('\n') })) }],
+        items: [{ mime: ERROR, data: encoder.encode(JSON.stringify({ name: label(o.ename, 'Error'), message: label(o.evalue, ''), stack: traceback.join('\n') })) }],
         metadata,
       };
-    default:
+    }
+    case 'display_data':
+    case 'execute_result': {
+      const data = o.data ?? {};
+      if (!isRecord(data)) throw new Error(`${where}: "data" is ${describe(data)}; expected an object of MIME type -> value`);
       return {
-        items: Object.entries(o.data ?? {}).map(([mime, value]) => ({
-          mime,
-          data: isJsonMime(mime) ? encoder.encode(typeof value === 'string' ? value : JSON.stringify(value))
-            : isBinaryMime(mime) ? Buffer.from(joined(value as string | string[]).replace(/\s/g, ''), 'base64')
-              : encoder.encode(joined(value as string | string[])),
-        })),
-        metadata: { ...metadata, ...(o.execution_count !== undefined ? { executionCount: o.execution_count } : {}) },
+        items: Object.entries(data).map(([mime, value]) => ({ mime, data: readMimeValue(mime, value, where) })),
+        metadata: { ...metadata, ...(type === 'execute_result' ? { executionCount: readCount(o.execution_count) ?? null } : {}) },
       };
+    }
+    default:
+      throw new Error(`${where}: "output_type" is ${describe(type)}; expected "stream", "display_data", "execute_result" or "error"`);
   }
 }
 

@@ -94,6 +94,70 @@ describe('nbformat', () => {
   }
 });
 
+describe('hostile notebooks: normalised or refused naming the file and the cell', () => {
+  const nb = (cells: unknown[], extra: Record<string, unknown> = {}) => JSON.stringify({ nbformat: 4, nbformat_minor: 5, metadata: {}, cells, ...extra });
+  const code = (fields: Record<string, unknown>) => ({ cell_type: 'code', source: 'x', metadata: {}, outputs: [], execution_count: null, ...fields });
+  const display = (data: unknown) => code({ outputs: [{ output_type: 'display_data', data, metadata: {} }] });
+  const file = 'hostile.triplexnb';
+  /** [case, file text, the error it must raise, or a check of the notebook that it opens as] */
+  const cases: [string, string, RegExp | ((n: Notebook) => void)][] = [
+    ['a numeric source', nb([code({ source: 5 })]), /hostile\.triplexnb: cell 1: "source" is the number 5; expected text or a list of lines/],
+    ['a source list holding a number', nb([code({}), code({ source: ['a\n', 7] })]), /hostile\.triplexnb: cell 2: line 2 of "source" is the number 7; expected text/],
+    ['an object as source', nb([code({ source: { a: 1 } })]), /hostile\.triplexnb: cell 1: "source" is an object/],
+    ['a missing source', nb([code({ source: undefined })]), (n) => assert.equal(n.cells[0].source, '')],
+    ['a null source', nb([{ cell_type: 'markdown', source: null }]), (n) => assert.equal(n.cells[0].source, '')],
+    ['outputs that are a number', nb([code({ outputs: 5 })]), /hostile\.triplexnb: cell 1: "outputs" is the number 5; expected a list/],
+    ['an output that is null', nb([code({ outputs: [null] })]), /hostile\.triplexnb: cell 1, output 1 is null; expected an object/],
+    ['an output with no output_type', nb([code({ outputs: [{ text: 'a' }] })]), /cell 1, output 1: "output_type" is missing; expected "stream"/],
+    ['missing outputs and metadata', nb([{ cell_type: 'code', source: 'x' }]), (n) => { assert.deepEqual(n.cells[0].outputs, []); assert.equal(n.cells[0].executionCount, undefined); }],
+    ['outputs on a markdown cell', nb([{ cell_type: 'markdown', source: 'm', outputs: 'junk' }]), (n) => assert.deepEqual(n.cells[0].outputs, [])],
+    ['a missing cell_type', nb([{ source: 'x' }]), /hostile\.triplexnb: cell 1: "cell_type" is missing; expected "code", "markdown" or "raw"/],
+    ['an odd cell_type', nb([code({}), code({}), { cell_type: 'heading', source: 'x' }]), /cell 3: "cell_type" is the text "heading"/],
+    ['a raw cell', nb([{ cell_type: 'raw', source: ['r'] }]), (n) => assert.deepEqual([n.cells[0].kind, n.cells[0].source], ['markdown', 'r'])],
+    ['cell metadata that is a list', nb([code({ metadata: [1] })]), /hostile\.triplexnb: cell 1: "metadata" is a list; expected an object/],
+    ['null cell metadata', nb([code({ metadata: null })]), (n) => assert.deepEqual(n.cells[0].metadata, {})],
+    ['notebook metadata that is text', nb([], { metadata: 'x' }), /hostile\.triplexnb: the notebook "metadata" is the text "x"; expected an object/],
+    ['a numeric kernelspec language and languageId', nb([code({ metadata: { vscode: { languageId: 3 } } })], { metadata: { kernelspec: { language: 4 } } }), (n) => assert.equal(n.cells[0].language, 'typescript')],
+    ['a vendor JSON payload that is not JSON', nb([display({ 'application/vnd.triplex.table+json': '{"columns": [' })]), /cell 1, output 1: the application\/vnd\.triplex\.table\+json payload is not valid JSON/],
+    ['a vendor JSON payload that is a number', nb([display({ 'application/vnd.triplex.metrics+json': 3 })]), /cell 1, output 1: the application\/vnd\.triplex\.metrics\+json payload is the number 3; expected an object/],
+    ['a vendor JSON payload stored as JSON text', nb([display({ 'application/vnd.triplex.metrics+json': '{"a": 1}' })]), (n) => assert.deepEqual(JSON.parse(dec(n.cells[0].outputs[0].items[0].data)), { a: 1 })],
+    ['application/json text that is not JSON', nb([display({ 'application/json': 'hello' })]), (n) => assert.equal(JSON.parse(dec(n.cells[0].outputs[0].items[0].data)), 'hello')],
+    ['application/json that is a list', nb([display({ 'application/json': [1, 2] })]), (n) => assert.deepEqual(JSON.parse(dec(n.cells[0].outputs[0].items[0].data)), [1, 2])],
+    ['image data that is a number', nb([display({ 'image/png': 12 })]), /cell 1, output 1: "data\.image\/png" is the number 12; expected text/],
+    ['image data that is not base64', nb([display({ 'image/png': 'not base64!' })]), /cell 1, output 1: the image\/png data is not base64/],
+    ['text/plain that is an object', nb([display({ 'text/plain': { a: 1 } })]), /cell 1, output 1: "data\.text\/plain" is an object/],
+    ['data that is a list', nb([display([1])]), /cell 1, output 1: "data" is a list; expected an object/],
+    ['output metadata that is a number', nb([code({ outputs: [{ output_type: 'stream', name: 'stdout', text: 'a', metadata: 1 }] })]), /cell 1, output 1: "metadata" is the number 1/],
+    ['stream text that is a number', nb([code({ outputs: [{ output_type: 'stream', name: 'stdout', text: 1 }] })]), /cell 1, output 1: "text" is the number 1/],
+    ['an odd stream name', nb([code({ outputs: [{ output_type: 'stream', name: 'stdlog', text: 'a' }] })]), (n) => assert.equal(n.cells[0].outputs[0].items[0].mime, STDOUT)],
+    ['a traceback that is text', nb([code({ outputs: [{ output_type: 'error', ename: 'E', evalue: 'v', traceback: 'tb' }] })]), /cell 1, output 1: "traceback" is the text "tb"; expected a list of lines/],
+    ['an error with numeric ename and no traceback', nb([code({ outputs: [{ output_type: 'error', ename: 1, evalue: null }] })]), (n) => assert.deepEqual(JSON.parse(dec(n.cells[0].outputs[0].items[0].data)), { name: '1', message: '', stack: '' })],
+    ['odd execution counts and ids', nb([code({ execution_count: 'one', id: 5 }), code({ execution_count: -1, outputs: [{ output_type: 'execute_result', data: {}, execution_count: 1.5 }] })]), (n) => { assert.equal(n.cells[0].executionCount, undefined); assert.equal(n.cells[1].executionCount, undefined); assert.equal(n.cells[0].metadata?.id, undefined); }],
+    ['nbformat given as text', nb([], { nbformat: '4' }), /hostile\.triplexnb is nbformat the text "4"; TRIPLEX notebooks read nbformat 4/],
+    ['a top-level list', '[1, 2]', /hostile\.triplexnb is not an nbformat notebook/],
+  ];
+  for (const [name, text, expected] of cases) {
+    test(`${name}: ${expected instanceof RegExp ? 'an error naming the file and the cell' : 'normalised, saved and read back the same'}`, () => {
+      if (expected instanceof RegExp) {
+        assert.throws(() => parseNotebook(enc(text), file), (err: Error) => {
+          assert.ok(!(err instanceof TypeError), `a bare TypeError: ${err.message}`);
+          assert.match(err.message, expected);
+          assert.match(err.message, /hostile\.triplexnb/);
+          return true;
+        });
+        return;
+      }
+      const opened = parseNotebook(enc(text), file);
+      expected(opened);
+      const saved = serializeNotebook(opened);
+      const again = parseNotebook(saved, file);
+      assert.deepEqual(again.cells.map((c) => [c.kind, c.source, c.language, c.executionCount, c.outputs.map((o) => o.items.map((i) => [i.mime, dec(i.data)]))]),
+        opened.cells.map((c) => [c.kind, c.source, c.language, c.executionCount, c.outputs.map((o) => o.items.map((i) => [i.mime, dec(i.data)]))]));
+      assert.equal(dec(serializeNotebook(again)), dec(saved), 'a second save writes the same bytes');
+    });
+  }
+});
+
 describe('the sample notebooks', () => {
   const dir = path.join(repoRoot(), 'notebooks');
   const samples = fs.readdirSync(dir).filter((f) => f.endsWith('.triplexnb'));

@@ -7,6 +7,8 @@ import { CENTER_TILE, NEIGHBOR_GRID, NEIGHBOR_TILES, SPOT_SIZE, neighborMask, to
 import type { ImageEncoder } from '../onnx/engine';
 import { buildTable, readArrowFile, readArrowMetadata, stringColumn, writeArrowFile } from '../store/arrow';
 import { removePartials } from '../store/atomic';
+import { makeDir } from '../store/fsErrors';
+import { acquireLock } from '../store/lock';
 import { pathInside } from '../store/identifiers';
 import { openDatasetStore, type DatasetStore, type StoreSection } from '../store/datasetStore';
 import { openEncoder, type EncoderChoice, type OpenedEncoder } from './encoders';
@@ -108,12 +110,15 @@ async function writtenFor(file: string, key: string, warnings: string[], keepAsi
 export async function extractFeatures(storeDir: string, options: ExtractOptions): Promise<ExtractSummary> {
   const store = openDatasetStore(storeDir);
   const sections = store.manifest.sections.filter((s) => !options.sections || options.sections.includes(s.id));
-  const opened = await openEncoder(options);
+  // One extract per store at a time: a second one refuses, naming the first, instead of interleaving chunks.
+  const lock = acquireLock(storeDir, 'triplex extract');
+  let opened: Awaited<ReturnType<typeof openEncoder>> | undefined;
   try {
+    opened = await openEncoder(options);
     const dir = featuresDir(storeDir, opened.key);
-    fs.mkdirSync(dir, { recursive: true });
+    makeDir(dir);
     await removePartials(dir);
-    const summary: ExtractSummary = { dir, encoder: opened.identity, width: opened.encoder.embeddingWidth, sections: [], warnings: [] };
+    const summary: ExtractSummary = { dir, encoder: opened.identity, width: opened.encoder.embeddingWidth, sections: [], warnings: lock.tookOver ? [lock.tookOver] : [] };
     const total = sections.reduce((n, s) => n + s.spots, 0);
     const clock = { start: performance.now(), done: 0, computed: 0, cached: 0 };
     const plan = [];
@@ -144,7 +149,11 @@ export async function extractFeatures(storeDir: string, options: ExtractOptions)
     }
     return summary;
   } finally {
-    await opened.dispose();
+    try {
+      await opened?.dispose();
+    } finally {
+      lock.release();
+    }
   }
 }
 
@@ -156,7 +165,7 @@ async function extractSection(
 ): Promise<SectionResult> {
   const chunkSpots = options.chunkSpots ?? 256;
   const chunkDir = `${file}.chunks`;
-  fs.mkdirSync(chunkDir, { recursive: true });
+  makeDir(chunkDir);
   await removePartials(chunkDir);
   const chunkFile = (i: number) => path.join(chunkDir, `${String(i).padStart(5, '0')}.arrow`);
   const nChunks = Math.ceil(rows.length / chunkSpots);

@@ -1,28 +1,34 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { fsFault, makeDir } from './fsErrors';
 
 /**
  * Writes a file so that readers see either the old content or the new, never a part: the bytes
  * go to a temporary file in the same folder, are flushed, and the file is renamed over the target.
  */
 export async function writeFileAtomic(file: string, bytes: Uint8Array | string): Promise<void> {
-  await fs.promises.mkdir(path.dirname(file), { recursive: true });
+  makeDir(path.dirname(file));
   const partial = `${file}.partial-${process.pid}-${Date.now()}`;
-  const handle = await fs.promises.open(partial, 'w');
+  let handle: fs.promises.FileHandle;
+  try {
+    handle = await fs.promises.open(partial, 'w');
+  } catch (e) {
+    throw fsFault(e, file);
+  }
   try {
     await handle.writeFile(bytes);
     await handle.sync();
   } catch (e) {
-    await handle.close();
+    await handle.close().catch(() => undefined);
     await fs.promises.rm(partial, { force: true });
-    throw e;
+    throw fsFault(e, file);
   }
-  await handle.close();
   try {
+    await handle.close();
     await fs.promises.rename(partial, file);
   } catch (e) {
     await fs.promises.rm(partial, { force: true });
-    throw e;
+    throw fsFault(e, file);
   }
 }
 

@@ -6,6 +6,7 @@ import type { SlideSection } from '../data/slide';
 import type { DatasetFormat, Section } from '../data/types';
 import { buildTable, readArrowFile, stringColumn, vectorColumn, writeArrowFile } from './arrow';
 import { writeFileAtomic } from './atomic';
+import { makeDir } from './fsErrors';
 import { unsafeIdReason } from './identifiers';
 
 /**
@@ -125,7 +126,7 @@ export async function writeSpotStore(dir: string, source: { path: string }, sect
     sections: sections.map(storeSection),
   };
   checkManifestIds(manifestFile, manifest);
-  fs.mkdirSync(dir, { recursive: true });
+  makeDir(dir);
   // A replaced store's old expressions would contradict the manifest: gone before it is written.
   fs.rmSync(path.join(dir, 'expressions.arrow'), { force: true });
   await writeArrowFile(path.join(dir, 'spots.arrow'), spotsTable(sections.flatMap((section) => section.spots.map((spot) => ({ section, spot })))));

@@ -5,6 +5,7 @@ import { makeFolds, parseFolds, validationSplit, type Fold, type FoldSpec } from
 import { describeConfig, triplexConfig, type PresetName, type TriplexConfig } from '../model/triplex/config';
 import { buildTable, writeArrowFile } from '../store/arrow';
 import { removePartials, writeFileAtomic } from '../store/atomic';
+import { withLock } from '../store/lock';
 import { loadTrainingData, requireCounts, type SectionInputs, type TrainingData } from './data';
 import { loadTrainedModel, predictSections, prepareTargetInputs, trainFold, type TargetMode, type TrainProgress, type TrainResult } from './trainer';
 
@@ -76,7 +77,15 @@ export interface CvResult {
 /** Every view's inputs, so that one load serves every variant. */
 export const ALL_VIEWS = ['target', 'neighbor', 'global'] as const;
 
+/** Cross-validates holding the run folder's lock: a second cv on the same folder refuses, naming this one. */
 export async function crossValidate(o: CvOptions): Promise<CvResult> {
+  return withLock(o.outDir, o.onlyFolds ? `triplex train-fold (fold ${o.onlyFolds.join(', ')})` : 'triplex cv', (lock) => {
+    if (lock.tookOver) (o.log ?? console.warn)(`warning: ${lock.tookOver}`);
+    return crossValidateLocked(o);
+  });
+}
+
+async function crossValidateLocked(o: CvOptions): Promise<CvResult> {
   const log = o.log ?? (() => undefined);
   const mode = o.mode ?? 'frozen';
   const variant = o.variant ?? 'triplex';

@@ -7,6 +7,7 @@ import { createResNet18, type ResNet18 } from '../model/resnet18';
 import type { ChannelStats, InputStats } from '../model/triplex/model';
 import { activeViews, type TriplexConfig, type ViewName } from '../model/triplex/config';
 import { removePartials, writeFileAtomic } from '../store/atomic';
+import { withLock } from '../store/lock';
 import { mulberry32 } from '../util/random';
 import { encodeSafetensors, readSafetensors, safetensorsMetadata } from '../weights/safetensors';
 import type { StateDict } from '../weights/stateDict';
@@ -178,6 +179,14 @@ export const targetInputOf = (mode: TargetMode): TargetInput => (mode === 'full'
 
 /** Trains one fold; returns when early stopping, the epoch limit or the abort signal ends it. */
 export async function trainFold(data: TrainingData, options: TrainOptions): Promise<TrainResult> {
+  // One writer per run folder: a second train-fold (or a cv's fold) on the same folder refuses, naming this one.
+  return withLock(options.outDir, 'fold training', (lock) => {
+    if (lock.tookOver) console.warn(`warning: ${lock.tookOver}`);
+    return trainFoldLocked(data, options);
+  });
+}
+
+async function trainFoldLocked(data: TrainingData, options: TrainOptions): Promise<TrainResult> {
   const o = {
     epochs: 200, patience: 20, batchSize: 128, learningRate: 1e-4, lrStep: 50, lrGamma: 0.9, seed: 0, resume: true, ...options,
   };
