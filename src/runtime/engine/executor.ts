@@ -10,12 +10,8 @@ import type { DType, HostArray, Shape, Sym } from './graph';
 export type Feeds = Readonly<Record<string, HostArray>>;
 
 export interface Program {
-  /**
-   * Runs the program; outputs are fresh arrays owned by the caller, except those given in `into`
-   * (arrays of the outputs' sizes, none of them fed to this run), which the run writes in place:
-   * a training step's new parameters and moments go into last step's spare arrays.
-   */
-  run(feeds: Feeds, into?: Readonly<Record<string, HostArray>>): Promise<Record<string, HostArray>>;
+  /** Runs the program; outputs are fresh arrays owned by the caller. */
+  run(feeds: Feeds): Promise<Record<string, HostArray>>;
   /** Frees the session or tensors behind the program. */
   dispose(): Promise<void>;
   /** How long building it took (ms): ONNX Runtime's session creation, say. */

@@ -28,26 +28,16 @@ class OrtProgram implements Program {
     private readonly ort: OrtModule,
     private readonly session: OrtTypes.InferenceSession,
     private readonly declared: ReadonlyMap<string, { shape: Shape; dtype: DType }>,
-    private readonly outputs: ReadonlyMap<string, { shape: Shape; dtype: DType }>,
     readonly buildMs: number,
     readonly nodeCount: number,
   ) {}
 
-  async run(feeds: Feeds, into?: Readonly<Record<string, HostArray>>): Promise<Record<string, HostArray>> {
+  async run(feeds: Feeds): Promise<Record<string, HostArray>> {
     checkFeeds(this.declared, feeds);
     const inputs: Record<string, OrtTypes.Tensor> = {};
     // Tensors wrap the typed arrays without copying.
     for (const [name, d] of this.declared) inputs[name] = new this.ort.Tensor(ORT_TYPE[d.dtype], feeds[name] as never, [...d.shape]);
-    let result: OrtTypes.InferenceSession.ReturnType;
-    if (into) {
-      // Pre-allocated outputs: onnxruntime writes into them (null: it allocates).
-      checkFeeds(new Map([...this.outputs].filter(([n]) => into[n])), into);
-      const fetches: Record<string, OrtTypes.Tensor | null> = {};
-      for (const [name, d] of this.outputs) fetches[name] = into[name] ? new this.ort.Tensor(ORT_TYPE[d.dtype], into[name] as never, [...d.shape]) : null;
-      result = await this.session.run(inputs, fetches);
-    } else {
-      result = await this.session.run(inputs);
-    }
+    const result = await this.session.run(inputs);
     const out: Record<string, HostArray> = {};
     for (const name of this.session.outputNames) out[name] = result[name].data as HostArray;
     return out;
@@ -77,7 +67,6 @@ export async function createOrtExecutor(options: OrtExecutorOptions = {}): Promi
         const s = graph.inputs.get(n) as Sym;
         return [n, { shape: s.shape, dtype: s.dtype }] as const;
       }));
-      const outputShapes = new Map(Object.entries(outputs).map(([n, s]) => [n, { shape: s.shape, dtype: s.dtype }] as const));
       const t0 = performance.now();
       const session = await ort.InferenceSession.create(model.bytes, {
         executionProviders,
@@ -85,7 +74,7 @@ export async function createOrtExecutor(options: OrtExecutorOptions = {}): Promi
         intraOpNumThreads: threads,
         interOpNumThreads: 1,
       });
-      return new OrtProgram(ort, session, declared, outputShapes, performance.now() - t0, model.nodeCount);
+      return new OrtProgram(ort, session, declared, performance.now() - t0, model.nodeCount);
     },
   };
 }

@@ -18,11 +18,6 @@ export interface TrainState {
   v: Map<string, Float32Array>;
   /** Adam steps taken. */
   step: number;
-  /**
-   * Arrays of last step's parameters and moments, which the next step writes its results into
-   * (double buffering: no fresh 3 x parameter-size arrays per step). Kept by the step; never read.
-   */
-  spare?: { params: Map<string, Float32Array>; m: Map<string, Float32Array>; v: Map<string, Float32Array> };
   /** Buffers (batch norm's running statistics) by PyTorch name: fed, and replaced by their updates. */
   buffers?: Map<string, Float32Array>;
 }

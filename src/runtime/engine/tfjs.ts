@@ -93,7 +93,6 @@ class TfjsProgram implements Program {
 
   get nodeCount(): number { return this.order.length; }
 
-  /** `into` is not used: TF.js hands back arrays of its own. */
   async run(feeds: Feeds): Promise<Record<string, HostArray>> {
     checkFeeds(this.declared, feeds);
     const results = tf.tidy(() => {
