@@ -1,17 +1,15 @@
 import * as assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
-import { initCompute } from '../../src/runtime/compute/backend';
 import { hasRule } from '../../src/runtime/engine/autodiff';
 import type { Executor } from '../../src/runtime/engine/executor';
 import { Graph } from '../../src/runtime/engine/graph';
 import { batchNorm2d } from '../../src/runtime/engine/ops/batchnorm';
 import { conv2d } from '../../src/runtime/engine/ops/conv';
 import { maxPool2d } from '../../src/runtime/engine/ops/pool';
-import { createOrtExecutor } from '../../src/runtime/engine/ort';
 import { compileTrainStep, initialState } from '../../src/runtime/engine/step';
-import { createTfjsExecutor } from '../../src/runtime/engine/tfjs';
 import { checkAgainstFiniteDifferences, checkEnginesAgree, type GradientCase } from './helpers/gradcheck';
 import { DropoutStreams } from '../../src/runtime/engine/dropout';
+import { testExecutors } from './helpers/executors';
 
 /**
  * Convolution, max pooling and batch norm on the engine: each backward rule against central finite
@@ -61,11 +59,7 @@ let tfjs: Executor;
 
 describe('engine: convolution, pooling and batch norm', () => {
   before(async () => {
-    const e = await createOrtExecutor({ threads: 1 });
-    if ('unavailable' in e) throw new Error(`onnxruntime-node is needed for the engine tests: ${e.unavailable}`);
-    ort = e;
-    await initCompute({ backend: 'cpu' });
-    tfjs = createTfjsExecutor();
+    ({ ort, tfjs } = await testExecutors());
   });
 
   test('the new ops have backward rules', () => {

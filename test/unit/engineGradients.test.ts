@@ -1,12 +1,10 @@
 import * as assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
-import { initCompute } from '../../src/runtime/compute/backend';
 import { hasRule } from '../../src/runtime/engine/autodiff';
 import type { Executor } from '../../src/runtime/engine/executor';
 import type { Sym } from '../../src/runtime/engine/graph';
-import { createOrtExecutor } from '../../src/runtime/engine/ort';
-import { createTfjsExecutor } from '../../src/runtime/engine/tfjs';
 import { buildGradientCase, checkAgainstFiniteDifferences, checkEnginesAgree, type GradientCase } from './helpers/gradcheck';
+import { testExecutors } from './helpers/executors';
 
 /**
  * Every primitive's backward rule against central finite differences of its own forward on
@@ -59,11 +57,7 @@ let tfjs: Executor;
 
 describe('engine: backward rules against finite differences', () => {
   before(async () => {
-    const e = await createOrtExecutor({ threads: 1 });
-    if ('unavailable' in e) throw new Error(`onnxruntime-node is needed for the engine tests: ${e.unavailable}`);
-    ort = e;
-    await initCompute({ backend: 'cpu' });
-    tfjs = createTfjsExecutor();
+    ({ ort, tfjs } = await testExecutors());
   });
 
   test('every op the cases use has a rule, and the case table covers every differentiable op', () => {

@@ -1,18 +1,16 @@
 import * as assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import { initCompute } from '../../src/runtime/compute/backend';
 import { gradients } from '../../src/runtime/engine/autodiff';
 import { DropoutStreams } from '../../src/runtime/engine/dropout';
 import type { Executor } from '../../src/runtime/engine/executor';
 import { Graph, type HostArray, type Sym } from '../../src/runtime/engine/graph';
 import { CrossAttentionBlock, Linear, ParamTable, TransformerBlock } from '../../src/runtime/engine/nn';
 import { APEG, placeOnGrid } from '../../src/runtime/models/apeg';
-import { createOrtExecutor } from '../../src/runtime/engine/ort';
 import { compileTrainStep, initialState } from '../../src/runtime/engine/step';
-import { createTfjsExecutor } from '../../src/runtime/engine/tfjs';
 import { Adam } from '../../src/runtime/train/adam';
 import { mulberry32 } from '../../src/runtime/util/random';
+import { testExecutors } from './helpers/executors';
 import { relativeError } from './helpers/compare';
 import { torchReference, torchSkip } from './helpers/torch';
 import { readIndex, readTensor, type BlockCase, type FileEntry } from './helpers/torchFixtures';
@@ -26,10 +24,8 @@ import { readIndex, readTensor, type BlockCase, type FileEntry } from './helpers
 let engines: Executor[] = [];
 
 before(async () => {
-  const ort = await createOrtExecutor({ threads: 1 });
-  if ('unavailable' in ort) throw new Error(`onnxruntime-node is needed: ${ort.unavailable}`);
-  await initCompute({ backend: 'cpu' });
-  engines = [ort, createTfjsExecutor()];
+  const { ort, tfjs } = await testExecutors();
+  engines = [ort, tfjs];
 });
 
 type ReferenceCase = BlockCase;

@@ -1,15 +1,13 @@
 import * as assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
-import { initCompute } from '../../src/runtime/compute/backend';
 import { gradients } from '../../src/runtime/engine/autodiff';
 import type { Executor } from '../../src/runtime/engine/executor';
 import { Graph, type HostArray, type Sym } from '../../src/runtime/engine/graph';
-import { createOrtExecutor } from '../../src/runtime/engine/ort';
-import { createTfjsExecutor } from '../../src/runtime/engine/tfjs';
 import { spotGrid } from '../../src/runtime/model/triplex/apeg';
 import { TriplexModel } from '../../src/runtime/model/triplex/model';
 import { globalLayout } from '../../src/runtime/models/globalLayout';
 import { TriplexNet } from '../../src/runtime/models/triplex';
+import { testExecutors } from './helpers/executors';
 import { relativeError } from './helpers/compare';
 import { torchReference, torchSkip } from './helpers/torch';
 import { readIndex, readTensor, type FileEntry, type ModelCase } from './helpers/torchFixtures';
@@ -39,10 +37,8 @@ function gradientError(ours: Float32Array, ref: Float32Array): number {
 
 let engines: Executor[] = [];
 before(async () => {
-  const ort = await createOrtExecutor({ threads: 1 });
-  if ('unavailable' in ort) throw new Error(`onnxruntime-node is needed: ${ort.unavailable}`);
-  await initCompute({ backend: 'cpu' });
-  engines = [ort, createTfjsExecutor()];
+  const { ort, tfjs } = await testExecutors();
+  engines = [ort, tfjs];
 });
 
 describe('TRIPLEX on the engine matches PyTorch in every variant, forward and backward', { skip: torchSkip }, () => {
