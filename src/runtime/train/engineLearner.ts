@@ -3,7 +3,7 @@ import type { Executor, Program } from '../engine/executor';
 import { Graph, type HostArray, type Sym } from '../engine/graph';
 import { compileTrainStep, initialState, type TrainState, type TrainStep } from '../engine/step';
 import type { TriplexConfig, ViewName } from '../model/triplex/config';
-import type { InputStats } from '../model/triplex/model';
+import { inputStatsFrom, inverseStd, type InputStats } from '../model/triplex/model';
 import { bucket, globalLayout, type GlobalLayout } from '../models/globalLayout';
 import { TRUNK_PREFIX, TriplexNet, type TargetSource } from '../models/triplex';
 import { WeightFileError, type StateDict } from '../weights/stateDict';
@@ -101,7 +101,7 @@ export class EngineLearner implements Learner {
       const s = stats[v];
       if (!s || s.mean.length !== this.config.dim || s.std.length !== this.config.dim) throw new Error(`input statistics for the ${v} view are missing or not ${this.config.dim} wide`);
       this.stats.set(`norm:${v}:mean`, Float32Array.from(s.mean));
-      this.stats.set(`norm:${v}:inv`, Float32Array.from(s.std, (x) => 1 / Math.max(x, 1e-6)));
+      this.stats.set(`norm:${v}:inv`, inverseStd(s.std));
     }
   }
 
@@ -238,15 +238,7 @@ export class EngineLearner implements Learner {
         throw new WeightFileError(source, n, `has shape [${t.shape.join(', ')}], the model needs [${shape.join(', ')}] (PyTorch layout)`);
       }
     }
-    const stats: InputStats = {};
-    if (this.config.standardizeInputs) {
-      for (const v of this.standardizedViews) {
-        const mean = sd.get(`input_norm.${v}.mean`);
-        const std = sd.get(`input_norm.${v}.std`);
-        if (!mean || !std) throw new Error(`${source}: lacks input_norm.${v}.mean/std, which a model with standardised inputs needs`);
-        stats[v] = { mean: mean.data, std: std.data };
-      }
-    }
+    const stats = this.config.standardizeInputs ? inputStatsFrom(sd, this.standardizedViews, source) : {};
     const names = [...this.state.params.keys()];
     const moment = (kind: string, n: string) => {
       const t = sd.get(`optimizer.${kind}.${n}`);

@@ -64,6 +64,21 @@ class Encoder {
 export interface ChannelStats { mean: Float32Array; std: Float32Array }
 export type InputStats = Partial<Record<ViewName, ChannelStats>>;
 
+/** 1 / std per channel, a constant channel's std taken as 1e-6: what standardisation multiplies by. */
+export const inverseStd = (std: Float32Array): Float32Array => Float32Array.from(std, (x) => 1 / Math.max(x, 1e-6));
+
+/** The input statistics a checkpoint holds for `views` (`input_norm.<view>.mean|std`); an error naming `source` when one is missing. */
+export function inputStatsFrom(sd: StateDict, views: readonly ViewName[], source: string): InputStats {
+  const stats: InputStats = {};
+  for (const v of views) {
+    const mean = sd.get(`input_norm.${v}.mean`);
+    const std = sd.get(`input_norm.${v}.std`);
+    if (!mean || !std) throw new Error(`${source}: lacks input_norm.${v}.mean/std, which a model with standardised inputs needs`);
+    stats[v] = { mean: mean.data, std: std.data };
+  }
+  return stats;
+}
+
 export class TriplexModel {
   readonly params: ParameterSet;
   /** Standardisation of the frozen inputs (config.standardizeInputs), as [mean, 1 / std] tensors. */
@@ -136,7 +151,7 @@ export class TriplexModel {
     this.inputNorm = {};
     for (const v of this.standardizedViews) {
       const s = stats[v]!;
-      this.inputNorm[v] = [tf.keep(tf.tensor1d(s.mean)), tf.keep(tf.tensor1d(Float32Array.from(s.std, (x) => 1 / Math.max(x, 1e-6))))];
+      this.inputNorm[v] = [tf.keep(tf.tensor1d(s.mean)), tf.keep(tf.tensor1d(inverseStd(s.std)))];
     }
   }
 
@@ -285,15 +300,7 @@ export class TriplexModel {
   /** Loads a state dict written by stateDict (or the PyTorch reference); all or nothing. */
   loadStateDict(sd: StateDict, source: string): void {
     const own: StateDict = new Map([...sd].filter(([k]) => !k.startsWith('target_encoder.') && !k.startsWith('input_norm.')));
-    const stats: InputStats = {};
-    if (this.config.standardizeInputs) {
-      for (const v of this.standardizedViews) {
-        const mean = sd.get(`input_norm.${v}.mean`);
-        const std = sd.get(`input_norm.${v}.std`);
-        if (!mean || !std) throw new Error(`${source}: lacks input_norm.${v}.mean/std, which a model with standardised inputs needs`);
-        stats[v] = { mean: mean.data, std: std.data };
-      }
-    }
+    const stats = this.config.standardizeInputs ? inputStatsFrom(sd, this.standardizedViews, source) : {};
     const trunk: StateDict = new Map([...sd].filter(([k]) => k.startsWith('target_encoder.')).map(([k, v]) => [k.slice('target_encoder.'.length), v]));
     if (this.trunk && trunk.size === 0) throw new Error(`${source}: has no target_encoder.* weights, but this model trains the ResNet18 trunk`);
     if (!this.trunk && trunk.size > 0) throw new Error(`${source}: holds target_encoder.* weights (a fine-tuned trunk: mode full or layer4), but this model takes frozen target tokens`);
