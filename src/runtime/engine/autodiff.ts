@@ -4,7 +4,7 @@ import { opDefinition } from './registry';
 /**
  * Reverse-mode differentiation of a recorded graph: a topological sort and one reverse sweep, as
  * micrograd does it, with each primitive's rule written with the op interface, so the gradient is
- * more graph and runs wherever the forward runs. Ops without a rule (max, positive, leaves) pass
+ * more graph and runs wherever the forward runs. Ops without a rule (positive, leaves) pass
  * no gradient.
  */
 

@@ -269,8 +269,6 @@ export class Graph {
   }
 
   sum(x: Sym, axes: readonly number[], keepDims = false): Sym { return this.reduce('sum', x, axes, keepDims); }
-  /** Maximum over axes (no gradient; for a softmax's shift, say). */
-  max(x: Sym, axes: readonly number[], keepDims = false): Sym { return this.reduce('max', x, axes, keepDims); }
 
   mean(x: Sym, axes: readonly number[], keepDims = false): Sym {
     const n = axes.reduce((p, a) => p * x.shape[normAxis(a, x.rank)], 1);

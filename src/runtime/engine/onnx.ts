@@ -118,7 +118,6 @@ export function emitOnnx(outputs: Readonly<Record<string, Sym>>, name = 'triplex
       case 'concat': op('Concat', x, out, { axis: { i: a.axis as number } }); break;
       case 'broadcast': op('Expand', [x[0], int64s(a.shape as number[])], out); break;
       case 'sum': op('ReduceSum', [x[0], int64s(a.axes as number[])], out, { keepdims: { i: a.keepDims ? 1 : 0 } }); break;
-      case 'max': op('ReduceMax', x, out, { axes: { ints: [...(a.axes as number[])] }, keepdims: { i: a.keepDims ? 1 : 0 } }); break;
       case 'gather': op('Gather', x, out, { axis: { i: 0 } }); break;
       case 'scatterAdd': {
         const idx = op('Unsqueeze', [x[1], int64s([1])], tmp(s.id)); // [n, 1]: ScatterND's row indices

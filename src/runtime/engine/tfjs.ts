@@ -59,7 +59,6 @@ function lower(s: Sym, x: tf.Tensor[], constant: (s: Sym) => tf.Tensor): tf.Tens
     case 'concat': return tf.concat(x, a.axis as number);
     case 'broadcast': return tf.broadcastTo(x[0], [...s.shape]);
     case 'sum': return tf.sum(x[0], [...(a.axes as number[])], a.keepDims as boolean);
-    case 'max': return tf.max(x[0], [...(a.axes as number[])], a.keepDims as boolean);
     case 'gather': return tf.gather(x[0], x[1], 0);
     case 'scatterAdd': {
       const base = s.inputs[0];

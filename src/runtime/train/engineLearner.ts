@@ -293,13 +293,6 @@ function cached<T>(key: string, build: () => Promise<T>, release: (v: T) => Prom
   return value;
 }
 
-/** Releases every cached session (tests and benchmarks that measure building). */
-export async function releaseCompiledGraphs(): Promise<void> {
-  const entries = [...sessions.values()];
-  sessions.clear();
-  for (const e of entries) await e.value.then(e.release, () => undefined);
-}
-
 /** An allocation failure of onnxruntime as what it means for the user: what did not fit, and what to lower. */
 export function explainMemoryError(e: unknown, what: string, remedy: string): unknown {
   const message = e instanceof Error ? e.message : String(e);

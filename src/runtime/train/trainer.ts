@@ -67,7 +67,7 @@ export interface TrainOptions {
   init?: 'pytorch' | 'mean-bias';
   /** Continue from outDir's last checkpoint when it is from this same run (default true). */
   resume?: boolean;
-  /** The engine (default auto: onnxruntime when it loads; TRIPLEX_ENGINE overrides). Modes layer4 and full train on TF.js. */
+  /** The engine (default auto: onnxruntime when it loads; TRIPLEX_ENGINE overrides). */
   engine?: EngineChoice;
   /** One line saying which engine trains, and why. */
   onEngine?: (line: string) => void;
