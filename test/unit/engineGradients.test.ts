@@ -23,6 +23,8 @@ const CASES: GradientCase[] = [
   { name: 'sqrt', inputs: { a: { shape: [2, 3], positive: true } }, f: (g, x) => g.sqrt(x.a) },
   { name: 'tanh', inputs: { a: { shape: [2, 3] } }, f: (g, x) => g.tanh(x.a) },
   { name: 'relu', inputs: { a: { shape: [4, 5] } }, f: (g, x) => g.relu(x.a) },
+  { name: 'sigmoid', inputs: { a: { shape: [3, 4] } }, f: (g, x) => g.sigmoid(g.mul(x.a, 3)) },
+  { name: 'softplus', inputs: { a: { shape: [3, 4] } }, f: (g, x) => g.softplus(g.mul(x.a, 3)) },
   { name: 'erf', inputs: { a: { shape: [3, 4] } }, f: (g, x) => g.erf(x.a), float32: true },
   { name: 'gelu', inputs: { a: { shape: [3, 4] } }, f: (g, x) => g.gelu(x.a), float32: true },
   { name: 'matmul 2-D', inputs: { a: { shape: [3, 4] }, b: { shape: [4, 5] } }, f: (g, x) => g.matmul(x.a, x.b) },
@@ -44,6 +46,7 @@ const CASES: GradientCase[] = [
   { name: 'gather (repeated rows)', inputs: { a: { shape: [4, 3] }, i: { shape: [5], int64: [3, 0, 3, 1, 3] } }, f: (g, x) => g.gather(x.a, x.i) },
   { name: 'scatterAdd', inputs: { a: { shape: [4, 3] }, u: { shape: [3, 3] }, i: { shape: [3], int64: [2, 0, 2] } }, f: (g, x) => g.scatterAdd(x.a, x.i, x.u) },
   { name: 'softmax', inputs: { a: { shape: [3, 5] } }, f: (g, x) => g.softmax(x.a) },
+  { name: 'logSoftmax', inputs: { a: { shape: [3, 5] } }, f: (g, x) => g.logSoftmax(g.mul(x.a, 4)) },
   { name: 'layerNorm', inputs: { a: { shape: [2, 3, 6] }, w: { shape: [6] }, b: { shape: [6] } }, f: (g, x) => g.layerNorm(x.a, x.w, x.b) },
   {
     name: 'attention (composite)',
@@ -67,7 +70,7 @@ describe('engine: backward rules against finite differences', () => {
       const walk = (s: Sym) => { used.add(s.op); s.inputs.forEach(walk); };
       walk(loss);
     }
-    for (const op of ['add', 'sub', 'mul', 'div', 'neg', 'exp', 'log', 'sqrt', 'erf', 'tanh', 'relu', 'gelu', 'matmul', 'reshape', 'transpose', 'slice', 'pad', 'concat', 'broadcast', 'sum', 'gather', 'scatterAdd', 'softmax', 'layerNorm']) {
+    for (const op of ['add', 'sub', 'mul', 'div', 'neg', 'exp', 'log', 'sqrt', 'erf', 'tanh', 'relu', 'sigmoid', 'softplus', 'gelu', 'matmul', 'reshape', 'transpose', 'slice', 'pad', 'concat', 'broadcast', 'sum', 'gather', 'scatterAdd', 'softmax', 'logSoftmax', 'layerNorm']) {
       assert.ok(hasRule(op), `${op} has no backward rule`);
       assert.ok(used.has(op), `no finite-difference case exercises ${op}`);
     }

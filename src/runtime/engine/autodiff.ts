@@ -45,6 +45,8 @@ const RULES: Record<string, Rule> = {
   },
   tanh: (g, y, dy) => [g.mul(dy, g.sub(1, g.square(y)))],
   relu: (g, y, dy) => [g.mul(dy, g.positive(y.inputs[0]))],
+  sigmoid: (g, y, dy) => [g.mul(dy, g.mul(y, g.sub(1, y)))],
+  softplus: (g, y, dy) => [g.mul(dy, g.sigmoid(y.inputs[0]))],
   gelu: (g, y, dy) => {
     // d/dx x Phi(x) = Phi(x) + x phi(x)
     const x = y.inputs[0];
@@ -96,6 +98,7 @@ const RULES: Record<string, Rule> = {
     const dot = g.sum(g.mul(dy, y), [-1], true);
     return [g.mul(y, g.sub(dy, dot))];
   },
+  logSoftmax: (g, y, dy) => [g.sub(dy, g.mul(g.exp(y), g.sum(dy, [-1], true)))],
   layerNorm: (g, y, dy) => {
     // With xhat = (x - mean) * rstd and h = dy * weight:
     //   dx = rstd * (h - mean(h) - xhat * mean(h * xhat)), dweight = sum(dy * xhat), dbias = sum(dy).

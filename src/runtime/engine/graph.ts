@@ -185,6 +185,10 @@ export class Graph {
   erf(x: Sym): Sym { return this.unary('erf', x); }
   tanh(x: Sym): Sym { return this.unary('tanh', x); }
   relu(x: Sym): Sym { return this.unary('relu', x); }
+  /** 1 / (1 + exp(-x)), stable for large |x|. */
+  sigmoid(x: Sym): Sym { return this.unary('sigmoid', x); }
+  /** log(1 + exp(x)) (nn.Softplus, beta 1), stable for large |x|. */
+  softplus(x: Sym): Sym { return this.unary('softplus', x); }
   /** Exact GELU, x * Phi(x) (nn.GELU's default). */
   gelu(x: Sym): Sym { return this.unary('gelu', x); }
   /** 1 where x > 0, else 0 (no gradient): ReLU's derivative. */
@@ -295,6 +299,9 @@ export class Graph {
 
   /** Softmax over the last axis. */
   softmax(x: Sym): Sym { return this.unary('softmax', x); }
+
+  /** log(softmax(x)) over the last axis, computed stably (F.log_softmax). */
+  logSoftmax(x: Sym): Sym { return this.unary('logSoftmax', x); }
 
   /** Layer norm over the last axis with weight and bias [d] (nn.LayerNorm). */
   layerNorm(x: Sym, weight: Sym, bias: Sym, eps = 1e-5): Sym {

@@ -79,6 +79,12 @@ export function emitOnnx(outputs: Readonly<Record<string, Sym>>, name = 'triplex
         break;
       case 'tanh': op('Tanh', x, out); break;
       case 'relu': op('Relu', x, out); break;
+      case 'sigmoid': op('Sigmoid', x, out); break;
+      case 'softplus':
+        if (s.dtype === 'float32') op('Softplus', x, out);
+        // No double Softplus either: relu(x) + log(1 + exp(-|x|)), stable, in float64.
+        else op('Add', [op('Relu', x, tmp(s.id)), op('Log', [op('Add', [op('Exp', [op('Neg', [op('Abs', x, tmp(s.id))], tmp(s.id))], tmp(s.id)), scalarOf(s.dtype, 1)], tmp(s.id))], tmp(s.id))], out);
+        break;
       case 'gelu':
         if (s.dtype === 'float32') {
           op('Gelu', x, out, {}, MS);
@@ -125,6 +131,7 @@ export function emitOnnx(outputs: Readonly<Record<string, Sym>>, name = 'triplex
         break;
       }
       case 'softmax': op('Softmax', x, out, { axis: { i: -1 } }); break;
+      case 'logSoftmax': op('LogSoftmax', x, out, { axis: { i: -1 } }); break;
       case 'layerNorm': op('LayerNormalization', x, out, { axis: { i: -1 }, epsilon: { f: a.eps as number } }); break;
       default: {
         const def = opDefinition(s.op);

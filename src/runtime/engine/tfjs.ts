@@ -28,6 +28,8 @@ function lower(s: Sym, x: tf.Tensor[], constant: (s: Sym) => tf.Tensor): tf.Tens
     case 'erf': return tf.erf(x[0]);
     case 'tanh': return tf.tanh(x[0]);
     case 'relu': return tf.relu(x[0]);
+    case 'sigmoid': return tf.sigmoid(x[0]);
+    case 'softplus': return tf.softplus(x[0]);
     case 'gelu': return tf.mul(x[0], tf.mul(tf.add(tf.erf(tf.mul(x[0], Math.SQRT1_2)), 1), 0.5));
     case 'positive': return tf.cast(tf.greater(x[0], 0), 'float32');
     case 'matmul': {
@@ -68,6 +70,7 @@ function lower(s: Sym, x: tf.Tensor[], constant: (s: Sym) => tf.Tensor): tf.Tens
       return tf.add(x[0], tf.reshape(tf.matMul(oneHot, rows, true, false), [...base.shape]));
     }
     case 'softmax': return tf.softmax(x[0]);
+    case 'logSoftmax': return tf.logSoftmax(x[0]);
     case 'layerNorm': {
       const { mean, variance } = tf.moments(x[0], -1, true);
       const xhat = tf.mul(tf.sub(x[0], mean), tf.rsqrt(tf.add(variance, a.eps as number)));
