@@ -30,6 +30,14 @@ export function epochBatches(sections: readonly SectionInputs[], batchSize: numb
   return batches;
 }
 
+/**
+ * The batches of one epoch of a model that takes whole sections (HisToGene, Hist2ST: batch 1
+ * slide, spec 3 and 4): each section's spots in store order, the sections in a seeded order.
+ */
+export function sectionBatches(sections: readonly SectionInputs[], _batchSize: number, seed: number): Pick[][] {
+  return shuffle([...sections], mulberry32(seed)).map((section) => Array.from({ length: section.n }, (_, spot) => ({ section, spot })));
+}
+
 function shuffle<T>(items: T[], random: () => number): T[] {
   for (let i = items.length - 1; i > 0; i--) {
     const j = Math.floor(random() * (i + 1));

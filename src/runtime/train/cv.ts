@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { evaluate, metricsTables, slideMetrics, writeMetricsTables, type EvaluatedSlide, type Evaluation } from '../eval/metrics';
 import { makeFolds, parseFolds, validationSplit, type Fold, type FoldSpec } from '../eval/folds';
+import { baselineSettings, describeBaseline, isBaseline, isBaselineName, type BaselineSettings } from '../baselines/registry';
 import { describeConfig, triplexConfig, type PresetName, type TriplexConfig } from '../model/triplex/config';
 import { buildTable, writeArrowFile } from '../store/arrow';
 import { removePartials, writeFileAtomic } from '../store/atomic';
@@ -67,7 +68,7 @@ export interface FoldResult {
 export interface CvResult {
   variant: string;
   mode: TargetMode;
-  config: TriplexConfig;
+  config: TriplexConfig | BaselineSettings;
   folds: FoldResult[];
   evaluation: Evaluation;
   warnings: string[];
@@ -92,14 +93,19 @@ async function crossValidateLocked(o: CvOptions): Promise<CvResult> {
   // Modes layer4 and full compute the target view from crops: its cached token maps are not read.
   const data = o.data ?? loadTrainingData(o.storeDir, { views: mode === 'frozen' ? ALL_VIEWS : ['neighbor', 'global'], features: o.features });
   requireCounts(data, 'cross-validated');
-  const config = triplexConfig({ preset: o.preset, variant, genes: data.genes.length, dim: data.dim, standardizeInputs: o.standardizeInputs });
+  const baseline = isBaselineName(variant);
+  if (baseline && mode !== 'frozen') throw new Error(`--mode ${mode} is TRIPLEX's (how its target encoder trains); ${variant} trains as its paper does, leave --mode out`);
+  const config = baseline
+    ? baselineSettings(variant, o.preset)
+    : triplexConfig({ preset: o.preset, variant, genes: data.genes.length, dim: data.dim, standardizeInputs: o.standardizeInputs });
+  const description = isBaseline(config) ? describeBaseline(config) : describeConfig(config);
   const sections = [...data.sections.values()].map((s) => ({ id: s.id, patient: s.patient, spots: s.n }));
   const { folds, warnings } = makeFolds(sections, parseFolds(o.folds ?? 'lopo'), o.seed ?? 0);
   for (const w of warnings) log(`warning: ${w}`);
   const chosen = o.onlyFolds ?? folds.map((f) => f.index);
   const unknown = chosen.filter((i) => !folds.some((f) => f.index === i));
   if (unknown.length) throw new Error(`no fold ${unknown.join(', ')}: the scheme '${o.folds ?? 'lopo'}' gives folds 0 to ${folds.length - 1}`);
-  log(`${variant}: ${describeConfig(config)}; mode ${mode}; ${chosen.length} of ${folds.length} folds`);
+  log(`${variant}: ${description}${baseline ? '' : `; mode ${mode}`}; ${chosen.length} of ${folds.length} folds`);
 
   await removePartials(o.outDir); // results or metrics half-written when a run was killed
   const results: FoldResult[] = [];
@@ -141,7 +147,7 @@ async function crossValidateLocked(o: CvOptions): Promise<CvResult> {
   fs.mkdirSync(o.outDir, { recursive: true });
   await writeMetricsTables(o.outDir, metricsTables(evaluation, variant));
   await writeFileAtomic(path.join(o.outDir, 'results.json'), JSON.stringify({
-    variant, mode, config, description: describeConfig(config), store: path.resolve(o.storeDir), features: data.featuresDir, folds: o.folds ?? 'lopo', warnings,
+    variant, mode, config, description, store: path.resolve(o.storeDir), features: data.featuresDir, folds: o.folds ?? 'lopo', warnings,
     summary: evaluation.summary,
     perFold: evaluation.folds.map((f) => ({ fold: f.index, mse: f.mse, mae: f.mae, pccM: f.pccM, pccH: f.pccH, slides: f.slides })),
     training: results.map((r) => ({ fold: r.fold.index, test: r.fold.test, validation: r.validation, bestEpoch: r.train.bestEpoch, epochsRun: r.train.epochsRun, bestValidationPcc: r.train.bestValidationPcc, stoppedEarly: r.train.stoppedEarly })),

@@ -34,6 +34,10 @@ export interface SectionInputs {
   target?: Float32Array;
   /** The spots' 224 px target crops, RGB [n, 224, 224, 3] (modes full and layer4; see targetCrops.ts). */
   crops?: Uint8Array;
+  /** Raw counts of the store's genes [n, genes] (Hist2ST's ZINB loss; see loadCounts). */
+  counts?: Float32Array;
+  /** Hist2ST's row-normalised 4-NN spot graph [n, n], made once. */
+  adjacency?: Float32Array;
   /** The crops through the frozen conv1..layer3, [n, 14, 14, 256] (mode layer4), and the trunk weights they came from. */
   layer3?: Float32Array;
   layer3Weights?: string;
@@ -140,6 +144,21 @@ function readSectionFeatures(dir: string, section: string, spotIds: string[], st
   const bad = ids.findIndex((s, i) => s !== spotIds[i]);
   if (bad >= 0) throw new Error(`${file}: row ${bad} is spot ${ids[bad]}, the store has ${spotIds[bad]} there; the features are stale: re-run \`triplex extract ${storeDir}\``);
   return table;
+}
+
+/** Reads the raw counts of the sections' spots from the store (once per section). */
+export function loadCounts(data: TrainingData, sections: readonly SectionInputs[]): void {
+  const todo = sections.filter((s) => !s.counts);
+  if (todo.length === 0) return;
+  requireCounts(data, 'trained on raw counts');
+  const store = openDatasetStore(data.storeDir);
+  const counts = store.counts();
+  const G = store.genes.length;
+  for (const s of todo) {
+    const c = new Float32Array(s.n * G);
+    s.storeRows.forEach((r, i) => c.set(counts.subarray(r * G, (r + 1) * G), i * G));
+    s.counts = c;
+  }
 }
 
 /** Refuses training or scoring on a store without counts, saying why. */

@@ -275,7 +275,7 @@ export class EngineLearner implements Learner {
 const MAX_SESSIONS = 64;
 const sessions = new Map<string, { value: Promise<unknown>; release: (v: unknown) => Promise<void> }>();
 
-function cached<T>(key: string, build: () => Promise<T>, release: (v: T) => Promise<void>): Promise<T> {
+export function cached<T>(key: string, build: () => Promise<T>, release: (v: T) => Promise<void>): Promise<T> {
   const hit = sessions.get(key);
   if (hit) {
     sessions.delete(key); // most recently used last

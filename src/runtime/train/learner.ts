@@ -30,18 +30,13 @@ export interface PredictOptions {
   target?: TargetInput;
 }
 
-export interface Learner {
+/** What the trainer's loop, cross-validation and predict need of any model: TRIPLEX or a baseline (baselineLearner.ts). */
+export interface FoldLearner {
   readonly engine: EngineKind;
-  readonly config: TriplexConfig;
-  readonly views: ViewName[];
-  /** Views whose frozen inputs are standardised (all but a trunk-computed target view). */
-  readonly standardizedViews: ViewName[];
-  /** Whether the target view runs a ResNet18 trunk on crops (modes layer4 and full). */
-  readonly hasTrunk: boolean;
   /** Optimiser steps taken. */
   readonly step: number;
-  setHeadBias(values: Float32Array): void;
-  setInputStats(stats: InputStats): void;
+  /** Whether predictions need the sections' crops loaded first (a trunk TRIPLEX; the baselines load their own inputs). */
+  readonly hasTrunk: boolean;
   /** One optimiser step on a batch; returns the batch's mean loss. */
   trainBatch(picks: readonly Pick[], o: StepOptions): Promise<number>;
   /** Predictions [n, genes] of every spot of each section, in inference mode. */
@@ -51,4 +46,13 @@ export interface Learner {
   /** Loads model weights (all or nothing); with `optimizerStep`, the optimiser's state too (a resume). */
   load(sd: StateDict, source: string, optimizerStep?: number): void;
   dispose(): Promise<void>;
+}
+
+export interface Learner extends FoldLearner {
+  readonly config: TriplexConfig;
+  readonly views: ViewName[];
+  /** Views whose frozen inputs are standardised (all but a trunk-computed target view). */
+  readonly standardizedViews: ViewName[];
+  setHeadBias(values: Float32Array): void;
+  setInputStats(stats: InputStats): void;
 }

@@ -19,7 +19,7 @@ import type { SectionInputs, TrainingData } from './data';
  */
 
 /** Cuts the 224 px target crop of every spot of the sections not yet cut (held in `section.crops`). */
-export async function loadTargetCrops(data: TrainingData, sections: readonly SectionInputs[]): Promise<void> {
+export async function loadTargetCrops(data: TrainingData, sections: readonly SectionInputs[], why = 'modes layer4 and full train the target encoder on the spots\' crops'): Promise<void> {
   const todo = sections.filter((s) => !s.crops);
   if (todo.length === 0) return;
   const store = openDatasetStore(data.storeDir);
@@ -27,7 +27,7 @@ export async function loadTargetCrops(data: TrainingData, sections: readonly Sec
   const ys = store.spots.getChild('pixel_y')?.toArray() as Float64Array;
   for (const section of todo) {
     const image = store.manifest.sections.find((s) => s.id === section.id)?.image?.path;
-    if (!image) throw new Error(`${data.storeDir}: section ${section.id} has no image; modes layer4 and full train the target encoder on the spots' crops (re-run preprocess with --with-images, or train in mode frozen)`);
+    if (!image) throw new Error(`${data.storeDir}: section ${section.id} has no image, and ${why} (re-run preprocess with --with-images${why.startsWith('modes') ? ', or train in mode frozen' : ''})`);
     const img = await openSlideImage(image);
     try {
       const spots = section.storeRows.map((r, i) => ({ x: xs[r], y: ys[r], id: section.spotIds[i] }));

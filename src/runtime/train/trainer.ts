@@ -12,10 +12,12 @@ import { mulberry32 } from '../util/random';
 import { encodeSafetensors, readSafetensors, safetensorsMetadata } from '../weights/safetensors';
 import type { StateDict } from '../weights/stateDict';
 import { stepLR } from './adam';
-import { epochBatches, type TargetInput } from './batches';
+import { epochBatches, sectionBatches, type Pick, type TargetInput } from './batches';
 import { requireCounts, type SectionInputs, type TrainingData } from './data';
 import { EngineLearner } from './engineLearner';
-import type { Learner, PredictOptions } from './learner';
+import type { FoldLearner, Learner, PredictOptions } from './learner';
+import { BaselineLearner } from './baselineLearner';
+import { baselineStart, createBaselineNet, isBaseline, type BaselineSettings } from '../baselines/registry';
 import { cacheLayer3, initialTrunk, loadTargetCrops } from './targetCrops';
 import { TfjsLearner } from './tfjsLearner';
 
@@ -39,7 +41,8 @@ export type { Learner } from './learner';
 export type TargetMode = 'frozen' | 'layer4' | 'full';
 
 export interface TrainOptions {
-  config: TriplexConfig;
+  /** TRIPLEX's configuration, or a baseline's settings (baselines/registry.ts). */
+  config: TriplexConfig | BaselineSettings;
   mode: TargetMode;
   train: readonly string[];
   /** Sections for early stopping; empty = no early stopping, the last epoch is kept. */
@@ -122,7 +125,8 @@ const CHECKPOINT_VERSION = 1;
 export interface CheckpointInfo {
   format: string;
   version: number;
-  config: TriplexConfig;
+  /** TRIPLEX's configuration, or a baseline's settings (with `model`). */
+  config: TriplexConfig | BaselineSettings;
   mode: TargetMode;
   genes: string[];
   /** Epochs completed. */
@@ -150,7 +154,7 @@ export async function readCheckpoint(file: string): Promise<{ info: CheckpointIn
   return { info, weights: await readSafetensors(file) };
 }
 
-async function writeCheckpoint(file: string, learner: Learner, info: CheckpointInfo, withOptimizer: boolean): Promise<void> {
+async function writeCheckpoint(file: string, learner: FoldLearner, info: CheckpointInfo, withOptimizer: boolean): Promise<void> {
   const sd = await learner.stateDict(withOptimizer);
   await writeFileAtomic(file, encodeSafetensors(sd, { format: CHECKPOINT_FORMAT, info: JSON.stringify(info) }));
 }
@@ -186,16 +190,25 @@ export async function trainFold(data: TrainingData, options: TrainOptions): Prom
   });
 }
 
+/** What a model brings to the one training loop: its learner, what identifies its run, and its batches. */
+interface FoldSetup {
+  learner: FoldLearner;
+  /** Model-specific parts of the run's signature and checkpoint metadata. */
+  identity: Record<string, unknown>;
+  info: Partial<CheckpointInfo>;
+  batchesOf(sections: readonly SectionInputs[], batchSize: number, seed: number): Pick[][];
+  /** What validation predictions take as the target input (TRIPLEX's mode). */
+  target?: TargetInput;
+  microBatch: number;
+  /** Writes checkpoint tensors (a baseline's reference spots need the training sections named). */
+  load(sd: StateDict, source: string, optimizerStep?: number): void;
+}
+
 async function trainFoldLocked(data: TrainingData, options: TrainOptions): Promise<TrainResult> {
   const o = {
     epochs: 200, patience: 20, batchSize: 128, learningRate: 1e-4, lrStep: 50, lrGamma: 0.9, seed: 0, resume: true, ...options,
   };
-  // 32 spots per pass keeps the BC1 preset inside the 4 GB a wasm32 heap can address (128 at once does not).
-  const microBatch = Math.min(o.microBatch ?? (o.mode === 'full' ? DEFAULT_MICRO_BATCH_FULL : DEFAULT_MICRO_BATCH), o.batchSize);
   requireCounts(data, 'trained on');
-  const config = o.config;
-  if (config.genes !== data.genes.length) throw new Error(`the configuration predicts ${config.genes} genes, the store has ${data.genes.length}`);
-  if (config.dim !== data.dim) throw new Error(`the configuration has d = ${config.dim}, the features are ${data.dim} wide`);
   const sectionsOf = (ids: readonly string[], role: string) => ids.map((id) => {
     const s = data.sections.get(id);
     if (!s) throw new Error(`${role} section ${id} is not loaded`);
@@ -206,21 +219,114 @@ async function trainFoldLocked(data: TrainingData, options: TrainOptions): Promi
   if (trainSections.length === 0) throw new Error('no training sections');
   const overlap = o.validation.filter((s) => o.train.includes(s));
   if (overlap.length) throw new Error(`sections ${overlap.join(', ')} are both in training and in validation`);
+  const config = o.config;
+  const setup = isBaseline(config)
+    ? await baselineSetup(data, config, o, trainSections, validationSections)
+    : await triplexSetup(data, config, o, trainSections, validationSections);
+  const { learner } = setup;
+  const signature = createHash('sha256').update(JSON.stringify({
+    ...setup.identity,
+    config, mode: o.mode, train: o.train, validation: o.validation, seed: o.seed, init: o.init ?? 'pytorch', batchSize: o.batchSize, microBatch: setup.microBatch,
+    learningRate: o.learningRate, lrStep: o.lrStep, lrGamma: o.lrGamma, features: path.resolve(data.featuresDir), genes: data.genes,
+  })).digest('hex').slice(0, 24);
+  const history: EpochRecord[] = [];
+  let startEpoch = 0;
+  let bestEpoch = -1;
+  let bestPcc: number | null = null;
+  let resumedFrom: number | null = null;
+  const lastFile = path.join(o.outDir, 'last.safetensors');
+  const bestFile = path.join(o.outDir, 'best.safetensors');
+  try {
+    fs.mkdirSync(o.outDir, { recursive: true });
+    await removePartials(o.outDir); // a checkpoint half-written when a run was killed
+    if (o.resume && fs.existsSync(lastFile)) {
+      const { info, weights } = await readCheckpoint(lastFile);
+      if (info.signature !== signature) {
+        throw new Error(`${lastFile} is from another run (different configuration, sections, seed or features); ` +
+          'choose another output folder, or delete it to start over');
+      }
+      setup.load(weights, lastFile, info.step);
+      history.push(...info.history);
+      startEpoch = info.epoch;
+      bestEpoch = info.bestEpoch;
+      bestPcc = info.bestValidationPcc;
+      resumedFrom = startEpoch;
+      o.onProgress?.({ kind: 'resumed', epoch: startEpoch, epochs: o.epochs, batch: 0, batches: 0, loss: history.at(-1)?.loss ?? NaN, validationPcc: bestPcc ?? undefined, bestEpoch, spotsPerSecond: 0, etaSeconds: NaN });
+    }
+    const info = (epoch: number): CheckpointInfo => ({
+      format: CHECKPOINT_FORMAT, version: CHECKPOINT_VERSION, config, mode: o.mode, genes: data.genes, epoch, step: learner.step,
+      bestEpoch, bestValidationPcc: bestPcc, signature, history, train: [...o.train], validation: [...o.validation], featuresDir: path.resolve(data.featuresDir),
+      ...setup.info,
+    });
+    const stopped = () => bestEpoch >= 0 && validationSections.length > 0 && history.length - 1 - bestEpoch >= o.patience;
+    let aborted = false;
+    const started = performance.now();
+    let spotsDone = 0;
+    const perEpoch = trainSections.reduce((n, s) => n + s.n, 0);
+    for (let epoch = startEpoch; epoch < o.epochs && !stopped(); epoch++) {
+      const t0 = performance.now();
+      const learningRate = stepLR(o.learningRate, epoch, o.lrStep, o.lrGamma);
+      const augment = mulberry32(streamSeed(o.seed, 2, epoch));
+      const batches = setup.batchesOf(trainSections, o.batchSize, streamSeed(o.seed, 3, epoch));
+      let lossSum = 0;
+      let spots = 0;
+      for (let b = 0; b < batches.length; b++) {
+        if (o.signal?.aborted) { aborted = true; break; }
+        const batch = batches[b];
+        const loss = await learner.trainBatch(batch, { learningRate, dropoutSeed: streamSeed(o.seed, 1, epoch * 100_003 + b), augment, microBatch: setup.microBatch });
+        lossSum += loss * batch.length;
+        spots += batch.length;
+        spotsDone += batch.length;
+        const rate = spotsDone / ((performance.now() - started) / 1000);
+        o.onProgress?.({
+          kind: 'batch', epoch, epochs: o.epochs, batch: b + 1, batches: batches.length, loss: lossSum / spots, spotsPerSecond: rate,
+          etaSeconds: ((o.epochs - epoch) * perEpoch - spots) / rate, bestEpoch, validationPcc: bestPcc ?? undefined,
+        });
+        // Let the event loop run (progress output, abort requests from other tasks).
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      if (aborted) break;
+      const validationPcc = validationSections.length ? await meanValidationPcc(learner, data, validationSections, setup.target) : null;
+      const seconds = (performance.now() - t0) / 1000;
+      history.push({ epoch, loss: lossSum / spots, validationPcc, learningRate, seconds, spotsPerSecond: spots / seconds });
+      const improved = validationPcc === null || bestPcc === null || validationPcc > bestPcc;
+      if (improved) {
+        bestEpoch = epoch;
+        bestPcc = validationPcc;
+        await writeCheckpoint(bestFile, learner, info(epoch + 1), false);
+      }
+      await writeCheckpoint(lastFile, learner, info(epoch + 1), true);
+      await writeFileAtomic(path.join(o.outDir, 'history.json'), JSON.stringify(history, null, 1) + '\n');
+      const rate = spotsDone / ((performance.now() - started) / 1000);
+      o.onProgress?.({
+        kind: 'epoch', epoch, epochs: o.epochs, batch: batches.length, batches: batches.length, loss: lossSum / spots, validationPcc: validationPcc ?? undefined,
+        bestEpoch, spotsPerSecond: rate, etaSeconds: ((o.epochs - epoch - 1) * perEpoch) / rate,
+      });
+    }
+    if (bestEpoch < 0 && !fs.existsSync(bestFile)) {
+      throw new Error(`training was stopped before its first epoch ended; nothing was written to ${o.outDir}`);
+    }
+    return {
+      checkpoint: bestFile, bestEpoch, bestValidationPcc: bestPcc, epochsRun: history.length, stoppedEarly: stopped() && history.length < o.epochs,
+      aborted, resumedFrom, history,
+    };
+  } finally {
+    await learner.dispose();
+  }
+}
 
+type ResolvedOptions = TrainOptions & { batchSize: number; seed: number };
+
+/** TRIPLEX's part of a fold: checks, the trunk of modes layer4 and full, input statistics. */
+async function triplexSetup(data: TrainingData, config: TriplexConfig, o: ResolvedOptions, trainSections: SectionInputs[], validationSections: SectionInputs[]): Promise<FoldSetup> {
+  // 32 spots per pass keeps the BC1 preset inside the 4 GB a wasm32 heap can address (128 at once does not).
+  const microBatch = Math.min(o.microBatch ?? (o.mode === 'full' ? DEFAULT_MICRO_BATCH_FULL : DEFAULT_MICRO_BATCH), o.batchSize);
+  if (config.genes !== data.genes.length) throw new Error(`the configuration predicts ${config.genes} genes, the store has ${data.genes.length}`);
+  if (config.dim !== data.dim) throw new Error(`the configuration has d = ${config.dim}, the features are ${data.dim} wide`);
   const views = activeViews(config);
   const trainsTrunk = o.mode !== 'frozen' && views.includes('target');
   if (o.mode !== 'frozen' && !trainsTrunk) throw new Error(`mode ${o.mode} fine-tunes the target encoder, but this configuration has no target view; train it in mode frozen`);
   const start = trainsTrunk ? await initialTrunk(data.featuresDir, o.weights) : undefined;
-  const signature = createHash('sha256').update(JSON.stringify({
-    trunk: start?.identity,
-    config, mode: o.mode, train: o.train, validation: o.validation, seed: o.seed, init: o.init ?? 'pytorch', batchSize: o.batchSize, microBatch,
-    learningRate: o.learningRate, lrStep: o.lrStep, lrGamma: o.lrGamma, features: path.resolve(data.featuresDir), genes: data.genes,
-  })).digest('hex').slice(0, 24);
-  fs.mkdirSync(o.outDir, { recursive: true });
-  await removePartials(o.outDir); // a checkpoint half-written when a run was killed
-  const lastFile = path.join(o.outDir, 'last.safetensors');
-  const bestFile = path.join(o.outDir, 'best.safetensors');
-
   const learner = await createLearner(config, { seed: o.seed, trunk: start?.trunk, trained: o.mode === 'layer4' ? 'layer4' : 'all', engine: o.engine, onEngine: o.onEngine });
   try {
     if (start) {
@@ -236,86 +342,33 @@ async function trainFoldLocked(data: TrainingData, options: TrainOptions): Promi
   if (start && learner.engine !== 'tfjs') start.trunk.dispose(); // the native learner copied its weights
   if (o.init === 'mean-bias') learner.setHeadBias(meanExpression(trainSections, data.genes.length));
   if (config.standardizeInputs) learner.setInputStats(inputStats(trainSections, learner.standardizedViews, data.dim));
-  const history: EpochRecord[] = [];
-  let startEpoch = 0;
-  let bestEpoch = -1;
-  let bestPcc: number | null = null;
-  let resumedFrom: number | null = null;
-  try {
-    if (o.resume && fs.existsSync(lastFile)) {
-      const { info, weights } = await readCheckpoint(lastFile);
-      if (info.signature !== signature) {
-        throw new Error(`${lastFile} is from another run (different configuration, sections, seed or features); ` +
-          'choose another output folder, or delete it to start over');
-      }
-      learner.load(weights, lastFile, info.step);
-      history.push(...info.history);
-      startEpoch = info.epoch;
-      bestEpoch = info.bestEpoch;
-      bestPcc = info.bestValidationPcc;
-      resumedFrom = startEpoch;
-      o.onProgress?.({ kind: 'resumed', epoch: startEpoch, epochs: o.epochs, batch: 0, batches: 0, loss: history.at(-1)?.loss ?? NaN, validationPcc: bestPcc ?? undefined, bestEpoch, spotsPerSecond: 0, etaSeconds: NaN });
-    }
-    const info = (epoch: number): CheckpointInfo => ({
-      format: CHECKPOINT_FORMAT, version: CHECKPOINT_VERSION, config, mode: o.mode, genes: data.genes, epoch, step: learner.step,
-      bestEpoch, bestValidationPcc: bestPcc, signature, history, train: [...o.train], validation: [...o.validation], featuresDir: path.resolve(data.featuresDir),
-      ...(start ? { trunkWeights: start.identity } : {}),
-    });
-    const stopped = () => bestEpoch >= 0 && validationSections.length > 0 && history.length - 1 - bestEpoch >= o.patience;
-    let aborted = false;
-    const started = performance.now();
-    let spotsDone = 0;
-    for (let epoch = startEpoch; epoch < o.epochs && !stopped(); epoch++) {
-      const t0 = performance.now();
-      const learningRate = stepLR(o.learningRate, epoch, o.lrStep, o.lrGamma);
-      const augment = mulberry32(streamSeed(o.seed, 2, epoch));
-      const batches = epochBatches(trainSections, o.batchSize, streamSeed(o.seed, 3, epoch));
-      let lossSum = 0;
-      let spots = 0;
-      for (let b = 0; b < batches.length; b++) {
-        if (o.signal?.aborted) { aborted = true; break; }
-        const batch = batches[b];
-        const loss = await learner.trainBatch(batch, { learningRate, dropoutSeed: streamSeed(o.seed, 1, epoch * 100_003 + b), augment, microBatch });
-        lossSum += loss * batch.length;
-        spots += batch.length;
-        spotsDone += batch.length;
-        const rate = spotsDone / ((performance.now() - started) / 1000);
-        const perEpoch = trainSections.reduce((n, s) => n + s.n, 0);
-        o.onProgress?.({
-          kind: 'batch', epoch, epochs: o.epochs, batch: b + 1, batches: batches.length, loss: lossSum / spots, spotsPerSecond: rate,
-          etaSeconds: ((o.epochs - epoch) * perEpoch - spots) / rate, bestEpoch, validationPcc: bestPcc ?? undefined,
-        });
-        // Let the event loop run (progress output, abort requests from other tasks).
-        await new Promise((resolve) => setImmediate(resolve));
-      }
-      if (aborted) break;
-      const validationPcc = validationSections.length ? await meanValidationPcc(learner, data, validationSections, targetInputOf(o.mode)) : null;
-      const seconds = (performance.now() - t0) / 1000;
-      history.push({ epoch, loss: lossSum / spots, validationPcc, learningRate, seconds, spotsPerSecond: spots / seconds });
-      const improved = validationPcc === null || bestPcc === null || validationPcc > bestPcc;
-      if (improved) {
-        bestEpoch = epoch;
-        bestPcc = validationPcc;
-        await writeCheckpoint(bestFile, learner, info(epoch + 1), false);
-      }
-      await writeCheckpoint(lastFile, learner, info(epoch + 1), true);
-      await writeFileAtomic(path.join(o.outDir, 'history.json'), JSON.stringify(history, null, 1) + '\n');
-      const rate = spotsDone / ((performance.now() - started) / 1000);
-      o.onProgress?.({
-        kind: 'epoch', epoch, epochs: o.epochs, batch: batches.length, batches: batches.length, loss: lossSum / spots, validationPcc: validationPcc ?? undefined,
-        bestEpoch, spotsPerSecond: rate, etaSeconds: ((o.epochs - epoch - 1) * trainSections.reduce((n, s) => n + s.n, 0)) / rate,
-      });
-    }
-    if (bestEpoch < 0 && !fs.existsSync(bestFile)) {
-      throw new Error(`training was stopped before its first epoch ended; nothing was written to ${o.outDir}`);
-    }
-    return {
-      checkpoint: bestFile, bestEpoch, bestValidationPcc: bestPcc, epochsRun: history.length, stoppedEarly: stopped() && history.length < o.epochs,
-      aborted, resumedFrom, history,
-    };
-  } finally {
-    await learner.dispose();
-  }
+  return {
+    learner, microBatch, target: targetInputOf(o.mode),
+    identity: { trunk: start?.identity },
+    info: start ? { trunkWeights: start.identity } : {},
+    batchesOf: epochBatches,
+    load: (sd, source, step) => learner.load(sd, source, step),
+  };
+}
+
+/** A baseline's part of a fold: its net on the engine, its starting weights, its inputs and reference spots. */
+async function baselineSetup(data: TrainingData, settings: BaselineSettings, o: ResolvedOptions, trainSections: SectionInputs[], validationSections: SectionInputs[]): Promise<FoldSetup> {
+  if (o.mode !== 'frozen') throw new Error(`--mode ${o.mode} is TRIPLEX's (how its target encoder trains); ${settings.model} trains as its paper does, leave --mode out`);
+  const net = createBaselineNet(settings, { genes: data.genes.length, featureDim: data.dim }, o.seed);
+  const engine = await selectEngine(o.engine);
+  o.onEngine?.(`engine: ${engine.reason}`);
+  if (!engine.executor) throw new Error(`${settings.model} runs on the native engine only, and onnxruntime is not available here (${engine.reason})`);
+  const start = await baselineStart(settings, o.weights);
+  const learner = new BaselineLearner(net, engine.executor, start?.weights);
+  await learner.prepare(data, trainSections, validationSections);
+  const train = trainSections.map((s) => s.id);
+  return {
+    learner, microBatch: o.batchSize,
+    identity: { weights: start?.identity },
+    info: start ? { trunkWeights: start.identity } : {},
+    batchesOf: net.unit === 'section' ? sectionBatches : epochBatches,
+    load: (sd, source, step) => learner.load(sd, source, step, train),
+  };
 }
 
 /** Per-channel mean and standard deviation of each view's frozen inputs over the sections' spots. */
@@ -361,7 +414,7 @@ function meanExpression(sections: readonly SectionInputs[], genes: number): Floa
  * Predictions [n, genes] for every spot of each section, in inference mode, on the learner's
  * engine. A model with a trained trunk takes the sections' crops (prepareTargetInputs first).
  */
-export function predictSections(learner: Learner, data: TrainingData, sections: readonly SectionInputs[], batchSize?: number, target?: TargetInput): Promise<Map<string, Float32Array>> {
+export function predictSections(learner: FoldLearner, data: TrainingData, sections: readonly SectionInputs[], batchSize?: number, target?: TargetInput): Promise<Map<string, Float32Array>> {
   const o: PredictOptions = { ...(batchSize ? { batchSize } : {}), ...(target ? { target } : {}) };
   return learner.predict(data, sections, o);
 }
@@ -371,14 +424,14 @@ export function predictSections(learner: Learner, data: TrainingData, sections: 
  * layer4 the validation crops go through the cached layer3 maps: the same values, as conv1..layer3
  * are frozen and run in inference mode either way.
  */
-async function meanValidationPcc(learner: Learner, data: TrainingData, sections: readonly SectionInputs[], target: TargetInput): Promise<number> {
+async function meanValidationPcc(learner: FoldLearner, data: TrainingData, sections: readonly SectionInputs[], target?: TargetInput): Promise<number> {
   const preds = await predictSections(learner, data, sections, undefined, target);
   const scores = sections.map((s) => slideMetrics(preds.get(s.id)!, s.values, s.n, data.genes).pccM).filter(Number.isFinite);
   return scores.length ? scores.reduce((a, b) => a + b, 0) / scores.length : 0;
 }
 
 /** A model with the weights of a checkpoint, checked against the store's genes and features, on the chosen engine. */
-export async function loadTrainedModel(file: string, data?: { genes: string[]; dim: number; hasCounts?: boolean; featuresDir?: string }, engine?: EngineChoice): Promise<{ model: Learner; info: CheckpointInfo }> {
+export async function loadTrainedModel(file: string, data?: { genes: string[]; dim: number; hasCounts?: boolean; featuresDir?: string }, engine?: EngineChoice): Promise<{ model: FoldLearner; info: CheckpointInfo }> {
   const { info, weights } = await readCheckpoint(file);
   if (data) {
     // A store without counts has no genes to agree with: the checkpoint's genes are predicted.
@@ -393,10 +446,19 @@ export async function loadTrainedModel(file: string, data?: { genes: string[]; d
       throw new Error(`${file} was trained on features '${trainedOn}', the store's are '${path.basename(data.featuresDir)}' (another encoder or weights); ` +
         'extract the store\'s features with the encoder and weights the model was trained with, or choose them with --features');
     }
-    if (info.config.dim !== data.dim) throw new Error(`${file} takes ${info.config.dim}-wide features, the store's are ${data.dim} wide; extract features with the encoder the model was trained on`);
+    if (!isBaseline(info.config) && info.config.dim !== data.dim) throw new Error(`${file} takes ${info.config.dim}-wide features, the store's are ${data.dim} wide; extract features with the encoder the model was trained on`);
   }
-  const trunk = info.mode !== 'frozen' && activeViews(info.config).includes('target') ? createResNet18({ seed: 0 }) : undefined;
-  const model = await createLearner(info.config, { trunk, trained: info.mode === 'layer4' ? 'layer4' : 'all', engine });
+  const config = info.config;
+  if (isBaseline(config)) {
+    const engineChoice = await selectEngine(engine);
+    if (!engineChoice.executor) throw new Error(`${file} is a ${config.model} model, which runs on the native engine only, and onnxruntime is not available here (${engineChoice.reason})`);
+    const net = createBaselineNet(config, { genes: info.genes.length, featureDim: data?.dim ?? 0 });
+    const model = new BaselineLearner(net, engineChoice.executor);
+    model.load(modelWeights(weights), file, undefined, info.train);
+    return { model, info };
+  }
+  const trunk = info.mode !== 'frozen' && activeViews(config).includes('target') ? createResNet18({ seed: 0 }) : undefined;
+  const model = await createLearner(config, { trunk, trained: info.mode === 'layer4' ? 'layer4' : 'all', engine });
   if (trunk && model.engine !== 'tfjs') trunk.dispose();
   try {
     model.load(modelWeights(weights), file);
@@ -408,6 +470,6 @@ export async function loadTrainedModel(file: string, data?: { genes: string[]; d
 }
 
 /** Loads what a model's target view needs beyond the frozen features: the crops, when it has a trained trunk. */
-export async function prepareTargetInputs(model: Learner, data: TrainingData, sections: readonly SectionInputs[]): Promise<void> {
+export async function prepareTargetInputs(model: FoldLearner, data: TrainingData, sections: readonly SectionInputs[]): Promise<void> {
   if (model.hasTrunk) await loadTargetCrops(data, sections);
 }

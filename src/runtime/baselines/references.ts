@@ -1,0 +1,115 @@
+import type { Pick } from '../train/batches';
+import type { SectionInputs } from '../train/data';
+import type { StateDict } from '../weights/stateDict';
+import { nearest } from './retrieval';
+
+/**
+ * The reference spots of a retrieval model: every spot of the fold's TRAINING sections, never a
+ * test or validation spot. BLEEP predicts the mean label of the k training spots whose projected
+ * spot embeddings are most cosine-similar to a query's projected image embedding (spec 6, with
+ * bug B2 avoided); EGN takes as exemplars the K training spots nearest in frozen global features
+ * (spec 5), and while training never one of the query's own PATIENT (bug B10: a training spot
+ * would otherwise see exemplars from its patient's other sections, which a test spot never can).
+ * Kept in checkpoints as reference.labels [m, G], reference.features [m, D] (EGN),
+ * reference.section [m] (index into the checkpoint's training sections).
+ */
+
+/** Training (exemplars exclude the query's patient) or evaluation (they exclude its own section, when it is a reference section). */
+export type ReferenceRole = 'train' | 'evaluate';
+
+const PREFIX = 'reference.';
+
+export class References {
+  private constructor(
+    /** Labels [m, G]. */
+    readonly labels: Float32Array,
+    /** Frozen global features [m, D] (EGN), empty when not kept. */
+    readonly features: Float32Array,
+    readonly genes: number,
+    readonly featureDim: number,
+    /** Each row's section id and patient ('' when unknown: a checkpoint keeps section ids only). */
+    readonly sections: readonly string[],
+    readonly patients: readonly string[],
+  ) {}
+
+  get size(): number { return this.sections.length; }
+
+  static owns(name: string): boolean { return name.startsWith(PREFIX); }
+
+  /** Every spot of the training sections. */
+  static fromSections(train: readonly SectionInputs[], genes: number, withFeatures: boolean): References {
+    const m = train.reduce((n, s) => n + s.n, 0);
+    const labels = new Float32Array(m * genes);
+    const D = withFeatures ? train[0]?.global!.length / train[0].n : 0;
+    const features = new Float32Array(m * D);
+    let at = 0;
+    for (const s of train) {
+      labels.set(s.values, at * genes);
+      if (withFeatures) {
+        if (!s.global) throw new Error(`section ${s.id}: its frozen global features are not loaded`);
+        features.set(s.global, at * D);
+      }
+      at += s.n;
+    }
+    return new References(labels, features, genes, D, train.flatMap((s) => s.spotIds.map(() => s.id)), train.flatMap((s) => s.spotIds.map(() => s.patient)));
+  }
+
+  /** For each pick, its K exemplars' features [n, K, D] and labels [n, K, G], nearest first (Euclidean, as torch.cdist). */
+  exemplars(picks: readonly Pick[], K: number, role: ReferenceRole): { features: Float32Array; labels: Float32Array } {
+    const D = this.featureDim;
+    const G = this.genes;
+    if (D === 0) throw new Error('these reference spots keep no features to retrieve exemplars by');
+    const queries = new Float32Array(picks.length * D);
+    picks.forEach((p, i) => {
+      if (!p.section.global || p.section.global.length / p.section.n !== D) throw new Error(`section ${p.section.id}: its frozen global features are not loaded or not ${D} wide`);
+      queries.set(p.section.global.subarray(p.spot * D, (p.spot + 1) * D), i * D);
+    });
+    const allowed = role === 'train'
+      ? (q: number, key: number) => this.patients[key] !== picks[q].section.patient
+      : (q: number, key: number) => this.sections[key] !== picks[q].section.id;
+    const hits = nearest(queries, picks.length, this.features, this.size, D, K, 'euclidean', allowed);
+    const features = new Float32Array(picks.length * K * D);
+    const labels = new Float32Array(picks.length * K * G);
+    for (let i = 0; i < hits.length; i++) {
+      features.set(this.features.subarray(hits[i] * D, (hits[i] + 1) * D), i * D);
+      labels.set(this.labels.subarray(hits[i] * G, (hits[i] + 1) * G), i * G);
+    }
+    return { features, labels };
+  }
+
+  /** BLEEP's prediction: the mean label of the k reference spots most cosine-similar to each query embedding [n, P]. */
+  retrieve(queries: Float32Array, n: number, keys: Float32Array, width: number, k: number): Float32Array {
+    const G = this.genes;
+    const hits = nearest(queries, n, keys, this.size, width, Math.min(k, this.size), 'cosine');
+    const kk = hits.length / Math.max(n, 1);
+    const out = new Float32Array(n * G);
+    for (let q = 0; q < n; q++) {
+      for (let j = 0; j < kk; j++) {
+        const r = hits[q * kk + j];
+        for (let c = 0; c < G; c++) out[q * G + c] += this.labels[r * G + c];
+      }
+      for (let c = 0; c < G; c++) out[q * G + c] /= kk;
+    }
+    return out;
+  }
+
+  writeTo(sd: StateDict, trainSections: readonly string[]): void {
+    const m = this.size;
+    sd.set(`${PREFIX}labels`, { shape: [m, this.genes], data: this.labels, sourceDtype: 'float32' });
+    if (this.featureDim) sd.set(`${PREFIX}features`, { shape: [m, this.featureDim], data: this.features, sourceDtype: 'float32' });
+    sd.set(`${PREFIX}section`, { shape: [m], data: Float32Array.from(this.sections, (s) => trainSections.indexOf(s)), sourceDtype: 'float32' });
+  }
+
+  /** The reference spots a checkpoint keeps, checked against the model's sizes; `trainSections` names them. */
+  static readFrom(sd: StateDict, source: string, genes: number, featureDim: number, trainSections: readonly string[]): References {
+    const labels = sd.get(`${PREFIX}labels`);
+    const section = sd.get(`${PREFIX}section`);
+    if (!labels || !section) throw new Error(`${source}: has no reference spots (reference.labels); a retrieval model's checkpoint keeps its training fold's spots`);
+    const m = section.data.length;
+    if (labels.data.length !== m * genes) throw new Error(`${source}: reference.labels holds ${labels.data.length} values, not ${m} spots x ${genes} genes`);
+    const features = sd.get(`${PREFIX}features`);
+    if (featureDim && (!features || features.data.length !== m * featureDim)) throw new Error(`${source}: reference.features is missing or not [${m}, ${featureDim}]`);
+    const ids = Array.from(section.data, (i) => trainSections[i] ?? '');
+    return new References(Float32Array.from(labels.data), featureDim ? Float32Array.from(features!.data) : new Float32Array(0), genes, featureDim, ids, ids.map(() => ''));
+  }
+}

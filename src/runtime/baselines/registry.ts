@@ -1,0 +1,75 @@
+import * as path from 'node:path';
+import { seededResNet18StateDict } from '../model/resnet18';
+import { loadStateDict, type StateDict } from '../weights';
+import type { BaselineDims, BaselineName, BaselineNet } from './model';
+import { BASELINES } from './model';
+
+/**
+ * The baselines by name: their presets and constructors, and the settings a run records
+ * (`BaselineSettings`, in checkpoints and results) from which the same model is built again.
+ */
+
+export type BaselinePreset = 'paper' | 'demo';
+
+/** A baseline as a run records it: the model, the preset it came from, and its full configuration. */
+export interface BaselineSettings {
+  model: BaselineName;
+  preset: BaselinePreset;
+  config: Record<string, unknown>;
+}
+
+interface Entry {
+  presets: Record<BaselinePreset, object>;
+  create(config: object, dims: BaselineDims, seed: number): BaselineNet;
+  /** Paper-facing name, as Table 1 prints it. */
+  label: string;
+  /** Maps a pretrained trunk's state dict as users have it to the model's tensors (ST-Net's DenseNet-121, BLEEP's ResNet18). */
+  pretrained?(sd: StateDict, file: string): Map<string, Float32Array>;
+  /** The trunk's start without --weights: BLEEP's ResNet18 starts as the seeded encoder `triplex extract` uses without --weights. */
+  defaultStart?: 'seeded-resnet18';
+}
+
+const entries = new Map<BaselineName, Entry>([
+]);
+
+export const isBaselineName = (name: string): name is BaselineName => (BASELINES as readonly string[]).includes(name);
+
+/** Whether a run's configuration is a baseline's (TRIPLEX configurations have no `model`). */
+export const isBaseline = (c: object): c is BaselineSettings => 'model' in c && typeof (c as { model: unknown }).model === 'string';
+
+function entryOf(name: string): Entry {
+  const e = isBaselineName(name) ? entries.get(name) : undefined;
+  if (!e) throw new Error(`unknown model '${name}'; the baselines are ${BASELINES.join(', ')}`);
+  return e;
+}
+
+/** A baseline's settings from a preset name (default 'paper'; TRIPLEX's bc1/bc2/scc presets mean the paper's sizes too). */
+export function baselineSettings(name: string, preset?: string): BaselineSettings {
+  const e = entryOf(name);
+  const p: BaselinePreset = preset === 'demo' ? 'demo' : 'paper';
+  return { model: name as BaselineName, preset: p, config: { ...(e.presets[p] as Record<string, unknown>) } };
+}
+
+export function createBaselineNet(s: BaselineSettings, dims: BaselineDims, seed = 0): BaselineNet {
+  return entryOf(s.model).create(s.config, dims, seed);
+}
+
+export const baselineLabel = (name: BaselineName): string => entryOf(name).label;
+
+/** One line describing a baseline run's model. */
+export const describeBaseline = (s: BaselineSettings): string => `${baselineLabel(s.model)} (${s.preset} preset)`;
+
+/**
+ * The weights a baseline's trunk starts from: the file given (--weights), else its default (the
+ * seeded ResNet18 of `triplex extract`, for BLEEP), else none (PyTorch's initialisation).
+ * `identity` goes into the run's signature, so a resume with other weights refuses.
+ */
+export async function baselineStart(s: BaselineSettings, weights?: string): Promise<{ weights: Map<string, Float32Array>; identity: string } | undefined> {
+  const e = entryOf(s.model);
+  if (weights) {
+    if (!e.pretrained) throw new Error(`${s.model} takes no pretrained weights (--weights ${weights}); it trains from its initialisation, as its paper does`);
+    return { weights: e.pretrained(await loadStateDict(weights), weights), identity: path.resolve(weights) };
+  }
+  if (e.defaultStart === 'seeded-resnet18' && e.pretrained) return { weights: e.pretrained(seededResNet18StateDict(0), 'the seeded ResNet18'), identity: 'seeded-resnet18' };
+  return undefined;
+}

@@ -1,0 +1,287 @@
+import { DropoutStreams } from '../engine/dropout';
+import type { Executor, Program } from '../engine/executor';
+import { Graph, type HostArray } from '../engine/graph';
+import { compileTrainStep, initialState, type TrainState, type TrainStep } from '../engine/step';
+import { cropFeed, rowsOf, sizeFactors, spotPositions } from '../baselines/feeds';
+import { declareInputs, type BaselineNet, type InputName } from '../baselines/model';
+import { References, type ReferenceRole } from '../baselines/references';
+import { bucket } from '../models/globalLayout';
+import { WeightFileError, type StateDict } from '../weights/stateDict';
+import type { Pick } from './batches';
+import type { SectionInputs, TrainingData } from './data';
+import { cached, explainMemoryError } from './engineLearner';
+import type { FoldLearner, PredictOptions, StepOptions } from './learner';
+
+/**
+ * A baseline (baselines/model.ts) on the engine, trained by the one trainer: each training step
+ * one compiled graph per batch shape (forward, loss, backward, Adam), predictions from inference
+ * graphs, and for the retrieval models the training fold's reference spots (baselines/references.ts)
+ * kept with the weights, so that a checkpoint predicts on its own. The batch's inputs are
+ * assembled on the host from the sections: crops at the model's size (augmented for spot models),
+ * labels, positions, counts and size factors, the spot graph, exemplars.
+ */
+export class BaselineLearner implements FoldLearner {
+  readonly engine: 'ort' | 'tfjs';
+  private state: TrainState;
+  private readonly streams = new DropoutStreams();
+  private readonly graphKey: string;
+  /** The training fold's reference spots (BLEEP's labels, EGN's exemplar pool); set by prepare or load. */
+  private references?: References;
+  /** The training sections the references come from, in order (a checkpoint's `train`). */
+  private trainIds: readonly string[] = [];
+
+  constructor(readonly net: BaselineNet, private readonly executor: Executor, start?: Map<string, Float32Array>) {
+    this.engine = executor.kind;
+    const params = net.table.initialValues();
+    const buffers = net.initialBuffers?.() ?? new Map<string, Float32Array>();
+    for (const [n, v] of start ?? []) {
+      const into = params.has(n) ? params : buffers.has(n) ? buffers : undefined;
+      if (!into) throw new Error(`${net.name}: the starting weights name ${n}, which the model does not have`);
+      if (into.get(n)!.length !== v.length) throw new Error(`${net.name}: the starting weights' ${n} has ${v.length} values, the model's ${into.get(n)!.length}`);
+      into.set(n, Float32Array.from(v));
+    }
+    this.state = { ...initialState(params), buffers };
+    this.graphKey = `${executor.describe()}|${net.name}|${JSON.stringify(net.config)}|${JSON.stringify(net.dims)}`;
+  }
+
+  get step(): number { return this.state.step; }
+  get hasTrunk(): boolean { return false; }
+  private get usesReferences(): boolean { return this.net.retrieval !== undefined || this.net.needs.includes('exemplars'); }
+
+  /** Reads what the model needs of the sections beyond labels: crops, counts, the frozen global features of EGN. */
+  async prepareInputs(data: TrainingData, sections: readonly SectionInputs[]): Promise<void> {
+    const needs = new Set(this.net.needs);
+    if (needs.has('crops')) {
+      const { loadTargetCrops } = await import('./targetCrops');
+      await loadTargetCrops(data, sections, `${this.net.name} takes the spots' crops`);
+    }
+    if (needs.has('counts')) {
+      const { loadCounts } = await import('./data');
+      loadCounts(data, sections);
+    }
+    if (needs.has('own') && sections.some((s) => !s.global)) throw new Error(`${this.net.name} needs the store's frozen global features; load them with the global view`);
+  }
+
+  /** Before training: the reference spots of the training fold (retrieval models). */
+  async prepare(data: TrainingData, train: readonly SectionInputs[], evaluated: readonly SectionInputs[]): Promise<void> {
+    await this.prepareInputs(data, [...train, ...evaluated]);
+    this.trainIds = train.map((s) => s.id);
+    if (this.usesReferences) this.references = References.fromSections(train, data.genes.length, this.net.needs.includes('own'));
+  }
+
+  /** The inputs `names` of a set of spots of one section or several, as feeds. */
+  private feeds(picks: readonly Pick[], names: readonly InputName[], role: ReferenceRole, augment?: () => number): Record<string, HostArray> {
+    const G = this.net.dims.genes;
+    const out: Record<string, HostArray> = {};
+    const bySection = (f: (s: SectionInputs, spots: number[]) => Float32Array, width: number): Float32Array => {
+      const values = new Float32Array(picks.length * width);
+      let at = 0;
+      for (let i = 0; i < picks.length;) {
+        const s = picks[i].section;
+        let j = i;
+        while (j < picks.length && picks[j].section === s) j++;
+        values.set(f(s, picks.slice(i, j).map((p) => p.spot)), at);
+        at += (j - i) * width;
+        i = j;
+      }
+      return values;
+    };
+    const S = this.net.cropSize;
+    for (const name of names) {
+      if (name === 'crops') out.crops = bySection((s, spots) => cropFeed(s, spots, S, this.net.unit === 'spot' ? augment : undefined), S * S * 3);
+      else if (name === 'truth') out.truth = bySection((s, spots) => rowsOf(s.values, G, spots), G);
+      else if (name === 'counts') out.counts = bySection((s, spots) => rowsOf(countsOf(s), G, spots), G);
+      else if (name === 'sizeFactors') out.sizeFactors = bySection((s, spots) => rowsOf(sizeFactors(countsOf(s), s.n, G), 1, spots), 1);
+      else if (name === 'rows' || name === 'cols') {
+        out[name] = BigInt64Array.from(picks, (p) => BigInt(spotPositions(p.section)[name][p.spot]));
+      } else if (name === 'adjacency') {
+        out.adjacency = this.sectionOnly(picks, (s) => sectionAdjacency(s));
+      } else if (name === 'own') {
+        out.own = bySection((s, spots) => rowsOf(s.global!, this.net.dims.featureDim, spots), this.net.dims.featureDim);
+      }
+    }
+    if (names.includes('exemplars') || names.includes('exemplarTargets')) {
+      if (!this.references) throw new Error(`${this.net.name}: no exemplar pool (train the model, or load a checkpoint that has one)`);
+      const ex = this.references.exemplars(picks, this.net.exemplarCount ?? 0, role);
+      out.exemplars = ex.features;
+      out.exemplarTargets = ex.labels;
+    }
+    return out;
+  }
+
+  /** A feed that exists for a whole section only (the spot graph): the picks must be one section, in order. */
+  private sectionOnly(picks: readonly Pick[], f: (s: SectionInputs) => Float32Array): Float32Array {
+    const s = picks[0].section;
+    if (picks.length !== s.n || picks.some((p, i) => p.section !== s || p.spot !== i)) throw new Error(`${this.net.name} takes whole sections, in spot order`);
+    return f(s);
+  }
+
+  async trainBatch(picks: readonly Pick[], o: StepOptions): Promise<number> {
+    const n = picks.length;
+    const net = this.net;
+    const step = cached(`${this.graphKey}|train|${n}`, () => compileTrainStep(this.executor, (g) => net.loss(g, declareInputs(g, net, n)), undefined, `${net.name}_train_${n}`), (t: TrainStep) => t.program.dispose());
+    const feeds = this.feeds(picks, net.needs, 'train', o.augment);
+    if (net.trainingFeeds) {
+      if (!feeds.crops) throw new Error(`${net.name}: its training inputs are made from crops`);
+      Object.assign(feeds, net.trainingFeeds(feeds.crops as Float32Array, n, o.augment));
+    }
+    this.streams.reseed(o.dropoutSeed, net.table.dropoutLayers);
+    try {
+      return await (await step).run(this.state, feeds, o.learningRate, this.streams);
+    } catch (e) {
+      throw explainMemoryError(e, `a ${net.name} training step over ${n} spots${net.unit === 'section' ? ' (one whole section)' : ''}`, net.unit === 'section' ? 'use a smaller --preset' : 'lower --batch');
+    }
+  }
+
+  private program(key: string, build: (g: Graph) => Record<string, import('../engine/graph').Sym>): Promise<Program> {
+    return cached(`${this.graphKey}|${key}`, () => this.executor.compile(build(new Graph('float32')), `${this.net.name}_${key.replace(/\W/g, '_')}`), (q: Program) => q.dispose());
+  }
+
+  private paramFeeds(): Record<string, Float32Array> {
+    return {
+      ...Object.fromEntries([...this.state.params].map(([n, v]) => [`param:${n}`, v])),
+      ...Object.fromEntries([...(this.state.buffers ?? [])].map(([n, v]) => [`buffer:${n}`, v])),
+    };
+  }
+
+  /** The inference graph's output for spots of one section: predictions [n, G] (BLEEP: projected embeddings). */
+  private async infer(section: SectionInputs, batchSize: number): Promise<{ values: Float32Array; width: number }> {
+    const net = this.net;
+    const names = net.needs.filter((n) => n !== 'truth' && n !== 'counts' && n !== 'sizeFactors');
+    const params = this.paramFeeds();
+    if (net.unit === 'section') {
+      const picks = Array.from({ length: section.n }, (_, spot) => ({ section, spot }));
+      const p = await this.program(`predict:${section.n}`, (g) => ({ out: net.predict(g, declareInputs(g, net, section.n)) }));
+      const values = (await p.run({ ...params, ...this.feeds(picks, names, 'evaluate') })).out as Float32Array;
+      return { values, width: values.length / section.n };
+    }
+    let values: Float32Array | undefined;
+    let width = 0;
+    for (let from = 0; from < section.n; from += batchSize) {
+      const n = Math.min(batchSize, section.n - from);
+      // The last chunk is padded to a bucket (repeating its first spot): spots are independent in inference.
+      const padded = bucket(n, 8);
+      const picks = Array.from({ length: padded }, (_, i) => ({ section, spot: from + (i < n ? i : 0) }));
+      const p = await this.program(`predict:${padded}`, (g) => ({ out: net.predict(g, declareInputs(g, net, padded)) }));
+      const out = (await p.run({ ...params, ...this.feeds(picks, names, 'evaluate') })).out as Float32Array;
+      width = out.length / padded;
+      values ??= new Float32Array(section.n * width);
+      values.set(out.subarray(0, n * width), from * width);
+    }
+    return { values: values ?? new Float32Array(0), width };
+  }
+
+  async predict(data: TrainingData, sections: readonly SectionInputs[], o: PredictOptions = {}): Promise<Map<string, Float32Array>> {
+    await this.prepareInputs(data, sections);
+    const batchSize = o.batchSize ?? 64;
+    const out = new Map<string, Float32Array>();
+    const retrieval = this.net.retrieval;
+    let keys: Float32Array | undefined;
+    if (retrieval) {
+      if (!this.references) throw new Error(`${this.net.name}: no reference spots to retrieve from (train the model, or load a checkpoint that has them)`);
+      keys = await this.embedReferences(retrieval.embedSpots.bind(retrieval), batchSize);
+    }
+    for (const section of sections) {
+      const { values, width } = await this.infer(section, batchSize);
+      out.set(section.id, keys && retrieval ? this.references!.retrieve(values, section.n, keys, width, retrieval.k) : values);
+    }
+    return out;
+  }
+
+  /** The reference labels through the spot encoder, [m, P], in chunks. */
+  private async embedReferences(embed: (g: Graph, truth: import('../engine/graph').Sym) => import('../engine/graph').Sym, batchSize: number): Promise<Float32Array> {
+    const refs = this.references!;
+    const G = this.net.dims.genes;
+    const chunk = Math.max(batchSize, 256);
+    let out: Float32Array | undefined;
+    let width = 0;
+    for (let from = 0; from < refs.size; from += chunk) {
+      const n = Math.min(chunk, refs.size - from);
+      const padded = bucket(n, 8);
+      const truth = new Float32Array(padded * G);
+      truth.set(refs.labels.subarray(from * G, (from + n) * G));
+      const p = await this.program(`embed:${padded}`, (g) => ({ out: embed(g, g.input('truth', [padded, G])) }));
+      const e = (await p.run({ ...this.paramFeeds(), truth })).out as Float32Array;
+      width = e.length / padded;
+      out ??= new Float32Array(refs.size * width);
+      out.set(e.subarray(0, n * width), from * width);
+    }
+    return out ?? new Float32Array(0);
+  }
+
+  /** Every tensor a checkpoint of this model holds (parameters, then buffers), with its shape. */
+  private tensorShapes(): Map<string, readonly number[]> {
+    const shapes = new Map<string, readonly number[]>([...this.net.table.specs].map(([n, s]) => [n, s.shape]));
+    for (const [n, v] of this.state.buffers ?? []) shapes.set(n, [v.length]); // running statistics: [C]
+    return shapes;
+  }
+
+  stateDict(withOptimizer: boolean): Promise<StateDict> {
+    const sd: StateDict = new Map();
+    const shapes = this.tensorShapes();
+    for (const [n, v] of [...this.state.params, ...(this.state.buffers ?? [])]) sd.set(n, { shape: [...shapes.get(n)!], data: v, sourceDtype: 'float32' });
+    this.references?.writeTo(sd, this.trainIds);
+    if (withOptimizer) {
+      for (const [n, m] of this.state.m) sd.set(`optimizer.exp_avg.${n}`, { shape: [m.length], data: m, sourceDtype: 'float32' });
+      for (const [n, v] of this.state.v) sd.set(`optimizer.exp_avg_sq.${n}`, { shape: [v.length], data: v, sourceDtype: 'float32' });
+    }
+    return Promise.resolve(sd);
+  }
+
+  /** Loads weights (all or nothing); a retrieval model's reference spots too, which `trainSections` (the checkpoint's) name. */
+  load(sd: StateDict, source: string, optimizerStep?: number, trainSections: readonly string[] = this.trainIds): void {
+    const shapes = this.tensorShapes();
+    const missing = [...shapes.keys()].filter((n) => !sd.has(n));
+    if (missing.length) throw new WeightFileError(source, missing[0], `lacks ${missing.length} of the ${shapes.size} tensors of ${this.net.name} (${missing.slice(0, 5).join(', ')})`);
+    const unexpected = [...sd.keys()].filter((k) => !shapes.has(k) && !k.startsWith('optimizer.') && !References.owns(k));
+    if (unexpected.length) throw new WeightFileError(source, unexpected[0], `names no tensor of ${this.net.name} (${unexpected.length} such keys: ${unexpected.slice(0, 5).join(', ')})`);
+    for (const [n, shape] of shapes) {
+      const t = sd.get(n)!;
+      if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+        throw new WeightFileError(source, n, `has shape [${t.shape.join(', ')}], ${this.net.name} needs [${shape.join(', ')}] (PyTorch layout)`);
+      }
+    }
+    const references = this.usesReferences ? References.readFrom(sd, source, this.net.dims.genes, this.net.needs.includes('own') ? this.net.dims.featureDim : 0, trainSections) : undefined;
+    const names = [...this.state.params.keys()];
+    const moment = (kind: string, n: string) => {
+      const t = sd.get(`optimizer.${kind}.${n}`);
+      if (!t || t.data.length !== sd.get(n)!.data.length) throw new Error(`${source}: optimizer state optimizer.${kind}.${n} is missing or has the wrong size; the checkpoint is from another configuration`);
+      return Float32Array.from(t.data);
+    };
+    const params = new Map(names.map((n) => [n, Float32Array.from(sd.get(n)!.data)]));
+    const buffers = new Map([...(this.state.buffers ?? new Map<string, Float32Array>()).keys()].map((n) => [n, Float32Array.from(sd.get(n)!.data)]));
+    const m = optimizerStep === undefined ? undefined : new Map(names.map((n) => [n, moment('exp_avg', n)]));
+    const v = optimizerStep === undefined ? undefined : new Map(names.map((n) => [n, moment('exp_avg_sq', n)]));
+    // Everything is checked above; only now is the state replaced.
+    this.state = m && v ? { params, buffers, step: optimizerStep!, m, v } : { ...initialState(params), buffers, step: this.state.step };
+    // A resumed run keeps the references prepare() made from its sections (they know each spot's patient).
+    if (references && !this.references) {
+      this.references = references;
+      this.trainIds = [...trainSections];
+    }
+  }
+
+  dispose(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+function countsOf(s: SectionInputs): Float32Array {
+  if (!s.counts) throw new Error(`section ${s.id}: its raw counts are not loaded`);
+  return s.counts;
+}
+
+/** The section's spot graph (Hist2ST), made once per section. */
+function sectionAdjacency(s: SectionInputs): Float32Array {
+  if (!s.adjacency) {
+    const { rows, cols } = spotPositions(s);
+    s.adjacency = spotGraph(Array.from(rows), Array.from(cols));
+  }
+  return s.adjacency;
+}
+
+let spotGraph: (rows: number[], cols: number[]) => Float32Array = () => {
+  throw new Error('no spot graph builder is registered');
+};
+/** The builder of Hist2ST's row-normalised spot graph (registered by baselines/hist2st.ts). */
+export function registerSpotGraph(f: typeof spotGraph): void { spotGraph = f; }
