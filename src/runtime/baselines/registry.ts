@@ -1,6 +1,7 @@
 import * as path from 'node:path';
 import { seededResNet18StateDict } from '../model/resnet18';
 import { loadStateDict, type StateDict } from '../weights';
+import { HISTOGENE_PRESETS, HisToGeneNet, type HistogeneConfig } from './histogene';
 import type { BaselineDims, BaselineName, BaselineNet } from './model';
 import { BASELINES } from './model';
 
@@ -30,6 +31,7 @@ interface Entry {
 }
 
 const entries = new Map<BaselineName, Entry>([
+  ['histogene', { label: 'HisToGene', presets: HISTOGENE_PRESETS, create: (c, d, seed) => new HisToGeneNet(c as HistogeneConfig, d, seed) }],
 ]);
 
 export const isBaselineName = (name: string): name is BaselineName => (BASELINES as readonly string[]).includes(name);

@@ -93,7 +93,9 @@ export class BaselineLearner implements FoldLearner {
       else if (name === 'counts') out.counts = bySection((s, spots) => rowsOf(countsOf(s), G, spots), G);
       else if (name === 'sizeFactors') out.sizeFactors = bySection((s, spots) => rowsOf(sizeFactors(countsOf(s), s.n, G), 1, spots), 1);
       else if (name === 'rows' || name === 'cols') {
-        out[name] = BigInt64Array.from(picks, (p) => BigInt(spotPositions(p.section)[name][p.spot]));
+        const of = new Map<SectionInputs, { rows: Int32Array; cols: Int32Array }>();
+        const at = (sec: SectionInputs) => of.get(sec) ?? of.set(sec, this.positionsOf(sec)).get(sec)!;
+        out[name] = BigInt64Array.from(picks, (p) => BigInt(at(p.section)[name][p.spot]));
       } else if (name === 'adjacency') {
         out.adjacency = this.sectionOnly(picks, (s) => sectionAdjacency(s));
       } else if (name === 'own') {
@@ -107,6 +109,16 @@ export class BaselineLearner implements FoldLearner {
       out.exemplarTargets = ex.labels;
     }
     return out;
+  }
+
+  /** A section's array positions, checked against the slots of the model's position embeddings. */
+  private positionsOf(s: SectionInputs): { rows: Int32Array; cols: Int32Array } {
+    const p = spotPositions(s);
+    const slots = (this.net.config as { positions?: number }).positions;
+    if (slots !== undefined && (s.grid.height > slots || s.grid.width > slots)) {
+      throw new Error(`section ${s.id} spans ${s.grid.height} array rows and ${s.grid.width} columns, more than the ${slots} slots of ${this.net.name}'s position embeddings (the paper's ST arrays need 64, Visium 128); use a preset with more positions`);
+    }
+    return p;
   }
 
   /** A feed that exists for a whole section only (the spot graph): the picks must be one section, in order. */

