@@ -23,9 +23,11 @@ export const STNET_PRESETS: { paper: StNetConfig; demo: StNetConfig } = {
   // DenseNet-121 on 224-px crops, as T (spec §10).
   paper: { ...DENSENET121, blockConfig: [...DENSENET121.blockConfig], cropSize: 224 },
   // DenseNet-121's shape at a fraction of its width and depth (growth 12, 16 dense layers instead
-  // of 58, 32 stem channels): 0.18 M trunk parameters instead of 6.95 M. 112-px crops (the 224-px
-  // crop averaged 2x2: the same field of view) keep the last block at 3x3 rather than 1x1, and
-  // cost a quarter of 224 px: an epoch of ~600 spots takes seconds on two CPU cores.
+  // of 58, 32 stem channels): 0.15 M trunk parameters instead of 6.95 M, 0.17 M with 250 genes.
+  // 112-px crops (the 224-px crop averaged 2x2: the same field of view) keep the last block at 3x3
+  // rather than the 1x1 of 56 px, where batch statistics would be over the batch alone, and cost
+  // a quarter of 224 px: a 32-spot Adam step took 0.3-1.3 s on one onnxruntime thread of a busy
+  // 2-core machine, so an epoch of ~600 spots takes 10-25 s.
   demo: { growthRate: 12, blockConfig: [2, 4, 6, 4], initFeatures: 32, bnSize: 4, cropSize: 112 },
 };
 
@@ -84,6 +86,7 @@ const WRAPPER_PREFIXES = ['model.', 'net.', 'module.'];
  * `net.` (loadStateDict already opens its `state_dict`), or safetensors; old torchvision key names
  * (`denselayer1.norm.1.weight`) are remapped as torchvision does. The classifier is not taken: it
  * has other outputs (ImageNet's 1000 classes), and ST-Net starts it from PyTorch's default init.
+ * Returns parameters and running statistics in one map (the `running_*` names are the buffers).
  * Throws a WeightFileError naming `file` and the first missing or misshapen tensor.
  */
 export function stnetPretrainedWeights(sd: StateDict, file: string, trunkConfig: DenseNetConfig = DENSENET121): Map<string, Float32Array> {
