@@ -2,6 +2,7 @@ import * as path from 'node:path';
 import { seededResNet18StateDict } from '../model/resnet18';
 import { loadStateDict, type StateDict } from '../weights';
 import { HISTOGENE_PRESETS, HisToGeneNet, type HistogeneConfig } from './histogene';
+import { STNET_PRESETS, StNet, stnetPretrainedWeights, type StNetConfig } from './stnet';
 import type { BaselineDims, BaselineName, BaselineNet } from './model';
 import { BASELINES } from './model';
 
@@ -25,12 +26,16 @@ interface Entry {
   /** Paper-facing name, as Table 1 prints it. */
   label: string;
   /** Maps a pretrained trunk's state dict as users have it to the model's tensors (ST-Net's DenseNet-121, BLEEP's ResNet18). */
-  pretrained?(sd: StateDict, file: string): Map<string, Float32Array>;
+  pretrained?(sd: StateDict, file: string, config: Record<string, unknown>): Map<string, Float32Array>;
   /** The trunk's start without --weights: BLEEP's ResNet18 starts as the seeded encoder `triplex extract` uses without --weights. */
   defaultStart?: 'seeded-resnet18';
 }
 
 const entries = new Map<BaselineName, Entry>([
+  ['stnet', {
+    label: 'ST-Net', presets: STNET_PRESETS, create: (c, d, seed) => new StNet(c as StNetConfig, d, seed),
+    pretrained: (sd, file, c) => stnetPretrainedWeights(sd, file, c as unknown as StNetConfig),
+  }],
   ['histogene', { label: 'HisToGene', presets: HISTOGENE_PRESETS, create: (c, d, seed) => new HisToGeneNet(c as HistogeneConfig, d, seed) }],
 ]);
 
@@ -70,8 +75,8 @@ export async function baselineStart(s: BaselineSettings, weights?: string): Prom
   const e = entryOf(s.model);
   if (weights) {
     if (!e.pretrained) throw new Error(`${s.model} takes no pretrained weights (--weights ${weights}); it trains from its initialisation, as its paper does`);
-    return { weights: e.pretrained(await loadStateDict(weights), weights), identity: path.resolve(weights) };
+    return { weights: e.pretrained(await loadStateDict(weights), weights, s.config), identity: path.resolve(weights) };
   }
-  if (e.defaultStart === 'seeded-resnet18' && e.pretrained) return { weights: e.pretrained(seededResNet18StateDict(0), 'the seeded ResNet18'), identity: 'seeded-resnet18' };
+  if (e.defaultStart === 'seeded-resnet18' && e.pretrained) return { weights: e.pretrained(seededResNet18StateDict(0), 'the seeded ResNet18', s.config), identity: 'seeded-resnet18' };
   return undefined;
 }
