@@ -203,7 +203,11 @@ export function egnParameterShapes(config: EgnConfig, dims: BaselineDims): Map<s
   return t.shapes;
 }
 
-/** Trainable parameters of EGN for a config (spec §8: 224,783,738 for the paper preset with D = 512, G = 250). */
+/**
+ * Trainable parameters of EGN for a config: 226,882,938 for the paper preset with D = 512, G = 250,
+ * as PyTorch counts T's modules. The spec's §8 says 224,783,738, one Linear(1024, 1024) short in
+ * each of the two projector blocks (T's FeedForward(dim, dim) has two).
+ */
 export const egnParameterCount = (config: EgnConfig, dims: BaselineDims): number =>
   [...egnParameterShapes(config, dims).values()].reduce((n, s) => n + s.reduce((p, d) => p * d, 1), 0);
 
