@@ -1,6 +1,9 @@
 import * as assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { egnExemplars, gatherExemplars, nearest, type ExemplarSection, type Metric } from '../../src/runtime/baselines/retrieval';
+import { References } from '../../src/runtime/baselines/references';
+import { nearest, type Metric } from '../../src/runtime/baselines/retrieval';
+import type { SectionInputs } from '../../src/runtime/train/data';
+import type { StateDict } from '../../src/runtime/weights/stateDict';
 import { mulberry32 } from '../../src/runtime/util/random';
 
 /**
@@ -60,56 +63,84 @@ describe('nearest', () => {
 
 });
 
-describe('egnExemplars', () => {
+describe('EGN\'s exemplars and BLEEP\'s references: training spots only, never the query\'s own patient', () => {
   const [D, G, K] = [4, 3, 5];
   const rand = mulberry32(11);
   /** A section whose features cluster around its patient's centre, so that a careless search would pick the same patient. */
-  const section = (id: string, patient: string, centre: number, n: number): ExemplarSection => ({
-    id, patient, n,
-    features: Float32Array.from({ length: n * D }, () => centre + 0.1 * rand()),
-    labels: Float32Array.from({ length: n * G }, () => rand()),
-  });
+  const section = (id: string, patient: string, centre: number, n: number): SectionInputs => ({
+    id, patient, n, spotIds: Array.from({ length: n }, (_, i) => `${id}-${i}`), storeRows: [],
+    global: Float32Array.from({ length: n * D }, () => centre + 0.1 * rand()),
+    values: Float32Array.from({ length: n * G }, () => rand()),
+  } as unknown as SectionInputs);
   const train = [section('a1', 'A', 0, 12), section('a2', 'A', 0, 9), section('b1', 'B', 1, 10), section('c1', 'C', 2, 8), section('c2', 'C', 2, 7)];
-  const test_ = [section('d1', 'D', 0.05, 11)];
-  const { pool, rows } = egnExemplars(train, test_, K);
+  const test_ = section('d1', 'D', 0.05, 11);
+  const refs = References.fromSections(train, G, true);
+  const pool = Float32Array.from(train.flatMap((s) => Array.from(s.global!)));
+  const poolPatient = train.flatMap((s) => s.spotIds.map(() => s.patient));
+  /** Which pool row an exemplar's features are (features are distinct random draws). */
+  const rowOf = (f: Float32Array): number => {
+    for (let r = 0; r < pool.length / D; r++) if (f.every((v, c) => v === pool[r * D + c])) return r;
+    return -1;
+  };
+  const picksOf = (s: SectionInputs) => Array.from({ length: s.n }, (_, spot) => ({ section: s, spot }));
+  const rowsOf = (s: SectionInputs): number[] => {
+    const { features } = refs.exemplars(picksOf(s), K);
+    return Array.from({ length: s.n * K }, (_, i) => rowOf(features.subarray(i * D, (i + 1) * D)));
+  };
 
-  test('the pool is the training sections, in order', () => {
-    assert.equal(pool.rows, 46);
-    assert.deepEqual([...new Set(pool.section)], [0, 1, 2, 3, 4]);
-    assert.deepEqual(Array.from(pool.features.subarray(12 * D, 13 * D)), Array.from(train[1].features.subarray(0, D)));
+  test('the pool is every spot of the training sections, in order, with their labels', () => {
+    assert.equal(refs.size, 46);
+    assert.deepEqual(Array.from(refs.labels.subarray(12 * G, 13 * G)), Array.from(train[1].values.subarray(0, G)));
   });
 
-  test('a training spot never gets a spot of its own patient, and gets the nearest of the others', () => {
+  test('a training spot never gets a spot of its own patient, and gets the nearest of the others, with their labels', () => {
     for (const s of train) {
-      const r = rows.get(s.id)!;
-      assert.equal(r.length, s.n * K);
-      for (const row of r) assert.notEqual(train[pool.section[row]].patient, s.patient, `${s.id} got a spot of its own patient`);
-      const expected = nearest(s.features, s.n, pool.features, pool.rows, D, K, 'euclidean', (_, key) => train[pool.section[key]].patient !== s.patient);
-      assert.deepEqual(r, expected);
+      const rows = rowsOf(s);
+      for (const row of rows) assert.notEqual(poolPatient[row], s.patient, `${s.id} got a spot of its own patient`);
+      const expected = nearest(s.global!, s.n, pool, pool.length / D, D, K, 'euclidean', (_, key) => poolPatient[key] !== s.patient);
+      assert.deepEqual(rows, Array.from(expected));
+      const { labels } = refs.exemplars(picksOf(s), K);
+      assert.deepEqual(Array.from(labels.subarray(0, G)), Array.from(refs.labels.subarray(expected[0] * G, (expected[0] + 1) * G)));
     }
   });
 
-  test('a test spot draws from the training pool only (its patient is not in training: the plain nearest)', () => {
-    const r = rows.get('d1')!;
-    assert.ok(r.every((row) => row >= 0 && row < pool.rows));
-    assert.deepEqual(r, nearest(test_[0].features, test_[0].n, pool.features, pool.rows, D, K, 'euclidean'));
-    // Its features sit near patient A's, so without B10's rule it would be A's spots; it is, as it should be.
-    assert.ok(r.every((row) => train[pool.section[row]].patient === 'A'));
+  test('a test spot draws from the training pool only: the plain nearest training spots', () => {
+    const rows = rowsOf(test_);
+    assert.ok(rows.every((row) => row >= 0 && row < refs.size), 'every exemplar is a training spot');
+    assert.deepEqual(rows, Array.from(nearest(test_.global!, test_.n, pool, pool.length / D, D, K, 'euclidean')));
+    // Its features sit near patient A's: A's training spots, as they should be.
+    assert.ok(rows.every((row) => poolPatient[row] === 'A'));
   });
 
-  test('gatherExemplars lays out the model inputs [n, K, D] and [n, K, G]', () => {
-    const r = rows.get('b1')!;
-    const { exemplars, exemplarTargets } = gatherExemplars(pool, r);
-    assert.equal(exemplars.length, 10 * K * D);
-    const [spot, j] = [3, 2];
-    const row = r[spot * K + j];
-    const src = train[pool.section[row]];
-    assert.deepEqual(Array.from(exemplars.subarray((spot * K + j) * D, (spot * K + j + 1) * D)), Array.from(src.features.subarray(pool.spot[row] * D, (pool.spot[row] + 1) * D)));
-    assert.deepEqual(Array.from(exemplarTargets.subarray((spot * K + j) * G, (spot * K + j + 1) * G)), Array.from(src.labels.subarray(pool.spot[row] * G, (pool.spot[row] + 1) * G)));
+  test('a checkpoint keeps the pool, and the pool read back retrieves the same exemplars', () => {
+    const sd: StateDict = new Map();
+    refs.writeTo(sd, train.map((s) => s.id));
+    const back = References.readFrom(sd, 'ckpt', G, D, { sections: train.map((s) => s.id), patients: train.map((s) => s.patient) });
+    for (const s of [train[2], test_]) assert.deepEqual(back.exemplars(picksOf(s), K), refs.exemplars(picksOf(s), K));
+    assert.throws(() => References.readFrom(sd, 'ckpt', G + 1, D, { sections: [], patients: [] }), /ckpt: reference.labels holds/);
   });
 
-  test('one training patient, or a test section among the training ones, is an error', () => {
-    assert.throws(() => egnExemplars([train[0], train[1]], [], K), /section a1 \(patient A\) cannot get 5 exemplars/);
-    assert.throws(() => egnExemplars(train, [train[2]], K), /b1 is given twice/);
+  test('BLEEP: the mean label of the k most cosine-similar references, brute force', () => {
+    const P = 3;
+    const keys = Float32Array.from({ length: refs.size * P }, () => rand() - 0.5);
+    const queries = Float32Array.from({ length: 4 * P }, () => rand() - 0.5);
+    const got = refs.retrieve(queries, 4, keys, P, K);
+    for (let q = 0; q < 4; q++) {
+      const cos = (r: number) => {
+        let [dot, a, b] = [0, 0, 0];
+        for (let c = 0; c < P; c++) { dot += queries[q * P + c] * keys[r * P + c]; a += queries[q * P + c] ** 2; b += keys[r * P + c] ** 2; }
+        return dot / Math.sqrt(a * b);
+      };
+      const top = Array.from({ length: refs.size }, (_, r) => r).sort((x, y) => cos(y) - cos(x)).slice(0, K);
+      for (let c = 0; c < G; c++) {
+        const mean = top.reduce((sum, r) => sum + refs.labels[r * G + c], 0) / K;
+        assert.ok(Math.abs(got[q * G + c] - mean) < 1e-6, `query ${q}, gene ${c}`);
+      }
+    }
+  });
+
+  test('a patient with fewer than K spots of other patients is an error naming the section', () => {
+    const one = References.fromSections([train[0], train[1]], G, true);
+    assert.throws(() => one.exemplars(picksOf(train[0]), K), /section a1 \(patient A\) cannot get 5 exemplars from other patients' training spots/);
   });
 });

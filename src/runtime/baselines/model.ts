@@ -117,10 +117,10 @@ export function need(net: { name: string }, inputs: BaselineInputs, ...names: In
 /** Mean squared error over every entry. */
 export const mseLoss = (g: Graph, a: Sym, b: Sym): Sym => g.mean(g.square(g.sub(a, b)), a.shape.map((_, i) => i));
 
-/** max(x, min) as torch.clamp(x, min) (gradient 1 above the bound, 0 below). */
-export const clampMin = (g: Graph, x: Sym, min: number): Sym => g.add(g.relu(g.sub(x, min)), min);
+/** max(x, min) as torch.clamp(x, min) (gradient 1 above the bound, 0 below); x itself where it is above, not x rounded through the bound. */
+export const clampMin = (g: Graph, x: Sym, min: number): Sym => g.add(x, g.relu(g.sub(min, x)));
 
-/** min(x, max) as torch.clamp(x, max=max). */
-export const clampMax = (g: Graph, x: Sym, max: number): Sym => g.sub(max, g.relu(g.sub(max, x)));
+/** min(x, max) as torch.clamp(x, max=max), x itself where it is below. */
+export const clampMax = (g: Graph, x: Sym, max: number): Sym => g.sub(x, g.relu(g.sub(x, max)));
 
 export type { Mode };

@@ -11,11 +11,9 @@ import { nearest } from './retrieval';
  * (spec 5), and while training never one of the query's own PATIENT (bug B10: a training spot
  * would otherwise see exemplars from its patient's other sections, which a test spot never can).
  * Kept in checkpoints as reference.labels [m, G], reference.features [m, D] (EGN),
- * reference.section [m] (index into the checkpoint's training sections).
+ * reference.section [m] (index into the checkpoint's training sections, whose patients the
+ * checkpoint's metadata names).
  */
-
-/** Training (exemplars exclude the query's patient) or evaluation (they exclude its own section, when it is a reference section). */
-export type ReferenceRole = 'train' | 'evaluate';
 
 const PREFIX = 'reference.';
 
@@ -27,7 +25,7 @@ export class References {
     readonly features: Float32Array,
     readonly genes: number,
     readonly featureDim: number,
-    /** Each row's section id and patient ('' when unknown: a checkpoint keeps section ids only). */
+    /** Each row's section id and patient. */
     readonly sections: readonly string[],
     readonly patients: readonly string[],
   ) {}
@@ -54,27 +52,46 @@ export class References {
     return new References(labels, features, genes, D, train.flatMap((s) => s.spotIds.map(() => s.id)), train.flatMap((s) => s.spotIds.map(() => s.patient)));
   }
 
-  /** For each pick, its K exemplars' features [n, K, D] and labels [n, K, G], nearest first (Euclidean, as torch.cdist). */
-  exemplars(picks: readonly Pick[], K: number, role: ReferenceRole): { features: Float32Array; labels: Float32Array } {
+  /** Exemplar rows [n, K] of each section queried so far (its spots' nearest references), by section id. */
+  private readonly exemplarRows = new Map<string, Int32Array>();
+
+  /**
+   * For each pick, its K exemplars' features [n, K, D] and labels [n, K, G], nearest first
+   * (Euclidean, as torch.cdist). Training and evaluation alike draw from other patients only:
+   * T excludes only the query's own section, so a training spot leans on its patient's other
+   * sections while a test spot cannot (the spec's B10); here both see other patients' spots.
+   * Computed once per section and kept.
+   */
+  exemplars(picks: readonly Pick[], K: number): { features: Float32Array; labels: Float32Array } {
     const D = this.featureDim;
     const G = this.genes;
     if (D === 0) throw new Error('these reference spots keep no features to retrieve exemplars by');
-    const queries = new Float32Array(picks.length * D);
-    picks.forEach((p, i) => {
-      if (!p.section.global || p.section.global.length / p.section.n !== D) throw new Error(`section ${p.section.id}: its frozen global features are not loaded or not ${D} wide`);
-      queries.set(p.section.global.subarray(p.spot * D, (p.spot + 1) * D), i * D);
-    });
-    const allowed = role === 'train'
-      ? (q: number, key: number) => this.patients[key] !== picks[q].section.patient
-      : (q: number, key: number) => this.sections[key] !== picks[q].section.id;
-    const hits = nearest(queries, picks.length, this.features, this.size, D, K, 'euclidean', allowed);
     const features = new Float32Array(picks.length * K * D);
     const labels = new Float32Array(picks.length * K * G);
-    for (let i = 0; i < hits.length; i++) {
-      features.set(this.features.subarray(hits[i] * D, (hits[i] + 1) * D), i * D);
-      labels.set(this.labels.subarray(hits[i] * G, (hits[i] + 1) * G), i * G);
-    }
+    picks.forEach((p, i) => {
+      const rows = this.exemplarRowsOf(p.section, K);
+      for (let j = 0; j < K; j++) {
+        const r = rows[p.spot * K + j];
+        features.set(this.features.subarray(r * D, (r + 1) * D), (i * K + j) * D);
+        labels.set(this.labels.subarray(r * G, (r + 1) * G), (i * K + j) * G);
+      }
+    });
     return { features, labels };
+  }
+
+  private exemplarRowsOf(section: SectionInputs, K: number): Int32Array {
+    const known = this.exemplarRows.get(section.id);
+    if (known && known.length === section.n * K) return known;
+    const D = this.featureDim;
+    if (!section.global || section.global.length !== section.n * D) throw new Error(`section ${section.id}: its frozen global features are not loaded or not ${D} wide`);
+    let rows: Int32Array;
+    try {
+      rows = nearest(section.global, section.n, this.features, this.size, D, K, 'euclidean', (_, key) => this.patients[key] !== section.patient && this.sections[key] !== section.id);
+    } catch (e) {
+      throw new Error(`section ${section.id} (patient ${section.patient}) cannot get ${K} exemplars from other patients' training spots; EGN needs training sections of at least two patients`, { cause: e });
+    }
+    this.exemplarRows.set(section.id, rows);
+    return rows;
   }
 
   /** BLEEP's prediction: the mean label of the k reference spots most cosine-similar to each query embedding [n, P]. */
@@ -100,8 +117,8 @@ export class References {
     sd.set(`${PREFIX}section`, { shape: [m], data: Float32Array.from(this.sections, (s) => trainSections.indexOf(s)), sourceDtype: 'float32' });
   }
 
-  /** The reference spots a checkpoint keeps, checked against the model's sizes; `trainSections` names them. */
-  static readFrom(sd: StateDict, source: string, genes: number, featureDim: number, trainSections: readonly string[]): References {
+  /** The reference spots a checkpoint keeps, checked against the model's sizes; `train` names their sections and patients. */
+  static readFrom(sd: StateDict, source: string, genes: number, featureDim: number, train: { sections: readonly string[]; patients: readonly string[] }): References {
     const labels = sd.get(`${PREFIX}labels`);
     const section = sd.get(`${PREFIX}section`);
     if (!labels || !section) throw new Error(`${source}: has no reference spots (reference.labels); a retrieval model's checkpoint keeps its training fold's spots`);
@@ -109,7 +126,8 @@ export class References {
     if (labels.data.length !== m * genes) throw new Error(`${source}: reference.labels holds ${labels.data.length} values, not ${m} spots x ${genes} genes`);
     const features = sd.get(`${PREFIX}features`);
     if (featureDim && (!features || features.data.length !== m * featureDim)) throw new Error(`${source}: reference.features is missing or not [${m}, ${featureDim}]`);
-    const ids = Array.from(section.data, (i) => trainSections[i] ?? '');
-    return new References(Float32Array.from(labels.data), featureDim ? Float32Array.from(features!.data) : new Float32Array(0), genes, featureDim, ids, ids.map(() => ''));
+    if (section.data.some((i) => !(i >= 0 && i < train.sections.length))) throw new Error(`${source}: reference.section names a section outside the checkpoint's ${train.sections.length} training sections`);
+    return new References(Float32Array.from(labels.data), featureDim ? Float32Array.from(features!.data) : new Float32Array(0), genes, featureDim,
+      Array.from(section.data, (i) => train.sections[i]), Array.from(section.data, (i) => train.patients[i] ?? ''));
   }
 }

@@ -4,7 +4,7 @@ import { Graph, type HostArray } from '../engine/graph';
 import { compileTrainStep, initialState, type TrainState, type TrainStep } from '../engine/step';
 import { cropFeed, rowsOf, sizeFactors, spotPositions } from '../baselines/feeds';
 import { declareInputs, type BaselineNet, type InputName } from '../baselines/model';
-import { References, type ReferenceRole } from '../baselines/references';
+import { References } from '../baselines/references';
 import { bucket } from '../models/globalLayout';
 import { WeightFileError, type StateDict } from '../weights/stateDict';
 import type { Pick } from './batches';
@@ -27,8 +27,8 @@ export class BaselineLearner implements FoldLearner {
   private readonly graphKey: string;
   /** The training fold's reference spots (BLEEP's labels, EGN's exemplar pool); set by prepare or load. */
   private references?: References;
-  /** The training sections the references come from, in order (a checkpoint's `train`). */
-  private trainIds: readonly string[] = [];
+  /** The training sections the references come from, in order, and their patients (a checkpoint's `train` and `trainPatients`). */
+  private train: { sections: readonly string[]; patients: readonly string[] } = { sections: [], patients: [] };
 
   constructor(readonly net: BaselineNet, private readonly executor: Executor, start?: Map<string, Float32Array>) {
     this.engine = executor.kind;
@@ -65,12 +65,12 @@ export class BaselineLearner implements FoldLearner {
   /** Before training: the reference spots of the training fold (retrieval models). */
   async prepare(data: TrainingData, train: readonly SectionInputs[], evaluated: readonly SectionInputs[]): Promise<void> {
     await this.prepareInputs(data, [...train, ...evaluated]);
-    this.trainIds = train.map((s) => s.id);
+    this.train = { sections: train.map((s) => s.id), patients: train.map((s) => s.patient) };
     if (this.usesReferences) this.references = References.fromSections(train, data.genes.length, this.net.needs.includes('own'));
   }
 
   /** The inputs `names` of a set of spots of one section or several, as feeds. */
-  private feeds(picks: readonly Pick[], names: readonly InputName[], role: ReferenceRole, augment?: () => number): Record<string, HostArray> {
+  private feeds(picks: readonly Pick[], names: readonly InputName[], augment?: () => number): Record<string, HostArray> {
     const G = this.net.dims.genes;
     const out: Record<string, HostArray> = {};
     const bySection = (f: (s: SectionInputs, spots: number[]) => Float32Array, width: number): Float32Array => {
@@ -104,7 +104,7 @@ export class BaselineLearner implements FoldLearner {
     }
     if (names.includes('exemplars') || names.includes('exemplarTargets')) {
       if (!this.references) throw new Error(`${this.net.name}: no exemplar pool (train the model, or load a checkpoint that has one)`);
-      const ex = this.references.exemplars(picks, this.net.exemplarCount ?? 0, role);
+      const ex = this.references.exemplars(picks, this.net.exemplarCount ?? 0);
       out.exemplars = ex.features;
       out.exemplarTargets = ex.labels;
     }
@@ -132,7 +132,7 @@ export class BaselineLearner implements FoldLearner {
     const n = picks.length;
     const net = this.net;
     const step = cached(`${this.graphKey}|train|${n}`, () => compileTrainStep(this.executor, (g) => net.loss(g, declareInputs(g, net, n)), undefined, `${net.name}_train_${n}`), (t: TrainStep) => t.program.dispose());
-    const feeds = this.feeds(picks, net.needs, 'train', o.augment);
+    const feeds = this.feeds(picks, net.needs, o.augment);
     if (net.trainingFeeds) {
       if (!feeds.crops) throw new Error(`${net.name}: its training inputs are made from crops`);
       Object.assign(feeds, net.trainingFeeds(feeds.crops as Float32Array, n, o.augment));
@@ -164,7 +164,7 @@ export class BaselineLearner implements FoldLearner {
     if (net.unit === 'section') {
       const picks = Array.from({ length: section.n }, (_, spot) => ({ section, spot }));
       const p = await this.program(`predict:${section.n}`, (g) => ({ out: net.predict(g, declareInputs(g, net, section.n)) }));
-      const values = (await p.run({ ...params, ...this.feeds(picks, names, 'evaluate') })).out as Float32Array;
+      const values = (await p.run({ ...params, ...this.feeds(picks, names) })).out as Float32Array;
       return { values, width: values.length / section.n };
     }
     let values: Float32Array | undefined;
@@ -175,7 +175,7 @@ export class BaselineLearner implements FoldLearner {
       const padded = bucket(n, 8);
       const picks = Array.from({ length: padded }, (_, i) => ({ section, spot: from + (i < n ? i : 0) }));
       const p = await this.program(`predict:${padded}`, (g) => ({ out: net.predict(g, declareInputs(g, net, padded)) }));
-      const out = (await p.run({ ...params, ...this.feeds(picks, names, 'evaluate') })).out as Float32Array;
+      const out = (await p.run({ ...params, ...this.feeds(picks, names) })).out as Float32Array;
       width = out.length / padded;
       values ??= new Float32Array(section.n * width);
       values.set(out.subarray(0, n * width), from * width);
@@ -232,7 +232,7 @@ export class BaselineLearner implements FoldLearner {
     const sd: StateDict = new Map();
     const shapes = this.tensorShapes();
     for (const [n, v] of [...this.state.params, ...(this.state.buffers ?? [])]) sd.set(n, { shape: [...shapes.get(n)!], data: v, sourceDtype: 'float32' });
-    this.references?.writeTo(sd, this.trainIds);
+    this.references?.writeTo(sd, this.train.sections);
     if (withOptimizer) {
       for (const [n, m] of this.state.m) sd.set(`optimizer.exp_avg.${n}`, { shape: [m.length], data: m, sourceDtype: 'float32' });
       for (const [n, v] of this.state.v) sd.set(`optimizer.exp_avg_sq.${n}`, { shape: [v.length], data: v, sourceDtype: 'float32' });
@@ -240,8 +240,8 @@ export class BaselineLearner implements FoldLearner {
     return Promise.resolve(sd);
   }
 
-  /** Loads weights (all or nothing); a retrieval model's reference spots too, which `trainSections` (the checkpoint's) name. */
-  load(sd: StateDict, source: string, optimizerStep?: number, trainSections: readonly string[] = this.trainIds): void {
+  /** Loads weights (all or nothing); a retrieval model's reference spots too, whose sections and patients `train` (the checkpoint's) names. */
+  load(sd: StateDict, source: string, optimizerStep?: number, train = this.train): void {
     const shapes = this.tensorShapes();
     const missing = [...shapes.keys()].filter((n) => !sd.has(n));
     if (missing.length) throw new WeightFileError(source, missing[0], `lacks ${missing.length} of the ${shapes.size} tensors of ${this.net.name} (${missing.slice(0, 5).join(', ')})`);
@@ -253,7 +253,7 @@ export class BaselineLearner implements FoldLearner {
         throw new WeightFileError(source, n, `has shape [${t.shape.join(', ')}], ${this.net.name} needs [${shape.join(', ')}] (PyTorch layout)`);
       }
     }
-    const references = this.usesReferences ? References.readFrom(sd, source, this.net.dims.genes, this.net.needs.includes('own') ? this.net.dims.featureDim : 0, trainSections) : undefined;
+    const references = this.usesReferences ? References.readFrom(sd, source, this.net.dims.genes, this.net.needs.includes('own') ? this.net.dims.featureDim : 0, train) : undefined;
     const names = [...this.state.params.keys()];
     const moment = (kind: string, n: string) => {
       const t = sd.get(`optimizer.${kind}.${n}`);
@@ -269,7 +269,7 @@ export class BaselineLearner implements FoldLearner {
     // A resumed run keeps the references prepare() made from its sections (they know each spot's patient).
     if (references && !this.references) {
       this.references = references;
-      this.trainIds = [...trainSections];
+      this.train = train;
     }
   }
 

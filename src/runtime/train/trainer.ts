@@ -137,6 +137,8 @@ export interface CheckpointInfo {
   signature: string;
   history: EpochRecord[];
   train: string[];
+  /** The patient of each training section (a retrieval model's reference spots are drawn by patient). */
+  trainPatients?: string[];
   validation: string[];
   featuresDir: string;
   /** Modes layer4 and full: the identity of the ResNet18 weights the trunk started from. */
@@ -255,7 +257,7 @@ async function trainFoldLocked(data: TrainingData, options: TrainOptions): Promi
     }
     const info = (epoch: number): CheckpointInfo => ({
       format: CHECKPOINT_FORMAT, version: CHECKPOINT_VERSION, config, mode: o.mode, genes: data.genes, epoch, step: learner.step,
-      bestEpoch, bestValidationPcc: bestPcc, signature, history, train: [...o.train], validation: [...o.validation], featuresDir: path.resolve(data.featuresDir),
+      bestEpoch, bestValidationPcc: bestPcc, signature, history, train: [...o.train], trainPatients: trainSections.map((s) => s.patient), validation: [...o.validation], featuresDir: path.resolve(data.featuresDir),
       ...setup.info,
     });
     const stopped = () => bestEpoch >= 0 && validationSections.length > 0 && history.length - 1 - bestEpoch >= o.patience;
@@ -361,7 +363,7 @@ async function baselineSetup(data: TrainingData, settings: BaselineSettings, o: 
   const start = await baselineStart(settings, o.weights);
   const learner = new BaselineLearner(net, engine.executor, start?.weights);
   await learner.prepare(data, trainSections, validationSections);
-  const train = trainSections.map((s) => s.id);
+  const train = { sections: trainSections.map((s) => s.id), patients: trainSections.map((s) => s.patient) };
   return {
     learner, microBatch: o.batchSize,
     identity: { weights: start?.identity },
@@ -454,7 +456,7 @@ export async function loadTrainedModel(file: string, data?: { genes: string[]; d
     if (!engineChoice.executor) throw new Error(`${file} is a ${config.model} model, which runs on the native engine only, and onnxruntime is not available here (${engineChoice.reason})`);
     const net = createBaselineNet(config, { genes: info.genes.length, featureDim: data?.dim ?? 0 });
     const model = new BaselineLearner(net, engineChoice.executor);
-    model.load(modelWeights(weights), file, undefined, info.train);
+    model.load(modelWeights(weights), file, undefined, { sections: info.train, patients: info.trainPatients ?? [] });
     return { model, info };
   }
   const trunk = info.mode !== 'frozen' && activeViews(config).includes('target') ? createResNet18({ seed: 0 }) : undefined;
