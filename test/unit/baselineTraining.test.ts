@@ -16,7 +16,7 @@ import { writeSyntheticStore } from './helpers/syntheticStore';
  * model's reference spots kept with its weights), a resumed run, and the inputs each model needs.
  */
 
-const MODELS = ['stnet', 'histogene'] as const;
+const MODELS = ['stnet', 'histogene', 'hist2st', 'egn'] as const;
 
 describe('the baselines train, cross-validate and predict through the one trainer', () => {
   let tmp = '';

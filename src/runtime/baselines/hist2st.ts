@@ -4,7 +4,7 @@ import { attend, dropout, ParamTable, type DropoutLayer, type Mode } from '../en
 import { batchNorm2d } from '../engine/ops/batchnorm';
 import { conv2d } from '../engine/ops/conv';
 import { normal } from '../util/random';
-import { mseLoss, need, rawNCHW, type BaselineDims, type BaselineInputs, type BaselineNet, type InputName } from './model';
+import { clampMax, clampMin, mseLoss, need, rawNCHW, type BaselineDims, type BaselineInputs, type BaselineNet, type InputName } from './model';
 
 /**
  * Hist2ST (spec §4; biomed-AI/Hist2ST HIST2ST.py, transformer.py, gcn.py, NB_module.py): a whole
@@ -192,14 +192,8 @@ export function zinbLoss(g: Graph, x: Sym, mu: Sym, theta: Sym, pi: Sym): Sym {
   return g.mean(result, [0, 1]);
 }
 
-/**
- * torch.clamp(x, lo, hi) exact inside the bounds: x + relu(lo - x) - relu(x - hi). (model.ts's
- * clampMax computes hi - relu(hi - x), which in float32 rounds x to the ulp of hi: 6e-2 for the
- * ZINB mean's bound 1e6, 1e-3 for the dispersion's 1e4.) Gradient 1 inside, 0 outside.
- */
-export function clamp(g: Graph, x: Sym, lo: number, hi: number): Sym {
-  return g.sub(g.add(x, g.relu(g.sub(lo, x))), g.relu(g.sub(x, hi)));
-}
+/** torch.clamp(x, lo, hi), x exact inside the bounds (not rounded through them: the ZINB mean's bound is 1e6). Gradient 1 inside, 0 outside. */
+export const clamp = (g: Graph, x: Sym, lo: number, hi: number): Sym => clampMax(g, clampMin(g, x, lo), hi);
 
 /** Batch statistics of one training-mode pass through a batch norm, for the running-statistics update. */
 interface BatchStats { mean: Sym; variance: Sym; count: number }

@@ -1,6 +1,8 @@
 import * as path from 'node:path';
 import { seededResNet18StateDict } from '../model/resnet18';
 import { loadStateDict, type StateDict } from '../weights';
+import { EGN_PRESETS, EgnNet, type EgnConfig } from './egn';
+import { HIST2ST_PRESETS, Hist2stNet, type Hist2stConfig } from './hist2st';
 import { HISTOGENE_PRESETS, HisToGeneNet, type HistogeneConfig } from './histogene';
 import { STNET_PRESETS, StNet, stnetPretrainedWeights, type StNetConfig } from './stnet';
 import type { BaselineDims, BaselineName, BaselineNet } from './model';
@@ -37,6 +39,8 @@ const entries = new Map<BaselineName, Entry>([
     pretrained: (sd, file, c) => stnetPretrainedWeights(sd, file, c as unknown as StNetConfig),
   }],
   ['histogene', { label: 'HisToGene', presets: HISTOGENE_PRESETS, create: (c, d, seed) => new HisToGeneNet(c as HistogeneConfig, d, seed) }],
+  ['hist2st', { label: 'Hist2ST', presets: HIST2ST_PRESETS, create: (c, d, seed) => new Hist2stNet(c as Hist2stConfig, d, seed) }],
+  ['egn', { label: 'EGN', presets: EGN_PRESETS, create: (c, d, seed) => new EgnNet(c as EgnConfig, d, seed) }],
 ]);
 
 export const isBaselineName = (name: string): name is BaselineName => (BASELINES as readonly string[]).includes(name);

@@ -3,6 +3,7 @@ import type { Executor, Program } from '../engine/executor';
 import { Graph, type HostArray } from '../engine/graph';
 import { compileTrainStep, initialState, type TrainState, type TrainStep } from '../engine/step';
 import { cropFeed, rowsOf, sizeFactors, spotPositions } from '../baselines/feeds';
+import { hist2stAdjacency } from '../baselines/hist2st';
 import { declareInputs, type BaselineNet, type InputName } from '../baselines/model';
 import { References } from '../baselines/references';
 import { bucket } from '../models/globalLayout';
@@ -287,13 +288,7 @@ function countsOf(s: SectionInputs): Float32Array {
 function sectionAdjacency(s: SectionInputs): Float32Array {
   if (!s.adjacency) {
     const { rows, cols } = spotPositions(s);
-    s.adjacency = spotGraph(Array.from(rows), Array.from(cols));
+    s.adjacency = hist2stAdjacency(Array.from(rows), Array.from(cols));
   }
   return s.adjacency;
 }
-
-let spotGraph: (rows: number[], cols: number[]) => Float32Array = () => {
-  throw new Error('no spot graph builder is registered');
-};
-/** The builder of Hist2ST's row-normalised spot graph (registered by baselines/hist2st.ts). */
-export function registerSpotGraph(f: typeof spotGraph): void { spotGraph = f; }
