@@ -86,7 +86,7 @@ export class BleepNet implements BaselineNet {
   readonly retrieval: { k: number; embedSpots(g: Graph, truth: Sym): Sym };
 
   constructor(readonly config: BleepConfig, readonly dims: BaselineDims, seed = 0) {
-    if (config.cropSize % 32 !== 0) throw new Error(`bleep: cropSize ${config.cropSize} must be a multiple of 32 (the ResNet18's stride)`);
+    if (!Number.isInteger(config.cropSize) || config.cropSize < 32) throw new Error(`bleep: cropSize ${config.cropSize} must be an integer >= 32 (the ResNet18 halves it five times)`);
     this.cropSize = config.cropSize;
     this.table = new ParamTable(seed);
     // torchvision's initialisation for the trunk (replaced by the Ciga weights when a file is given).
