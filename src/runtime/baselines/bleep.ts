@@ -149,14 +149,15 @@ export function bleepPredictFromRetrieval(neighbours: Int32Array, referenceLabel
   if (!(k >= 1) || neighbours.length % k !== 0) throw new Error(`bleep: ${neighbours.length} neighbour indices are not rows of k = ${k}`);
   const nq = neighbours.length / k;
   const out = new Float32Array(nq * G);
+  const sum = new Float64Array(G);
   for (let q = 0; q < nq; q++) {
-    const row = out.subarray(q * G, (q + 1) * G);
+    sum.fill(0);
     for (let j = 0; j < k; j++) {
       const r = neighbours[q * k + j];
       if (r < 0 || r >= m) throw new Error(`bleep: neighbour ${r} of query ${q} is outside the ${m} reference spots`);
-      for (let c = 0; c < G; c++) row[c] += referenceLabels[r * G + c];
+      for (let c = 0; c < G; c++) sum[c] += referenceLabels[r * G + c];
     }
-    for (let c = 0; c < G; c++) row[c] /= k;
+    for (let c = 0; c < G; c++) out[q * G + c] = sum[c] / k;
   }
   return out;
 }
