@@ -16,7 +16,7 @@ import { writeSyntheticStore } from './helpers/syntheticStore';
  * model's reference spots kept with its weights), a resumed run, and the inputs each model needs.
  */
 
-const MODELS = ['stnet', 'histogene', 'hist2st', 'egn'] as const;
+const MODELS = ['stnet', 'histogene', 'hist2st', 'egn', 'bleep'] as const;
 
 describe('the baselines train, cross-validate and predict through the one trainer', () => {
   let tmp = '';
@@ -25,7 +25,7 @@ describe('the baselines train, cross-validate and predict through the one traine
     await initCompute({ backend: 'cpu' });
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'triplex-baselines-'));
     store = path.join(tmp, 'store');
-    await writeSyntheticStore(path.join(tmp, 'synthetic'), store, { patients: 3, sectionsPerPatient: 2, gridSize: 5, genes: 30 }, 20);
+    await writeSyntheticStore(path.join(tmp, 'synthetic'), store, { patients: 4, sectionsPerPatient: 2, gridSize: 5, genes: 30 }, 20);
     await extractFeatures(store, { encoder: 'resnet18' });
   });
   after(() => fs.rmSync(tmp, { recursive: true, force: true }));

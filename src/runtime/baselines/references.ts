@@ -1,6 +1,7 @@
 import type { Pick } from '../train/batches';
 import type { SectionInputs } from '../train/data';
 import type { StateDict } from '../weights/stateDict';
+import { bleepPredictFromRetrieval } from './bleep';
 import { nearest } from './retrieval';
 
 /**
@@ -98,16 +99,7 @@ export class References {
   retrieve(queries: Float32Array, n: number, keys: Float32Array, width: number, k: number): Float32Array {
     const G = this.genes;
     const hits = nearest(queries, n, keys, this.size, width, Math.min(k, this.size), 'cosine');
-    const kk = hits.length / Math.max(n, 1);
-    const out = new Float32Array(n * G);
-    for (let q = 0; q < n; q++) {
-      for (let j = 0; j < kk; j++) {
-        const r = hits[q * kk + j];
-        for (let c = 0; c < G; c++) out[q * G + c] += this.labels[r * G + c];
-      }
-      for (let c = 0; c < G; c++) out[q * G + c] /= kk;
-    }
-    return out;
+    return bleepPredictFromRetrieval(hits, this.labels, G, Math.min(k, this.size));
   }
 
   writeTo(sd: StateDict, trainSections: readonly string[]): void {

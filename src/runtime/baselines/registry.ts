@@ -1,6 +1,7 @@
 import * as path from 'node:path';
 import { seededResNet18StateDict } from '../model/resnet18';
 import { loadStateDict, type StateDict } from '../weights';
+import { BLEEP_PRESETS, BleepNet, bleepPretrainedWeights, type BleepConfig } from './bleep';
 import { EGN_PRESETS, EgnNet, type EgnConfig } from './egn';
 import { HIST2ST_PRESETS, Hist2stNet, type Hist2stConfig } from './hist2st';
 import { HISTOGENE_PRESETS, HisToGeneNet, type HistogeneConfig } from './histogene';
@@ -40,6 +41,10 @@ const entries = new Map<BaselineName, Entry>([
   }],
   ['histogene', { label: 'HisToGene', presets: HISTOGENE_PRESETS, create: (c, d, seed) => new HisToGeneNet(c as HistogeneConfig, d, seed) }],
   ['hist2st', { label: 'Hist2ST', presets: HIST2ST_PRESETS, create: (c, d, seed) => new Hist2stNet(c as Hist2stConfig, d, seed) }],
+  ['bleep', {
+    label: 'BLEEP', presets: BLEEP_PRESETS, create: (c, d, seed) => new BleepNet(c as BleepConfig, d, seed),
+    pretrained: (sd, file) => bleepPretrainedWeights(sd, file), defaultStart: 'seeded-resnet18',
+  }],
   ['egn', { label: 'EGN', presets: EGN_PRESETS, create: (c, d, seed) => new EgnNet(c as EgnConfig, d, seed) }],
 ]);
 
