@@ -8,7 +8,7 @@ import { datasetCommand } from './dataset';
 import { preprocessCommand, slideCommand } from './preprocess';
 import { extractCommand } from './extract';
 import { spotViewCommand, tilesCommand } from './viewer';
-import { ablationCommand, cvCommand, predictCommand, trainFoldCommand } from './train';
+import { ablationCommand, benchmarkCommand, cvCommand, predictCommand, trainFoldCommand } from './train';
 
 const program = new Command('triplex')
   .description('TRIPLEX: spatial gene expression from H&E whole-slide images')
@@ -33,6 +33,7 @@ program.addCommand(cvCommand());
 program.addCommand(trainFoldCommand());
 program.addCommand(predictCommand());
 program.addCommand(ablationCommand());
+program.addCommand(benchmarkCommand());
 program.addCommand(tilesCommand());
 program.addCommand(spotViewCommand());
 program.addCommand(demoCommand());

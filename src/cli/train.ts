@@ -7,6 +7,10 @@ import { crossValidate, writePredictions, ALL_VIEWS, type CvOptions } from '../r
 import { loadTrainingData } from '../runtime/train/data';
 import { loadTrainedModel, predictSections, prepareTargetInputs, type TargetMode, type TrainProgress } from '../runtime/train/trainer';
 import type { Fold } from '../runtime/eval/folds';
+import { BASELINES } from '../runtime/baselines/model';
+import { isBaselineName } from '../runtime/baselines/registry';
+import { runBenchmark } from '../runtime/eval/benchmark';
+import { BENCHMARK_MODELS, modelLabel } from '../runtime/eval/table1';
 import { computeOptions, decimalNumber, wholeNumber } from './options';
 
 /** `triplex cv`, `triplex train-fold`, `triplex ablation` and `triplex predict`. */
@@ -33,12 +37,12 @@ interface TrainFlags {
 
 
 function trainingOptions(cmd: Command, withModel = true): Command {
-  if (withModel) cmd.addOption(new Option('--model <variant>', 'model variant').choices(VARIANTS.map((v) => v.name)).default('triplex'));
+  if (withModel) cmd.addOption(new Option('--model <name>', `a TRIPLEX variant, or one of the published models it is compared with (${BASELINES.join(', ')})`).choices([...VARIANTS.map((v) => v.name), ...BASELINES]).default('triplex'));
   return cmd
     .addOption(new Option('--preset <name>', 'hyperparameters: the paper\'s per-dataset configs, or the small demo one').choices(Object.keys(PRESETS)).default('bc1'))
     .option('--folds <scheme>', "lopo (leave one patient out), kfold:<k> (k folds grouped by patient), or section (one fold per section; sections of a patient are near-duplicates, so it is optimistic)", 'lopo')
     .addOption(new Option('--mode <mode>', 'target encoder: frozen (cached token maps), layer4 (last stage fine-tuned on cached layer3 maps) or full (whole ResNet18 fine-tuned, as the paper)').choices(['frozen', 'layer4', 'full']).default('frozen'))
-    .option('--weights <checkpoint>', 'modes layer4 and full: the ResNet18 weights the features were extracted with (the target encoder starts from them)')
+    .option('--weights <checkpoint>', 'modes layer4 and full: the ResNet18 weights the features were extracted with (the target encoder starts from them); stnet: DenseNet-121 weights (.pth, .ckpt, .safetensors); bleep: the ResNet18 it starts from (default: the encoder of `triplex extract` without --weights)')
     .option('--epochs <n>', 'maximum epochs', wholeNumber(1), 200)
     .option('--patience <n>', 'epochs without a better validation PCC before stopping', wholeNumber(1), 20)
     .option('--batch <n>', 'spots per optimiser step', wholeNumber(1), 128)
@@ -54,7 +58,7 @@ function trainingOptions(cmd: Command, withModel = true): Command {
 
 function cvOptions(store: string, o: TrainFlags, log: (m: string) => void, signal: AbortSignal): CvOptions {
   return {
-    storeDir: store, outDir: o.out ?? path.join(store, 'runs', `${o.model}-${o.mode}`), variant: o.model, preset: o.preset, folds: o.folds, mode: o.mode,
+    storeDir: store, outDir: o.out ?? path.join(store, 'runs', isBaselineName(o.model) ? o.model : `${o.model}-${o.mode}`), variant: o.model, preset: o.preset, folds: o.folds, mode: o.mode,
     epochs: o.epochs, patience: o.patience, batchSize: o.batch, microBatch: o.microBatch, learningRate: o.lr, seed: o.seed, init: o.init, standardizeInputs: o.standardizeInputs, validationFraction: o.validation,
     features: o.features, weights: o.weights, signal, log, onProgress: o.progress === 'json' ? jsonProgress : epochLine(log),
   };
@@ -108,7 +112,7 @@ export function cvCommand(): Command {
       const controller = interruptible();
       const result = await crossValidate(cvOptions(store, o, console.log, controller.signal));
       console.log('');
-      console.log(formatMetricsTable([{ model: `${o.model} (${o.mode})`, summary: result.evaluation.summary }]));
+      console.log(formatMetricsTable([{ model: isBaselineName(o.model) ? o.model : `${o.model} (${o.mode})`, summary: result.evaluation.summary }]));
       console.log(`metrics and predictions -> ${cvOptions(store, o, console.log, controller.signal).outDir}`);
       if (result.aborted) process.exitCode = 130;
     });
@@ -191,5 +195,40 @@ export function predictCommand(): Command {
       } finally {
         await model.dispose();
       }
+    });
+}
+
+export function benchmarkCommand(): Command {
+  return new Command('benchmark')
+    .description("the paper's comparison (Table 1): TRIPLEX, its single-view models and ST-Net, HisToGene, Hist2ST, EGN and BLEEP on every fold under one protocol; resumable, done cells skipped")
+    .argument('<store>', 'dataset store with images and extracted features')
+    .option('--models <list>', `comma-separated subset of ${BENCHMARK_MODELS.join(',')}`)
+    .option('--folds <scheme>', 'lopo (leave one patient out) or kfold:<k> (k folds grouped by patient)', 'lopo')
+    .addOption(new Option('--preset <name>', "sizes: the paper's (bc1, bc2, scc; the baselines' paper settings) or the small demo ones").choices(Object.keys(PRESETS)).default('bc1'))
+    .addOption(new Option('--mode <mode>', "TRIPLEX's target encoder (frozen, layer4, full); the published models train as their papers do").choices(['frozen', 'layer4', 'full']).default('frozen'))
+    .option('--epochs <n>', 'maximum epochs per fold', wholeNumber(1), 200)
+    .option('--patience <n>', 'epochs without a better validation PCC before stopping', wholeNumber(1), 20)
+    .option('--batch <n>', 'spots per optimiser step (HisToGene and Hist2ST take one section per step)', wholeNumber(1), 128)
+    .option('--lr <rate>', 'Adam learning rate, every model (StepLR: x0.9 every 50 epochs)', decimalNumber(0, 1, { min: true }), 1e-4)
+    .option('--seed <n>', 'seed of initialisation, batches, augmentation and dropout', wholeNumber(0, 2 ** 32 - 1), 0)
+    .option('--validation <fraction>', "share of each fold's training sections held out (whole patients) for early stopping", decimalNumber(0, 1, { max: true }), 0.15)
+    .addOption(new Option('--init <how>', "every model's output bias: pytorch (the references' defaults) or mean-bias (the training mean; for short runs)").choices(['pytorch', 'mean-bias']).default('pytorch'))
+    .option('--standardize-inputs', "TRIPLEX: standardise each frozen feature channel with training statistics (for encoders without pretrained weights)")
+    .option('--features <key>', 'features folder under <store>/features (default: the only one)')
+    .option('--out <dir>', 'benchmark folder (default <store>/runs/benchmark-<preset>)')
+    .action(async (store: string, o: { models?: string; folds: string; preset: string; mode: TargetMode; epochs: number; patience: number; batch: number; lr: number; seed: number; validation: number; init: 'pytorch' | 'mean-bias'; standardizeInputs?: boolean; features?: string; out?: string }, cmd: Command) => {
+      await initCompute(computeOptions(cmd));
+      const controller = interruptible();
+      const out = o.out ?? path.join(store, 'runs', `benchmark-${o.preset}`);
+      const result = await runBenchmark({
+        storeDir: store, outDir: out, models: o.models?.split(',').map((m) => m.trim()).filter(Boolean), folds: o.folds, preset: o.preset, mode: o.mode,
+        epochs: o.epochs, patience: o.patience, batchSize: o.batch, learningRate: o.lr, seed: o.seed, validationFraction: o.validation, init: o.init, standardizeInputs: o.standardizeInputs,
+        features: o.features, signal: controller.signal, log: console.log,
+        onProgress: (model, fold, e) => { if (e.kind === 'epoch') console.log(`${modelLabel(model)} fold ${fold.index} epoch ${e.epoch + 1}/${e.epochs}: loss ${e.loss.toFixed(4)}, validation PCC ${e.validationPcc?.toFixed(3) ?? 'n/a'}`); },
+      });
+      console.log('');
+      console.log(result.markdown);
+      console.log(`table1.md, table1.csv and results.json -> ${out}`);
+      if (result.aborted) process.exitCode = 130;
     });
 }

@@ -1,5 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -9,6 +10,9 @@ import { crossValidate, readPredictions } from '../../src/runtime/train/cv';
 import { loadTrainingData } from '../../src/runtime/train/data';
 import { loadTrainedModel, predictSections } from '../../src/runtime/train/trainer';
 import { writeSyntheticStore } from './helpers/syntheticStore';
+import { repoRoot } from './helpers/paths';
+
+const cli = (args: string[]) => spawnSync(process.execPath, [path.join(repoRoot(), 'dist', 'cli.js'), ...args], { encoding: 'utf8' });
 
 /**
  * Every baseline through the one trainer and cross-validation on a small synthetic store: patient
@@ -50,4 +54,36 @@ describe('the baselines train, cross-validate and predict through the one traine
       await learner.dispose();
     });
   }
+
+  test('`triplex benchmark` runs all nine models on every fold, writes Table 1, skips done cells and refuses another protocol', () => {
+    const out = path.join(tmp, 'benchmark');
+    const args = ['benchmark', store, '--preset', 'demo', '--epochs', '1', '--batch', '16', '--lr', '1e-3', '--out', out];
+    const r = cli(args);
+    assert.equal(r.status, 0, r.stderr);
+    const md = fs.readFileSync(path.join(out, 'table1.md'), 'utf8');
+    for (const label of ['ST-Net', 'EGN', 'BLEEP', 'TEM', 'NEM', 'HisToGene', 'GEM', 'Hist2ST', 'TRIPLEX']) assert.match(md, new RegExp(`\\| ${label} \\| (\\*\\*)?\\d`), `${label} has a row`);
+    for (const group of ['Local', 'Global', 'Local\\+Global', 'Multiple']) assert.match(md, new RegExp(`\\| ${group} \\|`));
+    assert.equal((md.match(/\*\*/g) ?? []).length, 8, 'one best cell per metric column');
+    const results = JSON.parse(fs.readFileSync(path.join(out, 'results.json'), 'utf8'));
+    assert.equal(results.rows.length, 9);
+    for (const row of results.rows) assert.equal(row.folds, 4, `${row.model}: every patient fold`);
+    assert.equal(fs.readFileSync(path.join(out, 'table1.csv'), 'utf8').trim().split('\n').length, 10);
+    assert.match(r.stdout, /\| group \| model \| MSE \| MAE \| PCC\(M\) \| PCC\(H\) \| folds \|/);
+
+    // Done cells are skipped; the same table comes back.
+    const again = cli(args);
+    assert.equal(again.status, 0, again.stderr);
+    assert.equal((again.stdout.match(/done in an earlier run/g) ?? []).length, 9);
+    assert.equal(fs.readFileSync(path.join(out, 'table1.md'), 'utf8'), md);
+
+    // Another protocol in the same folder: refused, nothing overwritten.
+    const other = cli([...args.slice(0, -2), '--epochs', '2', '--out', out]);
+    assert.equal(other.status, 1);
+    assert.match(other.stderr, /holds a benchmark of another epochs \(1, now 2\).*choose another --out/);
+    assert.equal(fs.readFileSync(path.join(out, 'table1.md'), 'utf8'), md);
+
+    const unknown = cli(['benchmark', store, '--models', 'triplex,stnetx', '--out', path.join(tmp, 'b2')]);
+    assert.equal(unknown.status, 1);
+    assert.match(unknown.stderr, /unknown model stnetx; choose from stnet, egn, bleep/);
+  });
 });

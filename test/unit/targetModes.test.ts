@@ -161,7 +161,7 @@ describe('modes layer4 and full', () => {
     for (const s of manifest.sections) delete s.image;
     fs.writeFileSync(path.join(bare, 'store.json'), JSON.stringify(manifest));
     const bareData = loadTrainingData(bare, { views: ['neighbor', 'global'] });
-    await assert.rejects(trainFold(bareData, options('full', 'e3')), /section B1 has no image; modes layer4 and full train the target encoder on the spots' crops/);
+    await assert.rejects(trainFold(bareData, options('full', 'e3')), /section B1 has no image, and modes layer4 and full train the target encoder on the spots' crops/);
     assert.ok(!fs.existsSync(path.join(tmp, 'e3', 'last.safetensors')), 'nothing written for a refused run');
   });
 

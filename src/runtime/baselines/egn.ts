@@ -213,6 +213,7 @@ export const egnParameterCount = (config: EgnConfig, dims: BaselineDims): number
 
 export class EgnNet implements BaselineNet {
   readonly name = 'egn' as const;
+  readonly headBias = 'mlp_head.1.bias';
   readonly unit = 'spot' as const;
   readonly needs = ['crops', 'own', 'exemplars', 'exemplarTargets', 'truth'] as const;
   readonly table: ParamTable;

@@ -244,6 +244,7 @@ export function augmentCrops(crops: Float32Array, n: number, S: number, a: CopyA
 
 export class Hist2stNet implements BaselineNet {
   readonly name = 'hist2st' as const;
+  readonly headBias = 'gene_head.1.bias';
   readonly unit = 'section' as const;
   readonly needs: readonly InputName[] = ['crops', 'rows', 'cols', 'adjacency', 'counts', 'sizeFactors', 'truth'];
   readonly table: ParamTable;

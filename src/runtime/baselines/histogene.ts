@@ -125,6 +125,7 @@ class FeedForwardLayer {
 
 export class HisToGeneNet implements BaselineNet {
   readonly name = 'histogene';
+  readonly headBias = 'gene_head.1.bias';
   readonly unit = 'section';
   readonly needs: readonly InputName[] = ['crops', 'rows', 'cols', 'truth'];
   readonly cropSize: number;

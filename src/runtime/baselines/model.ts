@@ -50,6 +50,8 @@ export interface BaselineNet {
   readonly cropSize: number;
   /** The standard inputs its graphs read (besides the ones it declares itself, fed by trainingFeeds). */
   readonly needs: readonly InputName[];
+  /** The output layer's bias [G], by parameter name (none for a retrieval model): `--init mean-bias` starts it at the training mean. */
+  readonly headBias?: string;
   /** K, for EGN's exemplar inputs. */
   readonly exemplarCount?: number;
   /** Prediction [n, G] in inference mode (BLEEP: the projected image embedding [n, P]). */

@@ -39,6 +39,7 @@ export function stnetParameterCount(config: StNetConfig, genes: number): number 
 
 export class StNet implements BaselineNet {
   readonly name = 'stnet' as const;
+  readonly headBias = 'classifier.bias';
   readonly unit = 'spot' as const;
   readonly needs: readonly InputName[] = ['crops', 'truth'];
   readonly cropSize: number;

@@ -49,14 +49,22 @@ export class BaselineLearner implements FoldLearner {
   get hasTrunk(): boolean { return false; }
   private get usesReferences(): boolean { return this.net.retrieval !== undefined || this.net.needs.includes('exemplars'); }
 
-  /** Reads what the model needs of the sections beyond labels: crops, counts, the frozen global features of EGN. */
-  async prepareInputs(data: TrainingData, sections: readonly SectionInputs[]): Promise<void> {
+  /** Starts the output layer's bias at `values` [G] (the training mean: `--init mean-bias`). */
+  setHeadBias(values: Float32Array): void {
+    const name = this.net.headBias;
+    if (!name) throw new Error(`${this.net.name} has no output bias to start at the training mean (it predicts by retrieval)`);
+    if (values.length !== this.net.dims.genes) throw new Error(`setHeadBias: ${values.length} values for ${this.net.dims.genes} genes`);
+    this.state.params.set(name, values.slice());
+  }
+
+  /** Reads what the model needs of the sections beyond labels: crops, the frozen global features of EGN, and for training the raw counts. */
+  async prepareInputs(data: TrainingData, sections: readonly SectionInputs[], training = false): Promise<void> {
     const needs = new Set(this.net.needs);
     if (needs.has('crops')) {
       const { loadTargetCrops } = await import('./targetCrops');
       await loadTargetCrops(data, sections, `${this.net.name} takes the spots' crops`);
     }
-    if (needs.has('counts')) {
+    if (training && needs.has('counts')) {
       const { loadCounts } = await import('./data');
       loadCounts(data, sections);
     }
@@ -65,7 +73,8 @@ export class BaselineLearner implements FoldLearner {
 
   /** Before training: the reference spots of the training fold (retrieval models). */
   async prepare(data: TrainingData, train: readonly SectionInputs[], evaluated: readonly SectionInputs[]): Promise<void> {
-    await this.prepareInputs(data, [...train, ...evaluated]);
+    await this.prepareInputs(data, train, true);
+    await this.prepareInputs(data, evaluated);
     this.train = { sections: train.map((s) => s.id), patients: train.map((s) => s.patient) };
     if (this.usesReferences) this.references = References.fromSections(train, data.genes.length, this.net.needs.includes('own'));
   }

@@ -363,6 +363,7 @@ async function baselineSetup(data: TrainingData, settings: BaselineSettings, o: 
   const start = await baselineStart(settings, o.weights);
   const learner = new BaselineLearner(net, engine.executor, start?.weights);
   await learner.prepare(data, trainSections, validationSections);
+  if (o.init === 'mean-bias' && net.headBias) learner.setHeadBias(meanExpression(trainSections, data.genes.length));
   const train = { sections: trainSections.map((s) => s.id), patients: trainSections.map((s) => s.patient) };
   return {
     learner, microBatch: o.batchSize,
