@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { initCompute } from '../../src/runtime/compute/backend';
+import { findRunResults } from '../../src/runtime/eval/runResults';
 import { extractFeatures } from '../../src/runtime/features/extract';
 import { crossValidate, readPredictions } from '../../src/runtime/train/cv';
 import { loadTrainingData } from '../../src/runtime/train/data';
@@ -69,6 +70,13 @@ describe('the baselines train, cross-validate and predict through the one traine
     for (const row of results.rows) assert.equal(row.folds, 4, `${row.model}: every patient fold`);
     assert.equal(fs.readFileSync(path.join(out, 'table1.csv'), 'utf8').trim().split('\n').length, 10);
     assert.match(r.stdout, /\| group \| model \| MSE \| MAE \| PCC\(M\) \| PCC\(H\) \| folds \|/);
+
+    // The results table reads the benchmark's runs in Table 1's order and grouping.
+    const table = findRunResults(out);
+    assert.deepEqual(table.problems, []);
+    assert.deepEqual(table.rows.map((row) => [row.variant, row.group]), [
+      ['stnet', 'Local'], ['egn', 'Local'], ['bleep', 'Local'], ['tem', 'Local'], ['nem', 'Local'], ['histogene', 'Global'], ['gem', 'Global'], ['hist2st', 'Local+Global'], ['triplex', 'Multiple'],
+    ]);
 
     // Done cells are skipped; the same table comes back.
     const again = cli(args);

@@ -117,7 +117,7 @@ async function runBenchmarkLocked(o: BenchmarkOptions): Promise<BenchmarkResult>
     const result: CvResult = await crossValidate({
       storeDir: o.storeDir, outDir: dir, variant: model, preset: protocol.preset, folds: protocol.folds, mode: isBaselineName(model) ? 'frozen' : protocol.mode,
       epochs: protocol.epochs, patience: protocol.patience, batchSize: protocol.batchSize, learningRate: protocol.learningRate, seed: protocol.seed,
-      validationFraction: protocol.validationFraction, init: protocol.init, standardizeInputs: protocol.standardizeInputs, features: o.features, data, signal: o.signal, log: (m) => log(`${model}: ${m}`),
+      validationFraction: protocol.validationFraction, init: protocol.init, standardizeInputs: protocol.standardizeInputs, features: o.features, data, signal: o.signal, log: (m) => log(m.startsWith(`${model}: `) ? m : `${model}: ${m}`),
       onProgress: (fold, e) => o.onProgress?.(model, fold, e),
     });
     const seconds = (performance.now() - t0) / 1000;

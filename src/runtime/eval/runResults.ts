@@ -4,6 +4,7 @@ import { VARIANTS } from '../model/triplex/config';
 import { bestPerColumn } from '../../protocol/outputs';
 import type { RunSummary } from '../../protocol/webviews';
 import type { MeanStd } from './metrics';
+import { BENCHMARK_MODELS, isBenchmarkModel, table1Group, type BenchmarkModel } from './table1';
 
 /**
  * The results of cross-validation runs (each run folder's results.json, written by
@@ -44,7 +45,7 @@ export function readRunResults(file: string): RunRow {
   const variant = VARIANTS.find((v) => v.name === raw.variant);
   return {
     variant: raw.variant,
-    group: variant?.group ?? 'other',
+    group: groupOf(raw.variant, path.dirname(file)),
     description: raw.description ?? variant?.description ?? '',
     mode: raw.mode ?? 'frozen',
     folds: raw.folds ?? 'lopo',
@@ -81,11 +82,25 @@ export function findRunResults(root: string, depth = 3): RunResults {
     }
   }
   const order = (r: RunRow) => {
+    // A benchmark's runs in Table 1's order; otherwise the ablation tables' order, the published models after.
+    if (inBenchmark(r.dir) && isBenchmarkModel(r.variant)) return BENCHMARK_MODELS.indexOf(r.variant);
     const i = VARIANTS.findIndex((v) => v.name === r.variant);
-    return i < 0 ? VARIANTS.length : i;
+    return BENCHMARK_MODELS.length + (i < 0 ? VARIANTS.length + BENCHMARK_MODELS.indexOf(r.variant as BenchmarkModel) : i);
   };
   rows.sort((a, b) => order(a) - order(b) || a.variant.localeCompare(b.variant) || a.dir.localeCompare(b.dir));
   return { rows, problems };
+}
+
+/** Whether a run folder is a model's cell of a `triplex benchmark` (its parent holds benchmark.json). */
+const inBenchmark = (dir: string): boolean => fs.existsSync(path.join(path.dirname(dir), 'benchmark.json'));
+
+/**
+ * A run's group in tables: Table 1's (Local, Global, Local+Global, Multiple) for a benchmark's
+ * cells and for the published models; the ablation tables' (model, views, ...) for TRIPLEX's variants.
+ */
+function groupOf(variant: string, dir: string): string {
+  if (isBenchmarkModel(variant) && (inBenchmark(dir) || !VARIANTS.some((v) => v.name === variant))) return table1Group(variant);
+  return VARIANTS.find((v) => v.name === variant)?.group ?? 'other';
 }
 
 /** Row index of the best mean per metric (-1 when none is defined). */
