@@ -5,6 +5,8 @@ import * as readline from 'node:readline';
 import * as vscode from 'vscode';
 import { makeFolds } from '../runtime/eval/folds';
 import { VARIANTS } from '../runtime/model/triplex/config';
+import { BASELINES, type BaselineName } from '../runtime/baselines/model';
+import { modelLabel, table1Group } from '../runtime/eval/table1';
 import { computeEnv } from '../notebook/controller';
 import { openResultsPanel, type ResultsPanelHandle } from '../webviews/resultsPanel';
 import { openSlideViewer, type SlideViewerHandle } from '../webviews/slideViewer';
@@ -22,6 +24,8 @@ import { featuresKey, SEEDED_RESNET18_WEIGHTS } from '../runtime/features/featur
  */
 
 export type TrainingMode = 'frozen' | 'layer4' | 'full';
+
+const isBaseline = (name: string): name is BaselineName => (BASELINES as readonly string[]).includes(name);
 
 export interface TrainFoldRequest {
   store: string;
@@ -84,7 +88,11 @@ async function ask(context: vscode.ExtensionContext): Promise<TrainFoldRequest |
   }), { title: 'Train fold (1/6): dataset store', ignoreFocusOut: true }))?.store;
   if (!store) return undefined;
 
-  const variant = (await vscode.window.showQuickPick(VARIANTS.map((v) => ({ label: v.name, description: v.group, detail: v.description, picked: v.name === remembered.variant }))
+  const models = [
+    ...VARIANTS.map((v) => ({ label: v.name, description: v.group, detail: v.description })),
+    ...BASELINES.map((b) => ({ label: b, description: `published model (${table1Group(b)})`, detail: `${modelLabel(b)} as the paper compares it, on the same folds and protocol` })),
+  ];
+  const variant = (await vscode.window.showQuickPick(models.map((m) => ({ ...m, picked: m.label === remembered.variant }))
     .sort((a, b) => Number(b.label === (remembered.variant ?? 'triplex')) - Number(a.label === (remembered.variant ?? 'triplex'))), { title: 'Train fold (2/6): model variant', ignoreFocusOut: true }))?.label;
   if (!variant) return undefined;
 
@@ -100,7 +108,8 @@ async function ask(context: vscode.ExtensionContext): Promise<TrainFoldRequest |
     { label: 'layer4', detail: 'last ResNet18 stage fine-tuned on cached layer3 maps of the crops (slower)' },
     { label: 'full', detail: 'whole ResNet18 fine-tuned on the crops, as the paper (much slower: about 1.5 spots/s here)' },
   ];
-  const mode = (await vscode.window.showQuickPick(modes.sort((a, b) => Number(b.label === (remembered.mode ?? 'frozen')) - Number(a.label === (remembered.mode ?? 'frozen'))), { title: 'Train fold (4/6): training mode', ignoreFocusOut: true }))?.label;
+  // The published models train as their papers do: the target-encoder mode is TRIPLEX's.
+  const mode = isBaseline(variant) ? 'frozen' : (await vscode.window.showQuickPick(modes.sort((a, b) => Number(b.label === (remembered.mode ?? 'frozen')) - Number(a.label === (remembered.mode ?? 'frozen'))), { title: 'Train fold (4/6): training mode', ignoreFocusOut: true }))?.label;
   if (!mode) return undefined;
   let weights: string | undefined;
   if (mode !== 'frozen' && !fs.existsSync(path.join(store, 'features', featuresKey({ encoder: 'resnet18', weights: SEEDED_RESNET18_WEIGHTS })))) {
@@ -130,9 +139,9 @@ async function ask(context: vscode.ExtensionContext): Promise<TrainFoldRequest |
 
 /** Starts the training process; the returned run ends (done) when the process has exited. */
 export function startTrainFold(context: vscode.ExtensionContext, request: TrainFoldRequest, log: vscode.OutputChannel): TrainFoldRun {
-  const outDir = path.join(request.store, 'runs', `${request.variant}-${request.mode}`);
+  const outDir = path.join(request.store, 'runs', isBaseline(request.variant) ? request.variant : `${request.variant}-${request.mode}`);
   const args = [context.asAbsolutePath(path.join('dist', 'cli.js')), 'train-fold', request.store, '--fold', String(request.fold), '--model', request.variant,
-    '--mode', request.mode, '--epochs', String(request.epochs), '--preset', request.preset, '--out', outDir, '--progress', 'json',
+    ...(isBaseline(request.variant) ? [] : ['--mode', request.mode]), '--epochs', String(request.epochs), '--preset', request.preset, '--out', outDir, '--progress', 'json',
     ...(request.weights ? ['--weights', request.weights] : []), ...(request.extraArgs ?? [])];
   log.appendLine(`[train fold] triplex ${args.slice(1).join(' ')}`);
   log.show(true);

@@ -8,6 +8,10 @@ import { globalLayout } from '../../src/runtime/models/globalLayout';
 import { TriplexNet } from '../../src/runtime/models/triplex';
 import { spotGrid } from '../../src/runtime/model/triplex/apeg';
 import { mulberry32, normal } from '../../src/runtime/util/random';
+import { EGN_PRESETS, EgnNet } from '../../src/runtime/baselines/egn';
+import { HISTOGENE_PRESETS, HisToGeneNet } from '../../src/runtime/baselines/histogene';
+import { BaselineLearner } from '../../src/runtime/train/baselineLearner';
+import type { SectionInputs } from '../../src/runtime/train/data';
 
 /**
  * 1,000 training steps of a small TRIPLEX on onnxruntime: resident memory must not grow. RSS is
@@ -53,4 +57,51 @@ test('no growth of resident memory over 1,000 training steps on onnxruntime', as
   const late = median(rss.slice(900, 1000));
   const growthMiB = (late - early) / 2 ** 20;
   assert.ok(growthMiB < 40, `resident memory grew by ${growthMiB.toFixed(1)} MiB from steps 200-300 to 900-1000`);
+});
+
+/**
+ * The baselines' learner, which assembles every step's inputs on the host (crops downsampled and
+ * flipped, positions, exemplars from the reference pool): 600 steps of a small HisToGene (a
+ * whole section per step) and of a small EGN (spots with exemplars), resident memory sampled.
+ */
+test('no growth of resident memory over 600 baseline training steps (section and spot models)', async () => {
+  const ort = await createOrtExecutor({ threads: 1 });
+  if ('unavailable' in ort) throw new Error(`onnxruntime-node is needed: ${ort.unavailable}`);
+  const genes = 5;
+  const dims = { genes, featureDim: 6 };
+  const random = mulberry32(3);
+  const section = (id: string, patient: string): SectionInputs => {
+    const n = 12;
+    const rows = Array.from({ length: n }, (_, i) => Math.floor(i / 4));
+    const cols = Array.from({ length: n }, (_, i) => i % 4);
+    return {
+      id, patient, n, spotIds: rows.map((_, i) => `${id}-${i}`), storeRows: [], grid: spotGrid(rows, cols),
+      values: normal(random, n * genes), global: normal(random, n * dims.featureDim),
+      crops: Uint8Array.from({ length: n * 224 * 224 * 3 }, () => Math.floor(random() * 256)),
+    };
+  };
+  const sections = [section('a', 'A'), section('b', 'B'), section('c', 'C')];
+  const data = { storeDir: '', featuresDir: '', genes: Array.from({ length: genes }, (_, i) => `g${i}`), hasCounts: true, dim: dims.featureDim, sections: new Map(sections.map((s) => [s.id, s])) };
+  const nets = {
+    histogene: new HisToGeneNet({ ...HISTOGENE_PRESETS.demo, cropSize: 16, dim: 16, depth: 1, heads: 2, dimHead: 8, mlpDim: 32 }, dims, 1),
+    egn: new EgnNet({ ...EGN_PRESETS.demo, cropSize: 28, patchSize: 4, dim: 16, depth: 2, heads: 2, headDim: 8, mlpDim: 32, bridgeHeads: 2, bridgeHeadDim: 8, exemplars: 3 }, dims, 1),
+  };
+  for (const [name, net] of Object.entries(nets)) {
+    const learner = new BaselineLearner(net, ort);
+    await learner.prepare(data, sections, []);
+    const augment = mulberry32(4);
+    const rss: number[] = [];
+    for (let i = 0; i < 600; i++) {
+      const s = sections[i % 3];
+      const picks = net.unit === 'section'
+        ? Array.from({ length: s.n }, (_, spot) => ({ section: s, spot }))
+        : Array.from({ length: 8 }, (_, k) => ({ section: sections[(i + k) % 3], spot: (i * 5 + k) % 12 })).sort((x, y) => x.section.id.localeCompare(y.section.id));
+      const loss = await learner.trainBatch(picks, { learningRate: 1e-3, dropoutSeed: i, augment, microBatch: 8 });
+      assert.ok(Number.isFinite(loss), `${name} step ${i}: loss ${loss}`);
+      rss.push(process.memoryUsage().rss);
+    }
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    const growthMiB = (median(rss.slice(500, 600)) - median(rss.slice(100, 200))) / 2 ** 20;
+    assert.ok(growthMiB < 40, `${name}: resident memory grew by ${growthMiB.toFixed(1)} MiB from steps 100-200 to 500-600`);
+  }
 });
