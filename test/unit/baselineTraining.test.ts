@@ -56,6 +56,26 @@ describe('the baselines train, cross-validate and predict through the one traine
     });
   }
 
+  test('bad input: a store without images, a mode that is TRIPLEX\'s, an unknown model: clear errors, nothing written', async () => {
+    const bare = path.join(tmp, 'bare');
+    fs.cpSync(store, bare, { recursive: true });
+    const manifest = JSON.parse(fs.readFileSync(path.join(bare, 'store.json'), 'utf8'));
+    delete manifest.sections[1].image;
+    fs.writeFileSync(path.join(bare, 'store.json'), JSON.stringify(manifest));
+    const out = path.join(tmp, 'bare-run');
+    const data = loadTrainingData(bare, { views: ['global'] });
+    await assert.rejects(crossValidate({ storeDir: bare, outDir: out, variant: 'histogene', preset: 'demo', epochs: 1, data, onlyFolds: [0] }),
+      new RegExp(`section ${manifest.sections[1].id} has no image, and histogene takes the spots' crops \\(re-run preprocess with --with-images\\)`));
+    assert.deepEqual(fs.existsSync(out) ? fs.readdirSync(out).filter((f) => !f.startsWith('.')) : [], [], 'no checkpoint or result written');
+    const b = cli(['benchmark', bare, '--out', path.join(tmp, 'bare-bench')]);
+    assert.equal(b.status, 1);
+    assert.match(b.stderr, new RegExp(`sections ${manifest.sections[1].id} have no image, and stnet, egn, bleep, histogene, hist2st learn from the spots' crops; re-run \`triplex preprocess\` with --with-images, or leave those models out with --models`));
+    await assert.rejects(crossValidate({ storeDir: store, outDir: out, variant: 'egn', mode: 'full', data }), /--mode full is TRIPLEX's .* egn trains as its paper does/);
+    const r = cli(['cv', store, '--model', 'histogen']);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /argument 'histogen' is invalid\. Allowed choices are .*stnet, histogene, hist2st, egn, bleep/);
+  });
+
   test('`triplex benchmark` runs all nine models on every fold, writes Table 1, skips done cells and refuses another protocol', () => {
     const out = path.join(tmp, 'benchmark');
     const args = ['benchmark', store, '--preset', 'demo', '--epochs', '1', '--batch', '16', '--lr', '1e-3', '--out', out];

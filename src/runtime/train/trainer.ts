@@ -207,8 +207,10 @@ interface FoldSetup {
 }
 
 async function trainFoldLocked(data: TrainingData, options: TrainOptions): Promise<TrainResult> {
+  // Options left undefined (cv passes every one it has) take the defaults, not `undefined`.
+  const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as TrainOptions;
   const o = {
-    epochs: 200, patience: 20, batchSize: 128, learningRate: 1e-4, lrStep: 50, lrGamma: 0.9, seed: 0, resume: true, ...options,
+    epochs: 200, patience: 20, batchSize: 128, learningRate: 1e-4, lrStep: 50, lrGamma: 0.9, seed: 0, resume: true, ...given,
   };
   requireCounts(data, 'trained on');
   const sectionsOf = (ids: readonly string[], role: string) => ids.map((id) => {
