@@ -9,7 +9,7 @@ import { readPredictions, sectionPredictions } from '../runtime/store/prediction
 import { computeEnv } from '../notebook/controller';
 import { post, webviewHtml } from './html';
 import { pearson } from '../runtime/eval/pearson';
-import { compareOnSlide, comparisonRuns, geneComparison, type SlideComparison } from '../runtime/eval/slideComparison';
+import { compareOnSlide, comparisonRuns, viewerPanels, viewerValues, type SlideComparison } from '../runtime/eval/slideComparison';
 
 /**
  * "TRIPLEX: Open Slide Viewer": one section of a store, its image tiled (by `triplex tiles` in a
@@ -74,13 +74,7 @@ function sectionData(request: SlideViewerRequest, section: string): SectionData 
 }
 
 function valuesFor(data: SectionData, gene: string): ViewerInbound['values'] {
-  if (data.comparison) {
-    const v = geneComparison(data.comparison, gene);
-    return {
-      gene, truth: [...v.truth],
-      compare: { scale: v.scale, panels: v.models.map((m) => ({ prediction: [...m.prediction], pcc: Number.isFinite(m.pcc) ? m.pcc : null, ...(m.problem ? { problem: m.problem } : {}) })) },
-    };
-  }
+  if (data.comparison) return viewerValues(data.comparison, gene);
   const out: ViewerInbound['values'] = { gene };
   const g = data.store.genes.indexOf(gene);
   if (data.truth && g >= 0) {
@@ -146,12 +140,7 @@ export async function openSlideViewer(context: vscode.ExtensionContext, request:
           store: request.store, section, predictions: request.predictions, genes, gene,
           spots: { ids: data.spotIds, x: data.rows.map((r) => Number(x?.get(r))), y: data.rows.map((r) => Number(y?.get(r))), labels: data.rows.map((r) => labels[r] || null) },
           spotDiameter: SPOT_DIAMETER, tiles: await tiles, hasTruth: !!data.truth, hasPrediction: !!data.prediction,
-          ...(data.comparison ? {
-            compare: {
-              panels: data.comparison.models.map((m) => ({ label: m.run.label, fold: m.fold })),
-              left: data.comparison.missing.map((m) => `${m.run.label} (${m.reason})`),
-            },
-          } : {}),
+          ...(data.comparison ? { compare: viewerPanels(data.comparison) } : {}),
         });
         await post<ViewerInbound, 'values'>(panel.webview, 'values', valuesFor(data, gene));
         break;

@@ -6,7 +6,8 @@ import * as path from 'node:path';
 import { stringColumn } from '../../src/runtime/store/arrow';
 import { openDatasetStore } from '../../src/runtime/store/datasetStore';
 import { pearson } from '../../src/runtime/eval/pearson';
-import { compareOnSlide, comparisonRuns, geneComparison, percentile, sectionsPredicted, sharedScale, storeOfRuns } from '../../src/runtime/eval/slideComparison';
+import { compareOnSlide, comparisonRuns, geneComparison, percentile, sectionsPredicted, sharedScale, storeOfRuns, viewerPanels, viewerValues } from '../../src/runtime/eval/slideComparison';
+import { parseViewerInbound } from '../../src/protocol/webviews';
 import { writePredictions } from '../../src/runtime/train/cv';
 import { writeSyntheticStore } from './helpers/syntheticStore';
 
@@ -96,6 +97,16 @@ describe('comparing models on a slide', () => {
     assert.ok(Number.isNaN(stnet.pcc));
     assert.match(stnet.problem ?? '', /^ST-Net: prediction is NaN at spot 0/);
     assert.throws(() => geneComparison(c, 'NOT_A_GENE'), /gene NOT_A_GENE is not compared/);
+
+    // As the viewer receives them (through JSON, as webview messages travel): accepted by its validator.
+    const values = JSON.parse(JSON.stringify(viewerValues(c, gene))) as unknown;
+    const parsed = parseViewerInbound({ type: 'values', payload: values });
+    assert.equal(parsed?.type, 'values');
+    const compare = parsed?.type === 'values' ? parsed.payload.compare : undefined;
+    assert.deepEqual(compare?.panels.map((p) => p.pcc === null ? null : Math.round(p.pcc)), [null, 1, -1]);
+    assert.match(compare?.panels[0].problem ?? '', /ST-Net: prediction is NaN/);
+    assert.deepEqual([compare?.scale.lo, compare?.scale.hi], [view.scale.lo, view.scale.hi]);
+    assert.deepEqual(viewerPanels(c), { panels: [{ label: 'ST-Net', fold: 0 }, { label: 'TEM', fold: 1 }, { label: 'TRIPLEX', fold: 0 }], left: [] });
   });
 
   test('a run without a fold testing the section is left out and named; no run at all is an error', async () => {

@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { stringColumn } from '../store/arrow';
 import { openDatasetStore } from '../store/datasetStore';
 import { readPredictions } from '../store/predictions';
+import type { ComparisonPanels, ViewerInbound } from '../../protocol/webviews';
 import { slideMetrics } from './metrics';
 import { BENCHMARK_MODELS, isBenchmarkModel, modelLabel } from './table1';
 
@@ -237,4 +238,18 @@ export function geneComparison(c: SlideComparison, gene: string): GeneComparison
   const truth = column(c.truth);
   const models = c.models.map((m) => ({ label: m.run.label, fold: m.fold, prediction: column(m.values), pcc: m.pcc[g], ...(m.problem ? { problem: m.problem } : {}) }));
   return { gene, truth, models, scale: sharedScale(truth, models.map((m) => m.prediction)) };
+}
+
+/** The slide viewer's panels of a comparison: each model's label and fold, and the runs left out. */
+export function viewerPanels(c: SlideComparison): ComparisonPanels {
+  return { panels: c.models.map((m) => ({ label: m.run.label, fold: m.fold })), left: c.missing.map((m) => `${m.run.label} (${m.reason})`) };
+}
+
+/** One gene of a comparison as the slide viewer's `values` message (an undefined PCC as null: messages travel as JSON). */
+export function viewerValues(c: SlideComparison, gene: string): ViewerInbound['values'] {
+  const v = geneComparison(c, gene);
+  return {
+    gene, truth: [...v.truth],
+    compare: { scale: v.scale, panels: v.models.map((m) => ({ prediction: [...m.prediction], pcc: Number.isFinite(m.pcc) ? m.pcc : null, ...(m.problem ? { problem: m.problem } : {}) })) },
+  };
 }
