@@ -1,4 +1,5 @@
 import * as vscode from 'vscode';
+import { registerCompareModelsCommand } from './commands/compareModels';
 import { registerComputeInfoCommand } from './commands/computeInfo';
 import { registerTrainFoldCommand } from './commands/trainFold';
 import { registerNotebooks, type NotebookApi } from './notebook/register';
@@ -13,6 +14,7 @@ export function activate(context: vscode.ExtensionContext): NotebookApi {
   registerResultsCommand(context, log);
   registerTrainFoldCommand(context, log);
   registerSlideViewerCommand(context, log);
+  registerCompareModelsCommand(context, log);
   return registerNotebooks(context);
 }
 

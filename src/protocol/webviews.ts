@@ -65,6 +65,20 @@ export function parseResultsInbound(value: unknown): Message<ResultsInbound> | u
 /** The tile pyramid as the viewer loads it: `base` + `<level>/<col>_<row>.jpeg`. */
 export interface TileSource { base: string; width: number; height: number; tileSize: number; maxLevel: number; format: 'jpeg' }
 
+/** The models of a comparison: Table 1's label, and the fold whose held-out prediction is shown. */
+export interface ComparisonPanels {
+  panels: { label: string; fold: number }[];
+  /** Runs left out, each with why (no fold of theirs tests the section). */
+  left: string[];
+}
+
+/** One gene of a comparison: each model's prediction and PCC on the slide, and the colour scale all panels share. */
+export interface ComparisonValues {
+  /** In the order of `ComparisonPanels.panels`; `pcc` null where undefined, `problem` says why when not a constant series. */
+  panels: { prediction: number[]; pcc: number | null; problem?: string }[];
+  scale: { lo: number; hi: number; rule: string };
+}
+
 /** Extension -> slide viewer. */
 export interface ViewerInbound {
   init: {
@@ -80,9 +94,11 @@ export interface ViewerInbound {
     tiles?: TileSource;
     hasTruth: boolean;
     hasPrediction: boolean;
+    /** Comparison mode (the paper's Figure 2): the truth, then one panel per model, in this order. */
+    compare?: ComparisonPanels;
   };
   /** One gene's values in spot order; the PCC of truth and prediction on this slide. */
-  values: { gene: string; truth?: number[]; prediction?: number[]; pcc?: number };
+  values: { gene: string; truth?: number[]; prediction?: number[]; pcc?: number; compare?: ComparisonValues };
   spotDetail: { spotId: string; crop: string; neighbors: string; maskedTiles: number };
   error: { message: string };
 }
@@ -111,6 +127,15 @@ export function parseViewerOutbound(value: unknown): Message<ViewerOutbound> | u
 const isNumbers = (v: unknown): v is number[] => Array.isArray(v) && v.every((x) => typeof x === 'number' || x === null);
 const isStrings = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
 
+function isComparisonPanels(v: unknown): boolean {
+  return isObject(v) && isStrings(v.left) && Array.isArray(v.panels) && v.panels.every((x) => isObject(x) && typeof x.label === 'string' && Number.isInteger(x.fold));
+}
+
+function isComparisonValues(v: unknown): boolean {
+  return isObject(v) && isObject(v.scale) && typeof v.scale.lo === 'number' && typeof v.scale.hi === 'number' && typeof v.scale.rule === 'string'
+    && Array.isArray(v.panels) && v.panels.every((x) => isObject(x) && isNumbers(x.prediction) && (x.pcc === null || typeof x.pcc === 'number') && (x.problem === undefined || typeof x.problem === 'string'));
+}
+
 export function parseViewerInbound(value: unknown): Message<ViewerInbound> | undefined {
   if (!isObject(value) || !isObject(value.payload)) return undefined;
   const p = value.payload;
@@ -119,10 +144,12 @@ export function parseViewerInbound(value: unknown): Message<ViewerInbound> | und
       const s = p.spots;
       if (typeof p.section !== 'string' || !isStrings(p.genes) || typeof p.gene !== 'string' || !isObject(s) || !isStrings(s.ids) || !isNumbers(s.x) || !isNumbers(s.y)
         || s.x.length !== s.ids.length || s.y.length !== s.ids.length || typeof p.spotDiameter !== 'number') return undefined;
+      if (p.compare !== undefined && !isComparisonPanels(p.compare)) return undefined;
       return { type: 'init', payload: p as unknown as ViewerInbound['init'] };
     }
     case 'values':
       if (typeof p.gene !== 'string' || (p.truth !== undefined && !isNumbers(p.truth)) || (p.prediction !== undefined && !isNumbers(p.prediction))) return undefined;
+      if (p.compare !== undefined && !isComparisonValues(p.compare)) return undefined;
       return { type: 'values', payload: p as unknown as ViewerInbound['values'] };
     case 'spotDetail':
       return typeof p.spotId === 'string' && typeof p.crop === 'string' && typeof p.neighbors === 'string' ? { type: 'spotDetail', payload: p as unknown as ViewerInbound['spotDetail'] } : undefined;

@@ -28,6 +28,7 @@ export { evaluate, formatMetricsTable, highlyPredictiveGenes, metricsTables, sli
 export { bySection, groupedKFold, leaveOnePatientOut, makeFolds, parseFolds, validationSplit } from './eval/folds';
 export type { Fold } from './eval/folds';
 export { fitRidge, predictRidge } from './eval/ridgeProbe';
+export { compareOnSlide, comparisonRuns, geneComparison } from './eval/slideComparison';
 export { readDataset } from './data/read';
 export { crossValidate, readPredictions, RunStopped } from './train/cv';
 export type { CvOptions, CvResult, FoldResult } from './train/cv';

@@ -9,12 +9,14 @@ import { readPredictions, sectionPredictions } from '../runtime/store/prediction
 import { computeEnv } from '../notebook/controller';
 import { post, webviewHtml } from './html';
 import { pearson } from '../runtime/eval/pearson';
+import { compareOnSlide, comparisonRuns, viewerPanels, viewerValues, type SlideComparison } from '../runtime/eval/slideComparison';
 
 /**
  * "TRIPLEX: Open Slide Viewer": one section of a store, its image tiled (by `triplex tiles` in a
  * child process, cached in the store), its spots coloured by a gene's ground truth, prediction or
  * error. The store's tables are read here (Arrow files, no computation); everything that decodes
- * images runs in the `triplex` child process.
+ * images runs in the `triplex` child process. With `compare`, the truth and several runs'
+ * held-out predictions side by side on one colour scale, each with its PCC (the paper's Figure 2).
  */
 
 export interface SlideViewerRequest {
@@ -23,6 +25,8 @@ export interface SlideViewerRequest {
   /** A predictions.arrow (cv, train-fold or predict) holding this section. */
   predictions?: string;
   gene?: string;
+  /** Comparison mode: run folders, or benchmark folders standing for their models' runs. */
+  compare?: string[];
 }
 
 export interface SlideViewerHandle {
@@ -55,6 +59,7 @@ interface SectionData {
   spotIds: string[];
   truth?: Float32Array;
   prediction?: { genes: string[]; values: Float32Array };
+  comparison?: SlideComparison;
 }
 
 function sectionData(request: SlideViewerRequest, section: string): SectionData {
@@ -64,10 +69,12 @@ function sectionData(request: SlideViewerRequest, section: string): SectionData 
   const ids = stringColumn(store.spots, 'spot_id');
   const spotIds = rows.map((r) => ids[r]);
   const prediction = request.predictions ? sectionPredictions(request.predictions, section, spotIds) : undefined;
-  return { store, rows, spotIds, truth: store.hasCounts ? store.values() : undefined, prediction };
+  const comparison = request.compare ? compareOnSlide(request.store, comparisonRuns(request.compare), section) : undefined;
+  return { store, rows, spotIds, truth: store.hasCounts ? store.values() : undefined, prediction, comparison };
 }
 
 function valuesFor(data: SectionData, gene: string): ViewerInbound['values'] {
+  if (data.comparison) return viewerValues(data.comparison, gene);
   const out: ViewerInbound['values'] = { gene };
   const g = data.store.genes.indexOf(gene);
   if (data.truth && g >= 0) {
@@ -91,17 +98,20 @@ export async function openSlideViewer(context: vscode.ExtensionContext, request:
   const section = request.section ?? manifest.sections[0]?.id;
   if (!section) throw new Error(`${request.store} has no sections`);
   const data = sectionData(request, section);
-  const genes = data.prediction?.genes ?? data.store.genes;
+  for (const m of data.comparison?.missing ?? []) log.appendLine(`[viewer] ${section}: ${m.run.label} left out: ${m.reason}`);
+  for (const m of data.comparison?.models ?? []) if (m.problem) log.appendLine(`[viewer] ${section}: ${m.problem}`);
+  const genes = data.comparison?.genes ?? data.prediction?.genes ?? data.store.genes;
   if (genes.length === 0) throw new Error(`${request.store}: no genes to show (a store without counts needs predictions)`);
   const gene = request.gene && genes.includes(request.gene) ? request.gene : genes[0];
 
   const storeUri = vscode.Uri.file(path.resolve(request.store));
-  const panel = vscode.window.createWebviewPanel('triplex.slideViewer', `${section}: slide viewer`, vscode.ViewColumn.Active, {
+  const title = `${section}: ${data.comparison ? 'models compared' : 'slide viewer'}`;
+  const panel = vscode.window.createWebviewPanel('triplex.slideViewer', title, vscode.ViewColumn.Active, {
     enableScripts: true,
     retainContextWhenHidden: true,
     localResourceRoots: [vscode.Uri.joinPath(context.extensionUri, 'dist'), storeUri],
   });
-  panel.webview.html = webviewHtml(panel.webview, { title: `${section}: slide viewer`, script: vscode.Uri.joinPath(context.extensionUri, 'dist', 'webview', 'viewer.js'), imgFromRoots: true });
+  panel.webview.html = webviewHtml(panel.webview, { title, script: vscode.Uri.joinPath(context.extensionUri, 'dist', 'webview', 'viewer.js'), imgFromRoots: true });
 
   const tiles = (async (): Promise<TileSource | undefined> => {
     if (!manifest.sections.find((s) => s.id === section)?.image) return undefined;
@@ -130,6 +140,7 @@ export async function openSlideViewer(context: vscode.ExtensionContext, request:
           store: request.store, section, predictions: request.predictions, genes, gene,
           spots: { ids: data.spotIds, x: data.rows.map((r) => Number(x?.get(r))), y: data.rows.map((r) => Number(y?.get(r))), labels: data.rows.map((r) => labels[r] || null) },
           spotDiameter: SPOT_DIAMETER, tiles: await tiles, hasTruth: !!data.truth, hasPrediction: !!data.prediction,
+          ...(data.comparison ? { compare: viewerPanels(data.comparison) } : {}),
         });
         await post<ViewerInbound, 'values'>(panel.webview, 'values', valuesFor(data, gene));
         break;

@@ -144,6 +144,20 @@ describe('webview pages in Chromium', () => {
     throw new Error(`the viewer did not report drawing ${gene}`);
   };
 
+  /** The colour drawn under spot `spot` of the 20 x 16 array in panel `panel`, in the fitted view (fit()'s arithmetic: image 3000 x 2400, 98%). */
+  const colourOf = (page: Page, panel: number, spot: number) => page.locator('canvas.slide').nth(panel).evaluate((c: HTMLCanvasElement, i) => {
+    const x = 75 + (i % 20) * 150, y = 75 + Math.floor(i / 20) * 150;
+    const rect = c.getBoundingClientRect();
+    const dpr = c.width / rect.width;
+    const ctx = c.getContext('2d') as CanvasRenderingContext2D;
+    const scale = Math.min(rect.width / 3000, rect.height / 2400) * 0.98;
+    const sx = (rect.width - 3000 * scale) / 2 + x * scale, sy = (rect.height - 2400 * scale) / 2 + y * scale;
+    const d = ctx.getImageData(Math.round(sx * dpr), Math.round(sy * dpr), 1, 1).data;
+    return [d[0], d[1], d[2]];
+  }, spot);
+  const lutRgb = (b: number) => (/rgb\((\d+),(\d+),(\d+)\)/.exec(VIRIDIS[b]) as RegExpExecArray).slice(1).map(Number);
+  const close = (a: number[], b: number[]) => a.every((v, k) => Math.abs(v - b[k]) <= 3);
+
   for (const theme of ['light', 'dark', 'high-contrast'] as const) {
     test(`slide viewer (${theme}): tiles under coloured spots, shared colour range, hover, click, gene search, annotations, zoom`, async () => {
       const page = await open('viewer.js', theme);
@@ -162,19 +176,7 @@ describe('webview pages in Chromium', () => {
 
         // The colour under spot 19x0 (truth 1.0: the top of the shared range) in the left panel, and
         // under the same spot on the right (prediction 0.75): both from one range [0.25, 1].
-        const colourAt = (panel: number, spot: number) => page.locator('canvas.slide').nth(panel).evaluate((c: HTMLCanvasElement, i) => {
-          const x = 75 + (i % 20) * 150, y = 75 + Math.floor(i / 20) * 150;
-          const rect = c.getBoundingClientRect();
-          const view = { w: c.width / rect.width };
-          const ctx = c.getContext('2d') as CanvasRenderingContext2D;
-          // The fitted view: the same arithmetic as the viewer's fit() (image 3000 x 2400, 98%).
-          const scale = Math.min(rect.width / 3000, rect.height / 2400) * 0.98;
-          const sx = (rect.width - 3000 * scale) / 2 + x * scale, sy = (rect.height - 2400 * scale) / 2 + y * scale;
-          const d = ctx.getImageData(Math.round(sx * view.w), Math.round(sy * view.w), 1, 1).data;
-          return [d[0], d[1], d[2]];
-        }, spot);
-        const lutRgb = (b: number) => (/rgb\((\d+),(\d+),(\d+)\)/.exec(VIRIDIS[b]) as RegExpExecArray).slice(1).map(Number);
-        const close = (a: number[], b: number[]) => a.every((v, k) => Math.abs(v - b[k]) <= 3);
+        const colourAt = (panel: number, spot: number) => colourOf(page, panel, spot);
         assert.ok(close(await colourAt(0, 19), lutRgb(255)), `truth 1.0: ${await colourAt(0, 19)} vs ${lutRgb(255)}`);
         assert.ok(close(await colourAt(1, 19), lutRgb(Math.round(((0.75 - 0) / 1) * 255))), `prediction 0.75: ${await colourAt(1, 19)}`);
         assert.ok(close(await colourAt(0, 0), lutRgb(0)), 'truth 0 at the bottom of the range');
@@ -219,6 +221,61 @@ describe('webview pages in Chromium', () => {
       }
     });
   }
+
+  test('slide viewer comparing models (Figure 2): the truth and each model in a grid, one colour scale in one legend, titles with each PCC', async () => {
+    const page = await open('viewer.js', 'dark');
+    try {
+      const compare = { panels: [{ label: 'ST-Net', fold: 2 }, { label: 'TEM', fold: 2 }, { label: 'TRIPLEX', fold: 2 }], left: ['BLEEP (no fold of /b/bleep tests C1)'] };
+      await deliver(page, { type: 'init', payload: { ...viewerInit(true), hasPrediction: false, compare } });
+      const comparison = (gene: string, pcc: number | null): ViewerInbound['values'] => {
+        const truth = valuesOf(gene).truth as number[];
+        return {
+          gene, truth,
+          compare: {
+            scale: { lo: 0.1, hi: 0.9, rule: "the truth's 1st to 99th percentile on this section, shared by every panel" },
+            panels: [
+              { prediction: truth.map((v) => 2 * v), pcc: 0.5 },
+              { prediction: truth, pcc },
+              { prediction: truth.map(() => 0.5), pcc: null },
+            ],
+          },
+        };
+      };
+      await deliver(page, { type: 'values', payload: { ...comparison('ERBB2', 1), compare: { panels: [] } } }); // malformed: ignored
+      await deliver(page, { type: 'values', payload: comparison('ERBB2', 1) });
+      await rendered(page, 'ERBB2');
+      assert.equal(await page.locator('canvas.slide').count(), 4);
+      assert.deepEqual(await page.locator('.panel .label').allInnerTexts(), ['ground truth', 'ST-Net: PCC 0.500', 'TEM: PCC 1.000', 'TRIPLEX: PCC n/a']);
+      assert.match(await page.locator('.panel .label').nth(3).getAttribute('title') ?? '', /fold 2[\s\S]*constant/);
+      assert.equal(await page.locator('.panel .scale').count(), 0, 'one legend, not one per panel');
+      assert.match(await page.locator('#shared-scale').innerText(), /0\.10[\s\S]*0\.90[\s\S]*ERBB2: one colour scale for every panel, 0\.10 to 0\.90 \(the truth's 1st to 99th percentile/);
+      assert.match(await page.locator('.toolbar').innerText(), /left out: BLEEP \(no fold of \/b\/bleep tests C1\)/);
+      assert.equal(await page.locator('#right-panel').count(), 0);
+      // Two columns of two: the grid that shows a 3000 x 2400 slide largest in this window.
+      const boxes = await Promise.all([0, 1, 2].map((i) => page.locator('canvas.slide').nth(i).boundingBox()));
+      assert.ok(boxes[0] && boxes[1] && boxes[2] && boxes[1].x > boxes[0].x && Math.abs(boxes[1].y - boxes[0].y) < 1 && boxes[2].y > boxes[0].y);
+
+      // One scale: equal values are equal colours in every panel; beyond the scale, its ends.
+      const bucketOf = (v: number) => Math.max(0, Math.min(255, Math.round(((v - 0.1) / 0.8) * 255)));
+      for (const [panel, spot, value] of [[0, 0, 0], [0, 10, 10 / 19], [0, 19, 1], [1, 5, 10 / 19], [1, 10, 20 / 19], [2, 10, 10 / 19], [3, 10, 0.5]] as const) {
+        const got = await colourOf(page, panel, spot);
+        assert.ok(close(got, lutRgb(bucketOf(value))), `panel ${panel}, spot ${spot} (${value.toFixed(3)}): ${got} vs ${lutRgb(bucketOf(value))}`);
+      }
+
+      // Hover lists every panel's value; a gene switch retitles every panel.
+      const box = boxes[0];
+      const scale = Math.min(box.width / 3000, box.height / 2400) * 0.98;
+      await page.mouse.move(box.x + (box.width - 3000 * scale) / 2 + (75 + 5 * 150) * scale, box.y + (box.height - 2400 * scale) / 2 + (75 + 2 * 150) * scale);
+      assert.match(await page.locator('#tooltip').innerText(), /^5x2\nground truth 0\.263\nST-Net 0\.526\nTEM 0\.263\nTRIPLEX 0\.500\nannotation: invasive cancer$/);
+      await deliver(page, { type: 'values', payload: comparison('GATA3', 0.25) });
+      await rendered(page, 'GATA3');
+      assert.deepEqual(await page.locator('.panel .label').allInnerTexts(), ['ground truth', 'ST-Net: PCC 0.500', 'TEM: PCC 0.250', 'TRIPLEX: PCC n/a']);
+      assert.match(await page.locator('#headline').innerText(), /^GATA3 on C1: ground truth and 3 models/);
+      await page.screenshot({ path: path.join(shots, 'slide-viewer-compare.png') });
+    } finally {
+      await page.close();
+    }
+  });
 
   test('slide viewer without an image: spots only, fitted to their extent', async () => {
     const page = await open('viewer.js', 'light');

@@ -1,11 +1,13 @@
 // The slide viewer: a section's H&E image, tiled, with its spots coloured by a gene's ground truth,
 // prediction or error, panels side by side under one pan and zoom, the gene's PCC on the slide,
 // pathologist annotations as an overlay, a searchable gene picker, hover values, and a clicked
-// spot's crop and neighbour view.
+// spot's crop and neighbour view. In comparison mode (init.compare), the truth and several models'
+// predictions in a grid on one colour scale, each titled with its PCC (comparison.ts).
 import { parseViewerInbound, type ViewerInbound, type ViewerOutbound } from '../../src/protocol/webviews';
 import { baseStyles, checkbox, dropdown, el, textField } from '../ui/controls';
 import { drawPanel, TileCache, type SpotLayer, type View } from './canvasView';
 import { CATEGORIES, RED_BLUE, VIRIDIS } from './colormap';
+import { gridColumns, hoverLines, panelNotes, panelTitles, panelValues, scaleCaption } from './comparison';
 
 interface VsCodeApi { postMessage(message: unknown): void }
 declare function acquireVsCodeApi(): VsCodeApi;
@@ -38,7 +40,8 @@ body { padding: 0; margin: 0; overflow: hidden; }
 .toolbar { padding: 6px 10px; margin: 0; border-bottom: 1px solid var(--vscode-editorWidget-border, rgba(128,128,128,0.35)); }
 .headline { font-weight: 600; margin-left: 8px; }
 .panels { flex: 1; display: flex; gap: 4px; min-height: 0; }
-.panel { flex: 1; position: relative; min-width: 0; }
+.panels.grid { display: grid; }
+.panel { flex: 1; position: relative; min-width: 0; min-height: 0; }
 .panel canvas { width: 100%; height: 100%; display: block; cursor: grab; touch-action: none; }
 .panel canvas.dragging { cursor: grabbing; }
 .panel .label { position: absolute; left: 8px; top: 6px; padding: 2px 6px; background: var(--vscode-editor-background); opacity: 0.9; border-radius: 3px; }
@@ -48,6 +51,8 @@ body { padding: 0; margin: 0; overflow: hidden; }
   border: 1px solid var(--vscode-editorHoverWidget-border, #555); padding: 3px 6px; font-size: 12px; display: none; z-index: 2; white-space: pre; }
 #detail { display: none; gap: 8px; padding: 6px 10px; border-top: 1px solid var(--vscode-editorWidget-border, rgba(128,128,128,0.35)); align-items: flex-start; }
 #detail img { height: 160px; image-rendering: auto; border: 1px solid var(--vscode-editorWidget-border, #888); }
+.shared-scale { display: flex; gap: 6px; align-items: center; font-size: 11px; }
+.shared-scale canvas { width: 160px; height: 10px; }
 .legend { display: flex; gap: 10px; flex-wrap: wrap; font-size: 11px; }
 .legend span::before { content: ''; display: inline-block; width: 9px; height: 9px; border-radius: 50%; margin-right: 4px; border: 2px solid var(--c); }
 .error { color: var(--vscode-errorForeground); padding: 6px 10px; }
@@ -78,6 +83,13 @@ function range(values: number[][]): [number, number] {
 /** Truth and prediction share one colour range, so equal colours mean equal values; the error is symmetric around 0. */
 function layers(): SpotLayer[] {
   const s = state as State;
+  if (s.init.compare) {
+    // Comparison: the range the extension chose (the truth's percentiles), the same for every panel.
+    const scale = s.values?.compare?.scale ?? { lo: 0, hi: 1 };
+    return panelValues(s.init.compare, s.values).map((values) => ({
+      x: s.init.spots.x, y: s.init.spots.y, values, lo: scale.lo, hi: scale.hi, lut: VIRIDIS, radius: s.init.spotDiameter / 2, categories: s.categories,
+    }));
+  }
   const shared = range(s.panels.filter((k) => k !== 'error').map(valuesOf).filter((v): v is number[] => !!v));
   return s.panels.map((kind) => {
     const values = valuesOf(kind);
@@ -118,14 +130,26 @@ function schedule(): void {
   if (!frame) frame = requestAnimationFrame(draw);
 }
 
+/** The slide's extent in image pixels: the image, or the spots when there is none. */
+function imageSize(init: ViewerInbound['init']): { width: number; height: number } {
+  return { width: init.tiles?.width ?? Math.max(...init.spots.x) + init.spotDiameter, height: init.tiles?.height ?? Math.max(...init.spots.y) + init.spotDiameter };
+}
+
+/** Comparison panels in the grid that shows each slide largest. */
+function layOut(row: HTMLElement): void {
+  const s = state as State;
+  if (!s.init.compare) return;
+  const n = s.init.compare.panels.length + 1;
+  const cols = gridColumns(n, { width: row.clientWidth || 1, height: row.clientHeight || 1 }, imageSize(s.init));
+  row.style.gridTemplateColumns = `repeat(${cols}, minmax(0, 1fr))`;
+  row.style.gridTemplateRows = `repeat(${Math.ceil(n / cols)}, minmax(0, 1fr))`;
+}
+
 function fit(): void {
   const s = state as State;
   const canvas = document.querySelector<HTMLCanvasElement>('canvas.slide');
   if (!canvas) return;
-  const xs = s.init.spots.x;
-  const ys = s.init.spots.y;
-  const w = s.init.tiles?.width ?? Math.max(...xs) + s.init.spotDiameter;
-  const h = s.init.tiles?.height ?? Math.max(...ys) + s.init.spotDiameter;
+  const { width: w, height: h } = imageSize(s.init);
   const scale = Math.min(canvas.clientWidth / w, canvas.clientHeight / h) * 0.98;
   s.view = { scale, tx: (canvas.clientWidth - w * scale) / 2, ty: (canvas.clientHeight - h * scale) / 2 };
 }
@@ -165,9 +189,10 @@ function hoverText(i: number): string {
   const s = state as State;
   const lines = [s.init.spots.ids[i]];
   const fmt = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? 'n/a' : v.toFixed(3));
-  if (s.values?.truth) lines.push(`ground truth ${fmt(s.values.truth[i])}`);
-  if (s.values?.prediction) lines.push(`prediction ${fmt(s.values.prediction[i])}`);
-  if (s.values?.truth && s.values.prediction) lines.push(`error ${fmt(s.values.prediction[i] - s.values.truth[i])}`);
+  if (s.init.compare) lines.push(...hoverLines(s.init.compare, s.values, i));
+  else if (s.values?.truth) lines.push(`ground truth ${fmt(s.values.truth[i])}`);
+  if (!s.init.compare && s.values?.prediction) lines.push(`prediction ${fmt(s.values.prediction[i])}`);
+  if (!s.init.compare && s.values?.truth && s.values.prediction) lines.push(`error ${fmt(s.values.prediction[i] - s.values.truth[i])}`);
   const label = s.init.spots.labels[i];
   if (label) lines.push(`annotation: ${label}`);
   return lines.join('\n');
@@ -234,12 +259,17 @@ function wire(canvas: HTMLCanvasElement): void {
 function headline(): string {
   const s = state as State;
   const pcc = s.values?.pcc;
+  if (s.init.compare) {
+    const n = s.init.compare.panels.length;
+    return `${s.values?.gene ?? s.init.gene} on ${s.init.section}: ground truth and ${n} model${n === 1 ? '' : 's'}, PCC over the section's ${s.init.spots.ids.length} spots`;
+  }
   return `${s.values?.gene ?? s.init.gene} on ${s.init.section}${pcc !== undefined && Number.isFinite(pcc) ? `: PCC ${pcc.toFixed(3)} between ground truth and prediction` : ''}`;
 }
 
 function build(init: ViewerInbound['init']): void {
   const labels = [...new Set(init.spots.labels.filter((l): l is string => !!l))].sort();
   const panels: PanelKind[] = init.hasTruth && init.hasPrediction ? ['truth', 'prediction'] : init.hasPrediction ? ['prediction'] : ['truth'];
+  const titles = init.compare ? panelTitles(init.compare, undefined) : panels.map((k) => TITLES[k]);
   state = {
     init, panels, annotations: false, labels,
     view: { scale: 1, tx: 0, ty: 0 },
@@ -260,7 +290,7 @@ function build(init: ViewerInbound['init']): void {
     if (found.length === 1) selectGene(found[0]);
   }, 'gene-search');
   toolbar.append(search, picker, matches);
-  if (init.hasTruth && init.hasPrediction) {
+  if (init.hasTruth && init.hasPrediction && !init.compare) {
     toolbar.append(el('span', 'muted', 'right panel:'), dropdown([{ value: 'prediction', label: 'prediction' }, { value: 'error', label: 'error' }], 'prediction', (v) => {
       (state as State).panels[1] = v as PanelKind;
       const label = document.querySelectorAll('.panel .label')[1];
@@ -286,24 +316,41 @@ function build(init: ViewerInbound['init']): void {
     legend.append(item);
   });
   toolbar.append(legend);
+  if (init.compare) {
+    // One legend for the one scale every panel shares.
+    const shared = el('div', 'shared-scale');
+    shared.id = 'shared-scale';
+    const bar = el('canvas');
+    const lo = el('span', 'scale-lo');
+    const hi = el('span', 'scale-hi');
+    const caption = el('span', 'muted scale-caption');
+    shared.append(lo, bar, hi, caption);
+    toolbar.append(shared);
+    if (init.compare.left.length) toolbar.append(el('span', 'muted', `left out: ${init.compare.left.join('; ')}`));
+    requestAnimationFrame(() => paintBar(bar, 'truth'));
+  }
 
-  const panelsRow = el('div', 'panels');
-  for (const kind of panels) {
+  const panelsRow = el('div', init.compare ? 'panels grid' : 'panels');
+  titles.forEach((title, i) => {
     const panel = el('div', 'panel');
     const canvas = el('canvas', 'slide');
     wire(canvas);
-    const scale = el('div', 'scale');
-    const bar = el('canvas');
-    scale.append(el('span', 'lo'), bar, el('span', 'hi'));
-    panel.append(canvas, el('div', 'label', TITLES[kind]), scale);
+    panel.append(canvas, el('div', 'label', title));
+    if (!init.compare) {
+      const scale = el('div', 'scale');
+      const bar = el('canvas');
+      scale.append(el('span', 'lo'), bar, el('span', 'hi'));
+      panel.append(scale);
+      requestAnimationFrame(() => paintBar(bar, panels[i]));
+    }
     panelsRow.append(panel);
-    requestAnimationFrame(() => paintBar(bar, kind));
-  }
+  });
   const detail = el('div');
   detail.id = 'detail';
   root.replaceChildren(toolbar, panelsRow, detail);
   userMoved = false;
   new ResizeObserver(() => {
+    layOut(panelsRow);
     if (!userMoved) fit();
     schedule();
   }).observe(panelsRow);
@@ -320,6 +367,24 @@ function paintBar(bar: HTMLCanvasElement, kind: PanelKind): void {
   if (!ctx) return;
   const lut = kind === 'error' ? RED_BLUE : VIRIDIS;
   lut.forEach((c, i) => { ctx.fillStyle = c; ctx.fillRect(i, 0, 1, 1); });
+}
+
+/** A comparison's titles (each model's PCC for this gene) and its shared scale's legend. */
+function showComparison(compare: NonNullable<ViewerInbound['init']['compare']>, values: ViewerInbound['values']): void {
+  const titles = panelTitles(compare, values);
+  const notes = panelNotes(compare, values);
+  document.querySelectorAll<HTMLElement>('.panel .label').forEach((label, i) => {
+    label.textContent = titles[i] ?? '';
+    label.title = notes[i] ?? '';
+  });
+  const scale = values.compare?.scale;
+  const text = (selector: string, value: string) => {
+    const node = document.querySelector(`#shared-scale ${selector}`);
+    if (node) node.textContent = value;
+  };
+  text('.scale-lo', scale ? scale.lo.toFixed(2) : '');
+  text('.scale-hi', scale ? scale.hi.toFixed(2) : '');
+  text('.scale-caption', scaleCaption(values));
 }
 
 let requested: string | undefined;
@@ -362,6 +427,7 @@ window.addEventListener('message', (event: MessageEvent<unknown>) => {
         const h = document.getElementById('headline');
         if (h) h.textContent = headline();
       }
+      if (state.init.compare) showComparison(state.init.compare, message.payload);
       schedule();
       break;
     case 'spotDetail':

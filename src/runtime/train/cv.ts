@@ -166,7 +166,7 @@ async function crossValidateLocked(o: CvOptions): Promise<CvResult> {
 /** Predictions of a set of sections as an Arrow file: section, spot_id, prediction [genes]. */
 export { readPredictions } from '../store/predictions';
 
-export async function writePredictions(file: string, sections: readonly SectionInputs[], preds: Map<string, Float32Array>, genes: readonly string[], meta: Record<string, unknown>): Promise<void> {
+export async function writePredictions(file: string, sections: readonly Pick<SectionInputs, 'id' | 'n' | 'spotIds'>[], preds: Map<string, Float32Array>, genes: readonly string[], meta: Record<string, unknown>): Promise<void> {
   const G = genes.length;
   const total = sections.reduce((n, s) => n + s.n, 0);
   const values = new Float32Array(total * G);
