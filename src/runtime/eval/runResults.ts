@@ -64,7 +64,8 @@ export function readRunResults(file: string): RunRow {
 export function findRunResults(root: string, depth = 3): RunResults {
   const files: string[] = [];
   const walk = (dir: string, level: number) => {
-    if (fs.existsSync(path.join(dir, 'results.json'))) files.push(path.join(dir, 'results.json'));
+    // A benchmark folder's own results.json is its Table 1, not a run: its runs are the folders below.
+    if (fs.existsSync(path.join(dir, 'results.json')) && !fs.existsSync(path.join(dir, 'benchmark.json'))) files.push(path.join(dir, 'results.json'));
     if (level >= depth) return;
     for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
       if (entry.isDirectory() && !entry.name.startsWith('.') && !/^fold-\d+$/.test(entry.name)) walk(path.join(dir, entry.name), level + 1);
