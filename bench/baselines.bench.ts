@@ -35,9 +35,11 @@ import { throughput } from './timing';
  * BENCH_ITERATIONS timed ones. Each model runs in a child process on each side, so the peak RSS
  * printed is that model's.
  *
- * Not in the default parts: the five paper models take about 10 minutes on 2 cores. Run it with
- * BENCH_ONLY=baselines npm run bench; BENCH_BASELINES=stnet,hist2st picks models,
- * BENCH_BASELINES_PRESET=demo runs the demo presets (a quick check of the machinery).
+ * Not in the default parts: the five paper models took 17.7 minutes on 2 cores (both sides, with
+ * another job holding the load at 4.5-7; less on a quiet machine, but well over the default run's
+ * budget), and the ours side peaks at 12.6 GB (EGN). Run it with BENCH_ONLY=baselines npm run bench;
+ * BENCH_BASELINES=stnet,hist2st picks models, BENCH_BASELINES_PRESET=demo runs the demo presets
+ * (about a minute and a half: a quick check of the machinery).
  */
 
 const GENES = 250;

@@ -43,7 +43,7 @@ function runTorchPeer(threads: number, iterations: number): TorchResult | string
 /**
  * BENCH_ONLY=crops,resnet18,features,data,engine,engine-resnet,triplex,kernel,viewer,baselines runs only
  * those parts (default: all but baselines, in this order). `baselines` (the five published models at
- * their paper sizes beside PyTorch, about 10 minutes on 2 cores) runs only when named: BENCH_ONLY=baselines.
+ * their paper sizes beside PyTorch, 15-20 minutes on 2 cores) runs only when named: BENCH_ONLY=baselines.
  */
 const PARTS = ['crops', 'resnet18', 'features', 'data', 'engine', 'engine-resnet', 'triplex', 'kernel', 'viewer', 'baselines'] as const;
 const DEFAULT_PARTS = PARTS.filter((p) => p !== 'baselines');
