@@ -12,12 +12,13 @@ import { benchKernel } from './kernel.bench';
 import { benchViewer } from './viewer.bench';
 import { benchEngine } from './engine.bench';
 import { benchEngineResnet } from './engineResnet.bench';
+import { baselineChild, benchBaselines } from './baselines.bench';
 
 /**
  * `npm run bench`: throughput and memory of the compute layer, printed beside a PyTorch peer
  * run on the same machine in the same invocation (Debian's torch; see docs for OpenBLAS).
  * Environment: BENCH_ITERATIONS (default 3), BENCH_TRIPLEX=frozen,inference,full (a subset), BENCH_ONLY=<parts>, BENCH_SKIP_TORCH=1, TRIPLEX_BACKEND,
- * TRIPLEX_THREADS.
+ * TRIPLEX_THREADS, BENCH_BASELINES=stnet,histogene,hist2st,egn,bleep (a subset), BENCH_BASELINES_PRESET=demo.
  */
 
 const BATCH = 16;
@@ -39,9 +40,14 @@ function runTorchPeer(threads: number, iterations: number): TorchResult | string
   return JSON.parse(r.stdout.trim().split('\n').pop() as string) as TorchResult;
 }
 
-/** BENCH_ONLY=crops,resnet18,features,data,engine,engine-resnet,triplex,kernel,viewer runs only those parts (default: all, in this order). */
-const PARTS = ['crops', 'resnet18', 'features', 'data', 'engine', 'engine-resnet', 'triplex', 'kernel', 'viewer'] as const;
-const only = (process.env.BENCH_ONLY ?? PARTS.join(',')).split(',').map((p) => p.trim());
+/**
+ * BENCH_ONLY=crops,resnet18,features,data,engine,engine-resnet,triplex,kernel,viewer,baselines runs only
+ * those parts (default: all but baselines, in this order). `baselines` (the five published models at
+ * their paper sizes beside PyTorch, 15-20 minutes on 2 cores) runs only when named: BENCH_ONLY=baselines.
+ */
+const PARTS = ['crops', 'resnet18', 'features', 'data', 'engine', 'engine-resnet', 'triplex', 'kernel', 'viewer', 'baselines'] as const;
+const DEFAULT_PARTS = PARTS.filter((p) => p !== 'baselines');
+const only = (process.env.BENCH_ONLY ?? DEFAULT_PARTS.join(',')).split(',').map((p) => p.trim());
 const unknown = only.filter((p) => !(PARTS as readonly string[]).includes(p));
 if (unknown.length) throw new Error(`BENCH_ONLY: unknown part ${unknown.join(', ')}; the parts are ${PARTS.join(', ')}`);
 const wants = (part: (typeof PARTS)[number]) => only.includes(part);
@@ -66,6 +72,7 @@ async function main(): Promise<void> {
   if (wants('triplex')) await benchTriplex(report, iterations);
   if (wants('kernel')) await benchKernel();
   if (wants('viewer')) await benchViewer();
+  if (wants('baselines')) await benchBaselines(iterations);
 }
 
 /** ResNet18 forward and training step at 224x224, batch 16, beside the PyTorch peer. */
@@ -99,7 +106,9 @@ function benchResNet18(report: ComputeReport, iterations: number): void {
 }
 
 const child = process.argv.indexOf('--extract-child');
-const run = child >= 0 ? () => extractChild(process.argv[child + 1], process.argv[child + 2]?.split(',')) : main;
+const baseline = process.argv.indexOf('--baseline-child');
+const run = child >= 0 ? () => extractChild(process.argv[child + 1], process.argv[child + 2]?.split(','))
+  : baseline >= 0 ? () => baselineChild(process.argv[baseline + 1], process.argv[baseline + 2]) : main;
 run().then(() => process.exit(0), (e: unknown) => {
   console.error(e instanceof Error ? e.stack : e);
   process.exit(1);
