@@ -1,6 +1,8 @@
 import * as assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
-import { augmentCrops, HIST2ST_PRESETS, Hist2stNet, hist2stAdjacency, hist2stParamCount, lgamma, zinbLoss, type Hist2stConfig } from '../../src/runtime/baselines/hist2st';
+import { HIST2ST_PRESETS, Hist2stNet, hist2stParamCount, type Hist2stConfig } from '../../src/runtime/baselines/hist2st';
+import { augmentCrops, hist2stAdjacency } from '../../src/runtime/baselines/hist2stHost';
+import { lgamma, zinbLoss } from '../../src/runtime/baselines/zinb';
 import { declareInputs } from '../../src/runtime/baselines/model';
 import { gradients } from '../../src/runtime/engine/autodiff';
 import { DropoutStreams } from '../../src/runtime/engine/dropout';

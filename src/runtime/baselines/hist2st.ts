@@ -4,6 +4,8 @@ import { attend, dropout, ParamTable, type DropoutLayer, type Mode } from '../en
 import { batchNorm2d } from '../engine/ops/batchnorm';
 import { conv2d } from '../engine/ops/conv';
 import { normal } from '../util/random';
+import { augmentCrops, type CopyAugmentation } from './hist2stHost';
+import { zinbLoss } from './zinb';
 import { clampMax, clampMin, mseLoss, need, rawNCHW, type BaselineDims, type BaselineInputs, type BaselineNet, type InputName } from './model';
 
 /**
@@ -135,63 +137,6 @@ function batchNormNames(c: Hist2stConfig): string[] {
   return Array.from({ length: c.mixerDepth }, (_, i) => [`${T}.layer1.${i}.dw.1`, `${T}.layer1.${i}.dw.4`, `${T}.layer1.${i}.pw.2`]).flat();
 }
 
-/**
- * The host's adjacency for `hist2stAdjacency`: the original's calcADJ(neighs = 4, prune 'Grid')
- * row-normalised as gs_block's mean aggregation does, with ties broken by index. A spot without a
- * neighbour within distance 2 keeps an all-zero row (its aggregate is 0; the original's 0/0 is
- * NaN, the spec's B11). Returns [n * n], row i = spot i's weights over the others.
- */
-export function hist2stAdjacency(rows: readonly number[], cols: readonly number[], neighbours = 4, maxDistance = 2): Float32Array {
-  const n = rows.length;
-  if (cols.length !== n) throw new Error(`hist2stAdjacency: ${n} rows but ${cols.length} cols`);
-  const adj = new Float32Array(n * n);
-  for (let i = 0; i < n; i++) {
-    const others: { j: number; d: number }[] = [];
-    for (let j = 0; j < n; j++) if (j !== i) others.push({ j, d: Math.hypot(rows[i] - rows[j], cols[i] - cols[j]) });
-    others.sort((a, b) => a.d - b.d || a.j - b.j);
-    const kept = others.slice(0, neighbours).filter((o) => o.d <= maxDistance);
-    for (const o of kept) adj[i * n + o.j] = 1 / kept.length;
-  }
-  return adj;
-}
-
-/**
- * ln Gamma(z) for z > 0 from log and division (ONNX has no lgamma): Gamma(z) = Gamma(z + 6) /
- * (z (z+1) ... (z+5)), then Stirling's series at w = z + 6 >= 6 to the w^-7 term (truncation
- * below 1e-10). Its derivative, through autodiff, is digamma's series to the same order.
- */
-export function lgamma(g: Graph, z: Sym): Sym {
-  let logProduct = g.log(z);
-  for (let k = 1; k < 6; k++) logProduct = g.add(logProduct, g.log(g.add(z, k)));
-  const w = g.add(z, 6);
-  const inv = g.div(1, w);
-  const inv2 = g.mul(inv, inv);
-  const series = g.mul(inv, g.sub(1 / 12, g.mul(inv2, g.sub(1 / 360, g.mul(inv2, g.sub(1 / 1260, g.mul(inv2, 1 / 1680)))))));
-  const stirling = g.add(g.sub(g.mul(g.sub(w, 0.5), g.log(w)), w), g.add(series, 0.5 * Math.log(2 * Math.PI)));
-  return g.sub(stirling, logProduct);
-}
-
-/**
- * NB_module.ZINB_loss, ridge 0: counts x [n, G], mean mu (already times the size factors),
- * dispersion theta, dropout pi, all [n, G]; the mean over entries of the negative log-likelihood,
- * the zero case where x <= 1e-8.
- */
-export function zinbLoss(g: Graph, x: Sym, mu: Sym, theta: Sym, pi: Sym): Sym {
-  const eps = 1e-10;
-  const thetaEps = g.add(theta, eps);
-  const t1 = g.sub(g.add(lgamma(g, thetaEps), lgamma(g, g.add(x, 1))), lgamma(g, g.add(x, thetaEps)));
-  const t2 = g.add(
-    g.mul(g.add(theta, x), g.log(g.add(1, g.div(mu, thetaEps)))),
-    g.mul(x, g.sub(g.log(thetaEps), g.log(g.add(mu, eps)))),
-  );
-  const nbCase = g.sub(g.add(t1, t2), g.log(g.add(g.sub(1, pi), eps)));
-  const zeroNb = g.exp(g.mul(theta, g.log(g.div(theta, g.add(g.add(theta, mu), eps))))); // (theta / (theta + mu + eps))^theta
-  const zeroCase = g.neg(g.log(g.add(g.add(pi, g.mul(g.sub(1, pi), zeroNb)), eps)));
-  const zero = g.sub(1, g.positive(g.sub(x, 1e-8))); // 1 where x <= 1e-8
-  const result = g.add(g.mul(zero, zeroCase), g.mul(g.sub(1, zero), nbCase));
-  return g.mean(result, [0, 1]);
-}
-
 /** torch.clamp(x, lo, hi), x exact inside the bounds (not rounded through them: the ZINB mean's bound is 1e6). Gradient 1 inside, 0 outside. */
 export const clamp = (g: Graph, x: Sym, lo: number, hi: number): Sym => clampMax(g, clampMin(g, x, lo), hi);
 
@@ -203,44 +148,6 @@ interface Pass { mode: Mode; stats: Map<string, BatchStats[]> }
 
 const BN_MOMENTUM = 0.1;
 const BN_EPS = 1e-5;
-
-/** Host augmentation of one copy (torchvision's RandomGrayscale, RandomRotation, RandomHorizontalFlip). */
-export interface CopyAugmentation { grayscale: boolean; degrees: number; flip: boolean }
-
-/**
- * One augmented copy of n crops [n, S, S, 3] (NHWC), the same transform for every crop (the
- * original transforms the section's 4-D stack at once), in Compose's order: grayscale with
- * torchvision's tensor weights (0.2989, 0.587, 0.114) replicated to 3 channels; rotation by
- * `degrees` counter-clockwise about the centre, nearest neighbour (torchvision's default for
- * RandomRotation), zero fill; horizontal flip.
- */
-export function augmentCrops(crops: Float32Array, n: number, S: number, a: CopyAugmentation): Float32Array {
-  const out = new Float32Array(n * S * S * 3);
-  const t = (a.degrees * Math.PI) / 180;
-  const cos = Math.cos(t);
-  const sin = Math.sin(t);
-  const c = (S - 1) / 2;
-  for (let y = 0; y < S; y++) {
-    for (let x = 0; x < S; x++) {
-      const xo = a.flip ? S - 1 - x : x; // flipped last: output x reads the rotated image at S-1-x
-      // Inverse rotation (y down): the source of rotated pixel (xo, y).
-      const sx = Math.round(cos * (xo - c) - sin * (y - c) + c);
-      const sy = Math.round(sin * (xo - c) + cos * (y - c) + c);
-      if (sx < 0 || sx >= S || sy < 0 || sy >= S) continue;
-      for (let i = 0; i < n; i++) {
-        const src = ((i * S + sy) * S + sx) * 3;
-        const dst = ((i * S + y) * S + x) * 3;
-        if (a.grayscale) {
-          const l = 0.2989 * crops[src] + 0.587 * crops[src + 1] + 0.114 * crops[src + 2];
-          out[dst] = l; out[dst + 1] = l; out[dst + 2] = l;
-        } else {
-          out[dst] = crops[src]; out[dst + 1] = crops[src + 1]; out[dst + 2] = crops[src + 2];
-        }
-      }
-    }
-  }
-  return out;
-}
 
 export class Hist2stNet implements BaselineNet {
   readonly name = 'hist2st' as const;

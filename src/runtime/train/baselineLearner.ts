@@ -3,7 +3,7 @@ import type { Executor, Program } from '../engine/executor';
 import { Graph, type HostArray } from '../engine/graph';
 import { compileTrainStep, initialState, type TrainState, type TrainStep } from '../engine/step';
 import { cropFeed, rowsOf, sizeFactors, spotPositions } from '../baselines/feeds';
-import { hist2stAdjacency } from '../baselines/hist2st';
+import { hist2stAdjacency } from '../baselines/hist2stHost';
 import { declareInputs, type BaselineNet, type InputName } from '../baselines/model';
 import { References } from '../baselines/references';
 import { bucket } from '../models/globalLayout';
