@@ -9,7 +9,8 @@ import { findRunResults } from '../../src/runtime/eval/runResults';
 import { extractFeatures } from '../../src/runtime/features/extract';
 import { crossValidate, readPredictions } from '../../src/runtime/train/cv';
 import { loadTrainingData } from '../../src/runtime/train/data';
-import { loadTrainedModel, predictSections } from '../../src/runtime/train/trainer';
+import { loadTrainedModel, predictSections, readCheckpoint } from '../../src/runtime/train/trainer';
+import { relativeError } from './helpers/compare';
 import { writeSyntheticStore } from './helpers/syntheticStore';
 import { repoRoot } from './helpers/paths';
 
@@ -53,6 +54,22 @@ describe('the baselines train, cross-validate and predict through the one traine
       const again = await predictSections(learner, data, fold.fold.test.map((id) => data.sections.get(id)!));
       for (const [id, s] of preds.sections) assert.deepEqual(Array.from(again.get(id)!), Array.from(s.values), `section ${id}`);
       await learner.dispose();
+      if (model === 'egn' || model === 'bleep') {
+        // The retrieval database is the fold's training spots, and nothing else: no validation or test spot.
+        const { weights } = await readCheckpoint(fold.train.checkpoint);
+        const rows = Array.from(weights.get('reference.section')!.data);
+        const trainSpots = info.train.reduce((n, id) => n + data.sections.get(id)!.n, 0);
+        assert.equal(rows.length, trainSpots);
+        assert.ok(rows.every((i) => Number.isInteger(i) && i >= 0 && i < info.train.length));
+        assert.deepEqual(new Set(info.train.map((id) => data.sections.get(id)!.patient)).has(fold.fold.testPatients[0]), false);
+        assert.ok(info.validation.every((v) => !info.train.includes(v)));
+      }
+      if (model === 'histogene') {
+        // A checkpoint trained on onnxruntime predicts on the engine's TF.js interpreter alike.
+        const { model: onTfjs } = await loadTrainedModel(fold.train.checkpoint, data, 'tfjs');
+        const viaTfjs = await predictSections(onTfjs, data, fold.fold.test.map((id) => data.sections.get(id)!));
+        for (const [id, s] of preds.sections) assert.ok(relativeError(viaTfjs.get(id)!, s.values) < 1e-4, `section ${id} on TF.js`);
+      }
     });
   }
 

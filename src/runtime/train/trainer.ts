@@ -2,6 +2,8 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { selectEngine, type EngineChoice } from '../engine/choice';
+import type { Executor } from '../engine/executor';
+import { createTfjsExecutor } from '../engine/tfjs';
 import { slideMetrics } from '../eval/metrics';
 import { createResNet18, type ResNet18 } from '../model/resnet18';
 import type { ChannelStats, InputStats } from '../model/triplex/model';
@@ -355,15 +357,27 @@ async function triplexSetup(data: TrainingData, config: TriplexConfig, o: Resolv
   };
 }
 
+/**
+ * Where a baseline's graphs run: onnxruntime, or where it is missing or TF.js is asked for, the
+ * engine's TF.js interpreter of the same graphs (much slower; the line says so).
+ */
+async function baselineExecutor(choice?: EngineChoice, onEngine?: (line: string) => void): Promise<Executor> {
+  const engine = await selectEngine(choice);
+  if (engine.executor) {
+    onEngine?.(`engine: ${engine.reason}`);
+    return engine.executor;
+  }
+  onEngine?.(`engine: ${engine.reason}; the published models run their engine graphs on the TF.js interpreter (several times slower than onnxruntime)`);
+  return createTfjsExecutor();
+}
+
 /** A baseline's part of a fold: its net on the engine, its starting weights, its inputs and reference spots. */
 async function baselineSetup(data: TrainingData, settings: BaselineSettings, o: ResolvedOptions, trainSections: SectionInputs[], validationSections: SectionInputs[]): Promise<FoldSetup> {
   if (o.mode !== 'frozen') throw new Error(`--mode ${o.mode} is TRIPLEX's (how its target encoder trains); ${settings.model} trains as its paper does, leave --mode out`);
   const net = createBaselineNet(settings, { genes: data.genes.length, featureDim: data.dim }, o.seed);
-  const engine = await selectEngine(o.engine);
-  o.onEngine?.(`engine: ${engine.reason}`);
-  if (!engine.executor) throw new Error(`${settings.model} runs on the native engine only, and onnxruntime is not available here (${engine.reason})`);
+  const executor = await baselineExecutor(o.engine, o.onEngine);
   const start = await baselineStart(settings, o.weights);
-  const learner = new BaselineLearner(net, engine.executor, start?.weights);
+  const learner = new BaselineLearner(net, executor, start?.weights);
   await learner.prepare(data, trainSections, validationSections);
   if (o.init === 'mean-bias' && net.headBias) learner.setHeadBias(meanExpression(trainSections, data.genes.length));
   const train = { sections: trainSections.map((s) => s.id), patients: trainSections.map((s) => s.patient) };
@@ -455,10 +469,8 @@ export async function loadTrainedModel(file: string, data?: { genes: string[]; d
   }
   const config = info.config;
   if (isBaseline(config)) {
-    const engineChoice = await selectEngine(engine);
-    if (!engineChoice.executor) throw new Error(`${file} is a ${config.model} model, which runs on the native engine only, and onnxruntime is not available here (${engineChoice.reason})`);
     const net = createBaselineNet(config, { genes: info.genes.length, featureDim: data?.dim ?? 0 });
-    const model = new BaselineLearner(net, engineChoice.executor);
+    const model = new BaselineLearner(net, await baselineExecutor(engine));
     model.load(modelWeights(weights), file, undefined, { sections: info.train, patients: info.trainPatients ?? [] });
     return { model, info };
   }
