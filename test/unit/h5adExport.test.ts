@@ -177,7 +177,16 @@ describe('h5ad export', { skip: hasAnndata ? false : 'python3-anndata / python3-
     const r = run(['export', runDir, '--h5ad', path.join(tmp, 'y.h5ad'), '--store', path.join(tmp, 'synthetic')]);
     assert.equal(r.status, 1);
     assert.match(r.stderr, /the run's store is not there \(no store\.json\)/);
-    if (process.getuid?.() !== 0) {
+    // A write that fails midway leaves the previous file whole and no partial file.
+    const kept = path.join(tmp, 'kept.h5ad');
+    fs.writeFileSync(kept, 'previous');
+    let partial = '';
+    await assert.rejects(exportH5ad(store, { out: kept, onPartial: (p) => { partial = p; throw new Error('disk pulled'); } }),
+      new RegExp(`${kept}: cannot write the AnnData file \\(disk pulled\\); nothing was written`));
+    assert.ok(partial.startsWith(`${kept}.partial-`));
+    assert.equal(fs.existsSync(partial), false);
+    assert.equal(fs.readFileSync(kept, 'utf8'), 'previous');
+    if (process.getuid?.() !== 0) { // root writes into a read-only folder
       const locked = path.join(tmp, 'locked');
       fs.mkdirSync(locked);
       const target = path.join(locked, 'keep.h5ad');

@@ -44,6 +44,8 @@ export interface H5adExportOptions {
   /** Longest side of the hires image (default 2000, as Space Ranger's). */
   hiresMaxSide?: number;
   log?: (line: string) => void;
+  /** Called with the temporary file once it exists, before HDF5 writes to it (tests fail the write here). */
+  onPartial?: (partial: string) => void;
 }
 
 export interface H5adExportSummary {
@@ -295,6 +297,7 @@ async function writeExport(out: string, c: Contents, o: H5adExportOptions): Prom
     throw fsFault(e, out);
   }
   try {
+    o.onPartial?.(partial);
     const w = await AnnDataWriter.create(partial);
     try {
       w.array('/X', c.x, [n, G]);
