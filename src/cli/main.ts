@@ -8,6 +8,7 @@ import { datasetCommand } from './dataset';
 import { preprocessCommand, slideCommand } from './preprocess';
 import { extractCommand } from './extract';
 import { spotViewCommand, tilesCommand } from './viewer';
+import { exportCommand } from './export';
 import { ablationCommand, benchmarkCommand, cvCommand, predictCommand, trainFoldCommand } from './train';
 
 const program = new Command('triplex')
@@ -34,6 +35,7 @@ program.addCommand(trainFoldCommand());
 program.addCommand(predictCommand());
 program.addCommand(ablationCommand());
 program.addCommand(benchmarkCommand());
+program.addCommand(exportCommand());
 program.addCommand(tilesCommand());
 program.addCommand(spotViewCommand());
 program.addCommand(demoCommand());

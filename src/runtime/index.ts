@@ -41,3 +41,5 @@ export type { RichOutput } from './notebook/rich';
 export { geneMapOutput, imageOutput, metricsOutput, spotOutput, trainingCurveOutput } from './notebook/outputs';
 export type { GeneMapOptions } from './notebook/outputs';
 export { readArrowFile } from './store/arrow';
+export { exportH5ad } from './store/h5adExport';
+export type { H5adExportOptions, H5adExportSummary } from './store/h5adExport';

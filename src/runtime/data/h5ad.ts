@@ -467,7 +467,8 @@ function range(n: number): Uint32Array {
 type H5Module = typeof H5;
 let h5wasm: Promise<H5Module> | undefined;
 
-function loadH5wasm(): Promise<H5Module> {
+/** h5wasm, loaded once (also used by the writer in store/h5adExport.ts). */
+export function loadH5wasm(): Promise<H5Module> {
   h5wasm ??= (async () => {
     // The specifier is cast so that tsc (node10 resolution) does not resolve it; esbuild keeps it.
     const mod = (await import('h5wasm/node' as string)) as H5Module;

@@ -76,6 +76,36 @@ export async function openSlideImage(path: string, opts: SlideImageOptions = {})
   return banded;
 }
 
+/**
+ * The whole image shrunk so that its longer side is at most `maxSide` px (never enlarged), as
+ * packed RGB uint8 [height, width, 3], decoded as openSlideImage decodes (EXIF orientation by
+ * default, stored values, alpha dropped). `scale` maps full-resolution pixels to this image's
+ * (Space Ranger's tissue_hires_scalef); the size is round(full size x scale).
+ */
+export async function downsampledImage(path: string, maxSide: number, opts: Pick<SlideImageOptions, 'orientation'> = {}): Promise<{ rgb: Uint8Array; width: number; height: number; fullWidth: number; fullHeight: number; scale: number }> {
+  configureSharp();
+  if (!(Number.isSafeInteger(maxSide) && maxSide > 0)) throw new RangeError(`maxSide must be a positive whole number of pixels, got ${maxSide}`);
+  const autoOrient = (opts.orientation ?? 'exif') === 'exif';
+  const { width: fullWidth, height: fullHeight } = await imageSize(path, autoOrient);
+  const scale = Math.min(1, maxSide / Math.max(fullWidth, fullHeight));
+  const width = Math.max(1, Math.round(fullWidth * scale));
+  const height = Math.max(1, Math.round(fullHeight * scale));
+  let data: Buffer;
+  let info: OutputInfo;
+  try {
+    ({ data, info } = await strictly(path, (failOn) => sharp(path, inputOptions(autoOrient, failOn))
+      .resize({ width, height, fit: 'fill', kernel: 'lanczos3' })
+      .removeAlpha().toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true })));
+  } catch (e) {
+    if (e instanceof ImageFileError) throw e;
+    throw new ImageFileError(path, `cannot be decoded (${messageOf(e)}); is the file complete and a JPEG, PNG or TIFF?`, { cause: e });
+  }
+  if (info.width !== width || info.height !== height || info.channels !== 3) {
+    throw new ImageFileError(path, `shrank to ${info.width} x ${info.height} x ${info.channels} but ${width} x ${height} x 3 was asked for`);
+  }
+  return { rgb: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width, height, fullWidth, fullHeight, scale };
+}
+
 /** The size sharp reads from the header, for a regular file within MAX_IMAGE_PIXELS. */
 async function imageSize(path: string, autoOrient: boolean): Promise<{ width: number; height: number }> {
   let stat: fs.Stats;
