@@ -11,6 +11,7 @@ import { BASELINES } from '../runtime/baselines/model';
 import { isBaselineName } from '../runtime/baselines/registry';
 import { runBenchmark } from '../runtime/eval/benchmark';
 import { BENCHMARK_MODELS, modelLabel } from '../runtime/eval/table1';
+import { checkRegularFile } from '../runtime/data/files';
 import { computeOptions, decimalNumber, wholeNumber } from './options';
 
 /** `triplex cv`, `triplex train-fold`, `triplex ablation` and `triplex predict`. */
@@ -178,6 +179,8 @@ export function predictCommand(): Command {
     .option('--features <key>', 'features folder under <store>/features (default: the only one)')
     .option('--out <file>', 'Arrow file of the predictions (default <store>/predictions/<checkpoint folder>.arrow)')
     .action(async (store: string, o: { checkpoint: string; sections?: string; features?: string; out?: string }, cmd: Command) => {
+      // A named pipe as --checkpoint waited forever, and a folder failed with a bare "EISDIR".
+      checkRegularFile(o.checkpoint);
       await initCompute(computeOptions(cmd));
       const sections = o.sections?.split(',').map((s) => s.trim());
       const data = loadTrainingData(store, { views: ALL_VIEWS, features: o.features, sections });

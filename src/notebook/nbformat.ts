@@ -85,7 +85,8 @@ function describe(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'a list';
   if (typeof v === 'object') return 'an object';
-  const shown = JSON.stringify(v);
+  // JSON.stringify says null for Infinity (JSON.parse reads 1e400 as Infinity): "the number null".
+  const shown = typeof v === 'number' ? String(v) : JSON.stringify(v);
   return `${typeof v === 'number' ? 'the number' : typeof v === 'string' ? 'the text' : `the ${typeof v}`} ${shown.length > 40 ? `${shown.slice(0, 37)}...` : shown}`;
 }
 /** Multi-line text as nbformat stores it: a string or a list of strings; `undefined` and `null` are empty. */

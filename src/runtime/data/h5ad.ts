@@ -48,6 +48,8 @@ export async function readH5ad(file: string, opts: H5adOptions = {}): Promise<Sp
   let parsed: ReturnType<typeof readAnnData>;
   try {
     parsed = readAnnData(h, source, opts);
+  } catch (e) {
+    throw damaged(e, source);
   } finally {
     h.close();
   }
@@ -505,9 +507,23 @@ export async function openHdf5(file: string, expected: string): Promise<Hdf5> {
   }
   if (!found) throw new DataFileError(abs, 'byte 0', `not an HDF5 file (no HDF5 signature); expected ${expected}`);
   const h5 = await loadH5wasm();
-  const handle = new h5.File(abs, 'r');
+  let handle: H5.File;
+  try {
+    handle = new h5.File(abs, 'r');
+  } catch (e) {
+    throw damaged(e, abs);
+  }
   if (handle.file_id < 0n) throw new DataFileError(abs, undefined, `the HDF5 library cannot open it (damaged or truncated?); expected ${expected}`);
   return new Hdf5(h5, handle, abs);
+}
+
+/**
+ * An error of the HDF5 library itself while reading (a file damaged past its signature throws
+ * bare messages such as "error - name not defined!"), as a DataFileError naming the file.
+ */
+export function damaged(e: unknown, file: string): unknown {
+  if (e instanceof DataFileError) return e;
+  return new DataFileError(file, undefined, `the HDF5 library cannot read it (${e instanceof Error ? e.message : String(e)}); is the file damaged or truncated? copy or download it again`, { cause: e });
 }
 
 /** Read-only access by path, with errors naming the file and the HDF5 path. */

@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { checkImageData } from '../image/slideImage';
+import { checkRegularFile } from './files';
 import { readH5ad } from './h5ad';
 import { byName, readHer2st, spotsOutsideImage } from './her2st';
 import { DataFileError, type DatasetFormat, type ImageRef, type Problem, type SpatialDataset } from './types';
@@ -37,6 +38,8 @@ export function detectFormat(p: string): DatasetFormat {
     }
     throw new DataFileError(abs, undefined, `not a dataset; ${EXPECTED}`);
   }
+  // A named pipe, device or socket is neither a file nor a folder: say what it is (once called "not a dataset folder").
+  if (!stat.isDirectory()) checkRegularFile(abs);
   if (fs.existsSync(path.join(abs, 'ST-cnts'))) return 'her2st';
   if (visiumFolder(abs)) return 'visium';
   throw new DataFileError(abs, undefined, `not a dataset folder; ${EXPECTED}`);

@@ -17,7 +17,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { unsafeIdReason } from '../store/identifiers';
-import { checkCompressed, checkGridCells, csrRows, openHdf5, readCompressed, uniqueGeneNames, type Hdf5 } from './h5ad';
+import { checkCompressed, checkGridCells, csrRows, damaged, openHdf5, readCompressed, uniqueGeneNames, type Hdf5 } from './h5ad';
 import { readImageSize, spotsOutsideImage } from './her2st';
 import { listIds } from './names';
 import { firstBadCount, parseDecimal } from './numbers';
@@ -59,6 +59,8 @@ export async function readVisium(dir: string, opts: VisiumOptions = {}): Promise
   let matrix: ReturnType<typeof readMatrix>;
   try {
     matrix = readMatrix(h, sectionId, problems);
+  } catch (e) {
+    throw damaged(e, matrixFile);
   } finally {
     h.close();
   }

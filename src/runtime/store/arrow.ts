@@ -3,6 +3,7 @@ import {
   Field, FixedSizeList, Float32, Schema, Table, Uint8, Utf8,
   Data, RecordBatchReader, makeData, makeVector, tableFromIPC, tableToIPC, vectorFromArray, type Vector,
 } from 'apache-arrow';
+import { fileKind } from '../data/files';
 import { writeFileAtomic } from './atomic';
 
 /**
@@ -72,8 +73,12 @@ export async function writeArrowFile(file: string, table: Table): Promise<void> 
 export function readArrowFile(file: string): Table {
   let bytes: Buffer;
   try {
+    // Reading a named pipe waits for a writer forever (a FIFO as expressions.arrow hung `triplex cv`).
+    const stat = fs.statSync(file);
+    if (!stat.isFile()) throw new Error(`${file} is ${fileKind(stat)}, not a regular file`);
     bytes = fs.readFileSync(file);
   } catch (cause) {
+    if ((cause as Error).message.startsWith(`${file} is `)) throw cause;
     throw new Error(`${file}: cannot read (${(cause as Error).message})`, { cause });
   }
   try {

@@ -1,7 +1,9 @@
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Table } from 'apache-arrow';
 import type { PreprocessedDataset, PreprocessingRecord } from '../data/preprocess';
+import { fileKind } from '../data/files';
 import type { SlideSection } from '../data/slide';
 import type { DatasetFormat, Section } from '../data/types';
 import { buildTable, readArrowFile, stringColumn, vectorColumn, writeArrowFile } from './arrow';
@@ -46,6 +48,48 @@ export interface StoreManifest {
   /** false: made from slides without counts (no expressions.arrow). */
   counts?: false;
   sections: StoreSection[];
+  /**
+   * Size and sha256 of spots.arrow and expressions.arrow as written. Checked before they are
+   * decoded: apache-arrow loops without end on some damaged files (a few bytes flipped in
+   * expressions.arrow hung \`triplex cv\`). Stores written before it have none and are not checked.
+   */
+  files?: Record<string, { bytes: number; sha256: string }>;
+}
+
+const STORE_FILES = ['spots.arrow', 'expressions.arrow'];
+
+/** The `files` record of a store's Arrow files that exist in `dir`. */
+function fileRecord(dir: string): Record<string, { bytes: number; sha256: string }> {
+  const out: Record<string, { bytes: number; sha256: string }> = {};
+  for (const name of STORE_FILES) {
+    const file = path.join(dir, name);
+    if (!fs.existsSync(file)) continue;
+    const bytes = fs.readFileSync(file);
+    out[name] = { bytes: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') };
+  }
+  return out;
+}
+
+/** Refuses a store file that is not what the manifest recorded (damaged, cut short or replaced). */
+function checkStoreFiles(dir: string, manifestFile: string, manifest: StoreManifest): void {
+  if (manifest.files === undefined) return;
+  if (typeof manifest.files !== 'object' || manifest.files === null) throw new Error(`${manifestFile}: "files" is not an object; re-run \`triplex preprocess\``);
+  for (const [name, want] of Object.entries(manifest.files)) {
+    if (!STORE_FILES.includes(name)) continue;
+    const file = path.join(dir, name);
+    let stat: fs.Stats;
+    try {
+      stat = fs.statSync(file);
+    } catch {
+      throw new Error(`${file}: not found, though ${manifestFile} lists it; re-run \`triplex preprocess\``);
+    }
+    if (!stat.isFile()) throw new Error(`${file} is ${fileKind(stat)}, not a regular file; re-run \`triplex preprocess\``);
+    const sha256 = stat.size === want?.bytes ? createHash('sha256').update(fs.readFileSync(file)).digest('hex') : undefined;
+    if (sha256 !== want?.sha256) {
+      throw new Error(`${file} is not the file that was written (${stat.size === want?.bytes ? 'its sha256 differs' : `${stat.size} bytes, ${manifestFile} records ${want?.bytes}`}): ` +
+        'damaged, cut short or replaced; re-run `triplex preprocess`');
+    }
+  }
 }
 
 type SpotRow = { section: Pick<Section, 'id' | 'patient'>; spot: Section['spots'][number] };
@@ -102,6 +146,7 @@ export async function writeDatasetStore(dir: string, source: { format: DatasetFo
   checkManifestIds(path.join(dir, MANIFEST), manifest);
   await writeArrowFile(path.join(dir, 'spots.arrow'), spots);
   await writeArrowFile(path.join(dir, 'expressions.arrow'), expressions);
+  manifest.files = fileRecord(dir);
   await writeFileAtomic(path.join(dir, MANIFEST), JSON.stringify(manifest, null, 2) + '\n');
   return manifest;
 }
@@ -130,6 +175,7 @@ export async function writeSpotStore(dir: string, source: { path: string }, sect
   // A replaced store's old expressions would contradict the manifest: gone before it is written.
   fs.rmSync(path.join(dir, 'expressions.arrow'), { force: true });
   await writeArrowFile(path.join(dir, 'spots.arrow'), spotsTable(sections.flatMap((section) => section.spots.map((spot) => ({ section, spot })))));
+  manifest.files = fileRecord(dir);
   await writeFileAtomic(manifestFile, JSON.stringify(manifest, null, 2) + '\n');
   return manifest;
 }
@@ -186,6 +232,7 @@ export function openDatasetStore(dir: string): DatasetStore {
     throw new Error(`${manifestFile}: store version ${manifest.triplexStore}, this TRIPLEX reads version ${STORE_VERSION}; re-run \`triplex preprocess\``);
   }
   checkManifestIds(manifestFile, manifest);
+  checkStoreFiles(dir, manifestFile, manifest);
   const spots = readArrowFile(path.join(dir, 'spots.arrow'));
   const total = manifest.sections.reduce((n, s) => n + s.spots, 0);
   const sectionOfRow = stringColumn(spots, 'section');
