@@ -273,7 +273,9 @@ async function trainFoldLocked(data: TrainingData, options: TrainOptions): Promi
       history.push(...info.history.map(content));
       startEpoch = info.epoch;
       // Timings of the epochs kept (a kill may have come between the checkpoint and timings.json).
-      timings = readTimings(timingsFile).filter((t) => t.epoch < startEpoch);
+      // A run begun before timings.json had them in its checkpoints' history.
+      const kept = fs.existsSync(timingsFile) ? readTimings(timingsFile) : info.history.filter((h) => h.seconds !== undefined).map((h) => ({ epoch: h.epoch, seconds: h.seconds!, spotsPerSecond: h.spotsPerSecond ?? NaN }));
+      timings = kept.filter((t) => t.epoch < startEpoch);
       bestEpoch = info.bestEpoch;
       bestPcc = info.bestValidationPcc;
       resumedFrom = startEpoch;
