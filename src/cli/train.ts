@@ -191,7 +191,7 @@ export function predictCommand(): Command {
         await prepareTargetInputs(model, data, chosen);
         const preds = await predictSections(model, data, chosen);
         const out = o.out ?? path.join(store, 'predictions', `${path.basename(path.dirname(path.resolve(o.checkpoint)))}.arrow`);
-        await writePredictions(out, chosen, preds, info.genes, { checkpoint: path.resolve(o.checkpoint), mode: info.mode, config: info.config });
+        await writePredictions(out, chosen, preds, info.genes, { checkpoint: path.relative(path.dirname(path.resolve(out)), path.resolve(o.checkpoint)), mode: info.mode, config: info.config });
         const spots = chosen.reduce((n, s) => n + s.n, 0);
         const seconds = (performance.now() - t) / 1000;
         console.log(`predicted ${info.genes.length} genes for ${spots} spots of ${chosen.length} sections in ${seconds.toFixed(1)} s (${(spots / seconds).toFixed(1)} spots/s) -> ${out}`);

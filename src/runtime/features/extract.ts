@@ -132,6 +132,8 @@ export async function extractFeatures(storeDir: string, options: ExtractOptions)
     for (const p of plan) if (!p.cached) await checkImageData(p.section.image!.path);
     for (const { section, rows, key, file, cached } of plan) {
       if (cached) {
+        // Chunks of a run killed between writing the section's file and removing them.
+        fs.rmSync(`${file}.chunks`, { recursive: true, force: true });
         summary.sections.push({ id: section.id, spots: rows.length, status: 'cached', tilesEncoded: 0, seconds: 0 });
         clock.done += rows.length;
         clock.cached++;

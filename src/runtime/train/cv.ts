@@ -16,7 +16,7 @@ import { loadTrainedModel, predictSections, prepareTargetInputs, trainFold, type
  * trained with early stopping on a validation split of its own training patients, scored on its
  * test slides; metrics per slide, per fold and over folds written as Arrow tables and JSON next
  * to each fold's predictions and checkpoints:
- *   <out>/fold-<k>/{best,last}.safetensors, history.json, predictions.arrow
+ *   <out>/fold-<k>/{best,last}.safetensors, history.json, timings.json, predictions.arrow
  *   <out>/metrics_{slides,folds,genes,summary}.arrow, results.json
  */
 
@@ -138,7 +138,7 @@ async function crossValidateLocked(o: CvOptions): Promise<CvResult> {
       const tests = fold.test.map((id) => data.sections.get(id)!);
       await prepareTargetInputs(model, data, tests);
       const preds = await predictSections(model, data, tests);
-      await writePredictions(predictions, tests, preds, data.genes, { variant, mode, fold: fold.index, checkpoint: train.checkpoint });
+      await writePredictions(predictions, tests, preds, data.genes, { variant, mode, fold: fold.index, checkpoint: path.relative(dir, train.checkpoint) });
       for (const s of tests) scored.push({ fold: fold.index, section: s.id, metrics: slideMetrics(preds.get(s.id)!, s.values, s.n, data.genes) });
     } finally {
       await model.dispose();
@@ -163,9 +163,13 @@ async function crossValidateLocked(o: CvOptions): Promise<CvResult> {
   return { variant, mode, config, folds: results, evaluation, warnings, aborted };
 }
 
-/** Predictions of a set of sections as an Arrow file: section, spot_id, prediction [genes]. */
 export { readPredictions } from '../store/predictions';
 
+/**
+ * Predictions of a set of sections as an Arrow file: section, spot_id, prediction [genes]. `meta`
+ * (the checkpoint, relative to the file's folder; the model) goes to the schema's metadata: no
+ * absolute path and no time, so that the same run anywhere writes the same bytes.
+ */
 export async function writePredictions(file: string, sections: readonly Pick<SectionInputs, 'id' | 'n' | 'spotIds'>[], preds: Map<string, Float32Array>, genes: readonly string[], meta: Record<string, unknown>): Promise<void> {
   const G = genes.length;
   const total = sections.reduce((n, s) => n + s.n, 0);

@@ -49,7 +49,7 @@ export interface TrainOptions {
   train: readonly string[];
   /** Sections for early stopping; empty = no early stopping, the last epoch is kept. */
   validation: readonly string[];
-  /** Folder of the run's files: last.safetensors, best.safetensors, history.json. */
+  /** Folder of the run's files: last.safetensors, best.safetensors, history.json, timings.json. */
   outDir: string;
   epochs?: number;
   patience?: number;
@@ -95,14 +95,22 @@ export interface TrainProgress {
   etaSeconds: number;
 }
 
+/**
+ * An epoch of a run. Loss, validation PCC and learning rate are its content: the same in every run
+ * with the same seed, and all that checkpoints and history.json record. The timings vary from run
+ * to run: they go to timings.json, and are known for the epochs of which it has them.
+ */
 export interface EpochRecord {
   epoch: number;
   loss: number;
   validationPcc: number | null;
   learningRate: number;
-  seconds: number;
-  spotsPerSecond: number;
+  seconds?: number;
+  spotsPerSecond?: number;
 }
+
+/** An epoch's timings (timings.json). */
+export interface EpochTiming { epoch: number; seconds: number; spotsPerSecond: number }
 
 export interface TrainResult {
   /** The best epoch's weights (the last epoch's without validation). */
@@ -142,6 +150,10 @@ export interface CheckpointInfo {
   /** The patient of each training section (a retrieval model's reference spots are drawn by patient). */
   trainPatients?: string[];
   validation: string[];
+  /**
+   * The features trained on, relative to the store (`features/<encoder key>`); older checkpoints
+   * hold an absolute path, and still load: only its last part is compared.
+   */
   featuresDir: string;
   /** Modes layer4 and full: the identity of the ResNet18 weights the trunk started from. */
   trunkWeights?: string;
@@ -230,11 +242,16 @@ async function trainFoldLocked(data: TrainingData, options: TrainOptions): Promi
     ? await baselineSetup(data, config, o, trainSections, validationSections)
     : await triplexSetup(data, config, o, trainSections, validationSections);
   const { learner } = setup;
-  const signature = createHash('sha256').update(JSON.stringify({
+  const signed = (features: string) => ({
     ...setup.identity,
     config, mode: o.mode, train: o.train, validation: o.validation, seed: o.seed, init: o.init ?? 'pytorch', batchSize: o.batchSize, microBatch: setup.microBatch,
-    learningRate: o.learningRate, lrStep: o.lrStep, lrGamma: o.lrGamma, features: path.resolve(data.featuresDir), genes: data.genes,
-  })).digest('hex').slice(0, 24);
+    learningRate: o.learningRate, lrStep: o.lrStep, lrGamma: o.lrGamma, features, genes: data.genes,
+  });
+  // The features by their place in the store, not on this disk: the same run on a copy of the store,
+  // or with the store moved, signs (and writes) the same bytes. Runs begun before that were signed
+  // with the absolute path, and still resume.
+  const signature = runSignature(signed(storeRelativeFeatures(data.featuresDir)));
+  const legacySignature = runSignature(signed(path.resolve(data.featuresDir)));
   const history: EpochRecord[] = [];
   let startEpoch = 0;
   let bestEpoch = -1;
@@ -242,18 +259,25 @@ async function trainFoldLocked(data: TrainingData, options: TrainOptions): Promi
   let resumedFrom: number | null = null;
   const lastFile = path.join(o.outDir, 'last.safetensors');
   const bestFile = path.join(o.outDir, 'best.safetensors');
+  const historyFile = path.join(o.outDir, 'history.json');
+  const timingsFile = path.join(o.outDir, 'timings.json');
+  let timings: EpochTiming[] = [];
   try {
     fs.mkdirSync(o.outDir, { recursive: true });
     await removePartials(o.outDir); // a checkpoint half-written when a run was killed
     if (o.resume && fs.existsSync(lastFile)) {
       const { info, weights } = await readCheckpoint(lastFile);
-      if (info.signature !== signature) {
+      if (info.signature !== signature && info.signature !== legacySignature) {
         throw new Error(`${lastFile} is from another run (different configuration, sections, seed or features); ` +
           'choose another output folder, or delete it to start over');
       }
       setup.load(weights, lastFile, info.step);
-      history.push(...info.history);
+      history.push(...info.history.map(content));
       startEpoch = info.epoch;
+      // Timings of the epochs kept (a kill may have come between the checkpoint and timings.json).
+      // A run begun before timings.json had them in its checkpoints' history.
+      const kept = fs.existsSync(timingsFile) ? readTimings(timingsFile) : info.history.filter((h) => h.seconds !== undefined).map((h) => ({ epoch: h.epoch, seconds: h.seconds!, spotsPerSecond: h.spotsPerSecond ?? NaN }));
+      timings = kept.filter((t) => t.epoch < startEpoch);
       bestEpoch = info.bestEpoch;
       bestPcc = info.bestValidationPcc;
       resumedFrom = startEpoch;
@@ -261,9 +285,18 @@ async function trainFoldLocked(data: TrainingData, options: TrainOptions): Promi
     }
     const info = (epoch: number): CheckpointInfo => ({
       format: CHECKPOINT_FORMAT, version: CHECKPOINT_VERSION, config, mode: o.mode, genes: data.genes, epoch, step: learner.step,
-      bestEpoch, bestValidationPcc: bestPcc, signature, history, train: [...o.train], trainPatients: trainSections.map((s) => s.patient), validation: [...o.validation], featuresDir: path.resolve(data.featuresDir),
+      bestEpoch, bestValidationPcc: bestPcc, signature, history, train: [...o.train], trainPatients: trainSections.map((s) => s.patient), validation: [...o.validation],
+      featuresDir: storeRelativeFeatures(data.featuresDir),
       ...setup.info,
     });
+    /** history.json (content only, comparable between runs) and timings.json (this run's clock). */
+    const writeHistory = async () => {
+      await writeFileAtomic(historyFile, JSON.stringify(history, null, 1) + '\n');
+      await writeFileAtomic(timingsFile, JSON.stringify(timings, null, 1) + '\n');
+    };
+    // A run killed after its last checkpoint but before history.json resumes with nothing left to
+    // train: the files are brought up to the checkpoint now.
+    if (resumedFrom !== null) await writeHistory();
     const stopped = () => bestEpoch >= 0 && validationSections.length > 0 && history.length - 1 - bestEpoch >= o.patience;
     let aborted = false;
     const started = performance.now();
@@ -294,7 +327,8 @@ async function trainFoldLocked(data: TrainingData, options: TrainOptions): Promi
       if (aborted) break;
       const validationPcc = validationSections.length ? await meanValidationPcc(learner, data, validationSections, setup.target) : null;
       const seconds = (performance.now() - t0) / 1000;
-      history.push({ epoch, loss: lossSum / spots, validationPcc, learningRate, seconds, spotsPerSecond: spots / seconds });
+      history.push({ epoch, loss: lossSum / spots, validationPcc, learningRate });
+      timings.push({ epoch, seconds, spotsPerSecond: spots / seconds });
       const improved = validationPcc === null || bestPcc === null || validationPcc > bestPcc;
       if (improved) {
         bestEpoch = epoch;
@@ -302,7 +336,7 @@ async function trainFoldLocked(data: TrainingData, options: TrainOptions): Promi
         await writeCheckpoint(bestFile, learner, info(epoch + 1), false);
       }
       await writeCheckpoint(lastFile, learner, info(epoch + 1), true);
-      await writeFileAtomic(path.join(o.outDir, 'history.json'), JSON.stringify(history, null, 1) + '\n');
+      await writeHistory();
       const rate = spotsDone / ((performance.now() - started) / 1000);
       o.onProgress?.({
         kind: 'epoch', epoch, epochs: o.epochs, batch: batches.length, batches: batches.length, loss: lossSum / spots, validationPcc: validationPcc ?? undefined,
@@ -314,10 +348,33 @@ async function trainFoldLocked(data: TrainingData, options: TrainOptions): Promi
     }
     return {
       checkpoint: bestFile, bestEpoch, bestValidationPcc: bestPcc, epochsRun: history.length, stoppedEarly: stopped() && history.length < o.epochs,
-      aborted, resumedFrom, history,
+      aborted, resumedFrom, history: history.map((h) => ({ ...h, ...timingOf(timings, h.epoch) })),
     };
   } finally {
     await learner.dispose();
+  }
+}
+
+const runSignature = (signed: Record<string, unknown>): string => createHash('sha256').update(JSON.stringify(signed)).digest('hex').slice(0, 24);
+
+/** `features/<encoder key>`: the features folder by its place in its store (`<store>/features/<key>`). */
+const storeRelativeFeatures = (featuresDir: string): string => `${path.basename(path.dirname(path.resolve(featuresDir)))}/${path.basename(featuresDir)}`;
+
+/** An epoch's content without timings (checkpoints before they moved out held them). */
+const content = (h: EpochRecord): EpochRecord => ({ epoch: h.epoch, loss: h.loss, validationPcc: h.validationPcc, learningRate: h.learningRate });
+
+const timingOf = (timings: readonly EpochTiming[], epoch: number): Partial<EpochTiming> => {
+  const t = timings.find((x) => x.epoch === epoch);
+  return t ? { seconds: t.seconds, spotsPerSecond: t.spotsPerSecond } : {};
+};
+
+/** timings.json of a run folder; none (or unreadable: it is only a record) = no timings. */
+function readTimings(file: string): EpochTiming[] {
+  try {
+    const t = JSON.parse(fs.readFileSync(file, 'utf8')) as unknown;
+    return Array.isArray(t) ? t.filter((x): x is EpochTiming => typeof x?.epoch === 'number' && typeof x.seconds === 'number' && typeof x.spotsPerSecond === 'number') : [];
+  } catch {
+    return [];
   }
 }
 
