@@ -511,8 +511,6 @@ const badCheckpoint = (name: string, edit: (f: string) => void, message: RegExp,
   name, exit: 1, message, todo, make: (c) => { const f = checkpoint(c); edit(f); return predictWith(c, f); },
 });
 
-/** readCheckpoint (src/runtime/train/trainer.ts, not this branch's) parses the recorded info without checking it. */
-const TRAINER_TODO = 'readCheckpoint should check the recorded info (JSON, config object, genes list) and name the file';
 
 add('checkpoint', [
   badCheckpoint('cut to 4 bytes', (f) => truncate(f, 4), /./),
@@ -554,14 +552,15 @@ add('checkpoint', [
     const { header, data } = readSafetensorsParts(f);
     (header.__metadata__ as Record<string, string>).info = '{"version": 1,';
     writeSafetensorsParts(f, header, data);
-  }, /./, TRAINER_TODO),
+  }, /best\.safetensors: its recorded run information is not readable JSON .*use another, or train again/),
   badCheckpoint('checkpoint version 2', (f) => editCheckpointInfo(f, (i) => { i.version = 2; }), /version 2/),
   badCheckpoint('genes in another order', (f) => editCheckpointInfo(f, (i) => { (i.genes as string[]).reverse(); }), /in another order/),
-  badCheckpoint('other genes', (f) => editCheckpointInfo(f, (i) => { i.genes = ['X1', 'X2']; }), /predicts 2 genes/),
+  badCheckpoint('other genes', (f) => editCheckpointInfo(f, (i) => { i.genes = ['X1', 'X2']; (i.config as { genes: number }).genes = 2; }), /predicts 2 genes/),
+  badCheckpoint('a configuration that disagrees with its genes', (f) => editCheckpointInfo(f, (i) => { i.genes = ['X1', 'X2']; }), /best\.safetensors: its configuration predicts \d+ genes but it lists 2/),
   badCheckpoint('another feature width', (f) => editCheckpointInfo(f, (i) => { (i.config as { dim: number }).dim = 1024; }), /1024-wide features/),
-  badCheckpoint('another model (the config of ST-Net)', (f) => editCheckpointInfo(f, (i) => { i.config = { model: 'stnet' }; }), /./, TRAINER_TODO),
-  badCheckpoint('a config that is not an object', (f) => editCheckpointInfo(f, (i) => { i.config = 7; }), /./, TRAINER_TODO),
-  badCheckpoint('no genes list', (f) => editCheckpointInfo(f, (i) => { delete i.genes; }), /./, TRAINER_TODO),
+  badCheckpoint('another model (the config of ST-Net)', (f) => editCheckpointInfo(f, (i) => { i.config = { model: 'stnet' }; }), /best\.safetensors: it records a stnet model without its settings/),
+  badCheckpoint('a config that is not an object', (f) => editCheckpointInfo(f, (i) => { i.config = 7; }), /best\.safetensors: its model configuration is not an object/),
+  badCheckpoint('no genes list', (f) => editCheckpointInfo(f, (i) => { delete i.genes; }), /best\.safetensors: it records no list of genes/),
   { name: 'a PyTorch .pth file', exit: 1, message: /./, make: (c) => predictWith(c, copy(c, path.join(repoRoot(), 'test', 'fixtures', 'weights', 'tiny_model.pth'))) },
   { name: 'a named pipe', exit: 1, message: /./, make: (c) => { const f = path.join(c.dir, 'p.safetensors'); fifo(f); return predictWith(c, f); } },
   { name: 'a symlink loop', exit: 1, message: /./, make: (c) => { const f = path.join(c.dir, 'l.safetensors'); loop(f); return predictWith(c, f); } },

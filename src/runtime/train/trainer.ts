@@ -11,13 +11,15 @@ import { activeViews, type TriplexConfig, type ViewName } from '../model/triplex
 import { removePartials, writeFileAtomic } from '../store/atomic';
 import { withLock } from '../store/lock';
 import { mulberry32 } from '../util/random';
-import { encodeSafetensors, readSafetensors, safetensorsMetadata } from '../weights/safetensors';
 import type { StateDict } from '../weights/stateDict';
 import { stepLR } from './adam';
 import { epochBatches, sectionBatches, type Pick, type TargetInput } from './batches';
 import { requireCounts, type SectionInputs, type TrainingData } from './data';
 import { EngineLearner } from './engineLearner';
 import type { FoldLearner, Learner, PredictOptions } from './learner';
+import { CHECKPOINT_FORMAT, CHECKPOINT_VERSION, readCheckpoint, writeCheckpoint, type CheckpointInfo, type EpochRecord, type TargetMode } from './checkpoints';
+
+export { CHECKPOINT_FORMAT, readCheckpoint, type CheckpointInfo, type EpochRecord, type TargetMode } from './checkpoints';
 import { BaselineLearner } from './baselineLearner';
 import { baselineStart, createBaselineNet, isBaseline, type BaselineSettings } from '../baselines/registry';
 import { cacheLayer3, initialTrunk, loadTargetCrops } from './targetCrops';
@@ -40,7 +42,6 @@ export type { Learner } from './learner';
  * fine-tuned on cached conv1..layer3 maps of the crops; `full`: the whole trunk fine-tuned on the
  * crops, as the paper.
  */
-export type TargetMode = 'frozen' | 'layer4' | 'full';
 
 export interface TrainOptions {
   /** TRIPLEX's configuration, or a baseline's settings (baselines/registry.ts). */
@@ -95,20 +96,6 @@ export interface TrainProgress {
   etaSeconds: number;
 }
 
-/**
- * An epoch of a run. Loss, validation PCC and learning rate are its content: the same in every run
- * with the same seed, and all that checkpoints and history.json record. The timings vary from run
- * to run: they go to timings.json, and are known for the epochs of which it has them.
- */
-export interface EpochRecord {
-  epoch: number;
-  loss: number;
-  validationPcc: number | null;
-  learningRate: number;
-  seconds?: number;
-  spotsPerSecond?: number;
-}
-
 /** An epoch's timings (timings.json). */
 export interface EpochTiming { epoch: number; seconds: number; spotsPerSecond: number }
 
@@ -124,56 +111,10 @@ export interface TrainResult {
   history: EpochRecord[];
 }
 
-export const CHECKPOINT_FORMAT = 'triplex-checkpoint';
 /** Spots per forward/backward pass unless told (gradients are accumulated up to the batch). */
 export const DEFAULT_MICRO_BATCH = 32;
 /** In mode full each spot also runs the ResNet18 forward and backward, keeping tens of MB of activations per crop. */
 export const DEFAULT_MICRO_BATCH_FULL = 8;
-const CHECKPOINT_VERSION = 1;
-
-/** What a checkpoint's metadata records. */
-export interface CheckpointInfo {
-  format: string;
-  version: number;
-  /** TRIPLEX's configuration, or a baseline's settings (with `model`). */
-  config: TriplexConfig | BaselineSettings;
-  mode: TargetMode;
-  genes: string[];
-  /** Epochs completed. */
-  epoch: number;
-  step: number;
-  bestEpoch: number;
-  bestValidationPcc: number | null;
-  signature: string;
-  history: EpochRecord[];
-  train: string[];
-  /** The patient of each training section (a retrieval model's reference spots are drawn by patient). */
-  trainPatients?: string[];
-  validation: string[];
-  /**
-   * The features trained on, relative to the store (`features/<encoder key>`); older checkpoints
-   * hold an absolute path, and still load: only its last part is compared.
-   */
-  featuresDir: string;
-  /** Modes layer4 and full: the identity of the ResNet18 weights the trunk started from. */
-  trunkWeights?: string;
-}
-
-/** Reads a checkpoint's weights and metadata, checking it is one of ours. */
-export async function readCheckpoint(file: string): Promise<{ info: CheckpointInfo; weights: StateDict }> {
-  if (!fs.existsSync(file)) throw new Error(`${file}: no such checkpoint`);
-  const bytes = new Uint8Array(await fs.promises.readFile(file));
-  const meta = safetensorsMetadata(bytes, file);
-  if (meta.format !== CHECKPOINT_FORMAT) throw new Error(`${file} is not a TRIPLEX checkpoint (no '${CHECKPOINT_FORMAT}' metadata); checkpoints are written by \`triplex train-fold\` and \`triplex cv\``);
-  const info = JSON.parse(meta.info) as CheckpointInfo;
-  if (info.version !== CHECKPOINT_VERSION) throw new Error(`${file}: checkpoint version ${info.version}, this TRIPLEX reads ${CHECKPOINT_VERSION}`);
-  return { info, weights: await readSafetensors(file) };
-}
-
-async function writeCheckpoint(file: string, learner: FoldLearner, info: CheckpointInfo, withOptimizer: boolean): Promise<void> {
-  const sd = await learner.stateDict(withOptimizer);
-  await writeFileAtomic(file, encodeSafetensors(sd, { format: CHECKPOINT_FORMAT, info: JSON.stringify(info) }));
-}
 
 /**
  * A learner on the chosen engine (onnxruntime unless TF.js is asked for or onnxruntime does not
