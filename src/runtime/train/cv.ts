@@ -92,7 +92,9 @@ async function crossValidateLocked(o: CvOptions): Promise<CvResult> {
   const mode = o.mode ?? 'frozen';
   const variant = o.variant ?? 'triplex';
   // Modes layer4 and full compute the target view from crops: its cached token maps are not read.
-  const data = o.data ?? loadTrainingData(o.storeDir, { views: mode === 'frozen' ? ALL_VIEWS : ['neighbor', 'global'], features: o.features });
+  // The published models read only the pooled features (EGN's exemplars): not the 49 target tokens per spot TRIPLEX's frozen mode needs.
+  const views = isBaselineName(variant) ? ['global' as const] : mode === 'frozen' ? ALL_VIEWS : ['neighbor' as const, 'global' as const];
+  const data = o.data ?? loadTrainingData(o.storeDir, { views, features: o.features });
   requireCounts(data, 'cross-validated');
   const baseline = isBaselineName(variant);
   if (baseline && mode !== 'frozen') throw new Error(`--mode ${mode} is TRIPLEX's (how its target encoder trains); ${variant} trains as its paper does, leave --mode out`);
