@@ -56,13 +56,6 @@ export function cropFeed(section: SectionInputs, spots: readonly number[], size:
   return out;
 }
 
-/** Rows `spots` of a row-major [n, width] table. */
-export function rowsOf(values: Float32Array, width: number, spots: readonly number[]): Float32Array {
-  const out = new Float32Array(spots.length * width);
-  spots.forEach((s, i) => out.set(values.subarray(s * width, (s + 1) * width), i * width));
-  return out;
-}
-
 /**
  * Hist2ST's size factors (spec 4, "Inputs"): each spot's count total over the genes divided by the
  * median of those totals over its section, [n]. A section whose median total is 0 takes 1 for

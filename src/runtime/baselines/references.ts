@@ -3,6 +3,7 @@ import type { SectionInputs } from '../train/data';
 import type { StateDict } from '../weights/stateDict';
 import { bleepPredictFromRetrieval } from './bleep';
 import { nearest } from './retrieval';
+import { gatherRows } from '../util/numeric';
 
 /**
  * The reference spots of a retrieval model: every spot of the fold's TRAINING sections, never a
@@ -67,17 +68,9 @@ export class References {
     const D = this.featureDim;
     const G = this.genes;
     if (D === 0) throw new Error('these reference spots keep no features to retrieve exemplars by');
-    const features = new Float32Array(picks.length * K * D);
-    const labels = new Float32Array(picks.length * K * G);
-    picks.forEach((p, i) => {
-      const rows = this.exemplarRowsOf(p.section, K);
-      for (let j = 0; j < K; j++) {
-        const r = rows[p.spot * K + j];
-        features.set(this.features.subarray(r * D, (r + 1) * D), (i * K + j) * D);
-        labels.set(this.labels.subarray(r * G, (r + 1) * G), (i * K + j) * G);
-      }
-    });
-    return { features, labels };
+    // The pool rows of every pick's exemplars, pick by pick, nearest first: [n * K].
+    const rows = picks.flatMap((p) => Array.from(this.exemplarRowsOf(p.section, K).subarray(p.spot * K, (p.spot + 1) * K)));
+    return { features: gatherRows(this.features, D, rows), labels: gatherRows(this.labels, G, rows) };
   }
 
   private exemplarRowsOf(section: SectionInputs, K: number): Int32Array {

@@ -1,12 +1,13 @@
 import { DropoutStreams } from '../engine/dropout';
 import type { Executor, Program } from '../engine/executor';
-import { Graph, type HostArray } from '../engine/graph';
+import { Graph, type HostArray, type Sym } from '../engine/graph';
 import { compileTrainStep, initialState, type TrainState, type TrainStep } from '../engine/step';
-import { cropFeed, rowsOf, sizeFactors, spotPositions } from '../baselines/feeds';
+import { cropFeed, sizeFactors, spotPositions } from '../baselines/feeds';
 import { hist2stAdjacency } from '../baselines/hist2stHost';
 import { declareInputs, type BaselineNet, type InputName } from '../baselines/model';
 import { References } from '../baselines/references';
 import { bucket } from '../models/globalLayout';
+import { gatherRows } from '../util/numeric';
 import { WeightFileError, type StateDict } from '../weights/stateDict';
 import type { Pick } from './batches';
 import type { SectionInputs, TrainingData } from './data';
@@ -99,9 +100,9 @@ export class BaselineLearner implements FoldLearner {
     const S = this.net.cropSize;
     for (const name of names) {
       if (name === 'crops') out.crops = bySection((s, spots) => cropFeed(s, spots, S, this.net.unit === 'spot' ? augment : undefined), S * S * 3);
-      else if (name === 'truth') out.truth = bySection((s, spots) => rowsOf(s.values, G, spots), G);
-      else if (name === 'counts') out.counts = bySection((s, spots) => rowsOf(countsOf(s), G, spots), G);
-      else if (name === 'sizeFactors') out.sizeFactors = bySection((s, spots) => rowsOf(sizeFactors(countsOf(s), s.n, G), 1, spots), 1);
+      else if (name === 'truth') out.truth = bySection((s, spots) => gatherRows(s.values, G, spots), G);
+      else if (name === 'counts') out.counts = bySection((s, spots) => gatherRows(countsOf(s), G, spots), G);
+      else if (name === 'sizeFactors') out.sizeFactors = bySection((s, spots) => gatherRows(sizeFactors(countsOf(s), s.n, G), 1, spots), 1);
       else if (name === 'rows' || name === 'cols') {
         const of = new Map<SectionInputs, { rows: Int32Array; cols: Int32Array }>();
         const at = (sec: SectionInputs) => of.get(sec) ?? of.set(sec, this.positionsOf(sec)).get(sec)!;
@@ -109,7 +110,7 @@ export class BaselineLearner implements FoldLearner {
       } else if (name === 'adjacency') {
         out.adjacency = this.sectionOnly(picks, (s) => sectionAdjacency(s));
       } else if (name === 'own') {
-        out.own = bySection((s, spots) => rowsOf(s.global!, this.net.dims.featureDim, spots), this.net.dims.featureDim);
+        out.own = bySection((s, spots) => gatherRows(s.global!, this.net.dims.featureDim, spots), this.net.dims.featureDim);
       }
     }
     if (names.includes('exemplars') || names.includes('exemplarTargets')) {
@@ -155,7 +156,7 @@ export class BaselineLearner implements FoldLearner {
     }
   }
 
-  private program(key: string, build: (g: Graph) => Record<string, import('../engine/graph').Sym>): Promise<Program> {
+  private program(key: string, build: (g: Graph) => Record<string, Sym>): Promise<Program> {
     return cached(`${this.graphKey}|${key}`, () => this.executor.compile(build(new Graph('float32')), `${this.net.name}_${key.replace(/\W/g, '_')}`), (q: Program) => q.dispose());
   }
 
@@ -177,20 +178,11 @@ export class BaselineLearner implements FoldLearner {
       const values = (await p.run({ ...params, ...this.feeds(picks, names) })).out as Float32Array;
       return { values, width: values.length / section.n };
     }
-    let values: Float32Array | undefined;
-    let width = 0;
-    for (let from = 0; from < section.n; from += batchSize) {
-      const n = Math.min(batchSize, section.n - from);
-      // The last chunk is padded to a bucket (repeating its first spot): spots are independent in inference.
-      const padded = bucket(n, 8);
-      const picks = Array.from({ length: padded }, (_, i) => ({ section, spot: from + (i < n ? i : 0) }));
-      const p = await this.program(`predict:${padded}`, (g) => ({ out: net.predict(g, declareInputs(g, net, padded)) }));
-      const out = (await p.run({ ...params, ...this.feeds(picks, names) })).out as Float32Array;
-      width = out.length / padded;
-      values ??= new Float32Array(section.n * width);
-      values.set(out.subarray(0, n * width), from * width);
-    }
-    return { values: values ?? new Float32Array(0), width };
+    const values = await inChunks(section.n, batchSize, async (spots) => {
+      const p = await this.program(`predict:${spots.length}`, (g) => ({ out: net.predict(g, declareInputs(g, net, spots.length)) }));
+      return (await p.run({ ...params, ...this.feeds(spots.map((spot) => ({ section, spot })), names) })).out as Float32Array;
+    });
+    return { values, width: values.length / Math.max(section.n, 1) };
   }
 
   async predict(data: TrainingData, sections: readonly SectionInputs[], o: PredictOptions = {}): Promise<Map<string, Float32Array>> {
@@ -211,24 +203,14 @@ export class BaselineLearner implements FoldLearner {
   }
 
   /** The reference labels through the spot encoder, [m, P], in chunks. */
-  private async embedReferences(embed: (g: Graph, truth: import('../engine/graph').Sym) => import('../engine/graph').Sym, batchSize: number): Promise<Float32Array> {
+  private embedReferences(embed: (g: Graph, truth: Sym) => Sym, batchSize: number): Promise<Float32Array> {
     const refs = this.references!;
     const G = this.net.dims.genes;
-    const chunk = Math.max(batchSize, 256);
-    let out: Float32Array | undefined;
-    let width = 0;
-    for (let from = 0; from < refs.size; from += chunk) {
-      const n = Math.min(chunk, refs.size - from);
-      const padded = bucket(n, 8);
-      const truth = new Float32Array(padded * G);
-      truth.set(refs.labels.subarray(from * G, (from + n) * G));
-      const p = await this.program(`embed:${padded}`, (g) => ({ out: embed(g, g.input('truth', [padded, G])) }));
-      const e = (await p.run({ ...this.paramFeeds(), truth })).out as Float32Array;
-      width = e.length / padded;
-      out ??= new Float32Array(refs.size * width);
-      out.set(e.subarray(0, n * width), from * width);
-    }
-    return out ?? new Float32Array(0);
+    const params = this.paramFeeds();
+    return inChunks(refs.size, Math.max(batchSize, 256), async (rows) => {
+      const p = await this.program(`embed:${rows.length}`, (g) => ({ out: embed(g, g.input('truth', [rows.length, G])) }));
+      return (await p.run({ ...params, truth: gatherRows(refs.labels, G, rows) })).out as Float32Array;
+    });
   }
 
   /** Every tensor a checkpoint of this model holds (parameters, then buffers), with its shape. */
@@ -286,6 +268,24 @@ export class BaselineLearner implements FoldLearner {
   dispose(): Promise<void> {
     return Promise.resolve();
   }
+}
+
+/**
+ * `run` over rows [0, count) in chunks of at most `chunk` rows, each padded to a shape bucket by
+ * repeating its first row (rows are independent in inference, and fewer shapes mean fewer graphs);
+ * the chunks' output rows, padding dropped, concatenated: [count, width].
+ */
+async function inChunks(count: number, chunk: number, run: (rows: number[]) => Promise<Float32Array>): Promise<Float32Array> {
+  let out: Float32Array | undefined;
+  for (let from = 0; from < count; from += chunk) {
+    const n = Math.min(chunk, count - from);
+    const rows = Array.from({ length: bucket(n, 8) }, (_, i) => from + (i < n ? i : 0));
+    const values = await run(rows);
+    const width = values.length / rows.length;
+    out ??= new Float32Array(count * width);
+    out.set(values.subarray(0, n * width), from * width);
+  }
+  return out ?? new Float32Array(0);
 }
 
 function countsOf(s: SectionInputs): Float32Array {

@@ -7,6 +7,7 @@ import { NEIGHBOR_TOKENS, TARGET_TOKENS } from '../model/triplex/model';
 import { readArrowFile, stringColumn, vectorColumn } from '../store/arrow';
 import { openDatasetStore, type DatasetStore } from '../store/datasetStore';
 import { pathInside } from '../store/identifiers';
+import { gatherRows } from '../util/numeric';
 
 /**
  * The frozen inputs of TRIPLEX per section, read from a store's Arrow files into memory:
@@ -98,8 +99,7 @@ export function loadTrainingData(storeDir: string, options: LoadOptions): Traini
     const meta = store.manifest.sections.find((s) => s.id === id)!;
     const rows = store.rowsOf(id);
     const spotIds = rows.map((r) => ids[r]);
-    const v = new Float32Array(rows.length * G);
-    rows.forEach((r, i) => v.set(values.subarray(r * G, (r + 1) * G), i * G));
+    const v = gatherRows(values, G, rows);
     let grid: SpotGrid;
     try {
       grid = spotGrid(rows.map((r) => rowsCol[r]), rows.map((r) => colsCol[r]), spotIds);
@@ -154,11 +154,7 @@ export function loadCounts(data: TrainingData, sections: readonly SectionInputs[
   const store = openDatasetStore(data.storeDir);
   const counts = store.counts();
   const G = store.genes.length;
-  for (const s of todo) {
-    const c = new Float32Array(s.n * G);
-    s.storeRows.forEach((r, i) => c.set(counts.subarray(r * G, (r + 1) * G), i * G));
-    s.counts = c;
-  }
+  for (const s of todo) s.counts = gatherRows(counts, G, s.storeRows);
 }
 
 /** Refuses training or scoring on a store without counts, saying why. */

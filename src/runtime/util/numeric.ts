@@ -9,3 +9,10 @@ export function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): numbe
   }
   return diff / Math.max(scale, 1e-12);
 }
+
+/** Rows `rows` of a row-major [n, width] table, in that order: [rows.length, width]. */
+export function gatherRows(values: Float32Array, width: number, rows: ArrayLike<number>): Float32Array {
+  const out = new Float32Array(rows.length * width);
+  for (let i = 0; i < rows.length; i++) out.set(values.subarray(rows[i] * width, (rows[i] + 1) * width), i * width);
+  return out;
+}
