@@ -1,11 +1,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { isBaselineName } from '../baselines/registry';
-import { openDatasetStore } from '../store/datasetStore';
 import { writeFileAtomic } from '../store/atomic';
 import { withLock } from '../store/lock';
 import { crossValidate, ALL_VIEWS, type CvResult } from '../train/cv';
 import { loadTrainingData } from '../train/data';
+import { sectionsWithoutImage } from '../train/targetCrops';
 import type { TargetMode, TrainProgress } from '../train/trainer';
 import type { Fold } from './folds';
 import { BENCHMARK_MODELS, isBenchmarkModel, modelLabel, table1Csv, table1Group, table1Markdown, type BenchmarkModel, type Table1Row } from './table1';
@@ -98,7 +98,7 @@ async function runBenchmarkLocked(o: BenchmarkOptions): Promise<BenchmarkResult>
   checkProtocol(o.outDir, protocol);
   // What the models need is checked before any trains: a store without images fails now, not after hours.
   const baselines = models.filter(isBaselineName);
-  const imageless = openDatasetStore(o.storeDir).manifest.sections.filter((s) => !s.image).map((s) => s.id);
+  const imageless = sectionsWithoutImage(o.storeDir, data.sections.keys());
   if (baselines.length && imageless.length) {
     throw new Error(`${o.storeDir}: sections ${imageless.join(', ')} have no image, and ${baselines.join(', ')} learn from the spots' crops; ` +
       're-run `triplex preprocess` with --with-images, or leave those models out with --models');

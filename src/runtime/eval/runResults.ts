@@ -88,7 +88,9 @@ export function findRunResults(root: string, depth = 3): RunResults {
     const i = VARIANTS.findIndex((v) => v.name === r.variant);
     return BENCHMARK_MODELS.length + (i < 0 ? VARIANTS.length + BENCHMARK_MODELS.indexOf(r.variant as BenchmarkModel) : i);
   };
-  rows.sort((a, b) => order(a) - order(b) || a.variant.localeCompare(b.variant) || a.dir.localeCompare(b.dir));
+  // Each row's place worked out once (it looks for benchmark.json on disk), not at every comparison.
+  const place = new Map(rows.map((r) => [r, order(r)]));
+  rows.sort((a, b) => place.get(a)! - place.get(b)! || a.variant.localeCompare(b.variant) || a.dir.localeCompare(b.dir));
   return { rows, problems };
 }
 

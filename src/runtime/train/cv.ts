@@ -6,8 +6,8 @@ import { baselineSettings, describeBaseline, isBaseline, isBaselineName, type Ba
 import { describeConfig, triplexConfig, type PresetName, type TriplexConfig } from '../model/triplex/config';
 import { buildTable, writeArrowFile } from '../store/arrow';
 import { removePartials, writeFileAtomic } from '../store/atomic';
-import { openDatasetStore } from '../store/datasetStore';
 import { withLock } from '../store/lock';
+import { sectionsWithoutImage } from './targetCrops';
 import { loadTrainingData, requireCounts, type SectionInputs, type TrainingData } from './data';
 import { loadTrainedModel, predictSections, prepareTargetInputs, trainFold, type TargetMode, type TrainProgress, type TrainResult } from './trainer';
 
@@ -105,7 +105,7 @@ async function crossValidateLocked(o: CvOptions): Promise<CvResult> {
   const sections = [...data.sections.values()].map((s) => ({ id: s.id, patient: s.patient, spots: s.n }));
   if (baseline) {
     // Every published model learns from the spots' crops: a section without an image fails now, not after a fold has trained.
-    const imageless = openDatasetStore(o.storeDir).manifest.sections.filter((s) => data.sections.has(s.id) && !s.image).map((s) => s.id);
+    const imageless = sectionsWithoutImage(o.storeDir, data.sections.keys());
     if (imageless.length) throw new Error(`${o.storeDir}: section ${imageless.join(', ')} has no image, and ${variant} takes the spots' crops (re-run preprocess with --with-images)`);
   }
   const { folds, warnings } = makeFolds(sections, parseFolds(o.folds ?? 'lopo'), o.seed ?? 0);

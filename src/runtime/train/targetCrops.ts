@@ -18,6 +18,12 @@ import type { SectionInputs, TrainingData } from './data';
  * section of the run (about 0.35 GB per 1,000 spots in mode layer4).
  */
 
+/** The sections among `ids` whose store records no image: no crops can be cut for them. */
+export function sectionsWithoutImage(storeDir: string, ids: Iterable<string>): string[] {
+  const wanted = new Set(ids);
+  return openDatasetStore(storeDir).manifest.sections.filter((s) => wanted.has(s.id) && !s.image?.path).map((s) => s.id);
+}
+
 /** Cuts the 224 px target crop of every spot of the sections not yet cut (held in `section.crops`). */
 export async function loadTargetCrops(data: TrainingData, sections: readonly SectionInputs[], why = 'modes layer4 and full train the target encoder on the spots\' crops'): Promise<void> {
   const todo = sections.filter((s) => !s.crops);
