@@ -8,10 +8,11 @@ import { declareInputs, type BaselineNet, type InputName } from '../baselines/mo
 import { References } from '../baselines/references';
 import { bucket } from '../models/globalLayout';
 import { gatherRows } from '../util/numeric';
-import { WeightFileError, type StateDict } from '../weights/stateDict';
+import type { StateDict } from '../weights/stateDict';
 import type { Pick } from './batches';
 import type { SectionInputs, TrainingData } from './data';
 import { cached, explainMemoryError } from './engineLearner';
+import { checkTensors, restoreState, stateFeeds, stateTensors } from './trainState';
 import type { FoldLearner, PredictOptions, StepOptions } from './learner';
 
 /**
@@ -160,18 +161,11 @@ export class BaselineLearner implements FoldLearner {
     return cached(`${this.graphKey}|${key}`, () => this.executor.compile(build(new Graph('float32')), `${this.net.name}_${key.replace(/\W/g, '_')}`), (q: Program) => q.dispose());
   }
 
-  private paramFeeds(): Record<string, Float32Array> {
-    return {
-      ...Object.fromEntries([...this.state.params].map(([n, v]) => [`param:${n}`, v])),
-      ...Object.fromEntries([...(this.state.buffers ?? [])].map(([n, v]) => [`buffer:${n}`, v])),
-    };
-  }
-
   /** The inference graph's output for spots of one section: predictions [n, G] (BLEEP: projected embeddings). */
   private async infer(section: SectionInputs, batchSize: number): Promise<{ values: Float32Array; width: number }> {
     const net = this.net;
     const names = net.needs.filter((n) => n !== 'truth' && n !== 'counts' && n !== 'sizeFactors');
-    const params = this.paramFeeds();
+    const params = stateFeeds(this.state);
     if (net.unit === 'section') {
       const picks = Array.from({ length: section.n }, (_, spot) => ({ section, spot }));
       const p = await this.program(`predict:${section.n}`, (g) => ({ out: net.predict(g, declareInputs(g, net, section.n)) }));
@@ -206,7 +200,7 @@ export class BaselineLearner implements FoldLearner {
   private embedReferences(embed: (g: Graph, truth: Sym) => Sym, batchSize: number): Promise<Float32Array> {
     const refs = this.references!;
     const G = this.net.dims.genes;
-    const params = this.paramFeeds();
+    const params = stateFeeds(this.state);
     return inChunks(refs.size, Math.max(batchSize, 256), async (rows) => {
       const p = await this.program(`embed:${rows.length}`, (g) => ({ out: embed(g, g.input('truth', [rows.length, G])) }));
       return (await p.run({ ...params, truth: gatherRows(refs.labels, G, rows) })).out as Float32Array;
@@ -221,43 +215,17 @@ export class BaselineLearner implements FoldLearner {
   }
 
   stateDict(withOptimizer: boolean): Promise<StateDict> {
-    const sd: StateDict = new Map();
-    const shapes = this.tensorShapes();
-    for (const [n, v] of [...this.state.params, ...(this.state.buffers ?? [])]) sd.set(n, { shape: [...shapes.get(n)!], data: v, sourceDtype: 'float32' });
+    const sd = stateTensors(this.state, this.tensorShapes(), withOptimizer);
     this.references?.writeTo(sd, this.train.sections);
-    if (withOptimizer) {
-      for (const [n, m] of this.state.m) sd.set(`optimizer.exp_avg.${n}`, { shape: [m.length], data: m, sourceDtype: 'float32' });
-      for (const [n, v] of this.state.v) sd.set(`optimizer.exp_avg_sq.${n}`, { shape: [v.length], data: v, sourceDtype: 'float32' });
-    }
     return Promise.resolve(sd);
   }
 
   /** Loads weights (all or nothing); a retrieval model's reference spots too, whose sections and patients `train` (the checkpoint's) names. */
   load(sd: StateDict, source: string, optimizerStep?: number, train = this.train): void {
-    const shapes = this.tensorShapes();
-    const missing = [...shapes.keys()].filter((n) => !sd.has(n));
-    if (missing.length) throw new WeightFileError(source, missing[0], `lacks ${missing.length} of the ${shapes.size} tensors of ${this.net.name} (${missing.slice(0, 5).join(', ')})`);
-    const unexpected = [...sd.keys()].filter((k) => !shapes.has(k) && !k.startsWith('optimizer.') && !References.owns(k));
-    if (unexpected.length) throw new WeightFileError(source, unexpected[0], `names no tensor of ${this.net.name} (${unexpected.length} such keys: ${unexpected.slice(0, 5).join(', ')})`);
-    for (const [n, shape] of shapes) {
-      const t = sd.get(n)!;
-      if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
-        throw new WeightFileError(source, n, `has shape [${t.shape.join(', ')}], ${this.net.name} needs [${shape.join(', ')}] (PyTorch layout)`);
-      }
-    }
+    checkTensors(sd, this.tensorShapes(), source, this.net.name, (k) => References.owns(k));
     const references = this.usesReferences ? References.readFrom(sd, source, this.net.dims.genes, this.net.needs.includes('own') ? this.net.dims.featureDim : 0, train) : undefined;
-    const names = [...this.state.params.keys()];
-    const moment = (kind: string, n: string) => {
-      const t = sd.get(`optimizer.${kind}.${n}`);
-      if (!t || t.data.length !== sd.get(n)!.data.length) throw new Error(`${source}: optimizer state optimizer.${kind}.${n} is missing or has the wrong size; the checkpoint is from another configuration`);
-      return Float32Array.from(t.data);
-    };
-    const params = new Map(names.map((n) => [n, Float32Array.from(sd.get(n)!.data)]));
-    const buffers = new Map([...(this.state.buffers ?? new Map<string, Float32Array>()).keys()].map((n) => [n, Float32Array.from(sd.get(n)!.data)]));
-    const m = optimizerStep === undefined ? undefined : new Map(names.map((n) => [n, moment('exp_avg', n)]));
-    const v = optimizerStep === undefined ? undefined : new Map(names.map((n) => [n, moment('exp_avg_sq', n)]));
-    // Everything is checked above; only now is the state replaced.
-    this.state = m && v ? { params, buffers, step: optimizerStep!, m, v } : { ...initialState(params), buffers, step: this.state.step };
+    // Everything is checked (restoreState checks the moments before anything is replaced); only now is the state replaced.
+    this.state = restoreState(sd, source, this.state, optimizerStep);
     // A resumed run keeps the references prepare() made from its sections (they know each spot's patient).
     if (references && !this.references) {
       this.references = references;

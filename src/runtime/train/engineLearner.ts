@@ -6,8 +6,9 @@ import type { TriplexConfig, ViewName } from '../model/triplex/config';
 import { inputStatsFrom, inverseStd, type InputStats } from '../model/triplex/model';
 import { bucket, globalLayout, type GlobalLayout } from '../models/globalLayout';
 import { TRUNK_PREFIX, TriplexNet, type TargetSource } from '../models/triplex';
-import { WeightFileError, type StateDict } from '../weights/stateDict';
+import type { StateDict } from '../weights/stateDict';
 import { hostBatch, type HostBatch, type Pick } from './batches';
+import { checkTensors, restoreState, stateFeeds, stateTensors } from './trainState';
 import type { SectionInputs, TrainingData } from './data';
 import type { Learner, PredictOptions, StepOptions } from './learner';
 
@@ -163,20 +164,12 @@ export class EngineLearner implements Learner {
     return p;
   }
 
-  /** Parameters and buffers as the inputs of an inference graph. */
-  private paramFeeds(): Record<string, Float32Array> {
-    return {
-      ...Object.fromEntries([...this.state.params].map(([n, v]) => [`param:${n}`, v])),
-      ...Object.fromEntries([...(this.state.buffers ?? [])].map(([n, v]) => [`buffer:${n}`, v])),
-    };
-  }
-
   async predict(_data: TrainingData, sections: readonly SectionInputs[], o: PredictOptions = {}): Promise<Map<string, Float32Array>> {
     const c = this.config;
     const source: TargetSource = this.hasTrunk ? (o.target === 'layer3' ? 'layer3' : 'crops') : 'tokens';
     const batchSize = o.batchSize ?? (this.hasTrunk ? 32 : 256);
     const out = new Map<string, Float32Array>();
-    const params = this.paramFeeds();
+    const params = stateFeeds(this.state);
     for (const section of sections) {
       const pred = new Float32Array(section.n * c.genes);
       let tokens: Float32Array | undefined;
@@ -206,9 +199,7 @@ export class EngineLearner implements Learner {
   }
 
   stateDict(withOptimizer: boolean): Promise<StateDict> {
-    const sd: StateDict = new Map();
-    const shapes = this.tensorShapes();
-    for (const [n, v] of [...this.state.params, ...(this.state.buffers ?? [])]) sd.set(n, { shape: [...shapes.get(n)!], data: v, sourceDtype: 'float32' });
+    const sd = stateTensors(this.state, this.tensorShapes(), withOptimizer, (n) => this.trained(n));
     for (const v of this.config.standardizeInputs ? this.standardizedViews : []) {
       const mean = this.stats.get(`norm:${v}:mean`);
       const inv = this.stats.get(`norm:${v}:inv`);
@@ -216,46 +207,17 @@ export class EngineLearner implements Learner {
       sd.set(`input_norm.${v}.mean`, { shape: [mean.length], data: mean, sourceDtype: 'float32' });
       sd.set(`input_norm.${v}.std`, { shape: [inv.length], data: Float32Array.from(inv, (x) => 1 / x), sourceDtype: 'float32' });
     }
-    if (withOptimizer) {
-      for (const [n, m] of this.state.m) if (this.trained(n)) sd.set(`optimizer.exp_avg.${n}`, { shape: [m.length], data: m, sourceDtype: 'float32' });
-      for (const [n, v] of this.state.v) if (this.trained(n)) sd.set(`optimizer.exp_avg_sq.${n}`, { shape: [v.length], data: v, sourceDtype: 'float32' });
-    }
     return Promise.resolve(sd);
   }
 
   load(sd: StateDict, source: string, optimizerStep?: number): void {
-    const shapes = this.tensorShapes();
     const trunkKey = [...sd.keys()].find((k) => k.startsWith(TRUNK_PREFIX));
     if (trunkKey && !this.hasTrunk) throw new Error(`${source}: holds target_encoder.* weights (a fine-tuned trunk: mode full or layer4), but this model takes frozen target tokens`);
     if (!trunkKey && this.hasTrunk) throw new Error(`${source}: has no target_encoder.* weights, but this model trains the ResNet18 trunk`);
-    const missing = [...shapes.keys()].filter((n) => !sd.has(n));
-    if (missing.length) throw new WeightFileError(source, missing[0], `lacks ${missing.length} of the ${shapes.size} tensors (${missing.slice(0, 5).join(', ')})`);
-    const unexpected = [...sd.keys()].filter((k) => !shapes.has(k) && !k.startsWith('optimizer.') && !k.startsWith('input_norm.'));
-    if (unexpected.length) throw new WeightFileError(source, unexpected[0], `names no tensor of this model (${unexpected.length} such keys: ${unexpected.slice(0, 5).join(', ')})`);
-    for (const [n, shape] of shapes) {
-      const t = sd.get(n)!;
-      if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
-        throw new WeightFileError(source, n, `has shape [${t.shape.join(', ')}], the model needs [${shape.join(', ')}] (PyTorch layout)`);
-      }
-    }
+    checkTensors(sd, this.tensorShapes(), source, 'this model', (k) => k.startsWith('input_norm.'));
     const stats = this.config.standardizeInputs ? inputStatsFrom(sd, this.standardizedViews, source) : {};
-    const names = [...this.state.params.keys()];
-    const moment = (kind: string, n: string) => {
-      const t = sd.get(`optimizer.${kind}.${n}`);
-      if (!t && !this.trained(n)) return new Float32Array(sd.get(n)!.data.length); // never trained in this mode: no state
-      if (!t || t.data.length !== sd.get(n)!.data.length) throw new Error(`${source}: optimizer state optimizer.${kind}.${n} is missing or has the wrong size; the checkpoint is from another configuration`);
-      return Float32Array.from(t.data);
-    };
-    const params = new Map(names.map((n) => [n, Float32Array.from(sd.get(n)!.data)]));
-    const buffers = new Map([...(this.state.buffers ?? new Map<string, Float32Array>()).keys()].map((n) => [n, Float32Array.from(sd.get(n)!.data)]));
-    // Everything is checked above; only now is the state replaced.
-    this.state = optimizerStep === undefined
-      ? { ...initialState(params), buffers, step: this.state.step }
-      : {
-        params, buffers, step: optimizerStep,
-        m: new Map(names.map((n) => [n, moment('exp_avg', n)])),
-        v: new Map(names.map((n) => [n, moment('exp_avg_sq', n)])),
-      };
+    // Everything is checked (restoreState checks the moments before anything is replaced); only now is the state replaced.
+    this.state = restoreState(sd, source, this.state, optimizerStep, (n) => this.trained(n));
     if (this.config.standardizeInputs) this.setInputStats(stats);
   }
 
