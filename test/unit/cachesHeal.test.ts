@@ -7,6 +7,7 @@ import { extractFeatures } from '../../src/runtime/features/extract';
 import { readArrowFile, vectorColumn } from '../../src/runtime/store/arrow';
 import { removePartials } from '../../src/runtime/store/atomic';
 import { relativeError } from './helpers/compare';
+import { inflateArrowFooterMetadata } from './helpers/fuzz';
 import { repoRoot } from './helpers/paths';
 import { tempDir } from './helpers/spatialFixtures';
 import { writeSyntheticStore } from './helpers/syntheticStore';
@@ -17,7 +18,7 @@ import { writeSyntheticStore } from './helpers/syntheticStore';
  * writer killed mid-write (up to 82 MB for a checkpoint) that a resume never removed.
  */
 
-const cli = (args: string[]) => spawnSync(process.execPath, [path.join(repoRoot(), 'dist', 'cli.js'), ...args], { encoding: 'utf8', timeout: 300_000, env: { ...process.env, TRIPLEX_BACKEND: 'wasm' } });
+const cli = (args: string[], timeout = 300_000) => spawnSync(process.execPath, [path.join(repoRoot(), 'dist', 'cli.js'), ...args], { encoding: 'utf8', timeout, killSignal: 'SIGKILL', env: { ...process.env, TRIPLEX_BACKEND: 'wasm' } });
 /** The pid of a process that has ended: the writer of a stale partial. */
 const deadPid = () => spawnSync(process.execPath, ['-e', '']).pid;
 
@@ -55,6 +56,17 @@ describe('caches heal', () => {
     assert.equal(summary.sections[0].status, 'extracted');
     assert.match(summary.warnings.join('\n'), /00000\.arrow could not be read .*removed and computed again/);
     assert.ok(fs.existsSync(file) && !fs.existsSync(`${file}.chunks`));
+  });
+
+  test('a features file whose footer claims 2^31 entries (a loop in apache-arrow) is moved aside and computed again', { timeout: 120_000 }, () => {
+    const file = path.join(dir, 'A1.arrow');
+    inflateArrowFooterMetadata(file);
+    // In a child with a time limit: a loop cannot be caught inside the process that spins.
+    const r = cli(['extract', store], 60_000);
+    assert.equal(r.signal, null, 'extract did not end within 60 s');
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /warning: .*A1\.arrow could not be read \(damaged metadata: a list of 2147483647 entries.*\); moved aside/);
+    assert.ok(relativeError(vectorColumn(readArrowFile(file), 'global').values, original) < 1e-6);
   });
 
   test('triplex extract prints the warning and ends well', { timeout: 300_000 }, () => {

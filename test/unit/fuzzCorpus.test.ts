@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import sharp from 'sharp';
 import { parseNotebook } from '../../src/notebook/nbformat';
 import { extractFeatures } from '../../src/runtime/features/extract';
-import { bigPng, changes, editCheckpointInfo, editText, flipBytes, pngHeader, readSafetensorsParts, runCli, setField, setJpegSize, snapshot, truncate, writeSafetensorsParts, type CliResult } from './helpers/fuzz';
+import { bigPng, changes, editCheckpointInfo, editText, flipBytes, inflateArrowFooterMetadata, pngHeader, readSafetensorsParts, runCli, setField, setJpegSize, snapshot, truncate, writeSafetensorsParts, type CliResult } from './helpers/fuzz';
 import { repoRoot } from './helpers/paths';
 import { imageHeader, tempDir, truthSection, writeH5ad, writeHer2st, writeVisium } from './helpers/spatialFixtures';
 import { writeSyntheticStore } from './helpers/syntheticStore';
@@ -623,6 +623,7 @@ add('store', [
   badStore('expressions.arrow a named pipe', (s) => { const f = path.join(s, 'expressions.arrow'); replaceWith(f, fifo); return f; }, /./),
   badStore('a section\'s features missing', (s) => { const f = path.join(features(s), 'B1.arrow'); fs.rmSync(f); return 'B1'; }, /extract/),
   badStore('a second features folder (which one?)', (s) => { fs.cpSync(features(s), `${features(s)}-copy`, { recursive: true }); return '--features'; }, /choose one/),
+  badStore('a features file whose footer claims 2^31 metadata entries', (s) => { const f = path.join(features(s), 'A1.arrow'); inflateArrowFooterMetadata(f); return f; }, /not a readable Arrow IPC file .*damaged metadata/, 'predict'),
   badStore('a features file that is a symlink loop', (s) => { const f = path.join(features(s), 'A1.arrow'); replaceWith(f, loop); return f; }, /./, 'predict'),
   {
     name: '--features naming no folder', exit: 1, message: /not found/,

@@ -1,9 +1,10 @@
 import * as fs from 'node:fs';
 import {
   Field, FixedSizeList, Float32, Schema, Table, Uint8, Utf8,
-  Data, RecordBatchReader, makeData, makeVector, tableFromIPC, tableToIPC, vectorFromArray, type Vector,
+  Data, makeData, makeVector, tableFromIPC, tableToIPC, vectorFromArray, type Vector,
 } from 'apache-arrow';
 import { fileKind } from '../data/files';
+import { checkArrowFile, decodeFooter, isArrowFileFormat, locateFooter } from './arrowLayout';
 import { writeFileAtomic } from './atomic';
 
 /**
@@ -82,6 +83,8 @@ export function readArrowFile(file: string): Table {
     throw new Error(`${file}: cannot read (${(cause as Error).message})`, { cause });
   }
   try {
+    // Our files are all file format; a stream (no magic) is read as it comes.
+    if (isArrowFileFormat(bytes)) checkArrowFile(bytes);
     return tableFromIPC(bytes);
   } catch (cause) {
     throw new Error(`${file}: not a readable Arrow IPC file (${(cause as Error).message}); re-run the step that writes it`, { cause });
@@ -90,15 +93,24 @@ export function readArrowFile(file: string): Table {
 
 /**
  * The schema metadata of an Arrow IPC file, read from its footer without loading the data (a
- * section's features run to hundreds of MB; a cache check needs one key).
+ * section's features run to hundreds of MB; a cache check needs one key). The footer is located
+ * and bounded here and decoded from memory, never read past the end of the file (apache-arrow's
+ * own reader, given a handle, spun forever on some damaged footers).
  */
 export async function readArrowMetadata(file: string): Promise<Map<string, string>> {
   const handle = await fs.promises.open(file, 'r');
   try {
-    const reader = await RecordBatchReader.from(handle);
-    await reader.open();
-    return reader.schema.metadata;
+    const stat = await handle.stat();
+    if (!stat.isFile()) throw new Error(`${file} is ${fileKind(stat)}, not a regular file`);
+    const at = async (position: number, length: number) => {
+      const buffer = Buffer.alloc(length);
+      const { bytesRead } = await handle.read(buffer, 0, length, Math.max(0, position));
+      return buffer.subarray(0, bytesRead);
+    };
+    const { start, length } = locateFooter(stat.size, await at(0, 8), await at(stat.size - 10, 10));
+    return decodeFooter(await at(start, length)).schema.metadata;
   } catch (cause) {
+    if ((cause as Error).message.startsWith(`${file} is `)) throw cause;
     throw new Error(`${file}: not a readable Arrow IPC file (${(cause as Error).message}); re-run the step that writes it`, { cause });
   } finally {
     await handle.close();

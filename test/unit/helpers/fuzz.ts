@@ -8,6 +8,8 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
+import { Footer } from 'apache-arrow/fb/footer';
+import { ByteBuffer } from 'flatbuffers';
 import { mulberry32 } from '../../../src/runtime/util/random';
 import { repoRoot } from './paths';
 
@@ -88,6 +90,25 @@ export const seeded = (seed: number) => mulberry32(seed);
 export function truncate(file: string, bytes: number): void {
   const b = fs.readFileSync(file);
   fs.writeFileSync(file, b.subarray(0, bytes < 0 ? b.length + bytes : bytes));
+}
+
+/**
+ * Makes an Arrow IPC file's footer claim `entries` schema metadata entries (it has one or two):
+ * the damage one flipped byte can do, made deterministic. apache-arrow read it unchecked and
+ * looped without end.
+ */
+export function inflateArrowFooterMetadata(file: string, entries = 0x7fffffff): void {
+  const b = fs.readFileSync(file);
+  const footerLength = b.readInt32LE(b.length - 10);
+  const start = b.length - 10 - footerLength;
+  const bb = new ByteBuffer(new Uint8Array(b.buffer, b.byteOffset + start, footerLength));
+  const schema = Footer.getRootAsFooter(bb).schema();
+  // custom_metadata is the schema table's third field: vtable slot 8.
+  const slot = schema ? bb.__offset(schema.bb_pos, 8) : 0;
+  if (!schema || !slot) throw new Error(`${file}: no schema metadata in the footer to inflate`);
+  const lengthAt = schema.bb_pos + slot + bb.readInt32(schema.bb_pos + slot);
+  b.writeInt32LE(entries, start + lengthAt);
+  fs.writeFileSync(file, b);
 }
 
 /** Flips `count` seeded bytes (xor with a non-zero value) within [from, to) of a file. */
