@@ -1,6 +1,7 @@
 import * as vscode from 'vscode';
 import { registerCompareModelsCommand } from './commands/compareModels';
 import { registerComputeInfoCommand } from './commands/computeInfo';
+import { registerExportH5adCommand } from './commands/exportH5ad';
 import { registerTrainFoldCommand } from './commands/trainFold';
 import { registerNotebooks, type NotebookApi } from './notebook/register';
 import { registerResultsCommand } from './webviews/resultsPanel';
@@ -15,6 +16,7 @@ export function activate(context: vscode.ExtensionContext): NotebookApi {
   registerTrainFoldCommand(context, log);
   registerSlideViewerCommand(context, log);
   registerCompareModelsCommand(context, log);
+  registerExportH5adCommand(context, log);
   return registerNotebooks(context);
 }
 

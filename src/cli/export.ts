@@ -1,5 +1,7 @@
 import { Command } from 'commander';
 import { exportH5ad } from '../runtime/store/h5adExport';
+import { RunStopped } from '../runtime/train/cv';
+import { interruptible } from './train';
 
 /** `triplex export <run|store> --h5ad <file>`: an AnnData file scanpy and squidpy read. */
 export function exportCommand(): Command {
@@ -9,9 +11,15 @@ export function exportCommand(): Command {
     .requiredOption('--h5ad <file>', 'the .h5ad file to write (replaced whole if it exists; its folder must exist)')
     .option('--sections <list>', 'comma-separated sections to export (default: all)')
     .option('--store <dir>', "a run's store, when not the one its results.json names")
-    .action(async (source: string, opts: { h5ad: string; sections?: string; store?: string }) => {
+    .option('--json', 'print what was written as one line of JSON (file, kind, spots, genes, sections, layers, images)')
+    .action(async (source: string, opts: { h5ad: string; sections?: string; store?: string; json?: boolean }) => {
       const sections = opts.sections?.split(',').map((s) => s.trim()).filter(Boolean);
-      const s = await exportH5ad(source, { out: opts.h5ad, sections, store: opts.store, log: (line) => console.error(line) });
-      console.log(`wrote ${s.file}: ${s.spots} spots x ${s.genes} genes (${s.kind === 'run' ? 'X = predictions' : 'X = normalised expression'}; layers ${s.layers.join(', ') || 'none'}), sections ${s.sections.join(', ')}, ${s.images} image(s)`);
+      // Ctrl-C (or the extension's Cancel) stops before the next image or before writing: the previous file is kept.
+      const stop = interruptible('stopping before the next image or the writing');
+      const s = await exportH5ad(source, { out: opts.h5ad, sections, store: opts.store, signal: stop.signal, log: (line) => console.error(line) }).catch((e: unknown) => {
+        throw stop.signal.aborted ? new RunStopped(`export stopped on request; ${opts.h5ad} was left as it was`) : e;
+      });
+      if (opts.json) console.log(JSON.stringify(s));
+      else console.log(`wrote ${s.file}: ${s.spots} spots x ${s.genes} genes (${s.kind === 'run' ? 'X = predictions' : 'X = normalised expression'}; layers ${s.layers.join(', ') || 'none'}), sections ${s.sections.join(', ')}, ${s.images} image(s)`);
     });
 }

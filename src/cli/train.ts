@@ -92,11 +92,11 @@ function epochLine(log: (m: string) => void): (fold: Fold, e: TrainProgress) => 
 
 const formatSeconds = (s: number) => (s < 90 ? `${Math.round(s)} s` : s < 5400 ? `${Math.round(s / 60)} min` : `${(s / 3600).toFixed(1)} h`);
 
-/** An abort controller tripped by Ctrl-C: the run stops after the current batch, keeping its checkpoints. */
-function interruptible(): AbortController {
+/** An abort controller tripped by Ctrl-C: the run stops after the current batch, keeping its checkpoints (`notice` says what stops when). */
+export function interruptible(notice = 'stopping after the current batch'): AbortController {
   const controller = new AbortController();
   process.once('SIGINT', () => {
-    console.error('stopping after the current batch (Ctrl-C again to quit at once)');
+    console.error(`${notice} (Ctrl-C again to quit at once)`);
     controller.abort();
     process.once('SIGINT', () => process.exit(130));
   });

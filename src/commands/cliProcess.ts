@@ -1,5 +1,6 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import * as path from 'node:path';
+import * as readline from 'node:readline';
 
 /**
  * Runs the bundled `triplex` CLI in a child Node process and parses its JSON output. Heavy compute
@@ -21,4 +22,58 @@ export function runCliJson<T>(extensionPath: string, args: string[], env: Record
         }
       });
   });
+}
+
+/** A `triplex` child process that can be stopped; `exited` resolves once it has ended. */
+export interface CliChild {
+  exited: Promise<{ code: number | null; stdout: string[]; tail: string[] }>;
+  /** SIGINT (the CLI stops at its next check and keeps what it wrote whole); SIGKILL if it has not ended after `graceMs`. */
+  cancel(): void;
+  readonly cancelled: boolean;
+}
+
+/**
+ * Starts the bundled `triplex` CLI in a child Node process, handing each line it prints to
+ * `onLine` as it comes (progress), and keeping stdout's lines and the last lines of both streams
+ * (the reason, when it fails).
+ */
+export function startCli(extensionPath: string, args: string[], env: Record<string, string>, onLine: (line: string, stream: 'stdout' | 'stderr') => void = () => undefined, graceMs = 60_000): CliChild {
+  const child = spawn(process.execPath, [path.join(extensionPath, 'dist', 'cli.js'), ...args], { env: { ...process.env, ...env, ELECTRON_RUN_AS_NODE: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const stdout: string[] = [];
+  const tail: string[] = [];
+  const remember = (line: string) => {
+    tail.push(line);
+    if (tail.length > 5) tail.shift();
+  };
+  const streams = [['stdout', child.stdout], ['stderr', child.stderr]] as const;
+  const closed = streams.map(([name, stream]) => new Promise<void>((resolve) => {
+    readline.createInterface({ input: stream }).on('line', (line) => {
+      if (name === 'stdout') stdout.push(line);
+      remember(line);
+      onLine(line, name);
+    }).on('close', resolve);
+  }));
+  let cancelled = false;
+  const exited = new Promise<number | null>((resolve) => {
+    child.on('error', (err) => {
+      remember(err.message);
+      resolve(null);
+    });
+    child.on('exit', (code) => resolve(code));
+  }).then(async (code) => {
+    if (child.pid !== undefined) await Promise.all(closed); // every line read before the end is reported
+    return { code, stdout, tail };
+  });
+  return {
+    exited,
+    get cancelled() { return cancelled; },
+    cancel() {
+      if (cancelled || child.exitCode !== null || child.signalCode !== null) return;
+      cancelled = true;
+      child.kill('SIGINT');
+      setTimeout(() => {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      }, graceMs).unref();
+    },
+  };
 }

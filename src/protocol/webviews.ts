@@ -35,6 +35,8 @@ export interface ResultsOutbound {
   /** The table is drawn: rows and the best row per column, as shown. */
   rendered: { rows: number; best: number[] };
   export: { format: 'csv' | 'markdown' };
+  /** "Export .h5ad" of one run (its `dir` as the table was sent it; the extension exports only a run it listed). */
+  exportH5ad: { dir: string };
 }
 
 export type Message<M> = { [K in keyof M]: { type: K; payload: M[K] } }[keyof M];
@@ -50,6 +52,7 @@ export function parseResultsOutbound(value: unknown): Message<ResultsOutbound> |
     case 'ready': return { type: 'ready', payload: {} };
     case 'rendered': return Number.isInteger(p.rows) && isIntArray(p.best) ? { type: 'rendered', payload: { rows: p.rows as number, best: p.best } } : undefined;
     case 'export': return p.format === 'csv' || p.format === 'markdown' ? { type: 'export', payload: { format: p.format } } : undefined;
+    case 'exportH5ad': return typeof p.dir === 'string' && p.dir.length > 0 && p.dir.length < 4096 ? { type: 'exportH5ad', payload: { dir: p.dir } } : undefined;
     default: return undefined;
   }
 }
@@ -110,6 +113,8 @@ export interface ViewerOutbound {
   spotClicked: { spotId: string };
   /** The view was drawn with this gene (after an init or a gene change), in `ms` since the message arrived. */
   rendered: { gene: string; ms: number };
+  /** "Export .h5ad": the open run or store (the extension knows which; it asks when the view shows several). */
+  exportH5ad: Record<string, never>;
 }
 
 export function parseViewerOutbound(value: unknown): Message<ViewerOutbound> | undefined {
@@ -120,6 +125,7 @@ export function parseViewerOutbound(value: unknown): Message<ViewerOutbound> | u
     case 'selectGene': return typeof p.gene === 'string' && p.gene.length < 200 ? { type: 'selectGene', payload: { gene: p.gene } } : undefined;
     case 'spotClicked': return typeof p.spotId === 'string' && p.spotId.length < 200 ? { type: 'spotClicked', payload: { spotId: p.spotId } } : undefined;
     case 'rendered': return typeof p.gene === 'string' && typeof p.ms === 'number' ? { type: 'rendered', payload: { gene: p.gene, ms: p.ms } } : undefined;
+    case 'exportH5ad': return Object.keys(p).length === 0 ? { type: 'exportH5ad', payload: {} } : undefined;
     default: return undefined;
   }
 }

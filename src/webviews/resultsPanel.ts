@@ -4,6 +4,7 @@ import * as vscode from 'vscode';
 import { BETTER, bestRowPerMetric, findRunResults, METRICS, resultsCsv, resultsMarkdown, runLabel, type RunRow } from '../runtime/eval/runResults';
 import { parseResultsOutbound, type ResultsInbound, type ResultsOutbound } from '../protocol/webviews';
 import { post, webviewHtml } from './html';
+import { exportAsH5ad } from '../commands/exportH5ad';
 
 /** What the command returns: the panel, when its table is drawn, and the export it offers. */
 export interface ResultsPanelHandle {
@@ -16,7 +17,7 @@ export interface ResultsPanelHandle {
 /**
  * "TRIPLEX: Open Results Table": the runs under a folder (an ablation, or every run of a store)
  * as one table, mean ± std over folds, the best of each column marked, drill-down per fold, and
- * export as CSV or Markdown.
+ * export as CSV or Markdown; each run exports as AnnData (.h5ad).
  */
 export function openResultsPanel(context: vscode.ExtensionContext, root: string, log: vscode.OutputChannel): ResultsPanelHandle {
   const { rows, problems } = findRunResults(root);
@@ -63,6 +64,14 @@ export function openResultsPanel(context: vscode.ExtensionContext, root: string,
         } catch (err) {
           void vscode.window.showErrorMessage(`TRIPLEX could not export the results: ${(err as Error).message}`);
         }
+        break;
+      case 'exportH5ad':
+        // Only a run this table lists: a path from the page is never used as given.
+        if (!rows.some((r) => r.dir === message.payload.dir)) {
+          log.appendLine(`[results] ignored an export of '${message.payload.dir}', which is not a run of this table`);
+          return;
+        }
+        await exportAsH5ad(context, { source: message.payload.dir }, log);
         break;
     }
   }, undefined, context.subscriptions);

@@ -8,6 +8,8 @@ import { openDatasetStore, type DatasetStore } from '../runtime/store/datasetSto
 import { readPredictions, sectionPredictions } from '../runtime/store/predictions';
 import { computeEnv } from '../notebook/controller';
 import { post, webviewHtml } from './html';
+import { exportAsH5ad } from '../commands/exportH5ad';
+import { viewerExportChoices } from '../commands/h5adExportTask';
 import { pearson } from '../runtime/eval/pearson';
 import { compareOnSlide, comparisonRuns, viewerPanels, viewerValues, type SlideComparison } from '../runtime/eval/slideComparison';
 
@@ -161,6 +163,13 @@ export async function openSlideViewer(context: vscode.ExtensionContext, request:
           await post<ViewerInbound, 'error'>(panel.webview, 'error', { message: `No view of spot ${message.payload.spotId}: ${(err as Error).message}` });
         }
         break;
+      case 'exportH5ad': {
+        // The run shown (or one of the runs compared), or the store; asked when there are several.
+        const choices = viewerExportChoices(request);
+        const chosen = choices.length === 1 ? choices[0] : await vscode.window.showQuickPick(choices, { title: 'Export as AnnData (.h5ad)' });
+        if (chosen) await exportAsH5ad(context, chosen.request, log);
+        break;
+      }
       case 'rendered':
         log.appendLine(`[viewer] ${section}: ${message.payload.gene} drawn in ${message.payload.ms.toFixed(0)} ms`);
         for (const w of waiters.splice(0)) {

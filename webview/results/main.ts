@@ -1,6 +1,6 @@
 // The results table: runs x (MSE, MAE, PCC(M), PCC(H)) as mean ± std over folds, grouped as the
 // paper's ablation tables, the best of each column marked; clicking a run shows its folds;
-// exports go through the extension (which owns the file system).
+// exports (the table as CSV or Markdown, a run as AnnData) go through the extension, which owns the file system.
 import { parseResultsInbound, type ResultsInbound, type ResultsOutbound, type RunRowView } from '../../src/protocol/webviews';
 import { baseStyles, button, el } from '../ui/controls';
 
@@ -22,7 +22,7 @@ export function render(root: HTMLElement, data: ResultsInbound['results']): void
 
   const table = el('table', 'results');
   const head = el('tr');
-  head.append(el('th', undefined, 'model'), el('th', undefined, 'mode'), el('th', 'num', 'folds'), ...data.columns.map((c, i) => el('th', 'num', `${c} ${data.better[i] === 'lower' ? '↓' : '↑'}`)));
+  head.append(el('th', undefined, 'model'), el('th', undefined, 'mode'), el('th', 'num', 'folds'), ...data.columns.map((c, i) => el('th', 'num', `${c} ${data.better[i] === 'lower' ? '↓' : '↑'}`)), el('th'));
   table.append(head);
   const detail = el('div', 'detail');
   let group = '';
@@ -31,7 +31,7 @@ export function render(root: HTMLElement, data: ResultsInbound['results']): void
       group = r.group;
       const g = el('tr', 'group');
       const td = el('td', undefined, group);
-      td.colSpan = 3 + data.columns.length;
+      td.colSpan = 4 + data.columns.length;
       g.append(td);
       table.append(g);
     }
@@ -40,6 +40,11 @@ export function render(root: HTMLElement, data: ResultsInbound['results']): void
     tr.title = r.description;
     tr.append(el('td', undefined, r.label + (r.aborted ? ' (stopped early)' : '')), el('td', undefined, r.mode), el('td', 'num', String(r.perFold.length)));
     r.values.forEach((v, c) => tr.append(el('td', data.best[c] === i ? 'num best' : 'num', meanStd(v.mean, v.std))));
+    // The run's predictions as AnnData; the extension asks where to write it.
+    const action = el('td', 'action');
+    action.append(button('Export .h5ad', () => post('exportH5ad', { dir: r.dir }), { secondary: true, id: `export-h5ad-${i}` }));
+    action.addEventListener('click', (e) => e.stopPropagation()); // the button, not a drill-down
+    tr.append(action);
     tr.addEventListener('click', () => {
       table.querySelectorAll('tr.selected').forEach((x) => x.classList.remove('selected'));
       tr.classList.add('selected');

@@ -4,7 +4,7 @@
 // spot's crop and neighbour view. In comparison mode (init.compare), the truth and several models'
 // predictions in a grid on one colour scale, each titled with its PCC (comparison.ts).
 import { parseViewerInbound, type ViewerInbound, type ViewerOutbound } from '../../src/protocol/webviews';
-import { baseStyles, checkbox, dropdown, el, textField } from '../ui/controls';
+import { baseStyles, button, checkbox, dropdown, el, textField } from '../ui/controls';
 import { drawPanel, TileCache, type SpotLayer, type View } from './canvasView';
 import { CATEGORIES, RED_BLUE, VIRIDIS } from './colormap';
 import { gridColumns, hoverLines, panelNotes, panelTitles, panelValues, scaleCaption } from './comparison';
@@ -305,6 +305,7 @@ function build(init: ViewerInbound['init']): void {
       schedule();
     }, 'annotations'));
   }
+  toolbar.append(button('Export .h5ad', () => post('exportH5ad', {}), { secondary: true, id: 'export-h5ad' }));
   const title = el('span', 'headline', headline());
   title.id = 'headline';
   toolbar.append(title);

@@ -46,6 +46,11 @@ export interface H5adExportOptions {
   log?: (line: string) => void;
   /** Called with the temporary file once it exists, before HDF5 writes to it (tests fail the write here). */
   onPartial?: (partial: string) => void;
+  /**
+   * Stops the export (Ctrl-C, a cancelled notification): checked before each image and before the
+   * HDF5 writing starts; the previous file stays as it was and no partial file is left.
+   */
+  signal?: AbortSignal;
 }
 
 export interface H5adExportSummary {
@@ -60,6 +65,10 @@ export interface H5adExportSummary {
 
 const HIRES_MAX_SIDE = 2000;
 const VERSION = 'TRIPLEX (triplex export)';
+
+function stopIfAborted(signal: AbortSignal | undefined, out: string): void {
+  if (signal?.aborted) throw new Error(`${out}: the export was stopped on request; nothing was written`);
+}
 
 /** Exports a store (`triplex preprocess` output) or a run (`triplex cv` output) to an .h5ad file. */
 export async function exportH5ad(source: string, o: H5adExportOptions): Promise<H5adExportSummary> {
@@ -286,6 +295,7 @@ async function writeExport(out: string, c: Contents, o: H5adExportOptions): Prom
   for (const s of sectionIds) {
     const meta = store.manifest.sections.find((m) => m.id === s);
     if (!meta?.image) continue;
+    stopIfAborted(o.signal, out);
     log(`${s}: shrinking ${meta.image.path}`);
     images.set(s, await downsampledImage(meta.image.path, o.hiresMaxSide ?? HIRES_MAX_SIDE));
   }
@@ -300,6 +310,7 @@ async function writeExport(out: string, c: Contents, o: H5adExportOptions): Prom
     o.onPartial?.(partial);
     const w = await AnnDataWriter.create(partial);
     try {
+      stopIfAborted(o.signal, out);
       w.array('/X', c.x, [n, G]);
       w.dict('/layers');
       for (const [name, m] of c.layers) w.array(`/layers/${name}`, m, [n, G]);
@@ -344,6 +355,7 @@ async function writeExport(out: string, c: Contents, o: H5adExportOptions): Prom
     fs.renameSync(partial, out);
   } catch (e) {
     fs.rmSync(partial, { force: true });
+    if (o.signal?.aborted) throw e;
     if ((e as NodeJS.ErrnoException).code) throw fsFault(e, out);
     throw new Error(`${out}: cannot write the AnnData file (${(e as Error).message ?? String(e)}); nothing was written`, { cause: e });
   }
