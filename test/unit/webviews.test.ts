@@ -104,11 +104,16 @@ describe('webview pages in Chromium', () => {
 
         await page.locator('#export-csv').click();
         await page.locator('#export-markdown').click();
+        // Each run's own "Export .h5ad" names that run's folder, and does not drill down into it.
+        assert.deepEqual(await page.locator('tr.run vscode-button').allInnerTexts(), ['Export .h5ad', 'Export .h5ad', 'Export .h5ad']);
+        await page.locator('#export-h5ad-1').click();
+        assert.match(await page.locator('.detail h3').innerText(), /triplex: per fold/);
         const messages = await sent(page);
         assert.deepEqual(messages.slice(1), [
           { type: 'rendered', payload: { rows: 3, best: [0, 1, 0, 0] } },
           { type: 'export', payload: { format: 'csv' } },
           { type: 'export', payload: { format: 'markdown' } },
+          { type: 'exportH5ad', payload: { dir: '/runs/tem' } },
         ]);
         const colour = await page.locator('td.best').first().evaluate((e) => getComputedStyle(e).color);
         assert.equal(colour, EXPECTED[theme].green);
@@ -204,6 +209,10 @@ describe('webview pages in Chromium', () => {
 
         await page.locator('#annotations').click();
         assert.equal(await page.locator('.legend').isVisible(), true);
+
+        // "Export .h5ad" asks the extension, which knows the open store or run.
+        await page.locator('#export-h5ad').click();
+        assert.deepEqual((await sent(page)).filter((m) => m.type === 'exportH5ad'), [{ type: 'exportH5ad', payload: {} }]);
         assert.deepEqual(await page.locator('.legend span').allInnerTexts(), ['connective tissue', 'invasive cancer']);
 
         await page.screenshot({ path: path.join(shots, `slide-viewer-${theme}.png`) });

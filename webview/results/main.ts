@@ -74,7 +74,7 @@ function showFolds(detail: HTMLElement, r: RunRowView, columns: string[]): void 
   detail.append(t);
 }
 
-baseStyles();
+baseStyles('td.action { padding: 2px 4px; } td.action vscode-button::part(control) { white-space: nowrap; }');
 const root = document.getElementById('root') ?? document.body;
 window.addEventListener('message', (event: MessageEvent<unknown>) => {
   const message = parseResultsInbound(event.data);
