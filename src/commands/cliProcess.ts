@@ -27,17 +27,20 @@ export function runCliJson<T>(extensionPath: string, args: string[], env: Record
 /** A `triplex` child process that can be stopped; `exited` resolves once it has ended. */
 export interface CliChild {
   exited: Promise<{ code: number | null; stdout: string[]; tail: string[] }>;
-  /** SIGINT (the CLI stops at its next check and keeps what it wrote whole); SIGKILL if it has not ended after `graceMs`. */
-  cancel(): void;
+  /**
+   * SIGINT (the CLI stops at its next check and keeps what it wrote whole); SIGKILL if it has not
+   * ended after `graceMs`. False when there was nothing to stop (already cancelled or ended).
+   */
+  cancel(): boolean;
   readonly cancelled: boolean;
 }
 
 /**
  * Starts the bundled `triplex` CLI in a child Node process, handing each line it prints to
- * `onLine` as it comes (progress), and keeping stdout's lines and the last lines of both streams
- * (the reason, when it fails).
+ * `onLine` as it comes, and keeping stdout's lines and the last lines of both streams (the
+ * reason, when it fails), except those `onLine` took as progress (returned true for).
  */
-export function startCli(extensionPath: string, args: string[], env: Record<string, string>, onLine: (line: string, stream: 'stdout' | 'stderr') => void = () => undefined, graceMs = 60_000): CliChild {
+export function startCli(extensionPath: string, args: string[], env: Record<string, string>, onLine: (line: string, stream: 'stdout' | 'stderr') => boolean | void = () => undefined, graceMs = 60_000): CliChild {
   const child = spawn(process.execPath, [path.join(extensionPath, 'dist', 'cli.js'), ...args], { env: { ...process.env, ...env, ELECTRON_RUN_AS_NODE: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
   const stdout: string[] = [];
   const tail: string[] = [];
@@ -48,9 +51,9 @@ export function startCli(extensionPath: string, args: string[], env: Record<stri
   const streams = [['stdout', child.stdout], ['stderr', child.stderr]] as const;
   const closed = streams.map(([name, stream]) => new Promise<void>((resolve) => {
     readline.createInterface({ input: stream }).on('line', (line) => {
+      if (onLine(line, name) === true) return; // progress, reported already
       if (name === 'stdout') stdout.push(line);
       remember(line);
-      onLine(line, name);
     }).on('close', resolve);
   }));
   let cancelled = false;
@@ -68,12 +71,13 @@ export function startCli(extensionPath: string, args: string[], env: Record<stri
     exited,
     get cancelled() { return cancelled; },
     cancel() {
-      if (cancelled || child.exitCode !== null || child.signalCode !== null) return;
+      if (cancelled || child.exitCode !== null || child.signalCode !== null) return false;
       cancelled = true;
       child.kill('SIGINT');
       setTimeout(() => {
         if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       }, graceMs).unref();
+      return true;
     },
   };
 }

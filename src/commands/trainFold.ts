@@ -1,13 +1,12 @@
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as readline from 'node:readline';
 import * as vscode from 'vscode';
 import { makeFolds } from '../runtime/eval/folds';
 import { VARIANTS } from '../runtime/model/triplex/config';
 import { BASELINES, type BaselineName } from '../runtime/baselines/model';
 import { modelLabel, table1Group } from '../runtime/eval/table1';
 import { computeEnv } from '../notebook/controller';
+import { startCli } from './cliProcess';
 import { openResultsPanel, type ResultsPanelHandle } from '../webviews/resultsPanel';
 import { openSlideViewer, type SlideViewerHandle } from '../webviews/slideViewer';
 import { readPredictions } from '../runtime/store/predictions';
@@ -140,51 +139,26 @@ async function ask(context: vscode.ExtensionContext): Promise<TrainFoldRequest |
 /** Starts the training process; the returned run ends (done) when the process has exited. */
 export function startTrainFold(context: vscode.ExtensionContext, request: TrainFoldRequest, log: vscode.OutputChannel): TrainFoldRun {
   const outDir = path.join(request.store, 'runs', isBaseline(request.variant) ? request.variant : `${request.variant}-${request.mode}`);
-  const args = [context.asAbsolutePath(path.join('dist', 'cli.js')), 'train-fold', request.store, '--fold', String(request.fold), '--model', request.variant,
+  const args = ['train-fold', request.store, '--fold', String(request.fold), '--model', request.variant,
     ...(isBaseline(request.variant) ? [] : ['--mode', request.mode]), '--epochs', String(request.epochs), '--preset', request.preset, '--out', outDir, '--progress', 'json',
     ...(request.weights ? ['--weights', request.weights] : []), ...(request.extraArgs ?? [])];
-  log.appendLine(`[train fold] triplex ${args.slice(1).join(' ')}`);
+  log.appendLine(`[train fold] triplex ${args.join(' ')}`);
   log.show(true);
-  const child = spawn(process.execPath, args, { env: { ...process.env, ...computeEnv(), ELECTRON_RUN_AS_NODE: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let cancelled = false;
-  const tail: string[] = [];
-  const remember = (line: string) => {
-    tail.push(line);
-    if (tail.length > 5) tail.shift();
-  };
   let report: (event: Record<string, unknown>) => void = () => undefined;
-  readline.createInterface({ input: child.stdout }).on('line', (line) => {
-    if (line.startsWith('{')) {
+  // A process that does not stop within 60 s of Cancel is ended; its checkpoints are complete files either way.
+  const child = startCli(context.extensionPath, args, computeEnv(), (line, stream) => {
+    if (stream === 'stdout' && line.startsWith('{')) {
       try {
         report(JSON.parse(line) as Record<string, unknown>);
-        return;
+        return true;
       } catch {
         // not a progress line after all: logged below like any other output
       }
     }
     log.appendLine(line);
-    remember(line);
-  });
-  readline.createInterface({ input: child.stderr }).on('line', (line) => {
-    log.appendLine(line);
-    remember(line);
-  });
-  const exited = new Promise<number | null>((resolve) => {
-    child.on('error', (err) => {
-      remember(err.message);
-      resolve(null);
-    });
-    child.on('exit', (code) => resolve(code));
-  });
+  }, 60_000);
   const cancel = () => {
-    if (cancelled || child.exitCode !== null) return;
-    cancelled = true;
-    log.appendLine('[train fold] cancelling: the run stops after the current batch and keeps its last checkpoint');
-    child.kill('SIGINT');
-    // A process that does not stop within 60 s is ended; its checkpoints are complete files either way.
-    setTimeout(() => {
-      if (child.exitCode === null) child.kill('SIGKILL');
-    }, 60_000).unref();
+    if (child.cancel()) log.appendLine('[train fold] cancelling: the run stops after the current batch and keeps its last checkpoint');
   };
 
   const done = vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `TRIPLEX: training ${request.variant}, fold ${request.fold}`, cancellable: true }, async (progress, token) => {
@@ -202,8 +176,8 @@ export function startTrainFold(context: vscode.ExtensionContext, request: TrainF
       shown = Math.max(shown, percent);
       if (e.event === 'epoch' || e.event === 'resumed') log.appendLine(`[train fold] ${e.event === 'resumed' ? 'resumed after ' : ''}${parts.join(', ')}`);
     };
-    const code = await exited;
-    const status: TrainFoldOutcome['status'] = code === 0 ? 'done' : cancelled || code === 130 ? 'cancelled' : 'failed';
+    const { code, tail } = await child.exited;
+    const status: TrainFoldOutcome['status'] = code === 0 ? 'done' : child.cancelled || code === 130 ? 'cancelled' : 'failed';
     return { status, exitCode: code, message: tail.join('\n'), outDir };
   });
 
