@@ -165,9 +165,13 @@ export async function openSlideViewer(context: vscode.ExtensionContext, request:
         break;
       case 'exportH5ad': {
         // The run shown (or one of the runs compared), or the store; asked when there are several.
-        const choices = viewerExportChoices(request);
-        const chosen = choices.length === 1 ? choices[0] : await vscode.window.showQuickPick(choices, { title: 'Export as AnnData (.h5ad)' });
-        if (chosen) await exportAsH5ad(context, chosen.request, log);
+        try {
+          const choices = viewerExportChoices(request);
+          const chosen = choices.length === 1 ? choices[0] : await vscode.window.showQuickPick(choices, { title: 'Export as AnnData (.h5ad)' });
+          if (chosen) await exportAsH5ad(context, chosen.request, log);
+        } catch (err) {
+          void vscode.window.showErrorMessage(`TRIPLEX could not export ${section} as AnnData: ${(err as Error).message}`);
+        }
         break;
       }
       case 'rendered':
