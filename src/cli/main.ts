@@ -9,6 +9,7 @@ import { preprocessCommand, slideCommand } from './preprocess';
 import { extractCommand } from './extract';
 import { spotViewCommand, tilesCommand } from './viewer';
 import { exportCommand } from './export';
+import { evaluateCommand } from './evaluate';
 import { ablationCommand, benchmarkCommand, cvCommand, predictCommand, trainFoldCommand } from './train';
 
 const program = new Command('triplex')
@@ -35,6 +36,7 @@ program.addCommand(trainFoldCommand());
 program.addCommand(predictCommand());
 program.addCommand(ablationCommand());
 program.addCommand(benchmarkCommand());
+program.addCommand(evaluateCommand());
 program.addCommand(exportCommand());
 program.addCommand(tilesCommand());
 program.addCommand(spotViewCommand());

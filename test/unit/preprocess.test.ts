@@ -62,8 +62,13 @@ describe('preprocess', () => {
     assert.deepEqual(Array.from(pre.sections[0].counts), [3, 1, 2, 2]);
     assert.ok(Math.abs(pre.sections[0].values[0] - Math.log10(1 + 7500)) < 1e-6);
   });
-  test('given genes (a training set\'s) must exist in every section', () => {
-    const s = sectionFrom('X1', ['A'], [[1]], [[0, 0]]);
-    assert.throws(() => preprocess(dataset([s]), { useGenes: ['A', 'MISSING'] }), /section X1 has no gene MISSING/);
+  test('given genes (a model\'s): those missing from a section are left out and recorded, never zero-filled; fewer than half is refused', () => {
+    const a = sectionFrom('X1', ['A', 'B', 'C'], [[1, 2, 3]], [[0, 0]]);
+    const b = sectionFrom('X2', ['C', 'A'], [[4, 5]], [[0, 0]]);
+    const pre = preprocess(dataset([a, b]), { useGenes: ['C', 'B', 'A', 'D'], smooth: false });
+    assert.deepEqual(pre.record.genes, ['C', 'A'], 'in the given order, B (not in X2) and D (in none) left out');
+    assert.deepEqual(pre.record.selection, { rule: 'given', requested: 4, missingGenes: ['B', 'D'] });
+    assert.deepEqual(Array.from(pre.sections[1].counts), [4, 5]);
+    assert.throws(() => preprocess(dataset([a]), { useGenes: ['A', 'M1', 'M2'] }), /has only 1 of the 3 genes asked for \(fewer than half; missing e\.g\. M1, M2\)/);
   });
 });

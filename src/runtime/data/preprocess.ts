@@ -1,3 +1,4 @@
+import { alignGenes } from './geneList';
 import type { Section, SpatialDataset } from './types';
 
 /**
@@ -19,14 +20,29 @@ export interface PreprocessOptions {
   scale?: number;
   /** 3x3 array-neighbourhood mean (default true). */
   smooth?: boolean;
-  /** Use exactly these genes instead of selecting (e.g. a training set's genes for a new slide). */
+  /**
+   * Use these genes, in this order, instead of selecting (e.g. a trained model's genes for a new
+   * cohort). Those absent from some section are left out of the store and recorded as
+   * `missingGenes`, never filled with zeros; fewer than half of them present is refused.
+   */
   useGenes?: string[];
+}
+
+/**
+ * A given gene list: `requested` genes asked for, `missingGenes` those the data lacks (absent from
+ * at least one section), which the store leaves out. Library-size normalisation is over the genes
+ * kept. Older stores record only the rule.
+ */
+export interface GivenSelection {
+  rule: 'given';
+  requested?: number;
+  missingGenes?: string[];
 }
 
 /** What was done, stored beside the values so that a result says how its targets were made. */
 export interface PreprocessingRecord {
   genes: string[];
-  selection: { rule: string; minSpotFraction: number; requested: number; candidates: number } | { rule: 'given' };
+  selection: { rule: string; minSpotFraction: number; requested: number; candidates: number } | GivenSelection;
   normalisation: { scale: number; transform: LogTransform; over: 'selected genes'; zeroTotalSpots: number };
   smoothing: { neighbourhood: '3x3 array coordinates'; enabled: boolean };
 }
@@ -157,8 +173,10 @@ export function preprocess(ds: SpatialDataset, options: PreprocessOptions = {}):
   let genes: string[];
   let selection: PreprocessingRecord['selection'];
   if (options.useGenes) {
-    genes = options.useGenes;
-    selection = { rule: 'given' };
+    const inEvery = ds.sections.reduce((have, s) => new Set(s.genes.filter((g) => have.has(g))), new Set(ds.sections[0]?.genes ?? []));
+    const { shared, missing } = alignGenes(options.useGenes, inEvery, `${ds.source} (genes in every section)`);
+    genes = shared;
+    selection = { rule: 'given', requested: options.useGenes.length, missingGenes: missing };
   } else {
     const picked = selectGenes(ds, requested, minSpotFraction);
     genes = picked.genes;

@@ -318,7 +318,8 @@ function rankDescending(values: Float64Array): Float64Array {
   return ranks;
 }
 
-function nanMean(values: ArrayLike<number>): { mean: number; undefinedCount: number } {
+/** Mean of the values that are not NaN, and how many were. */
+export function nanMean(values: ArrayLike<number>): { mean: number; undefinedCount: number } {
   let sum = 0;
   let count = 0;
   for (let i = 0; i < values.length; i++) {

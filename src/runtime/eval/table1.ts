@@ -48,7 +48,8 @@ export const orderRows = (rows: readonly Table1Row[]): Table1Row[] => [...rows].
 /** Index (into the ordered rows) of the best row of each column. */
 export const table1Best = (rows: readonly Table1Row[]): number[] => bestPerColumn(orderRows(rows), TABLE1_BETTER);
 
-const fmt = ({ mean, std }: MeanStd) => (Number.isFinite(mean) ? `${mean.toFixed(3)} ± ${Number.isFinite(std) ? std.toFixed(3) : 'n/a'}` : 'n/a');
+/** A cell: mean ± std to 3 decimals, n/a where undefined (Table 2 formats its cells the same way). */
+export const fmt = ({ mean, std }: MeanStd) => (Number.isFinite(mean) ? `${mean.toFixed(3)} ± ${Number.isFinite(std) ? std.toFixed(3) : 'n/a'}` : 'n/a');
 
 /** The table as Markdown: one row per model under its group, the best of each column in bold. */
 export function table1Markdown(rows: readonly Table1Row[], caption: string): string {

@@ -47,6 +47,11 @@ export interface StoreManifest {
   preprocessing?: PreprocessingRecord;
   /** false: made from slides without counts (no expressions.arrow). */
   counts?: false;
+  /**
+   * Genes of a given list (`preprocess --genes <file>` / `--genes-from`) that the data lacks: not
+   * in the store (never filled with zeros), so that scores, aligned by name, leave them out.
+   */
+  missingGenes?: string[];
   sections: StoreSection[];
   /**
    * Size and sha256 of spots.arrow and expressions.arrow as written. Checked before they are
@@ -141,6 +146,7 @@ export async function writeDatasetStore(dir: string, source: { format: DatasetFo
     createdBy: 'triplex preprocess',
     source,
     preprocessing: pre.record,
+    ...('missingGenes' in pre.record.selection && pre.record.selection.missingGenes?.length ? { missingGenes: pre.record.selection.missingGenes } : {}),
     sections: pre.sections.map(({ section: s }) => storeSection(s)),
   };
   checkManifestIds(path.join(dir, MANIFEST), manifest);

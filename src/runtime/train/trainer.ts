@@ -447,12 +447,16 @@ async function meanValidationPcc(learner: FoldLearner, data: TrainingData, secti
   return scores.length ? scores.reduce((a, b) => a + b, 0) / scores.length : 0;
 }
 
-/** A model with the weights of a checkpoint, checked against the store's genes and features, on the chosen engine. */
-export async function loadTrainedModel(file: string, data?: { genes: string[]; dim: number; hasCounts?: boolean; featuresDir?: string }, engine?: EngineChoice): Promise<{ model: FoldLearner; info: CheckpointInfo }> {
+/**
+ * A model with the weights of a checkpoint, checked against the store's genes and features, on the
+ * chosen engine. `genesByName`: the store's genes may differ (external validation aligns them by
+ * name afterwards, eval/evaluate.ts); the model still predicts its own genes.
+ */
+export async function loadTrainedModel(file: string, data?: { genes: string[]; dim: number; hasCounts?: boolean; featuresDir?: string; genesByName?: boolean }, engine?: EngineChoice): Promise<{ model: FoldLearner; info: CheckpointInfo }> {
   const { info, weights } = await readCheckpoint(file);
   if (data) {
     // A store without counts has no genes to agree with: the checkpoint's genes are predicted.
-    if (data.hasCounts !== false && (info.genes.length !== data.genes.length || info.genes.some((g, i) => g !== data.genes[i]))) {
+    if (data.hasCounts !== false && !data.genesByName && (info.genes.length !== data.genes.length || info.genes.some((g, i) => g !== data.genes[i]))) {
       const missing = info.genes.filter((g) => !data.genes.includes(g));
       throw new Error(`${file} predicts ${info.genes.length} genes, the store has ${data.genes.length}` +
         (missing.length ? ` and lacks ${missing.length} of them (${missing.slice(0, 5).join(', ')}...)` : ' in another order') +

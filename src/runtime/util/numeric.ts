@@ -16,3 +16,13 @@ export function gatherRows(values: Float32Array, width: number, rows: ArrayLike<
   for (let i = 0; i < rows.length; i++) out.set(values.subarray(rows[i] * width, (rows[i] + 1) * width), i * width);
   return out;
 }
+
+/** The chosen columns of a row-major [n, width] array, in the given order: [n, columns.length]. */
+export function gatherColumns(values: Float32Array, width: number, columns: readonly number[]): Float32Array {
+  const n = values.length / width;
+  const out = new Float32Array(n * columns.length);
+  for (let r = 0; r < n; r++) {
+    for (let j = 0; j < columns.length; j++) out[r * columns.length + j] = values[r * width + columns[j]];
+  }
+  return out;
+}
