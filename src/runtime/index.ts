@@ -42,4 +42,10 @@ export { geneMapOutput, imageOutput, metricsOutput, spotOutput, trainingCurveOut
 export type { GeneMapOptions } from './notebook/outputs';
 export { readArrowFile } from './store/arrow';
 export { exportH5ad } from './store/h5adExport';
+export { evaluateOnStore } from './eval/evaluate';
+export type { EvaluateOptions, EvaluationReport, SectionScore } from './eval/evaluate';
+export { table2Csv, table2Markdown, table2Text } from './eval/table2';
+export type { Table2Row } from './eval/table2';
+export { alignGenes, readGeneListFile } from './data/geneList';
+export { genesFrom } from './train/runSource';
 export type { H5adExportOptions, H5adExportSummary } from './store/h5adExport';
