@@ -133,8 +133,18 @@ describe("checkpoints of the authors' code", { skip: torchSkip }, () => {
         assert.equal(inferred.weights.size, Object.keys(shapes[name]).filter((k) => !/(num_batches_tracked|attention_bias_idxs)$/.test(k)).length);
       }
     }
+    const bc1 = (edit: (entries: [string, number[]][]) => [string, number[]][]): StateDict =>
+      new Map(edit(Object.entries(shapes.bc1)).map(([k, shape]) => [k, { shape, data: new Float32Array(0), sourceDtype: 'float32' }]));
     // Without the heads recorded, a configuration none of the paper's matches cannot be settled.
-    const odd: StateDict = new Map(Object.entries(shapes.bc1).filter(([k]) => !k.startsWith('neighbor_encoder.layer.layers.3.')).map(([k, shape]) => [k, { shape, data: new Float32Array(0), sourceDtype: 'float32' }]));
+    const odd = bc1((e) => e.filter(([k]) => !k.startsWith('neighbor_encoder.layer.layers.3.')));
     assert.throws(() => inferReferenceModel(odd, 'odd.ckpt'), /odd\.ckpt: tensor 'global_encoder\.layer1\.layers\.0\.0\.fn\.to_qkv\.weight': the number of attention heads of the global and fusion encoders is in no tensor's shape/);
+    // Keys their CVPR model does not have: a module of a later version of theirs, a second block before APEG.
+    const extra = bc1((e) => [...e, ['neighbor_encoder.pos_encoding', [1, 25, 512]]]);
+    assert.throws(() => inferReferenceModel(extra, 'extra.ckpt'), /extra\.ckpt: tensor 'neighbor_encoder\.pos_encoding': \(shape \[1, 25, 512\]\) is no tensor of TRIPLEX as the authors' CVPR code builds it/);
+    const twoFirst = bc1((e) => [...e, ['global_encoder.layer1.layers.1.0.norm.weight', [512]]]);
+    assert.throws(() => inferReferenceModel(twoFirst, 'two.ckpt'), /two\.ckpt: tensor 'global_encoder\.layer1\.layers\.1\.0\.norm\.weight': \(shape \[512\]\) is no tensor of TRIPLEX/);
+    // A relative-position bias for another neighbor grid.
+    const grid7 = bc1((e) => e.map(([k, shape]) => [k, k.endsWith('attention_biases') ? [shape[0], 49] : shape]));
+    assert.throws(() => inferReferenceModel(grid7, 'grid7.ckpt'), /grid7\.ckpt: tensor 'neighbor_encoder\.layer\.layers\.0\.0\.fn\.attention_biases': has shape \[4, 49\]; the relative-position bias of the 5x5 neighbor grid is \[heads, 25\]/);
   });
 });
