@@ -7,9 +7,9 @@ import { TriplexNet, TRUNK_PREFIX } from '../models/triplex';
 import { readWeightFile } from '../weights/decode';
 import { decodeLightningCheckpoint, looksLikeZip, type HyperParameter } from '../weights/pytorch';
 import { WeightFileError, type HostTensor, type StateDict } from '../weights/stateDict';
-import { CHECKPOINT_VERSION, type CheckpointInfo, type TargetMode } from './checkpoints';
+import { CHECKPOINT_VERSION, checkPredictedGenes, type CheckpointInfo, type TargetMode } from './checkpoints';
 import type { FoldLearner } from './learner';
-import { checkPredictedGenes, loadTrainedModel, triplexModelWithWeights } from './trainer';
+import { loadTrainedModel, triplexModelWithWeights } from './trainer';
 
 /**
  * Checkpoints of the authors' PyTorch code (NEXGEM/TRIPLEX, CVPR 2024 version; PyTorch

@@ -17,9 +17,9 @@ import { epochBatches, sectionBatches, type Pick, type TargetInput } from './bat
 import { requireCounts, type SectionInputs, type TrainingData } from './data';
 import { EngineLearner } from './engineLearner';
 import type { FoldLearner, Learner, PredictOptions } from './learner';
-import { CHECKPOINT_FORMAT, CHECKPOINT_VERSION, readCheckpoint, writeCheckpoint, type CheckpointInfo, type EpochRecord, type TargetMode } from './checkpoints';
+import { CHECKPOINT_FORMAT, CHECKPOINT_VERSION, checkPredictedGenes, readCheckpoint, writeCheckpoint, type CheckpointInfo, type EpochRecord, type TargetMode } from './checkpoints';
 
-export { CHECKPOINT_FORMAT, readCheckpoint, type CheckpointInfo, type EpochRecord, type TargetMode } from './checkpoints';
+export { CHECKPOINT_FORMAT, checkPredictedGenes, readCheckpoint, type CheckpointInfo, type EpochRecord, type TargetMode } from './checkpoints';
 import { BaselineLearner } from './baselineLearner';
 import { baselineStart, createBaselineNet, isBaseline, type BaselineSettings } from '../baselines/registry';
 import { cacheLayer3, initialTrunk, loadTargetCrops } from './targetCrops';
@@ -467,18 +467,6 @@ export async function loadTrainedModel(file: string, data?: { genes: string[]; d
     return { model, info };
   }
   return { model: await triplexModelWithWeights(config, info.mode, modelWeights(weights), file, engine), info };
-}
-
-/**
- * A store with counts must have the genes a model predicts, in its order (a store without counts
- * has none to agree with: the model's genes are predicted). `file` names the model's checkpoint.
- */
-export function checkPredictedGenes(file: string, genes: readonly string[], data: { genes: string[]; hasCounts?: boolean }): void {
-  if (data.hasCounts === false || (genes.length === data.genes.length && genes.every((g, i) => g === data.genes[i]))) return;
-  const missing = genes.filter((g) => !data.genes.includes(g));
-  throw new Error(`${file} predicts ${genes.length} genes, the store has ${data.genes.length}` +
-    (missing.length ? ` and lacks ${missing.length} of them (${missing.slice(0, 5).join(', ')}...)` : ' in another order') +
-    '; use a checkpoint trained on a store with the same genes');
 }
 
 /** A TRIPLEX model of `config` in `mode` on the chosen engine, holding `weights` (every tensor checked by name and shape; `source` names them in errors). */
