@@ -5,7 +5,8 @@ import { formatMetricsTable } from '../runtime/eval/metrics';
 import { activeViews, PRESETS, triplexConfig, VARIANTS } from '../runtime/model/triplex/config';
 import { crossValidate, writePredictions, ALL_VIEWS, type CvOptions } from '../runtime/train/cv';
 import { loadTrainingData } from '../runtime/train/data';
-import { loadTrainedModel, predictSections, prepareTargetInputs, type TargetMode, type TrainProgress } from '../runtime/train/trainer';
+import { predictSections, prepareTargetInputs, type TargetMode, type TrainProgress } from '../runtime/train/trainer';
+import { CheckpointUsageError, loadModelCheckpoint } from '../runtime/train/referenceCheckpoint';
 import type { Fold } from '../runtime/eval/folds';
 import { BASELINES } from '../runtime/baselines/model';
 import { isBaselineName } from '../runtime/baselines/registry';
@@ -174,18 +175,22 @@ export function predictCommand(): Command {
   return new Command('predict')
     .description('predict the expression of every spot of a store\'s sections with a trained checkpoint (counts are not needed)')
     .argument('<store>', 'dataset store with extracted features')
-    .requiredOption('--checkpoint <file>', 'best.safetensors of a fold (from `triplex cv` or `triplex train-fold`)')
+    .requiredOption('--checkpoint <file>', 'best.safetensors of a fold (from `triplex cv` or `triplex train-fold`), or a .ckpt of the authors\' TRIPLEX code (PyTorch Lightning; its configuration is read from its tensors)')
+    .option('--genes <file>', 'authors\' .ckpt only: the genes it predicts, one a line, in order (default: the store\'s, when their number matches)')
     .option('--sections <list>', 'comma-separated section ids (default all)')
     .option('--features <key>', 'features folder under <store>/features (default: the only one)')
     .option('--out <file>', 'Arrow file of the predictions (default <store>/predictions/<checkpoint folder>.arrow)')
-    .action(async (store: string, o: { checkpoint: string; sections?: string; features?: string; out?: string }, cmd: Command) => {
+    .action(async (store: string, o: { checkpoint: string; genes?: string; sections?: string; features?: string; out?: string }, cmd: Command) => {
       // A named pipe as --checkpoint waited forever, and a folder failed with a bare "EISDIR".
       checkRegularFile(o.checkpoint);
       await initCompute(computeOptions(cmd));
       const sections = o.sections?.split(',').map((s) => s.trim());
       const data = loadTrainingData(store, { views: ALL_VIEWS, features: o.features, sections });
       const t = performance.now();
-      const { model, info } = await loadTrainedModel(o.checkpoint, data);
+      const { model, info, notes } = await loadModelCheckpoint(o.checkpoint, data, { genes: o.genes }).catch((e: unknown) => {
+        throw e instanceof CheckpointUsageError ? cmd.error(`error: ${e.message}`, { exitCode: 2 }) : e;
+      });
+      for (const line of notes) console.log(line);
       try {
         const chosen = [...data.sections.values()];
         await prepareTargetInputs(model, data, chosen);

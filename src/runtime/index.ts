@@ -34,6 +34,8 @@ export { crossValidate, readPredictions, RunStopped } from './train/cv';
 export type { CvOptions, CvResult, FoldResult } from './train/cv';
 export { loadTrainingData } from './train/data';
 export { trainFold, loadTrainedModel, predictSections } from './train/trainer';
+export { inferReferenceModel, loadModelCheckpoint } from './train/referenceCheckpoint';
+export type { CheckpointLoadOptions, LoadedCheckpoint } from './train/referenceCheckpoint';
 export type { EpochRecord, TargetMode, TrainProgress, TrainResult } from './train/trainer';
 export { triplexConfig, describeConfig } from './model/triplex/config';
 export { isArrowTable, isRichOutput, richOutput, tableOutput } from './notebook/rich';

@@ -18,7 +18,7 @@ export function readGeneListFile(file: string): string[] {
     if (!stat.isFile()) throw new Error(`is ${fileKind(stat)}`);
     text = fs.readFileSync(file, 'utf8');
   } catch (e) {
-    throw new Error(`${file}: not a readable gene list (${(e as Error).message}); give a whole number of genes or a text file of gene names, one a line`, { cause: e });
+    throw new Error(`${file}: not a readable gene list (${(e as Error).message}); give a text file of gene names, one a line`, { cause: e });
   }
   const genes: string[] = [];
   const seen = new Map<string, number>();

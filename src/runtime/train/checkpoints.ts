@@ -77,6 +77,19 @@ export async function writeCheckpoint(file: string, learner: FoldLearner, info: 
   await writeFileAtomic(file, encodeSafetensors(sd, { format: CHECKPOINT_FORMAT, info: JSON.stringify(info) }));
 }
 
+/**
+ * A store with counts must have the genes a model predicts, in its order (a store without counts
+ * has none to agree with: the model's genes are predicted). `genesByName`: the store's genes may
+ * differ (external validation aligns them by name afterwards, eval/evaluate.ts). `file` names the
+ * model's checkpoint.
+ */
+export function checkPredictedGenes(file: string, genes: readonly string[], data: { genes: string[]; hasCounts?: boolean; genesByName?: boolean }): void {
+  if (data.hasCounts === false || data.genesByName || (genes.length === data.genes.length && genes.every((g, i) => g === data.genes[i]))) return;
+  const missing = genes.filter((g) => !data.genes.includes(g));
+  throw new Error(`${file} predicts ${genes.length} genes, the store has ${data.genes.length}` +
+    (missing.length ? ` and lacks ${missing.length} of them (${missing.slice(0, 5).join(', ')}...)` : ' in another order') +
+    '; use a checkpoint trained on a store with the same genes');
+}
 
 const TARGET_MODES: readonly TargetMode[] = ['frozen', 'layer4', 'full'];
 

@@ -17,9 +17,9 @@ import { epochBatches, sectionBatches, type Pick, type TargetInput } from './bat
 import { requireCounts, type SectionInputs, type TrainingData } from './data';
 import { EngineLearner } from './engineLearner';
 import type { FoldLearner, Learner, PredictOptions } from './learner';
-import { CHECKPOINT_FORMAT, CHECKPOINT_VERSION, readCheckpoint, writeCheckpoint, type CheckpointInfo, type EpochRecord, type TargetMode } from './checkpoints';
+import { CHECKPOINT_FORMAT, CHECKPOINT_VERSION, checkPredictedGenes, readCheckpoint, writeCheckpoint, type CheckpointInfo, type EpochRecord, type TargetMode } from './checkpoints';
 
-export { CHECKPOINT_FORMAT, readCheckpoint, type CheckpointInfo, type EpochRecord, type TargetMode } from './checkpoints';
+export { CHECKPOINT_FORMAT, checkPredictedGenes, readCheckpoint, type CheckpointInfo, type EpochRecord, type TargetMode } from './checkpoints';
 import { BaselineLearner } from './baselineLearner';
 import { baselineStart, createBaselineNet, isBaseline, type BaselineSettings } from '../baselines/registry';
 import { cacheLayer3, initialTrunk, loadTargetCrops } from './targetCrops';
@@ -455,13 +455,7 @@ async function meanValidationPcc(learner: FoldLearner, data: TrainingData, secti
 export async function loadTrainedModel(file: string, data?: { genes: string[]; dim: number; hasCounts?: boolean; featuresDir?: string; genesByName?: boolean }, engine?: EngineChoice): Promise<{ model: FoldLearner; info: CheckpointInfo }> {
   const { info, weights } = await readCheckpoint(file);
   if (data) {
-    // A store without counts has no genes to agree with: the checkpoint's genes are predicted.
-    if (data.hasCounts !== false && !data.genesByName && (info.genes.length !== data.genes.length || info.genes.some((g, i) => g !== data.genes[i]))) {
-      const missing = info.genes.filter((g) => !data.genes.includes(g));
-      throw new Error(`${file} predicts ${info.genes.length} genes, the store has ${data.genes.length}` +
-        (missing.length ? ` and lacks ${missing.length} of them (${missing.slice(0, 5).join(', ')}...)` : ' in another order') +
-        '; use a checkpoint trained on a store with the same genes');
-    }
+    checkPredictedGenes(file, info.genes, data);
     const trainedOn = path.basename(info.featuresDir);
     if (data.featuresDir && path.basename(data.featuresDir) !== trainedOn && /^[\w]+-[0-9a-f]{8,}$/.test(trainedOn)) {
       throw new Error(`${file} was trained on features '${trainedOn}', the store's are '${path.basename(data.featuresDir)}' (another encoder or weights); ` +
@@ -476,16 +470,21 @@ export async function loadTrainedModel(file: string, data?: { genes: string[]; d
     model.load(modelWeights(weights), file, undefined, { sections: info.train, patients: info.trainPatients ?? [] });
     return { model, info };
   }
-  const trunk = info.mode !== 'frozen' && activeViews(config).includes('target') ? createResNet18({ seed: 0 }) : undefined;
-  const model = await createLearner(config, { trunk, trained: info.mode === 'layer4' ? 'layer4' : 'all', engine });
+  return { model: await triplexModelWithWeights(config, info.mode, modelWeights(weights), file, engine), info };
+}
+
+/** A TRIPLEX model of `config` in `mode` on the chosen engine, holding `weights` (every tensor checked by name and shape; `source` names them in errors). */
+export async function triplexModelWithWeights(config: TriplexConfig, mode: TargetMode, weights: StateDict, source: string, engine?: EngineChoice): Promise<FoldLearner> {
+  const trunk = mode !== 'frozen' && activeViews(config).includes('target') ? createResNet18({ seed: 0 }) : undefined;
+  const model = await createLearner(config, { trunk, trained: mode === 'layer4' ? 'layer4' : 'all', engine });
   if (trunk && model.engine !== 'tfjs') trunk.dispose();
   try {
-    model.load(modelWeights(weights), file);
+    model.load(weights, source);
   } catch (e) {
     await model.dispose();
     throw e;
   }
-  return { model, info };
+  return model;
 }
 
 /** Loads what a model's target view needs beyond the frozen features: the crops, when it has a trained trunk. */

@@ -5,7 +5,8 @@ import { decodePytorchCheckpoint, looksLikeZip } from './pytorch';
 import { decodeSafetensors } from './safetensors';
 import { StateDict, WeightFileError } from './stateDict';
 
-export { decodePytorchCheckpoint, readPytorchCheckpoint } from './pytorch';
+export { decodeLightningCheckpoint, decodePytorchCheckpoint, readPytorchCheckpoint } from './pytorch';
+export type { HyperParameter, LightningCheckpoint } from './pytorch';
 export { decodeSafetensors, encodeSafetensors, readSafetensors, safetensorsMetadata } from './safetensors';
 export { stripKeyPrefixes, WeightFileError } from './stateDict';
 export type { HostTensor, StateDict, WeightDtype } from './stateDict';

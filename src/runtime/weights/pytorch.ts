@@ -35,11 +35,65 @@ export function decodePytorchCheckpoint(bytes: Uint8Array, file: string): StateD
     );
   }
   const archive = openArchive(bytes, file);
-  const entries = findStateDict(unpickle(archive, file), file);
+  return readEntries(bytes, archive, findStateDict(unpickle(archive, file), file), file);
+}
+
+/** What a PyTorch Lightning checkpoint holds besides its weights (scalars only; the rest is ignored). */
+export interface LightningCheckpoint {
+  stateDict: StateDict;
+  epoch?: number;
+  globalStep?: number;
+  /** `pytorch-lightning_version`. */
+  version?: string;
+  /** The plain values (numbers, strings, booleans, lists of numbers) of `hyper_parameters`, when it is a dict. */
+  hyperParameters: Map<string, HyperParameter>;
+}
+
+export type HyperParameter = number | string | boolean | number[];
+
+/**
+ * A checkpoint written by PyTorch Lightning (`trainer.save_checkpoint`, ModelCheckpoint): a dict
+ * with the model's tensors under 'state_dict'. Anything else (a bare state dict, a whole pickled
+ * module) is refused naming the file and what it holds; optimizer states are never read.
+ */
+export function decodeLightningCheckpoint(bytes: Uint8Array, file: string): LightningCheckpoint {
+  if (!looksLikeZip(bytes)) return { stateDict: decodePytorchCheckpoint(bytes, file), hyperParameters: new Map() }; // refuses, saying why
+  const archive = openArchive(bytes, file);
+  const root = asStringMap(unpickle(archive, file));
+  const entries = asTensorDict(root?.get('state_dict'));
+  if (root === undefined || entries === undefined) {
+    const holds = root === undefined ? 'it does not hold a dict' : `its top-level keys are ${[...root.keys()].slice(0, 8).join(', ') || 'none'}`;
+    throw new WeightFileError(file, undefined, `is not a PyTorch Lightning checkpoint: it has no 'state_dict' dict of tensors (${holds}); ` +
+      'give the .ckpt file that Lightning\'s ModelCheckpoint wrote');
+  }
+  const count = (v: unknown) => (typeof v === 'number' && Number.isSafeInteger(v) ? v : typeof v === 'bigint' ? Number(v) : undefined);
+  const version = root.get('pytorch-lightning_version');
+  return {
+    stateDict: readEntries(bytes, archive, entries, file),
+    epoch: count(root.get('epoch')),
+    globalStep: count(root.get('global_step')),
+    version: typeof version === 'string' ? version : undefined,
+    hyperParameters: plainValues(root.get('hyper_parameters')),
+  };
+}
+
+function readEntries(bytes: Uint8Array, archive: Archive, entries: Map<string, unknown>, file: string): StateDict {
   const storages = readStorages(bytes, archive, entries.values(), file);
   const sd: StateDict = new Map();
   for (const [key, value] of entries) sd.set(key, materialize(key, value, storages, archive, file));
   return sd;
+}
+
+/** A dict's (or a dict subclass's, such as Lightning's AttributeDict) plain values. */
+function plainValues(value: unknown): Map<string, HyperParameter> {
+  const dict = asStringMap(value instanceof PickledObject ? value.items : value) ?? new Map<string, unknown>();
+  const plain = new Map<string, HyperParameter>();
+  for (const [key, v] of dict) {
+    const n = typeof v === 'bigint' ? Number(v) : v;
+    if (typeof n === 'number' || typeof n === 'string' || typeof n === 'boolean') plain.set(key, n);
+    else if (Array.isArray(n) && n.every((x) => typeof x === 'number')) plain.set(key, n as number[]);
+  }
+  return plain;
 }
 
 // ---- The zip archive ----
