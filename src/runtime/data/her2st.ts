@@ -7,6 +7,13 @@
  *   ST-imgs/<patient>/<section>/*.jpg             full-resolution H&E (optional)
  *   ST-pat/lbl/<section>_labeled_coordinates.tsv  pathologist labels (optional)
  *
+ * or the same files with the folder names of the Zenodo release (record 3957257):
+ *
+ *   count-matrices/<section>.tsv.gz
+ *   spot-selections/<section>_selection.tsv(.gz)
+ *   images/HE/<section>*.jpg
+ *   meta/<section>_labeled_coordinates.tsv
+ *
  * A spot is kept when the spot file selects it and the count file has it. Its grid cell is
  * (round(y), round(x)) of the spot file and its id round(x) "x" round(y), as the counts name it.
  * Count rows without a spot-file entry, and selected spots without counts, are reported as
@@ -31,14 +38,41 @@ export interface Her2stOptions {
   sections?: string[];
 }
 
+/** Where a HER2+ folder keeps each kind of file: the GitHub layout (ST-*) or the Zenodo one. */
+interface Layout {
+  counts: string;
+  spots: string;
+  labels: string;
+  /** The folder of a section's images, and whether to take only files named after the section. */
+  images: (patient: string, section: string) => { dir: string; named: boolean };
+  imageHint: string;
+}
+
+const GITHUB: Layout = {
+  counts: 'ST-cnts', spots: 'ST-spotfiles', labels: path.join('ST-pat', 'lbl'),
+  images: (patient, section) => ({ dir: path.join('ST-imgs', patient, section), named: false }),
+  imageHint: 'ST-imgs/<patient>/<section>/*.jpg',
+};
+const ZENODO: Layout = {
+  counts: 'count-matrices', spots: 'spot-selections', labels: 'meta',
+  images: () => ({ dir: path.join('images', 'HE'), named: true }),
+  imageHint: 'images/HE/<section>.jpg',
+};
+
+/** The layout of a HER2+ folder, or undefined when it is none (no ST-cnts/ nor count-matrices/). */
+export function her2stLayout(root: string): Layout | undefined {
+  return [GITHUB, ZENODO].find((l) => fs.existsSync(path.join(root, l.counts)));
+}
+
 /** Sections are parsed this many at a time: gunzip runs on the thread pool, parsing here. */
 const CONCURRENCY = 3;
 
 /** Reads a HER2+ folder (the one holding ST-cnts) into sections sorted by name. */
 export async function readHer2st(root: string, opts: Her2stOptions = {}): Promise<SpatialDataset> {
   const source = path.resolve(root);
-  const cntsDir = path.join(source, 'ST-cnts');
-  const available = (await listDir(cntsDir, source, 'a HER2+ folder holds ST-cnts/<section>.tsv.gz; give the folder above ST-cnts'))
+  const layout = her2stLayout(source) ?? GITHUB;
+  const cntsDir = path.join(source, layout.counts);
+  const available = (await listDir(cntsDir, source, 'a HER2+ folder holds ST-cnts/<section>.tsv.gz (or count-matrices/ as on Zenodo); give the folder above it'))
     .filter((f) => f.endsWith('.tsv.gz'))
     .map((f) => f.slice(0, -'.tsv.gz'.length))
     .sort(byName);
@@ -53,23 +87,23 @@ export async function readHer2st(root: string, opts: Her2stOptions = {}): Promis
   }
 
   const problems: Problem[] = [];
-  const results = await mapLimit(names, CONCURRENCY, (name) => readSection(source, name));
+  const results = await mapLimit(names, CONCURRENCY, (name) => readSection(source, layout, name));
   for (const r of results) problems.push(...r.problems);
   const sections = results.map((r) => r.section);
 
   const noImage = sections.filter((s) => !s.image).map((s) => s.id);
   if (noImage.length > 0) {
     problems.push({
-      file: path.join(source, 'ST-imgs'),
-      message: `sections without an image: ${noImage.join(', ')} (expected ST-imgs/<patient>/<section>/*.jpg)`,
+      file: path.join(source, layout.images('', '').dir),
+      message: `sections without an image: ${noImage.join(', ')} (expected ${layout.imageHint})`,
     });
   }
-  const lblDir = path.join(source, 'ST-pat', 'lbl');
+  const lblDir = path.join(source, layout.labels);
   if (!opts.sections && fs.existsSync(lblDir)) {
     for (const f of (await fs.promises.readdir(lblDir)).sort(byName)) {
       const m = /^(.+)_labeled_coordinates\.tsv$/.exec(f);
       if (m && !available.includes(m[1])) {
-        problems.push({ file: path.join(lblDir, f), message: `labels for a section without counts: ${m[1]} has no ST-cnts/${m[1]}.tsv.gz; its labels are not used` });
+        problems.push({ file: path.join(lblDir, f), message: `labels for a section without counts: ${m[1]} has no ${layout.counts}/${m[1]}.tsv.gz; its labels are not used` });
       }
     }
   }
@@ -81,10 +115,11 @@ export function her2stPatient(section: string): string | undefined {
   return /^([A-Za-z]+)\d+$/.exec(section)?.[1];
 }
 
-async function readSection(root: string, name: string): Promise<{ section: Section; problems: Problem[] }> {
+async function readSection(root: string, layout: Layout, name: string): Promise<{ section: Section; problems: Problem[] }> {
   const problems: Problem[] = [];
-  const spotFile = path.join(root, 'ST-spotfiles', `${name}_selection.tsv`);
-  const countFile = path.join(root, 'ST-cnts', `${name}.tsv.gz`);
+  const spotBase = path.join(root, layout.spots, `${name}_selection.tsv`);
+  const spotFile = !fs.existsSync(spotBase) && fs.existsSync(`${spotBase}.gz`) ? `${spotBase}.gz` : spotBase;
+  const countFile = path.join(root, layout.counts, `${name}.tsv.gz`);
   let patient = her2stPatient(name);
   if (!patient) {
     patient = name;
@@ -106,7 +141,7 @@ async function readSection(root: string, name: string): Promise<{ section: Secti
     problems.push({ file: spotFile, section: name, message: `selected spots without counts, dropped: ${listIds(uncounted)}` });
   }
 
-  const labels = await readLabels(path.join(root, 'ST-pat', 'lbl', `${name}_labeled_coordinates.tsv`), name, places, problems);
+  const labels = await readLabels(path.join(root, layout.labels, `${name}_labeled_coordinates.tsv`), name, new Set(places.keys()), problems);
   const spots: Spot[] = counts.spotIds.map((id) => {
     const p = places.get(id)!;
     const spot: Spot = { id, row: p.row, col: p.col, x: p.x, y: p.y };
@@ -115,7 +150,7 @@ async function readSection(root: string, name: string): Promise<{ section: Secti
     return spot;
   });
 
-  const image = await findImage(root, patient, name, problems);
+  const image = await findImage(root, layout, patient, name, problems);
   if (image) {
     const outside = spotsOutsideImage(spots, image);
     if (outside.length > 0) {
@@ -134,7 +169,7 @@ interface Place { id: string; row: number; col: number; x: number; y: number; se
 
 /** The spot file: every spot's array position (x, y) and pixel centre, keyed by its count id. */
 async function readSpotFile(file: string): Promise<Map<string, Place>> {
-  const table = await readTsv(file, 'every HER2+ section needs ST-spotfiles/<section>_selection.tsv');
+  const table = await readTsv(file, 'every HER2+ section needs ST-spotfiles/<section>_selection.tsv (spot-selections/ on Zenodo)');
   const col = columnsOf(table, file, ['x', 'y', 'pixel_x', 'pixel_y'], 'x y new_x new_y pixel_x pixel_y selected');
   const selectedCol = table.header.indexOf('selected');
   const places = new Map<string, Place>();
@@ -152,8 +187,11 @@ async function readSpotFile(file: string): Promise<Map<string, Place>> {
   return places;
 }
 
-/** Labels by spot id; rows without coordinates ("NA") are skipped and reported. */
-async function readLabels(file: string, section: string, places: Map<string, Place>, problems: Problem[]): Promise<Map<string, string>> {
+/**
+ * Labels by grid key round(x) "x" round(y) (a HER2+ spot's id; any section's `${col}x${row}`);
+ * rows without coordinates ("NA") are skipped and reported, and keys not in `spotKeys` reported.
+ */
+export async function readLabels(file: string, section: string, spotKeys: ReadonlySet<string>, problems: Problem[]): Promise<Map<string, string>> {
   const labels = new Map<string, string>();
   if (!fs.existsSync(file)) return labels;
   const table = await readTsv(file, '');
@@ -174,7 +212,7 @@ async function readLabels(file: string, section: string, places: Map<string, Pla
       problems.push({ file, section, message: `conflicting labels for one spot: ${id} is "${known}" and "${label}" (line ${r.line}); the first is kept` });
       continue;
     }
-    if (!places.has(id)) unknown.push(id);
+    if (!spotKeys.has(id)) unknown.push(id);
     labels.set(id, label);
   }
   if (noPlace.length > 0) {
@@ -186,10 +224,13 @@ async function readLabels(file: string, section: string, places: Map<string, Pla
   return labels;
 }
 
-async function findImage(root: string, patient: string, section: string, problems: Problem[]): Promise<ImageRef | undefined> {
-  const dir = path.join(root, 'ST-imgs', patient, section);
+async function findImage(root: string, layout: Layout, patient: string, section: string, problems: Problem[]): Promise<ImageRef | undefined> {
+  const { dir: rel, named } = layout.images(patient, section);
+  const dir = path.join(root, rel);
   if (!fs.existsSync(dir)) return undefined;
-  const jpgs = (await fs.promises.readdir(dir)).filter((f) => /\.jpe?g$/i.test(f)).sort(byName);
+  // Zenodo's images/HE holds every section's image: A1.jpg, or A1_<suffix>.jpg.
+  const ofSection = (f: string) => !named || f.replace(/\.jpe?g$/i, '') === section || f.startsWith(`${section}_`);
+  const jpgs = (await fs.promises.readdir(dir)).filter((f) => /\.jpe?g$/i.test(f) && ofSection(f)).sort(byName);
   if (jpgs.length === 0) return undefined;
   for (const f of jpgs) checkRegularFile(path.join(dir, f));
   if (jpgs.length > 1) {
@@ -386,7 +427,8 @@ async function readTsv(file: string, whatIfMissing: string): Promise<Tsv> {
   let text: string;
   checkRegularFile(file);
   try {
-    text = await fs.promises.readFile(file, 'utf8');
+    const bytes = await fs.promises.readFile(file);
+    text = (file.endsWith('.gz') ? zlib.gunzipSync(bytes) : bytes).toString('utf8');
   } catch (e) {
     const missing = (e as NodeJS.ErrnoException).code === 'ENOENT';
     throw new DataFileError(file, undefined, missing ? `not found${whatIfMissing ? `; ${whatIfMissing}` : ''}` : `cannot be read: ${(e as Error).message}`, { cause: e });
