@@ -85,7 +85,7 @@ export function readSampleSheet(sheet: string): SheetRow[] {
     if (!p) throw new DataFileError(file, where('path'), 'is empty; every row names its dataset');
     const section = cell('section');
     const patient = cell('patient');
-    if (!patient) throw new DataFileError(file, where('patient'), `section ${section ?? path.basename(p)} has no patient; every row needs one (cross-validation holds out whole patients)`);
+    if (!patient) throw new DataFileError(file, where('patient'), `${section ? `section ${section}` : `the row of ${path.basename(p)}`} has no patient; every row needs one (cross-validation holds out whole patients)`);
     for (const [c, id] of [['section', section], ['patient', patient]] as const) {
       const reason = id === undefined ? undefined : unsafeIdReason(id);
       if (reason) throw new DataFileError(file, where(c), `"${id}" cannot name a ${c}: it ${reason}; ids name files in the store`);
