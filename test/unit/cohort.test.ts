@@ -145,6 +145,25 @@ describe('cohort from a sample sheet', () => {
   });
 });
 
+describe('sheet rows of HER2+ sections, with labels', () => {
+  test('a HER2+ folder row takes its section and the row\'s patient; a labels file labels a Visium section by array position', async () => {
+    const dir = tempDir('sheet-rows');
+    writeHer2st(path.join(dir, 'her2st'), [truthSection({ id: 'A1' }), truthSection({ id: 'A2', seed: 2 })]);
+    const v = truthSection({ id: 'V9', grid: 'hex', seed: 7 });
+    await writeVisium(path.join(dir, 'V9'), v, { positions: 'tissue_positions_list.csv' });
+    // HER2+ label columns: x = array column, y = array row; one spot labelled, one row without a place.
+    fs.writeFileSync(path.join(dir, 'V9-labels.tsv'), `x\ty\tlabel\n${v.spots[3].col}\t${v.spots[3].row}\ttumour\nNA\tNA\tstroma\n`);
+    const sheet = path.join(dir, 'cohort.tsv');
+    fs.writeFileSync(sheet, 'section\tpath\tpatient\tlabels\n# the HER2+ section keeps its own labels\nA2\ther2st\tPX\t\n\tV9\tPY\tV9-labels.tsv\n');
+    const ds = await readDataset(sheet);
+    assert.deepEqual(ds.sections.map((s) => [s.id, s.patient]), [['A2', 'PX'], ['V9', 'PY']]);
+    const labelled = ds.sections[1].spots.filter((p) => p.label !== undefined);
+    assert.deepEqual(labelled.map((p) => [p.id, p.label]), [[v.spots[3].barcode, 'tumour']]);
+    assert.ok(ds.problems.some((p) => p.file.endsWith('V9-labels.tsv') && /label rows without coordinates/.test(p.message)));
+    assert.ok(ds.problems.some((p) => p.message === "sections without an image: V9 (give the full-resolution H&E in the sheet's column image)"), JSON.stringify(ds.problems));
+  });
+});
+
 describe('a folder of .h5ad files (HEST: one per sample)', () => {
   const tmp = tempDir('hest');
 

@@ -71,6 +71,11 @@ async function readRow(row: SheetRow): Promise<SpatialDataset> {
     ds.sections[0].id = row.section;
     ds.problems = ds.problems.map((p) => (p.section === old ? { ...p, section: row.section } : p));
   }
+  // The readers' advice names the command-line option; in a sheet it is the column, and the section its id there.
+  const ids = ds.sections.map((s) => s.id).join(', ');
+  ds.problems = ds.problems.map((p) => (p.message.startsWith('sections without an image:') && !row.image
+    ? { ...p, message: `sections without an image: ${ids} (give the full-resolution H&E in the sheet's column image)` }
+    : p));
   for (const s of ds.sections) {
     if (row.mpp) s.mpp = row.mpp;
     if (row.labels) await applyLabels(s, row.labels, ds.problems);
