@@ -7,13 +7,14 @@ export function datasetCommand(): Command {
   dataset
     .command('inspect')
     .description('read a dataset and show its patients, sections, spots, genes, images and problems')
-    .argument('<path>', 'a HER2+ folder (holding ST-cnts/), a Space Ranger output folder, or an .h5ad file')
+    .argument('<path>', 'a HER2+ folder (holding ST-cnts/ or count-matrices/), a Space Ranger output folder, an .h5ad file, a folder of .h5ad files, or a sample sheet (.csv/.tsv)')
     .option('--image <file>', 'full-resolution H&E image of the section (Visium folder or one-section .h5ad)')
     .option('--patient <id>', 'patient the section(s) come from (Visium folder or .h5ad)')
+    .option('--patient-per-sample', 'a folder of .h5ad files that name no patient: take each sample as its own patient')
     .option('--json', 'print the report as JSON, with every problem')
-    .action(async (target: string, opts: { image?: string; patient?: string; json?: boolean }) => {
+    .action(async (target: string, opts: { image?: string; patient?: string; patientPerSample?: boolean; json?: boolean }) => {
       const started = performance.now();
-      const ds = await readDataset(target, { image: opts.image, patient: opts.patient });
+      const ds = await readDataset(target, { image: opts.image, patient: opts.patient, patientPerSample: opts.patientPerSample });
       ds.problems.push(...(await imageDataProblems(ds)));
       const report = inspectDataset(ds);
       const seconds = (performance.now() - started) / 1000;

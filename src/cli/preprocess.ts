@@ -11,8 +11,10 @@ import { decimalNumber, wholeNumber } from './options';
 export function preprocessCommand(): Command {
   return new Command('preprocess')
     .description('read a dataset (HER2+ folder, Visium folder or .h5ad), apply the paper\'s preprocessing, and write an Arrow dataset store')
-    .argument('<dataset>', 'HER2+ layout folder, Space Ranger output folder, or .h5ad file')
+    .argument('[dataset]', 'HER2+ layout folder, Space Ranger output folder, .h5ad file, or a folder of .h5ad files (one per sample)')
     .requiredOption('--out <store>', 'store folder to write')
+    .option('--samples <sheet>', 'a cohort: sample sheet (.csv/.tsv; columns path, patient, section, image, mpp, labels), one row per section')
+    .option('--patient-per-sample', 'a folder of .h5ad files that name no patient: take each sample as its own patient')
     .option('--image <file>', 'full-resolution H&E image (Visium and .h5ad)')
     .option('--sections <list>', 'only these sections, comma-separated (e.g. C2,C3,C4,C5,C6)', (v) => v.split(',').map((x) => x.trim()).filter(Boolean))
     .option('--with-images', 'only the sections that have an image (features need one)')
@@ -21,10 +23,12 @@ export function preprocessCommand(): Command {
     .option('--min-spot-fraction <f>', 'keep genes expressed in at least this fraction of spots', decimalNumber(0, 1), 0.1)
     .addOption(new Option('--transform <t>', 'log transform after library-size normalisation').choices(['log1p', 'log10']).default('log1p'))
     .option('--no-smooth', 'skip the 3x3 array-neighbourhood smoothing')
-    .action(async (dataset: string, o: { out: string; image?: string; sections?: string[]; withImages?: boolean; genes?: string; genesFrom?: string; minSpotFraction: number; transform: LogTransform; smooth: boolean }, cmd: Command) => {
+    .action(async (given: string | undefined, o: { out: string; samples?: string; patientPerSample?: boolean; image?: string; sections?: string[]; withImages?: boolean; genes?: string; genesFrom?: string; minSpotFraction: number; transform: LogTransform; smooth: boolean }, cmd: Command) => {
       const t = performance.now();
+      if ((given === undefined) === (o.samples === undefined)) cmd.error('error: give either a <dataset> or --samples <sheet> (one of the two)', { exitCode: 2 });
+      const dataset = (given ?? o.samples)!;
       const genes = await geneChoice(o, cmd);
-      const read = await readDataset(dataset, { image: o.image, sections: o.sections });
+      const read = await readDataset(dataset, { image: o.image, sections: o.sections, patientPerSample: o.patientPerSample });
       const kept = o.withImages ? read.sections.filter((s) => s.image) : read.sections;
       const ids = new Set(kept.map((s) => s.id));
       const ds = { ...read, sections: kept, problems: read.problems.filter((p) => !p.section || ids.has(p.section)) };
@@ -38,6 +42,10 @@ export function preprocessCommand(): Command {
       if (missing.length) {
         console.log(`  ${missing.length} of the ${missing.length + pre.record.genes.length} listed genes are not in every section, left out of the store (recorded as missingGenes in store.json): ` +
           `${missing.slice(0, 20).join(', ')}${missing.length > 20 ? `, ... and ${missing.length - 20} more` : ''}`);
+      }
+      const dropped = 'notInEverySection' in pre.record.selection ? pre.record.selection.notInEverySection ?? 0 : 0;
+      if (ds.format === 'cohort' || dropped > 0) {
+        console.log(`  ${new Set(ds.sections.map((s) => s.patient)).size} patients; ${dropped} genes dropped for not being in every section`);
       }
       for (const p of ds.problems.slice(0, 10)) console.log(`  note: ${p.file}${p.section ? ` [${p.section}]` : ''}: ${p.message}`);
       if (ds.problems.length > 10) console.log(`  ... and ${ds.problems.length - 10} more notes (triplex dataset inspect shows all)`);

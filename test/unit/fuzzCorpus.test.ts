@@ -426,6 +426,54 @@ add('h5ad', [
 ]);
 
 // ---------------------------------------------------------------------------------------------
+// Sample sheets (`triplex preprocess --samples`): one row per section of a cohort. Every error
+// names the sheet (and its line), and nothing is written.
+
+/** A sheet in the case folder beside a copy of the Space Ranger folder V1 and the .h5ad file. */
+const sheetCase = (name: string, message: RegExp, text: string | ((c: Ctx) => string), opts: { file?: string; inspect?: boolean; setup?: (c: Ctx) => void } = {}): Case => ({
+  name, exit: 1, message,
+  make: (c) => {
+    copy(c, c.base.visium);
+    copy(c, c.base.h5ad);
+    opts.setup?.(c);
+    const sheet = path.join(c.dir, opts.file ?? 'samples.csv');
+    const body = typeof text === 'function' ? text(c) : text;
+    if (body !== '<fifo>') fs.writeFileSync(sheet, body); else fifo(sheet);
+    return { args: opts.inspect ? inspect(sheet) : ['preprocess', '--samples', sheet, '--out', c.out], names: sheet };
+  },
+});
+
+add('sample sheet', [
+  sheetCase('a dataset that is not there', /line 3, column path\): \S*nowhere not found/, 'path,patient\nV1,P1\nnowhere,P2\n'),
+  sheetCase('a section id twice', /line 3, column section\): section S1 is also on line 2/, 'path,patient,section\nV1,P1,S1\none.h5ad,P2,S1\n'),
+  sheetCase('a section id read twice (no section column)', /line 3\): section V1 is also read on line 2/, 'path,patient\nV1,P1\nV1,P2\n'),
+  sheetCase('a section without a patient', /line 3, column patient\): the row of one\.h5ad has no patient/, 'path,patient\nV1,P1\none.h5ad,\n'),
+  sheetCase('an unknown column', /line 1, column 3\): unknown column "tissue"/, 'path,patient,tissue\nV1,P1,breast\n'),
+  sheetCase('a sheet that is a named pipe', /named pipe/, '<fifo>'),
+  sheetCase('an empty sheet', /is empty/, ''),
+  sheetCase('a header without rows', /no rows/, 'path\tpatient\n', { file: 'samples.tsv', inspect: true }),
+  sheetCase('a section id that is not a safe identifier', /line 2, column section\): "\.\.\/x" cannot name a section/, 'path,patient,section\nV1,P1,../x\n'),
+  sheetCase('a patient that is not a safe identifier', /line 2, column patient\): "P 1" cannot name a patient/, 'path\tpatient\nV1\tP 1\n', { file: 'samples.tsv' }),
+  sheetCase('a Visium matrix and positions of different runs', /line 2\): \S+tissue_positions\.csv \(barcode \S+\): is in filtered_feature_bc_matrix\.h5 but has no row here/, 'path,patient\nV1,P1\n', {
+    // The first in-tissue barcode of the matrix loses its row in the positions.
+    setup: (c) => editText(positions(path.join(c.dir, 'V1')), (t) => t.split('\n').filter((_, i, all) => i !== all.findIndex((x, j) => j > 0 && x.split(',')[1] === '1')).join('\n')),
+  }),
+  sheetCase('an image that is not there', /line 2, column image\): \S*slide\.jpg not found/, 'path,patient,image\nV1,P1,slide.jpg\n'),
+  sheetCase('an mpp that is not a positive number', /line 2, column mpp\): "-0\.5" is not a positive number/, 'path,patient,mpp\nV1,P1,-0.5\n'),
+  sheetCase('a HER2+ folder without a section', /line 2\): \S+: a HER2\+ folder holds several sections; name the one of this row in the column section/, (c) => `path,patient\n${copy(c, c.base.her2st)},P1\n`),
+  sheetCase('a row whose path is no dataset', /line 2\): \S+notes\.md: is not a dataset of a row/, 'path,patient\nnotes.md,P1\n', { setup: (c) => fs.writeFileSync(path.join(c.dir, 'notes.md'), 'V1 is patient 1\n') }),
+  sheetCase('a quoted field left open', /line 2\): a quoted field is not closed/, 'path,patient\n"V1,P1\n'),
+  {
+    name: 'a dataset and --samples both', exit: 2, message: /either a <dataset> or --samples/,
+    make: (c) => {
+      const sheet = path.join(c.dir, 'samples.csv');
+      fs.writeFileSync(sheet, 'path,patient\nV1,P1\n');
+      return { args: ['preprocess', c.base.visium, '--samples', sheet, '--out', c.out], names: '--samples' };
+    },
+  },
+]);
+
+// ---------------------------------------------------------------------------------------------
 // Spot tables (`triplex slide --spots`, the sample sheet of a slide without counts) and images.
 
 const slideArgs = (c: Ctx, image: string, ...more: string[]) => ['slide', image, '--out', c.out, ...more];
@@ -755,7 +803,7 @@ describe('fuzz corpus', { concurrency: 2 }, () => {
   test('has at least 80 cases, every class represented', () => {
     assert.ok(cases.length >= 80, `${cases.length} cases`);
     const groups = new Set(cases.map((c) => c.name.split(':')[0]));
-    assert.deepEqual([...groups].sort(), ['HER2+', 'Visium', 'checkpoint', 'h5ad', 'image', 'notebook', 'option', 'spot table', 'store'].sort());
+    assert.deepEqual([...groups].sort(), ['HER2+', 'Visium', 'checkpoint', 'h5ad', 'image', 'notebook', 'option', 'sample sheet', 'spot table', 'store'].sort());
     assert.equal(new Set(cases.map((c) => c.name)).size, cases.length, 'case names are unique');
   });
 

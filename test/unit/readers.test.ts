@@ -450,11 +450,16 @@ describe('detectFormat, readDataset and the CLI', () => {
     const dir = tempDir('detect');
     const visium = await writeVisium(path.join(dir, 'V1'), truthSection(), { positions: 'tissue_positions.csv' });
     const h5ad = await writeH5ad(path.join(dir, 'A1.h5ad'), [truthSection()], { x: 'csr' });
-    const cases: Array<[string, string]> = [[HER2ST, 'her2st'], [visium, 'visium'], [h5ad, 'h5ad']];
+    const sheet = path.join(dir, 'samples.csv');
+    fs.writeFileSync(sheet, 'path,patient\nV1,P1\n');
+    const empty = path.join(dir, 'empty');
+    fs.mkdirSync(empty);
+    // A folder holding .h5ad files (HEST: one per sample) and a sample sheet are cohorts.
+    const cases: Array<[string, string]> = [[HER2ST, 'her2st'], [visium, 'visium'], [h5ad, 'h5ad'], [dir, 'cohort'], [sheet, 'cohort']];
     for (const [p, format] of cases) assert.equal(detectFormat(p), format, p);
     const bad: Array<[string, RegExp]> = [
       [path.join(dir, 'missing'), /not found; expected a HER2\+ folder/],
-      [dir, /not a dataset folder/],
+      [empty, /not a dataset folder/],
       [path.join(visium, 'filtered_feature_bc_matrix.h5'), /give the Space Ranger folder/],
       [path.join(visium, 'spatial', 'scalefactors_json.json'), /not a dataset; expected/],
     ];

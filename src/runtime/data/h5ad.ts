@@ -5,7 +5,9 @@
  * What is read:
  * - X: a dense 2-D dataset, or a group with encoding-type csr_matrix or csc_matrix (data,
  *   indices, indptr and the attribute `shape`; the older h5sparse_format/h5sparse_shape too).
- *   Values are kept as stored; non-integer values (a normalised X) are reported as a problem.
+ *   When X holds non-integer values (normalised) and layers['counts'] or raw.X holds integer
+ *   counts, those are read instead (reported as a problem); otherwise values are kept as
+ *   stored and the non-integer X is reported.
  * - Spot ids: the obs index (the column the obs attribute `_index` names, else `obs/_index`).
  * - Gene names: the var index; when it holds Ensembl ids (ENSG...) and var has a `gene_symbols`
  *   or `feature_name` column (scanpy's and CELLxGENE's conventions), that column instead, so that
@@ -19,9 +21,11 @@
  *   every spot within 0.3 of a grid point and no two spots on one cell; the phase of the grid
  *   is estimated from all spots and the coordinates shifted to start at 0. A slide on which
  *   neither fits (rotated, irregular) is an error asking for array_row/array_col.
- * - Sections: the obs column `sample`, else `library_id` (text or categorical) splits the spots
- *   into sections named by its values; without one the file is a single section named after
- *   the file. Patient: opts.patient, else the obs column `patient`, else the section id.
+ * - Sections: the obs column `sample`, else `sample_id`, else `library_id` (text or categorical)
+ *   splits the spots into sections named by its values; without one the file is a single
+ *   section named by uns `sample`/`sample_id`, else after the file. Patient: opts.patient, else
+ *   the obs column `patient`/`patient_id`, else uns `patient`/`patient_id`, else (unless
+ *   opts.requirePatient) the section id.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -29,17 +33,26 @@ import type * as H5 from 'h5wasm';
 import { byName, readImageSize, spotsOutsideImage } from './her2st';
 import { listIds, uniqueGeneNames } from './names';
 import { firstBadCount } from './numbers';
-import { CsrAppender } from './csr';
+import { checkCompressed, csrRows, CsrBuilder, transposeCompressed, type CsrMatrix, type RawSparse } from './csr';
+import { checkGridCells, deriveGrid } from './grid';
 import { checkRegularFile } from './files';
 import { encodeId, unsafeIdReason } from '../store/identifiers';
-import { DataFileError, type CountMatrix, type ImageRef, type Problem, type Section, type SpatialDataset, type Spot } from './types';
+import { DataFileError, type ImageRef, type Problem, type Section, type SpatialDataset, type Spot } from './types';
 
 export interface H5adOptions {
   /** Full-resolution H&E image; only for a file that holds one section. */
   image?: string;
-  /** Patient of every section (default: the obs column `patient`, else the section id). */
+  /** Patient of every section (default: the obs column `patient`/`patient_id` or uns `patient`/`patient_id`, else the section id). */
   patient?: string;
+  /** When set, a file that names no patient is refused with this advice (instead of taking each section as its own patient). */
+  requirePatient?: string;
 }
+
+/** obs columns that split a file into sections, and that name the patient, in order of preference. */
+const SAMPLE_COLUMNS = ['sample', 'sample_id', 'library_id'];
+const PATIENT_COLUMNS = ['patient', 'patient_id'];
+/** Where raw counts are when X holds normalised values (scanpy's conventions). */
+const RAW_COUNTS = [{ at: 'layers/counts', var: 'var', name: "layers['counts']" }, { at: 'raw/X', var: 'raw/var', name: 'raw.X' }] as const;
 
 /** Reads an AnnData file into one section per sample (or one for the file). */
 export async function readH5ad(file: string, opts: H5adOptions = {}): Promise<SpatialDataset> {
@@ -79,17 +92,12 @@ function readAnnData(h: Hdf5, source: string, opts: H5adOptions): { sections: Se
   }
   const obsNames = frameIndex(h, 'obs');
   const nObs = obsNames.length;
-  const genes = uniqueGeneNames(geneNames(h), source, undefined, problems);
+  const { x, genes, field } = readCounts(h, nObs, problems);
   const nVar = genes.length;
-  const x = readX(h, nObs, nVar);
   const bad = firstBadCount(x);
   if (bad) {
-    throw new DataFileError(source, `X, row ${bad.row} (spot ${obsNames[bad.row]}), column ${bad.column} (gene ${genes[bad.column]})`,
+    throw new DataFileError(source, `${field}, row ${bad.row} (spot ${obsNames[bad.row]}), column ${bad.column} (gene ${genes[bad.column]})`,
       `holds ${bad.value}; counts must be finite, non-negative numbers`);
-  }
-  const nonInteger = firstNonInteger(x.data);
-  if (nonInteger !== undefined) {
-    problems.push({ file: source, message: `X holds non-integer values: e.g. ${nonInteger}; TRIPLEX normalises raw counts itself, so give a file whose X holds raw counts` });
   }
 
   const spatial = h.dataset('obsm/spatial', 'the spot centres in full-resolution pixels (n x 2, x then y)');
@@ -107,14 +115,23 @@ function readAnnData(h: Hdf5, source: string, opts: H5adOptions): { sections: Se
   }
   const grid = hasRow ? { rows: numberColumn(h, 'obs', 'array_row'), cols: numberColumn(h, 'obs', 'array_col') } : undefined;
 
-  const sectionColumn = ['sample', 'library_id'].find((c) => h.has(`obs/${c}`));
+  const sectionColumn = SAMPLE_COLUMNS.find((c) => h.has(`obs/${c}`));
   const sectionOf = sectionColumn ? safeIds(textColumn(h, 'obs', sectionColumn), source, `obs/${sectionColumn}`, 'sample names', problems) : undefined;
-  const patientOf = h.has('obs/patient') ? safeIds(textColumn(h, 'obs', 'patient'), source, 'obs/patient', 'patients', problems) : undefined;
+  const patientColumn = PATIENT_COLUMNS.find((c) => h.has(`obs/${c}`));
+  const patientOf = patientColumn ? safeIds(textColumn(h, 'obs', patientColumn), source, `obs/${patientColumn}`, 'patients', problems) : undefined;
   if (opts.patient !== undefined) {
     const reason = unsafeIdReason(opts.patient);
     if (reason) throw new DataFileError(source, '--patient', `"${opts.patient}" cannot name a patient: it ${reason}`);
   }
-  const fileSection = safeIds([path.basename(source).replace(/\.h5ad$/i, '')], source, 'file name', 'the section named after the file', problems)[0];
+  const unsPatient = unsText(h, PATIENT_COLUMNS);
+  const filePatient = unsPatient && safeIds([unsPatient.value], source, `uns/${unsPatient.name}`, 'the patient', problems)[0];
+  if (opts.requirePatient && opts.patient === undefined && !patientOf && !filePatient) {
+    throw new DataFileError(source, 'obs', `names no patient (no obs column ${PATIENT_COLUMNS.join(' or ')}, no uns ${PATIENT_COLUMNS.join(' or ')}); ${opts.requirePatient}`);
+  }
+  const unsSample = unsText(h, SAMPLE_COLUMNS.slice(0, 2));
+  const fileSection = unsSample
+    ? safeIds([unsSample.value], source, `uns/${unsSample.name}`, 'the sample name', problems)[0]
+    : safeIds([path.basename(source).replace(/\.h5ad$/i, '')], source, 'file name', 'the section named after the file', problems)[0];
   const rowsBySection = new Map<string, number[]>();
   for (let i = 0; i < nObs; i++) {
     const id = sectionOf ? sectionOf[i] : fileSection;
@@ -142,10 +159,10 @@ function readAnnData(h: Hdf5, source: string, opts: H5adOptions): { sections: Se
     let patient = opts.patient;
     if (!patient && patientOf) {
       const values = new Set(rows.map((i) => patientOf[i]));
-      if (values.size > 1) throw new DataFileError(source, 'obs/patient', `section ${id} has spots of several patients (${[...values].join(', ')}); a section comes from one patient`);
+      if (values.size > 1) throw new DataFileError(source, `obs/${patientColumn}`, `section ${id} has spots of several patients (${[...values].join(', ')}); a section comes from one patient`);
       patient = patientOf[rows[0]];
     }
-    sections.push({ id, patient: patient ?? id, spots, genes, counts: csrRows(x, rows, nVar) });
+    sections.push({ id, patient: patient ?? filePatient ?? id, spots, genes, counts: csrRows(x, rows, nVar) });
   }
   return { sections, problems };
 }
@@ -174,14 +191,14 @@ function safeIds(names: readonly string[], file: string, field: string, what: st
   return names.map((n) => ids.get(n)!);
 }
 
-function geneNames(h: Hdf5): string[] {
-  const index = frameIndex(h, 'var');
+function geneNames(h: Hdf5, frame: 'var' | 'raw/var'): string[] {
+  const index = frameIndex(h, frame);
   if (!index.every((g) => /^ENS[A-Z]*G\d+/.test(g))) return index;
-  const symbols = ['gene_symbols', 'feature_name'].find((c) => h.has(`var/${c}`));
-  return symbols ? textColumn(h, 'var', symbols) : index;
+  const symbols = ['gene_symbols', 'feature_name'].find((c) => h.has(`${frame}/${c}`));
+  return symbols ? textColumn(h, frame, symbols) : index;
 }
 
-function frameIndex(h: Hdf5, frame: 'obs' | 'var'): string[] {
+function frameIndex(h: Hdf5, frame: 'obs' | 'var' | 'raw/var'): string[] {
   const declared = h.attr(frame, '_index');
   const name = typeof declared === 'string' ? declared : '_index';
   if (!h.has(`${frame}/${name}`)) {
@@ -190,41 +207,72 @@ function frameIndex(h: Hdf5, frame: 'obs' | 'var'): string[] {
   return h.strings(`${frame}/${name}`);
 }
 
-/** X as canonical CSR over all obs. */
-function readX(h: Hdf5, nObs: number, nVar: number): CsrMatrix {
-  const kind = h.kind('X');
+/**
+ * The counts and their gene names: X, or (when X holds non-integer values, as after
+ * normalisation) the integer counts of layers['counts'] or raw.X, saying which was read.
+ */
+function readCounts(h: Hdf5, nObs: number, problems: Problem[]): { x: CsrMatrix; genes: string[]; field: string } {
+  const genes = uniqueGeneNames(geneNames(h, 'var'), h.file, undefined, problems);
+  const x = readX(h, nObs, genes.length);
+  const nonInteger = firstNonInteger(x.data);
+  if (nonInteger === undefined) return { x, genes, field: 'X' };
+  for (const raw of RAW_COUNTS) {
+    if (!h.has(raw.at)) continue;
+    const rawGenes = raw.var === 'var' ? genes : uniqueGeneNames(geneNames(h, raw.var), h.file, undefined, []);
+    const counts = readX(h, nObs, rawGenes.length, raw.at);
+    if (firstNonInteger(counts.data) !== undefined) continue;
+    problems.push({ file: h.file, message: `X holds normalised values (e.g. ${nonInteger}): raw counts read from ${raw.name} instead, as TRIPLEX normalises raw counts itself` });
+    return { x: counts, genes: rawGenes, field: raw.at };
+  }
+  problems.push({ file: h.file, message: `X holds non-integer values: e.g. ${nonInteger}; TRIPLEX normalises raw counts itself, so give a file whose X holds raw counts (or that keeps them in layers['counts'] or raw)` });
+  return { x, genes, field: 'X' };
+}
+
+/** A text value of uns (the first of `names` there), when it is a single value. */
+function unsText(h: Hdf5, names: readonly string[]): { name: string; value: string } | undefined {
+  for (const name of names) {
+    if (h.kind(`uns/${name}`) !== 'dataset') continue;
+    const values = h.values(`uns/${name}`);
+    if (values.length === 1) return { name, value: String(values[0]) };
+  }
+  return undefined;
+}
+
+/** X (or the matrix at `at`, same layout) as canonical CSR over all obs. */
+function readX(h: Hdf5, nObs: number, nVar: number, at = 'X'): CsrMatrix {
+  const kind = h.kind(at);
   if (kind === 'dataset') {
-    const ds = h.dataset('X', '');
+    const ds = h.dataset(at, '');
     const shape = ds.shape ?? [];
     if (shape.length !== 2 || shape[0] !== nObs || shape[1] !== nVar) {
-      throw new DataFileError(h.file, 'X', `has shape [${shape.join(', ')}] but obs and var give [${nObs}, ${nVar}]`);
+      throw new DataFileError(h.file, at, `has shape [${shape.join(', ')}] but obs and var give [${nObs}, ${nVar}]`);
     }
     const builder = new CsrBuilder(nVar);
     const block = Math.max(1, Math.floor((1 << 22) / Math.max(1, nVar))); // about 4M values at a time
     for (let r0 = 0; r0 < nObs; r0 += block) {
       const r1 = Math.min(nObs, r0 + block);
-      const values = asNumbers(ds.slice([[r0, r1], []]), h.file, 'X', 'counts'); // [r1 - r0, nVar]
+      const values = asNumbers(ds.slice([[r0, r1], []]), h.file, at, 'counts'); // [r1 - r0, nVar]
       for (let r = 0; r < r1 - r0; r++) builder.denseRow(values, r * nVar, nVar);
     }
     return builder.finish();
   }
-  if (kind !== 'group') throw new DataFileError(h.file, 'X', 'missing: an AnnData file stores its matrix in X');
-  const legacy = h.attr('X', 'h5sparse_format');
-  const encoding = h.attr('X', 'encoding-type') ?? (typeof legacy === 'string' ? `${legacy}_matrix` : undefined);
+  if (kind !== 'group') throw new DataFileError(h.file, at, 'missing: an AnnData file stores its matrix in X');
+  const legacy = h.attr(at, 'h5sparse_format');
+  const encoding = h.attr(at, 'encoding-type') ?? (typeof legacy === 'string' ? `${legacy}_matrix` : undefined);
   if (encoding !== 'csr_matrix' && encoding !== 'csc_matrix') {
-    throw new DataFileError(h.file, 'X', `is a group with encoding-type "${String(encoding)}"; expected csr_matrix or csc_matrix`);
+    throw new DataFileError(h.file, at, `is a group with encoding-type "${String(encoding)}"; expected csr_matrix or csc_matrix`);
   }
-  const shapeAttr = h.attr('X', 'shape') ?? h.attr('X', 'h5sparse_shape');
+  const shapeAttr = h.attr(at, 'shape') ?? h.attr(at, 'h5sparse_shape');
   const shape = shapeAttr && typeof shapeAttr === 'object' && 'length' in shapeAttr ? Array.from(shapeAttr as ArrayLike<number | bigint>, Number) : [];
   if (shape.length !== 2 || shape[0] !== nObs || shape[1] !== nVar) {
-    throw new DataFileError(h.file, 'X (attribute shape)', `is [${shape.join(', ')}] but obs and var give [${nObs}, ${nVar}]`);
+    throw new DataFileError(h.file, `${at} (attribute shape)`, `is [${shape.join(', ')}] but obs and var give [${nObs}, ${nVar}]`);
   }
-  const raw = readCompressed(h, 'X');
+  const raw = readCompressed(h, at);
   if (encoding === 'csr_matrix') {
-    checkCompressed(raw, nObs, nVar, h.file, 'X');
+    checkCompressed(raw, nObs, nVar, h.file, at);
     return csrRows(raw, range(nObs), nVar);
   }
-  checkCompressed(raw, nVar, nObs, h.file, 'X');
+  checkCompressed(raw, nVar, nObs, h.file, at);
   return csrRows(transposeCompressed(raw, nVar, nObs), range(nObs), nVar);
 }
 
@@ -281,178 +329,12 @@ function categoricalOf(h: Hdf5, frame: string, name: string): { categories: Arra
 }
 
 // ---------------------------------------------------------------------------------------------
-// Grid coordinates without array_row/array_col.
-
-const GRID_TOLERANCE = 0.3;
-
-function deriveGrid(spots: Spot[], file: string, section: string): void {
-  if (spots.length < 2) {
-    for (const s of spots) { s.row = 0; s.col = 0; }
-    return;
-  }
-  const d = medianNearestNeighbour(spots);
-  const models: Array<[string, number, number]> = [['square', d, d], ['hexagonal', d / 2, (d * Math.sqrt(3)) / 2]];
-  for (const [, sx, sy] of models) {
-    const cols = snap(spots.map((s) => s.x / sx));
-    const rows = snap(spots.map((s) => s.y / sy));
-    if (!cols || !rows) continue;
-    const cells = new Set(spots.map((_, i) => `${rows[i]},${cols[i]}`));
-    if (cells.size !== spots.length) continue;
-    spots.forEach((s, i) => { s.row = rows[i]; s.col = cols[i]; });
-    return;
-  }
-  throw new DataFileError(file, 'obsm/spatial', `the spots of section ${section} lie on neither a square nor a hexagonal grid of spacing ${d.toFixed(1)} px (a rotated slide?), so array coordinates cannot be derived; add obs columns array_row and array_col`);
-}
-
-/** Integer positions for values that should sit near a lattice with unit spacing, or undefined. */
-function snap(values: number[]): number[] | undefined {
-  // Phase of the lattice: circular mean of the fractional parts, robust to any origin.
-  let sin = 0;
-  let cos = 0;
-  for (const v of values) { sin += Math.sin(2 * Math.PI * v); cos += Math.cos(2 * Math.PI * v); }
-  const phase = Math.atan2(sin, cos) / (2 * Math.PI);
-  const out = values.map((v) => Math.round(v - phase));
-  if (values.some((v, i) => Math.abs(v - phase - out[i]) > GRID_TOLERANCE)) return undefined;
-  const min = Math.min(...out);
-  return out.map((v) => v - min);
-}
-
-function medianNearestNeighbour(spots: readonly Spot[]): number {
-  const order = spots.map((_, i) => i).sort((a, b) => spots[a].x - spots[b].x);
-  const nearest = order.map((i, k) => {
-    let best = Infinity;
-    for (const step of [-1, 1]) {
-      for (let j = k + step; j >= 0 && j < order.length; j += step) {
-        const o = spots[order[j]];
-        const dx = o.x - spots[i].x;
-        if (dx * dx >= best) break;
-        const dist = dx * dx + (o.y - spots[i].y) ** 2;
-        if (dist > 0 && dist < best) best = dist;
-      }
-    }
-    return Math.sqrt(best);
-  }).sort((a, b) => a - b);
-  return nearest[nearest.length >> 1];
-}
-
-/** Two spots on one grid cell are an input error (the APEG grid needs one spot per cell). */
-export function checkGridCells(spots: readonly Spot[], file: string, field: string): void {
-  const cells = new Map<string, string>();
-  for (const s of spots) {
-    const key = `${s.row},${s.col}`;
-    const other = cells.get(key);
-    if (other !== undefined) {
-      throw new DataFileError(file, field, `spots ${other} and ${s.id} are on the same array position (row ${s.row}, column ${s.col}); each spot needs its own`);
-    }
-    cells.set(key, s.id);
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
 // Gene names.
 
 export { uniqueGeneNames } from './names';
+export { checkGridCells } from './grid';
 
-// ---------------------------------------------------------------------------------------------
-// Sparse matrices. Every reader returns canonical CSR: indices sorted within a row, no stored
-// zeros, duplicate entries summed.
-
-export type CsrMatrix = CountMatrix;
-
-/** A compressed sparse matrix as stored (either orientation). */
-export interface RawSparse {
-  indptr: ArrayLike<number>;
-  indices: ArrayLike<number>;
-  data: ArrayLike<number>;
-}
-
-/** Checks lengths, order and bounds of a compressed matrix with nMajor slices of nMinor. */
-export function checkCompressed(s: RawSparse, nMajor: number, nMinor: number, file: string, group: string): void {
-  if (s.indptr.length !== nMajor + 1) {
-    throw new DataFileError(file, `${group}/indptr`, `has ${s.indptr.length} entries, expected ${nMajor + 1} (the shape's ${nMajor} + 1)`);
-  }
-  const nnz = s.indptr[nMajor];
-  if (s.indptr[0] !== 0 || s.indices.length !== nnz || s.data.length !== nnz) {
-    throw new DataFileError(file, `${group}/indptr`, `runs from ${s.indptr[0]} to ${nnz}, but indices has ${s.indices.length} and data ${s.data.length} entries; the matrix is damaged`);
-  }
-  for (let i = 0; i < nMajor; i++) {
-    if (s.indptr[i + 1] < s.indptr[i]) throw new DataFileError(file, `${group}/indptr[${i + 1}]`, 'decreases; the matrix is damaged');
-  }
-  for (let k = 0; k < nnz; k++) {
-    const j = s.indices[k];
-    if (!(j >= 0 && j < nMinor && Number.isInteger(j))) throw new DataFileError(file, `${group}/indices[${k}]`, `is ${j}, outside 0..${nMinor - 1}`);
-  }
-}
-
-/** The chosen rows of a (checked) CSR source as canonical CSR; geneMap renumbers or drops (-1) columns. */
-export function csrRows(s: RawSparse, rows: ArrayLike<number>, nGenes: number, geneMap?: Int32Array): CsrMatrix {
-  const builder = new CsrBuilder(nGenes);
-  for (let r = 0; r < rows.length; r++) builder.sparseRow(s, rows[r], geneMap);
-  return builder.finish();
-}
-
-/** The same matrix with the other orientation (CSC <-> CSR), by counting sort. */
-export function transposeCompressed(s: RawSparse, nMajor: number, nMinor: number): RawSparse {
-  const nnz = s.indices.length;
-  const indptr = new Float64Array(nMinor + 1);
-  for (let k = 0; k < nnz; k++) indptr[s.indices[k] + 1]++;
-  for (let j = 0; j < nMinor; j++) indptr[j + 1] += indptr[j];
-  const next = indptr.slice(0, nMinor);
-  const indices = new Uint32Array(nnz);
-  const data = new Float64Array(nnz);
-  for (let i = 0; i < nMajor; i++) {
-    for (let k = s.indptr[i]; k < s.indptr[i + 1]; k++) {
-      const at = next[s.indices[k]]++;
-      indices[at] = i;
-      data[at] = s.data[k];
-    }
-  }
-  return { indptr, indices, data };
-}
-
-class CsrBuilder {
-  private readonly csr = new CsrAppender();
-  private readonly pairs: Array<[number, number]> = [];
-
-  constructor(private readonly nGenes: number) {}
-
-  denseRow(values: ArrayLike<number>, offset: number, n: number): void {
-    for (let j = 0; j < n; j++) {
-      const v = values[offset + j];
-      if (v !== 0) this.csr.push(j, v);
-    }
-    this.csr.endRow();
-  }
-
-  sparseRow(s: RawSparse, row: number, geneMap?: Int32Array): void {
-    const pairs = this.pairs;
-    pairs.length = 0;
-    let sorted = true;
-    for (let k = s.indptr[row]; k < s.indptr[row + 1]; k++) {
-      const j = geneMap ? geneMap[s.indices[k]] : s.indices[k];
-      if (j < 0) continue;
-      if (pairs.length > 0 && j <= pairs[pairs.length - 1][0]) sorted = false;
-      pairs.push([j, s.data[k]]);
-    }
-    if (!sorted) pairs.sort((a, b) => a[0] - b[0]);
-    for (let p = 0; p < pairs.length; p++) {
-      const j = pairs[p][0];
-      let v = pairs[p][1];
-      while (p + 1 < pairs.length && pairs[p + 1][0] === j) v += pairs[++p][1];
-      if (v !== 0) this.csr.push(j, v);
-    }
-    this.csr.endRow();
-  }
-
-  finish(): CsrMatrix {
-    return {
-      nSpots: this.csr.rows,
-      nGenes: this.nGenes,
-      ...this.csr.finish(),
-    };
-  }
-
-}
+export { checkCompressed, csrRows, transposeCompressed, type CsrMatrix, type RawSparse } from './csr';
 
 function firstNonInteger(data: Float32Array): number | undefined {
   for (let k = 0; k < data.length; k++) if (!Number.isInteger(data[k])) return data[k];

@@ -7,6 +7,13 @@
  *   ST-imgs/<patient>/<section>/*.jpg             full-resolution H&E (optional)
  *   ST-pat/lbl/<section>_labeled_coordinates.tsv  pathologist labels (optional)
  *
+ * or the same files with the folder names of the Zenodo release (record 3957257):
+ *
+ *   count-matrices/<section>.tsv.gz
+ *   spot-selections/<section>_selection.tsv(.gz)
+ *   images/HE/<section>*.jpg
+ *   meta/<section>_labeled_coordinates.tsv
+ *
  * A spot is kept when the spot file selects it and the count file has it. Its grid cell is
  * (round(y), round(x)) of the spot file and its id round(x) "x" round(y), as the counts name it.
  * Count rows without a spot-file entry, and selected spots without counts, are reported as
@@ -20,15 +27,43 @@ import * as zlib from 'node:zlib';
 import { unsafeIdReason } from '../store/identifiers';
 import { CsrAppender } from './csr';
 import { checkRegularFile } from './files';
+import { readImageSize, spotsOutsideImage } from './imageSize';
 import { listIds, uniqueGeneNames } from './names';
 import { FLOAT32_MAX, parseCount, parseDecimal } from './numbers';
 import { DataFileError, type ImageRef, type Problem, type Section, type SpatialDataset, type Spot } from './types';
 
 export { listIds } from './names';
+export { readImageSize, spotsOutsideImage } from './imageSize';
 
 export interface Her2stOptions {
   /** Read only these sections (default: every ST-cnts/<section>.tsv.gz). */
   sections?: string[];
+}
+
+/** Where a HER2+ folder keeps each kind of file: the GitHub layout (ST-*) or the Zenodo one. */
+interface Layout {
+  counts: string;
+  spots: string;
+  labels: string;
+  /** The folder of a section's images, and whether to take only files named after the section. */
+  images: (patient: string, section: string) => { dir: string; named: boolean };
+  imageHint: string;
+}
+
+const GITHUB: Layout = {
+  counts: 'ST-cnts', spots: 'ST-spotfiles', labels: path.join('ST-pat', 'lbl'),
+  images: (patient, section) => ({ dir: path.join('ST-imgs', patient, section), named: false }),
+  imageHint: 'ST-imgs/<patient>/<section>/*.jpg',
+};
+const ZENODO: Layout = {
+  counts: 'count-matrices', spots: 'spot-selections', labels: 'meta',
+  images: () => ({ dir: path.join('images', 'HE'), named: true }),
+  imageHint: 'images/HE/<section>.jpg',
+};
+
+/** The layout of a HER2+ folder, or undefined when it is none (no ST-cnts/ nor count-matrices/). */
+export function her2stLayout(root: string): Layout | undefined {
+  return [GITHUB, ZENODO].find((l) => fs.existsSync(path.join(root, l.counts)));
 }
 
 /** Sections are parsed this many at a time: gunzip runs on the thread pool, parsing here. */
@@ -37,8 +72,9 @@ const CONCURRENCY = 3;
 /** Reads a HER2+ folder (the one holding ST-cnts) into sections sorted by name. */
 export async function readHer2st(root: string, opts: Her2stOptions = {}): Promise<SpatialDataset> {
   const source = path.resolve(root);
-  const cntsDir = path.join(source, 'ST-cnts');
-  const available = (await listDir(cntsDir, source, 'a HER2+ folder holds ST-cnts/<section>.tsv.gz; give the folder above ST-cnts'))
+  const layout = her2stLayout(source) ?? GITHUB;
+  const cntsDir = path.join(source, layout.counts);
+  const available = (await listDir(cntsDir, source, 'a HER2+ folder holds ST-cnts/<section>.tsv.gz (or count-matrices/ as on Zenodo); give the folder above it'))
     .filter((f) => f.endsWith('.tsv.gz'))
     .map((f) => f.slice(0, -'.tsv.gz'.length))
     .sort(byName);
@@ -53,23 +89,23 @@ export async function readHer2st(root: string, opts: Her2stOptions = {}): Promis
   }
 
   const problems: Problem[] = [];
-  const results = await mapLimit(names, CONCURRENCY, (name) => readSection(source, name));
+  const results = await mapLimit(names, CONCURRENCY, (name) => readSection(source, layout, name));
   for (const r of results) problems.push(...r.problems);
   const sections = results.map((r) => r.section);
 
   const noImage = sections.filter((s) => !s.image).map((s) => s.id);
   if (noImage.length > 0) {
     problems.push({
-      file: path.join(source, 'ST-imgs'),
-      message: `sections without an image: ${noImage.join(', ')} (expected ST-imgs/<patient>/<section>/*.jpg)`,
+      file: path.join(source, layout.images('', '').dir),
+      message: `sections without an image: ${noImage.join(', ')} (expected ${layout.imageHint})`,
     });
   }
-  const lblDir = path.join(source, 'ST-pat', 'lbl');
+  const lblDir = path.join(source, layout.labels);
   if (!opts.sections && fs.existsSync(lblDir)) {
     for (const f of (await fs.promises.readdir(lblDir)).sort(byName)) {
       const m = /^(.+)_labeled_coordinates\.tsv$/.exec(f);
       if (m && !available.includes(m[1])) {
-        problems.push({ file: path.join(lblDir, f), message: `labels for a section without counts: ${m[1]} has no ST-cnts/${m[1]}.tsv.gz; its labels are not used` });
+        problems.push({ file: path.join(lblDir, f), message: `labels for a section without counts: ${m[1]} has no ${layout.counts}/${m[1]}.tsv.gz; its labels are not used` });
       }
     }
   }
@@ -81,10 +117,11 @@ export function her2stPatient(section: string): string | undefined {
   return /^([A-Za-z]+)\d+$/.exec(section)?.[1];
 }
 
-async function readSection(root: string, name: string): Promise<{ section: Section; problems: Problem[] }> {
+async function readSection(root: string, layout: Layout, name: string): Promise<{ section: Section; problems: Problem[] }> {
   const problems: Problem[] = [];
-  const spotFile = path.join(root, 'ST-spotfiles', `${name}_selection.tsv`);
-  const countFile = path.join(root, 'ST-cnts', `${name}.tsv.gz`);
+  const spotBase = path.join(root, layout.spots, `${name}_selection.tsv`);
+  const spotFile = !fs.existsSync(spotBase) && fs.existsSync(`${spotBase}.gz`) ? `${spotBase}.gz` : spotBase;
+  const countFile = path.join(root, layout.counts, `${name}.tsv.gz`);
   let patient = her2stPatient(name);
   if (!patient) {
     patient = name;
@@ -106,7 +143,7 @@ async function readSection(root: string, name: string): Promise<{ section: Secti
     problems.push({ file: spotFile, section: name, message: `selected spots without counts, dropped: ${listIds(uncounted)}` });
   }
 
-  const labels = await readLabels(path.join(root, 'ST-pat', 'lbl', `${name}_labeled_coordinates.tsv`), name, places, problems);
+  const labels = await readLabels(path.join(root, layout.labels, `${name}_labeled_coordinates.tsv`), name, new Set(places.keys()), problems);
   const spots: Spot[] = counts.spotIds.map((id) => {
     const p = places.get(id)!;
     const spot: Spot = { id, row: p.row, col: p.col, x: p.x, y: p.y };
@@ -115,7 +152,7 @@ async function readSection(root: string, name: string): Promise<{ section: Secti
     return spot;
   });
 
-  const image = await findImage(root, patient, name, problems);
+  const image = await findImage(root, layout, patient, name, problems);
   if (image) {
     const outside = spotsOutsideImage(spots, image);
     if (outside.length > 0) {
@@ -134,7 +171,7 @@ interface Place { id: string; row: number; col: number; x: number; y: number; se
 
 /** The spot file: every spot's array position (x, y) and pixel centre, keyed by its count id. */
 async function readSpotFile(file: string): Promise<Map<string, Place>> {
-  const table = await readTsv(file, 'every HER2+ section needs ST-spotfiles/<section>_selection.tsv');
+  const table = await readTsv(file, 'every HER2+ section needs ST-spotfiles/<section>_selection.tsv (spot-selections/ on Zenodo)');
   const col = columnsOf(table, file, ['x', 'y', 'pixel_x', 'pixel_y'], 'x y new_x new_y pixel_x pixel_y selected');
   const selectedCol = table.header.indexOf('selected');
   const places = new Map<string, Place>();
@@ -152,8 +189,11 @@ async function readSpotFile(file: string): Promise<Map<string, Place>> {
   return places;
 }
 
-/** Labels by spot id; rows without coordinates ("NA") are skipped and reported. */
-async function readLabels(file: string, section: string, places: Map<string, Place>, problems: Problem[]): Promise<Map<string, string>> {
+/**
+ * Labels by grid key round(x) "x" round(y) (a HER2+ spot's id; any section's `${col}x${row}`);
+ * rows without coordinates ("NA") are skipped and reported, and keys not in `spotKeys` reported.
+ */
+export async function readLabels(file: string, section: string, spotKeys: ReadonlySet<string>, problems: Problem[]): Promise<Map<string, string>> {
   const labels = new Map<string, string>();
   if (!fs.existsSync(file)) return labels;
   const table = await readTsv(file, '');
@@ -174,7 +214,7 @@ async function readLabels(file: string, section: string, places: Map<string, Pla
       problems.push({ file, section, message: `conflicting labels for one spot: ${id} is "${known}" and "${label}" (line ${r.line}); the first is kept` });
       continue;
     }
-    if (!places.has(id)) unknown.push(id);
+    if (!spotKeys.has(id)) unknown.push(id);
     labels.set(id, label);
   }
   if (noPlace.length > 0) {
@@ -186,10 +226,13 @@ async function readLabels(file: string, section: string, places: Map<string, Pla
   return labels;
 }
 
-async function findImage(root: string, patient: string, section: string, problems: Problem[]): Promise<ImageRef | undefined> {
-  const dir = path.join(root, 'ST-imgs', patient, section);
+async function findImage(root: string, layout: Layout, patient: string, section: string, problems: Problem[]): Promise<ImageRef | undefined> {
+  const { dir: rel, named } = layout.images(patient, section);
+  const dir = path.join(root, rel);
   if (!fs.existsSync(dir)) return undefined;
-  const jpgs = (await fs.promises.readdir(dir)).filter((f) => /\.jpe?g$/i.test(f)).sort(byName);
+  // Zenodo's images/HE holds every section's image: A1.jpg, or A1_<suffix>.jpg.
+  const ofSection = (f: string) => !named || f.replace(/\.jpe?g$/i, '') === section || f.startsWith(`${section}_`);
+  const jpgs = (await fs.promises.readdir(dir)).filter((f) => /\.jpe?g$/i.test(f) && ofSection(f)).sort(byName);
   if (jpgs.length === 0) return undefined;
   for (const f of jpgs) checkRegularFile(path.join(dir, f));
   if (jpgs.length > 1) {
@@ -386,7 +429,8 @@ async function readTsv(file: string, whatIfMissing: string): Promise<Tsv> {
   let text: string;
   checkRegularFile(file);
   try {
-    text = await fs.promises.readFile(file, 'utf8');
+    const bytes = await fs.promises.readFile(file);
+    text = (file.endsWith('.gz') ? zlib.gunzipSync(bytes) : bytes).toString('utf8');
   } catch (e) {
     const missing = (e as NodeJS.ErrnoException).code === 'ENOENT';
     throw new DataFileError(file, undefined, missing ? `not found${whatIfMissing ? `; ${whatIfMissing}` : ''}` : `cannot be read: ${(e as Error).message}`, { cause: e });
@@ -425,102 +469,6 @@ function numberAt(r: TsvRow, i: number, file: string, column: string): number {
 
 function isNumberText(text: string | undefined): boolean {
   return parseDecimal(text) !== undefined;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Image headers: the size of a JPEG (SOF marker), PNG (IHDR) or TIFF (first IFD), never decoded.
-
-/** Width and height of a JPEG, PNG or TIFF/BigTIFF image, read from its header bytes only. */
-export async function readImageSize(file: string): Promise<{ width: number; height: number }> {
-  let fh: fs.promises.FileHandle;
-  checkRegularFile(file);
-  try {
-    fh = await fs.promises.open(file, 'r');
-  } catch (e) {
-    const missing = (e as NodeJS.ErrnoException).code === 'ENOENT';
-    throw new DataFileError(file, undefined, missing ? 'image not found; check the path' : `image cannot be read: ${(e as Error).message}`, { cause: e });
-  }
-  try {
-    const reader = new HeaderReader(fh, file);
-    const head = await reader.bytes(0, 8);
-    if (head[0] === 0xff && head[1] === 0xd8) return await jpegSize(reader);
-    if (head.readUInt32BE(0) === 0x89504e47) {
-      const ihdr = await reader.bytes(16, 8);
-      return { width: ihdr.readUInt32BE(0), height: ihdr.readUInt32BE(4) };
-    }
-    const order = head.toString('latin1', 0, 2);
-    if (order === 'II' || order === 'MM') return await tiffSize(reader, order === 'II');
-    throw new DataFileError(file, 'byte 0', 'not a JPEG, PNG or TIFF image; give the full-resolution H&E image');
-  } finally {
-    await fh.close();
-  }
-}
-
-class HeaderReader {
-  constructor(private readonly fh: fs.promises.FileHandle, readonly file: string) {}
-
-  async bytes(position: number, length: number): Promise<Buffer> {
-    const buf = Buffer.alloc(length);
-    const { bytesRead } = await this.fh.read(buf, 0, length, position);
-    if (bytesRead < length) throw new DataFileError(this.file, `byte ${position}`, 'the image header ends early: the file is truncated or not an image');
-    return buf;
-  }
-}
-
-async function jpegSize(r: HeaderReader): Promise<{ width: number; height: number }> {
-  let pos = 2;
-  for (;;) {
-    const m = await r.bytes(pos, 2);
-    if (m[0] !== 0xff) throw new DataFileError(r.file, `byte ${pos}`, 'JPEG marker expected; the file is damaged');
-    const marker = m[1];
-    if (marker === 0xff) { pos++; continue; } // fill byte
-    if ((marker >= 0xd0 && marker <= 0xd7) || marker === 0x01) { pos += 2; continue; }
-    if (marker === 0xd9 || marker === 0xda) throw new DataFileError(r.file, `byte ${pos}`, 'JPEG without a frame header (SOF) before its data');
-    const len = (await r.bytes(pos + 2, 2)).readUInt16BE(0);
-    const isSof = marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc;
-    if (isSof) {
-      const sof = await r.bytes(pos + 4, 5); // precision, height, width
-      const size = { width: sof.readUInt16BE(3), height: sof.readUInt16BE(1) };
-      if (size.width === 0 || size.height === 0) throw new DataFileError(r.file, `byte ${pos}`, 'JPEG frame header gives a zero size');
-      return size;
-    }
-    pos += 2 + len;
-  }
-}
-
-async function tiffSize(r: HeaderReader, little: boolean): Promise<{ width: number; height: number }> {
-  const u16 = (b: Buffer, o: number) => (little ? b.readUInt16LE(o) : b.readUInt16BE(o));
-  const u32 = (b: Buffer, o: number) => (little ? b.readUInt32LE(o) : b.readUInt32BE(o));
-  const u64 = (b: Buffer, o: number) => Number(little ? b.readBigUInt64LE(o) : b.readBigUInt64BE(o));
-  const head = await r.bytes(0, 16);
-  const version = u16(head, 2);
-  if (version !== 42 && version !== 43) throw new DataFileError(r.file, 'byte 2', 'not a TIFF file (bad version number)');
-  const big = version === 43;
-  const ifd = big ? u64(head, 8) : u32(head, 4);
-  const count = big ? u64(await r.bytes(ifd, 8), 0) : u16(await r.bytes(ifd, 2), 0);
-  const entrySize = big ? 20 : 12;
-  const entries = await r.bytes(ifd + (big ? 8 : 2), count * entrySize);
-  let width = 0;
-  let height = 0;
-  for (let i = 0; i < count; i++) {
-    const o = i * entrySize;
-    const tag = u16(entries, o);
-    if (tag !== 256 && tag !== 257) continue;
-    const type = u16(entries, o + 2);
-    const valueAt = o + (big ? 12 : 8);
-    const value = type === 3 ? u16(entries, valueAt) : type === 16 ? u64(entries, valueAt) : u32(entries, valueAt);
-    if (tag === 256) width = value;
-    else height = value;
-  }
-  if (!width || !height) throw new DataFileError(r.file, `byte ${ifd}`, 'TIFF without ImageWidth/ImageLength in its first directory');
-  return { width, height };
-}
-
-/** Spots whose pixel centre is not inside [0, width) x [0, height); none when the size is unknown. */
-export function spotsOutsideImage(spots: readonly Spot[], image: ImageRef | undefined): Spot[] {
-  if (!image?.width || !image.height) return [];
-  const { width, height } = image;
-  return spots.filter((s) => !(s.x >= 0 && s.y >= 0 && s.x < width && s.y < height));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -42,7 +42,8 @@ export interface GivenSelection {
 /** What was done, stored beside the values so that a result says how its targets were made. */
 export interface PreprocessingRecord {
   genes: string[];
-  selection: { rule: string; minSpotFraction: number; requested: number; candidates: number } | GivenSelection;
+  /** notInEverySection: genes left out because some section lacks them (absent in older stores). */
+  selection: { rule: string; minSpotFraction: number; requested: number; candidates: number; notInEverySection?: number } | GivenSelection;
   normalisation: { scale: number; transform: LogTransform; over: 'selected genes'; zeroTotalSpots: number };
   smoothing: { neighbourhood: '3x3 array coordinates'; enabled: boolean };
 }
@@ -62,9 +63,12 @@ export interface PreprocessedDataset {
 
 /**
  * Genes present in every section and expressed in at least `minSpotFraction` of all spots,
- * ranked by total raw count over the dataset (ties by name), the first `n`.
+ * ranked by total raw count over the dataset (ties by name), the first `n`. A gene some
+ * section lacks is never a candidate (the paper's rule for a cohort with differing gene
+ * lists); `notInEverySection` counts them. Spots of a section that lacks a gene count towards
+ * all spots, as they do not express it.
  */
-export function selectGenes(ds: SpatialDataset, n = 250, minSpotFraction = 0.1): { genes: string[]; candidates: number } {
+export function selectGenes(ds: SpatialDataset, n = 250, minSpotFraction = 0.1): { genes: string[]; candidates: number; notInEverySection: number } {
   const totals = new Map<string, { total: number; spots: number; sections: number }>();
   let allSpots = 0;
   for (const s of ds.sections) {
@@ -87,7 +91,8 @@ export function selectGenes(ds: SpatialDataset, n = 250, minSpotFraction = 0.1):
   const needed = minSpotFraction * allSpots;
   const candidates = [...totals].filter(([, t]) => t.sections === ds.sections.length && t.spots >= needed && t.spots > 0);
   candidates.sort(([a, ta], [b, tb]) => tb.total - ta.total || (a < b ? -1 : a > b ? 1 : 0));
-  return { genes: candidates.slice(0, n).map(([g]) => g), candidates: candidates.length };
+  const notInEverySection = [...totals.values()].filter((t) => t.sections < ds.sections.length).length;
+  return { genes: candidates.slice(0, n).map(([g]) => g), candidates: candidates.length, notInEverySection };
 }
 
 /** Dense raw counts of `genes` for one section: [nSpots, genes.length]. Missing genes are an error. */
@@ -182,7 +187,7 @@ export function preprocess(ds: SpatialDataset, options: PreprocessOptions = {}):
     genes = picked.genes;
     selection = {
       rule: 'present in every section, expressed (count > 0) in at least minSpotFraction of all spots, ranked by total raw count, first n',
-      minSpotFraction, requested, candidates: picked.candidates,
+      minSpotFraction, requested, candidates: picked.candidates, notInEverySection: picked.notInEverySection,
     };
   }
   if (genes.length === 0) throw new Error(`no gene is present in every section of ${ds.source} and expressed in ${minSpotFraction * 100}% of its spots`);

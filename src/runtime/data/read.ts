@@ -7,7 +7,9 @@ import * as path from 'node:path';
 import { checkImageData } from '../image/slideImage';
 import { checkRegularFile } from './files';
 import { readH5ad } from './h5ad';
-import { byName, readHer2st, spotsOutsideImage } from './her2st';
+import { readCohort, readH5adFolder } from './cohort';
+import { byName, her2stLayout, readHer2st, spotsOutsideImage } from './her2st';
+import { isSampleSheet } from './sampleSheet';
 import { DataFileError, type DatasetFormat, type ImageRef, type Problem, type SpatialDataset } from './types';
 import { readVisium, visiumFolder } from './visium';
 
@@ -18,11 +20,17 @@ export interface ReadOptions {
   patient?: string;
   /** Only these sections (an unknown name is an error listing the ones there are). */
   sections?: string[];
+  /** A folder of .h5ad files whose files name no patient: each sample is its own patient. */
+  patientPerSample?: boolean;
 }
 
-const EXPECTED = 'expected a HER2+ folder (holding ST-cnts/), a Space Ranger output folder (holding filtered_feature_bc_matrix.h5) or an AnnData .h5ad file';
+const EXPECTED = 'expected a HER2+ folder (holding ST-cnts/ or count-matrices/), a Space Ranger output folder (holding filtered_feature_bc_matrix.h5), an AnnData .h5ad file, a folder of .h5ad files or a sample sheet (.csv/.tsv)';
 
-/** her2st: a folder with ST-cnts; visium: a folder (or its outs/) with filtered_feature_bc_matrix.h5; h5ad: a .h5ad file. */
+/**
+ * her2st: a folder with ST-cnts (or count-matrices); visium: a folder (or its outs/) with
+ * filtered_feature_bc_matrix.h5; h5ad: a .h5ad file; cohort: a sample sheet (.csv, .tsv) or a
+ * folder of .h5ad files (HEST: one file per sample).
+ */
 export function detectFormat(p: string): DatasetFormat {
   const abs = path.resolve(p);
   let stat: fs.Stats;
@@ -33,6 +41,7 @@ export function detectFormat(p: string): DatasetFormat {
   }
   if (stat.isFile()) {
     if (/\.h5ad$/i.test(abs)) return 'h5ad';
+    if (isSampleSheet(abs)) return 'cohort';
     if (path.basename(abs) === 'filtered_feature_bc_matrix.h5') {
       throw new DataFileError(abs, undefined, 'give the Space Ranger folder holding this file and spatial/, not the file itself');
     }
@@ -40,8 +49,9 @@ export function detectFormat(p: string): DatasetFormat {
   }
   // A named pipe, device or socket is neither a file nor a folder: say what it is (once called "not a dataset folder").
   if (!stat.isDirectory()) checkRegularFile(abs);
-  if (fs.existsSync(path.join(abs, 'ST-cnts'))) return 'her2st';
+  if (her2stLayout(abs)) return 'her2st';
   if (visiumFolder(abs)) return 'visium';
+  if (fs.readdirSync(abs).some((f) => /\.h5ad$/i.test(f))) return 'cohort';
   throw new DataFileError(abs, undefined, `not a dataset folder; ${EXPECTED}`);
 }
 
@@ -59,6 +69,12 @@ export async function readDataset(p: string, opts: ReadOptions = {}): Promise<Sp
       return onlySections(await readVisium(p, opts), opts.sections);
     case 'h5ad':
       return onlySections(await readH5ad(p, opts), opts.sections);
+    case 'cohort':
+      if (opts.image || opts.patient) {
+        throw new DataFileError(path.resolve(p), opts.image ? '--image' : '--patient',
+          'a cohort names each section\'s image and patient itself (sample sheet columns image and patient, or each .h5ad file); leave the option out');
+      }
+      return onlySections(await (fs.statSync(p).isDirectory() ? readH5adFolder(p, opts) : readCohort(p)), opts.sections);
   }
 }
 
@@ -158,7 +174,7 @@ export function inspectDataset(ds: SpatialDataset): InspectReport {
   };
 }
 
-const FORMAT_NAMES: Record<DatasetFormat, string> = { her2st: 'HER2+ (ST)', visium: 'Visium (Space Ranger)', h5ad: 'AnnData (.h5ad)' };
+const FORMAT_NAMES: Record<DatasetFormat, string> = { her2st: 'HER2+ (ST)', visium: 'Visium (Space Ranger)', h5ad: 'AnnData (.h5ad)', cohort: 'cohort' };
 const LINE_WIDTH = 150;
 
 /**

@@ -50,9 +50,12 @@ export interface Section {
   genes: string[];
   counts: CountMatrix;
   image?: ImageRef;
+  /** Microns per pixel of the image, when the user gave it (a sample sheet's `mpp`). */
+  mpp?: number;
 }
 
-export type DatasetFormat = 'her2st' | 'visium' | 'h5ad';
+/** cohort: sections gathered from several datasets (a sample sheet, or a folder of .h5ad files). */
+export type DatasetFormat = 'her2st' | 'visium' | 'h5ad' | 'cohort';
 
 /** Something worth telling the user that does not stop reading (spots outside the image, ...). */
 export interface Problem {

@@ -37,6 +37,8 @@ export interface StoreSection {
   patient: string;
   spots: number;
   image?: { path: string; width?: number; height?: number };
+  /** Microns per pixel of the image, when given (a sample sheet's `mpp` column). */
+  mpp?: number;
 }
 
 export interface StoreManifest {
@@ -113,9 +115,10 @@ function spotsTable(rows: readonly SpotRow[]): Table {
   ]);
 }
 
-const storeSection = (s: Pick<Section, 'id' | 'patient' | 'spots' | 'image'>): StoreSection => ({
+const storeSection = (s: Pick<Section, 'id' | 'patient' | 'spots' | 'image' | 'mpp'>): StoreSection => ({
   id: s.id, patient: s.patient, spots: s.spots.length,
   ...(s.image ? { image: { path: path.resolve(s.image.path), width: s.image.width, height: s.image.height } } : {}),
+  ...(s.mpp ? { mpp: s.mpp } : {}),
 });
 
 /** Writes spots, expressions and the manifest of a preprocessed dataset into `dir`. */

@@ -298,12 +298,32 @@ export interface H5adWriteOptions {
   ensemblIndex?: boolean;
   /** Leave out obsm/spatial. */
   withoutSpatial?: boolean;
+  /** Text obs columns holding one value for every spot (e.g. { patient_id: 'P1' }). */
+  obs?: Record<string, string>;
+  /** Text values in uns (e.g. { patient: 'P1' }). */
+  uns?: Record<string, string>;
+  /** X normalised (non-integer) and the raw counts kept in layers['counts'] or raw.X (CSR). */
+  countsIn?: 'layers' | 'raw';
+}
+
+/** A CSR matrix group (anndata's encoding) at `name` in `parent`. */
+function csrGroup(parent: H5.Group, name: string, dense: number[][]): void {
+  const m = compress(dense, 'rows');
+  const x = parent.create_group(name);
+  x.create_attribute('encoding-type', 'csr_matrix');
+  x.create_attribute('encoding-version', '0.1.0');
+  x.create_attribute('shape', BigInt64Array.from([BigInt(dense.length), BigInt(dense[0].length)]));
+  x.create_dataset({ name: 'data', data: Float32Array.from(m.data) });
+  x.create_dataset({ name: 'indices', data: Int32Array.from(m.indices) });
+  x.create_dataset({ name: 'indptr', data: BigInt64Array.from(m.indptr, BigInt) });
 }
 
 /** An AnnData file holding the sections one after another (obs in section order). */
 export async function writeH5ad(file: string, sections: TruthSection[], opts: H5adWriteOptions): Promise<string> {
   const spots = sections.flatMap((s) => s.spots);
-  const dense = sections.flatMap((s) => s.counts);
+  const counts = sections.flatMap((s) => s.counts);
+  // Normalised as scanpy's normalize_total(target_sum=10) would, then log1p: non-integer.
+  const dense = opts.countsIn ? counts.map((r) => { const t = r.reduce((a, b) => a + b, 0) || 1; return r.map((v) => Math.log1p((10 * v) / t)); }) : counts;
   const genes = sections[0].genes;
   const n = spots.length;
   await writeHdf5(file, (f) => {
@@ -358,7 +378,23 @@ export async function writeH5ad(file: string, sections: TruthSection[], opts: H5
       sample.create_dataset({ name: 'codes', data: Int8Array.from(sections.flatMap((s) => s.spots.map(() => categories.indexOf(s.id)))) });
       columns.push('sample');
     }
+    for (const [name, value] of Object.entries(opts.obs ?? {})) {
+      obs.create_dataset({ name, data: spots.map(() => value) });
+      columns.push(name);
+    }
     if (columns.length > 0) obs.create_attribute('column-order', columns);
+    if (opts.uns) {
+      const uns = f.create_group('uns');
+      for (const [name, value] of Object.entries(opts.uns)) uns.create_dataset({ name, data: value });
+    }
+    if (opts.countsIn === 'layers') csrGroup(f.create_group('layers'), 'counts', counts);
+    if (opts.countsIn === 'raw') {
+      const raw = f.create_group('raw');
+      csrGroup(raw, 'X', counts);
+      const rv = raw.create_group('var');
+      rv.create_attribute('_index', '_index');
+      rv.create_dataset({ name: '_index', data: genes });
+    }
     const v = f.create_group('var');
     v.create_attribute('encoding-type', 'dataframe');
     v.create_attribute('encoding-version', '0.2.0');
