@@ -77,6 +77,28 @@ describe("checkpoints of the authors' code", { skip: torchSkip }, () => {
     assert.ok(new Set(Array.from(x, (v) => v.toFixed(4))).size > x.length / 2, 'predictions vary');
   });
 
+  test('evaluate scores the .ckpt as it scores our checkpoint of the same weights (Table 2 layout)', () => {
+    const list = path.join(tmp, 'eval-genes.txt');
+    fs.writeFileSync(list, `${data.genes.join('\n')}\n`);
+    const theirs = cli(['evaluate', fixture('reference.ckpt'), store, '--genes', list, '--out', path.join(tmp, 'eval-theirs')]);
+    assert.equal(theirs.status, 0, theirs.stderr);
+    assert.match(theirs.stdout, /a PyTorch Lightning checkpoint of the authors' TRIPLEX code/);
+    assert.match(theirs.stdout, /PCC\(M\)/);
+    const ours = cli(['evaluate', fixture('ours.safetensors'), store, '--out', path.join(tmp, 'eval-ours')]);
+    assert.equal(ours.status, 0, ours.stderr);
+    type Report = { genes: { shared: string[] }; scores: Array<{ sections: Array<{ section: string; mse: number; mae: number; pccM: number }> }> };
+    const read = (dir: string) => JSON.parse(fs.readFileSync(path.join(tmp, dir, 'evaluation.json'), 'utf8')) as Report;
+    const [a, b] = [read('eval-theirs'), read('eval-ours')];
+    assert.equal(a.genes.shared.length, GENES);
+    const [x, y] = [a.scores[0].sections[0], b.scores[0].sections[0]];
+    assert.equal(x.section, y.section);
+    for (const k of ['mse', 'mae', 'pccM'] as const) assert.ok(Math.abs(x[k] - y[k]) <= 1e-5, `${k}: ${x[k]} vs ${y[k]}`);
+    assert.ok(Number.isFinite(x.pccM) && x.mse > 0, JSON.stringify(x));
+    const g = cli(['evaluate', fixture('ours.safetensors'), store, '--genes', list, '--out', path.join(tmp, 'eval-bad')]);
+    assert.equal(g.status, 2, g.stderr);
+    assert.match(g.stderr, /--genes is for checkpoints of the authors' code/);
+  });
+
   test('--genes names the genes; a list of another length, a repeated gene, or --genes with our own checkpoint is refused', () => {
     const list = path.join(tmp, 'genes.txt');
     fs.writeFileSync(list, `${data.genes.join('\n')}\n`);

@@ -7,9 +7,10 @@ import { openDatasetStore } from '../store/datasetStore';
 import { ALL_VIEWS, writePredictions } from '../train/cv';
 import { loadTrainingData, type SectionInputs, type TrainingData } from '../train/data';
 import { readCheckpoint, type CheckpointInfo } from '../train/checkpoints';
+import { describeCheckpoint, loadModelCheckpoint } from '../train/referenceCheckpoint';
 import type { FoldLearner } from '../train/learner';
 import { runCheckpoints } from '../train/runSource';
-import { loadTrainedModel, predictSections, prepareTargetInputs } from '../train/trainer';
+import { predictSections, prepareTargetInputs } from '../train/trainer';
 import { gatherColumns } from '../util/numeric';
 import { nanMean, slideMetrics, summarise, type FoldScores } from './metrics';
 import { table2Csv, table2Markdown, table2Text, type Table2Row } from './table2';
@@ -31,6 +32,8 @@ export interface EvaluateOptions {
   ensemble?: boolean;
   /** Features folder under <store>/features (default: the one the run was trained on). */
   features?: string;
+  /** The genes of an authors' checkpoint (.ckpt), a file of names one a line (default: the store's, when their number matches). */
+  genes?: string;
   log?: (message: string) => void;
 }
 
@@ -102,6 +105,8 @@ function trainingHighlyPredictive(runDir: string | undefined): string[] | undefi
  */
 function featuresFor(storeDir: string, info: CheckpointInfo, asked: string | undefined, checkpoint: string): string {
   const key = path.basename(info.featuresDir);
+  // An authors' checkpoint records no features: the one asked for, else the store's only folder.
+  if (!key) return asked ?? onlyFeatures(storeDir, checkpoint);
   const extract = `run \`triplex extract ${storeDir} --encoder ${key.replace(/-[0-9a-f]{8,}$/, '')}\` with the --weights the training store's features were extracted with (none for the built-in seeded ResNet18)`;
   // Keys are `<encoder>-<hash of encoder and weights>`: another key is another encoder or other weights.
   if (asked && path.basename(path.resolve(asked)) !== key && /^[\w]+-[0-9a-f]{8,}$/.test(key)) {
@@ -114,12 +119,21 @@ function featuresFor(storeDir: string, info: CheckpointInfo, asked: string | und
   throw new Error(`${storeDir} has no features from the encoder ${checkpoint} was trained with ('${key}'${found.length ? `; it has ${found.join(', ')}` : ''}); ${extract}`);
 }
 
+function onlyFeatures(storeDir: string, checkpoint: string): string {
+  const root = path.join(storeDir, 'features');
+  const found = fs.existsSync(root) ? fs.readdirSync(root).filter((d) => fs.statSync(path.join(root, d)).isDirectory()) : [];
+  if (found.length === 1) return found[0];
+  throw new Error(`${checkpoint} records no features folder and ${storeDir} has ${found.length ? `several (${found.join(', ')}); choose one with --features` : 'none; run `triplex extract` with the ResNet18 weights the model was trained with'}`);
+}
+
 /**
  * A fold model for a store whose genes may differ from its own: the one place evaluation loads
- * a checkpoint (the features and width are checked; genes are aligned by name afterwards).
+ * a checkpoint, ours or the authors' (the features and width are checked; genes are aligned by
+ * name afterwards).
  */
-export function loadModelForStore(file: string, data: TrainingData): Promise<{ model: FoldLearner; info: CheckpointInfo }> {
-  return loadTrainedModel(file, { ...data, genesByName: true });
+export async function loadModelForStore(file: string, data: TrainingData, genes?: string): Promise<{ model: FoldLearner; info: CheckpointInfo }> {
+  const { model, info } = await loadModelCheckpoint(file, { ...data, genesByName: true }, { genes });
+  return { model, info };
 }
 
 /** Scores one section's predictions (all model genes) on the shared genes. */
@@ -135,7 +149,9 @@ export async function evaluateOnStore(o: EvaluateOptions): Promise<EvaluationRep
   const src = modelSource(o.source);
   const store = openDatasetStore(o.storeDir);
   if (!store.hasCounts) throw new Error(`${o.storeDir} has no counts (made by \`triplex slide\`): there is no truth to score against; use \`triplex predict ${o.storeDir} --checkpoint <best.safetensors>\` for its predictions`);
-  const { info: first } = await readCheckpoint(src.checkpoints[0].file);
+  const described = await describeCheckpoint(src.checkpoints[0].file, store, { genes: o.genes });
+  for (const n of described.notes) log(n);
+  const first = described.info;
   const modelGenes = first.genes;
   for (const c of src.checkpoints.slice(1)) {
     const { info } = await readCheckpoint(c.file);
@@ -161,7 +177,7 @@ export async function evaluateOnStore(o: EvaluateOptions): Promise<EvaluationRep
   const scores: EvaluationReport['scores'] = [];
   const ensembleSum = sections.map((s) => new Float64Array(s.n * modelGenes.length));
   for (const c of src.checkpoints) {
-    const { model, info } = await loadModelForStore(c.file, data);
+    const { model, info } = await loadModelForStore(c.file, data, o.genes);
     let preds: Map<string, Float32Array>;
     try {
       await prepareTargetInputs(model, data, sections);

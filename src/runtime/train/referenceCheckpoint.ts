@@ -8,7 +8,7 @@ import { TriplexNet, TRUNK_PREFIX } from '../models/triplex';
 import { readWeightFile } from '../weights/decode';
 import { decodeLightningCheckpoint, looksLikeZip, type HyperParameter } from '../weights/pytorch';
 import { WeightFileError, type HostTensor, type StateDict } from '../weights/stateDict';
-import { CHECKPOINT_VERSION, checkPredictedGenes, type CheckpointInfo, type TargetMode } from './checkpoints';
+import { CHECKPOINT_VERSION, checkPredictedGenes, readCheckpoint, type CheckpointInfo, type TargetMode } from './checkpoints';
 import type { FoldLearner } from './learner';
 import { loadTrainedModel, triplexModelWithWeights } from './trainer';
 
@@ -42,7 +42,7 @@ export interface CheckpointLoadOptions {
 }
 
 /** The store a model predicts for: its genes (none without counts) and its features. */
-export interface PredictionStore { genes: string[]; dim: number; hasCounts?: boolean; featuresDir?: string }
+export interface PredictionStore { genes: string[]; dim: number; hasCounts?: boolean; featuresDir?: string; genesByName?: boolean }
 
 /**
  * A model from `file`, checked against the store: a checkpoint of `triplex train-fold`/`cv`
@@ -51,12 +51,39 @@ export interface PredictionStore { genes: string[]; dim: number; hasCounts?: boo
  */
 export async function loadModelCheckpoint(file: string, data: PredictionStore, o: CheckpointLoadOptions = {}): Promise<LoadedCheckpoint> {
   if (!isPytorchFile(file)) {
-    if (o.genes !== undefined) {
-      throw new CheckpointUsageError(`--genes is for checkpoints of the authors' code, which do not name their genes; ${file} is a TRIPLEX checkpoint that records its own: leave --genes out`);
-    }
+    refuseGenesOption(file, o);
     const { model, info } = await loadTrainedModel(file, data, o.engine);
     return { model, info, notes: [] };
   }
+  const { info, notes, weights, config } = await readReference(file, data, o);
+  if (config.dim !== data.dim) {
+    throw new Error(`${file} takes ${config.dim}-wide features, the store's are ${data.dim} wide; extract the store's features with the ResNet18 the model was trained with (the authors': tenpercent_resnet18.ckpt, \`triplex extract --weights\`)`);
+  }
+  checkPredictedGenes(file, info.genes, data);
+  return { model: await triplexModelWithWeights(config, info.mode, weights, file, o.engine), info, notes };
+}
+
+/**
+ * What a checkpoint predicts, without building the model: ours from its record, the authors'
+ * inferred from its tensors (genes from `o.genes`, or the store's when their number matches).
+ */
+export async function describeCheckpoint(file: string, store: Pick<PredictionStore, 'genes' | 'hasCounts'>, o: CheckpointLoadOptions = {}): Promise<{ info: CheckpointInfo; notes: string[] }> {
+  if (!isPytorchFile(file)) {
+    refuseGenesOption(file, o);
+    return { info: (await readCheckpoint(file)).info, notes: [] };
+  }
+  const { info, notes } = await readReference(file, store, o);
+  return { info, notes };
+}
+
+function refuseGenesOption(file: string, o: CheckpointLoadOptions): void {
+  if (o.genes !== undefined) {
+    throw new CheckpointUsageError(`--genes is for checkpoints of the authors' code, which do not name their genes; ${file} is a TRIPLEX checkpoint that records its own: leave --genes out`);
+  }
+}
+
+/** An authors' checkpoint decoded: the run information made up for it, its weights in our names, and what was inferred. */
+async function readReference(file: string, store: Pick<PredictionStore, 'genes' | 'hasCounts'>, o: CheckpointLoadOptions): Promise<{ info: CheckpointInfo; notes: string[]; weights: StateDict; config: TriplexConfig }> {
   const ckpt = decodeLightningCheckpoint(await readWeightFile(file), file);
   const inferred = inferReferenceModel(ckpt.stateDict, file, ckpt.hyperParameters);
   const { config, mode } = inferred;
@@ -66,29 +93,25 @@ export async function loadModelCheckpoint(file: string, data: PredictionStore, o
     `inferred from its tensors: ${describeInferred(config)}; mode ${mode}${mode === 'full' ? ' (its fine-tuned ResNet18 target encoder runs on the spots\' crops)' : ''}`,
     ...inferred.notes,
   ];
-  if (config.dim !== data.dim) {
-    throw new Error(`${file} takes ${config.dim}-wide features, the store's are ${data.dim} wide; extract the store's features with the ResNet18 the model was trained with (the authors': tenpercent_resnet18.ckpt, \`triplex extract --weights\`)`);
-  }
   const genes = o.genes !== undefined ? readGeneListFile(o.genes) : undefined;
   if (genes && genes.length !== config.genes) {
     throw new Error(`${o.genes} lists ${genes.length} genes, but ${file} predicts ${config.genes} (its head fc.weight is [${config.genes}, ${config.dim}]); give the list of the genes it was trained on, in their order`);
   }
-  if (!genes && (data.hasCounts === false || data.genes.length !== config.genes)) {
+  if (!genes && (store.hasCounts === false || store.genes.length !== config.genes)) {
     throw new Error(`${file} does not name its genes and predicts ${config.genes}` +
-      (data.hasCounts === false ? ', and the store has no genes to take' : `, the store has ${data.genes.length}`) +
+      (store.hasCounts === false ? ', and the store has no genes to take' : `, the store has ${store.genes.length}`) +
       '; give them with --genes <file> (one name a line, in the order the model was trained with)');
   }
-  const names = genes ?? data.genes;
+  const names = genes ?? store.genes;
   notes.push(genes
     ? `genes: the ${names.length} of ${o.genes}`
     : `genes: the store's ${names.length}, taken in its order because the checkpoint names none and the count matches (give --genes <file> to state them)`);
-  checkPredictedGenes(file, names, data);
   const info: CheckpointInfo = {
     format: REFERENCE_FORMAT, version: CHECKPOINT_VERSION, config, mode, genes: names,
     epoch: ckpt.epoch ?? -1, step: ckpt.globalStep ?? -1, bestEpoch: -1, bestValidationPcc: null,
     signature: '', history: [], train: [], validation: [], featuresDir: '',
   };
-  return { model: await triplexModelWithWeights(config, mode, inferred.weights, file, o.engine), info, notes };
+  return { info, notes, weights: inferred.weights, config };
 }
 
 /** A torch.save file (zip, or the legacy pickle, which the reader refuses saying why), by its first bytes. */
