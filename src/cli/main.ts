@@ -1,3 +1,5 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { setEngineOption, setProviderOption, type EngineChoice, type ProviderChoice } from '../runtime/engine/choice';
 import { wholeNumber } from './options';
@@ -12,8 +14,18 @@ import { exportCommand } from './export';
 import { evaluateCommand } from './evaluate';
 import { ablationCommand, benchmarkCommand, cvCommand, predictCommand, trainFoldCommand } from './train';
 
+/** The package's version: dist/cli.js sits beside package.json's folder, in the repository and in the installed extension. */
+function packageVersion(): string {
+  try {
+    return (JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { version?: string }).version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
 const program = new Command('triplex')
   .description('TRIPLEX: spatial gene expression from H&E whole-slide images')
+  .version(packageVersion(), '-V, --version', 'print the version of triplex')
   .addOption(new Option('--backend <name>', 'compute backend').choices(['auto', 'tensorflow', 'wasm', 'cpu']))
   .option('--threads <n>', 'threads for the wasm backend (default: one per core)', wholeNumber(1, 1024))
   .addOption(new Option('--engine <name>', 'engine that trains and predicts: ort (onnxruntime), tfjs, or auto (ort when it loads); TRIPLEX_ENGINE overrides').choices(['auto', 'ort', 'tfjs']))
@@ -22,8 +34,7 @@ const program = new Command('triplex')
     const o = root.opts<{ engine?: EngineChoice; provider?: ProviderChoice }>();
     setEngineOption(o.engine);
     setProviderOption(o.provider);
-  })
-  .showHelpAfterError();
+  });
 
 program.addCommand(infoCommand());
 program.addCommand(datasetCommand());
@@ -42,12 +53,16 @@ program.addCommand(tilesCommand());
 program.addCommand(spotViewCommand());
 program.addCommand(demoCommand());
 
-/** Usage errors (bad option values, unknown options, missing arguments) exit with 2, after commander's message. */
-const overrideExits = (cmd: Command): void => {
+/**
+ * Usage errors (bad option values, unknown options or commands, missing arguments) exit with 2
+ * after commander's one-line message and a pointer to the command's help, not the whole help.
+ */
+const overrideExits = (cmd: Command, name: string): void => {
   cmd.exitOverride();
-  cmd.commands.forEach(overrideExits);
+  cmd.showHelpAfterError(`(\`${name} --help\` lists its ${cmd.commands.length ? 'commands and ' : ''}options)`);
+  cmd.commands.forEach((sub) => overrideExits(sub, `${name} ${sub.name()}`));
 };
-overrideExits(program);
+overrideExits(program, 'triplex');
 
 program.parseAsync(process.argv).then(
   () => process.exit(process.exitCode ?? 0),

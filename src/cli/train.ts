@@ -14,6 +14,7 @@ import { runBenchmark } from '../runtime/eval/benchmark';
 import { BENCHMARK_MODELS, modelLabel } from '../runtime/eval/table1';
 import { checkRegularFile } from '../runtime/data/files';
 import { computeOptions, decimalNumber, wholeNumber } from './options';
+import { commandOutput, JSON_OPTION } from './jsonOutput';
 
 /** `triplex cv`, `triplex train-fold`, `triplex ablation` and `triplex predict`. */
 
@@ -108,14 +109,19 @@ export function cvCommand(): Command {
   return trainingOptions(new Command('cv')
     .description('cross-validate a model variant: train each fold with early stopping on held-out training patients, score its test slides')
     .argument('<store>', 'dataset store with extracted features')
-    .option('--out <dir>', 'run folder (default <store>/runs/<model>-<mode>)'))
-    .action(async (store: string, o: TrainFlags, cmd: Command) => {
+    .option('--out <dir>', 'run folder (default <store>/runs/<model>-<mode>)')
+    .option(...JSON_OPTION))
+    .action(async (store: string, o: TrainFlags & { json?: boolean }, cmd: Command) => {
       await initCompute(computeOptions(cmd));
       const controller = interruptible();
-      const result = await crossValidate(cvOptions(store, o, console.log, controller.signal));
-      console.log('');
-      console.log(formatMetricsTable([{ model: isBaselineName(o.model) ? o.model : `${o.model} (${o.mode})`, summary: result.evaluation.summary }]));
-      console.log(`metrics and predictions -> ${cvOptions(store, o, console.log, controller.signal).outDir}`);
+      const say = commandOutput(o.json);
+      const options = cvOptions(store, o, say.log, controller.signal);
+      const result = await crossValidate(options);
+      const model = isBaselineName(o.model) ? o.model : `${o.model} (${o.mode})`;
+      say.result(() => `\n${formatMetricsTable([{ model, summary: result.evaluation.summary }])}\nmetrics and predictions -> ${options.outDir}`, {
+        run: options.outDir, model: result.variant, mode: result.mode, aborted: result.aborted, summary: result.evaluation.summary,
+        folds: result.evaluation.folds, highlyPredictive: result.evaluation.highlyPredictive, warnings: result.warnings,
+      });
       if (result.aborted) process.exitCode = 130;
     });
 }
@@ -180,7 +186,9 @@ export function predictCommand(): Command {
     .option('--sections <list>', 'comma-separated section ids (default all)')
     .option('--features <key>', 'features folder under <store>/features (default: the only one)')
     .option('--out <file>', 'Arrow file of the predictions (default <store>/predictions/<checkpoint folder>.arrow)')
-    .action(async (store: string, o: { checkpoint: string; genes?: string; sections?: string; features?: string; out?: string }, cmd: Command) => {
+    .option(...JSON_OPTION)
+    .action(async (store: string, o: { checkpoint: string; genes?: string; sections?: string; features?: string; out?: string; json?: boolean }, cmd: Command) => {
+      const say = commandOutput(o.json);
       // A named pipe as --checkpoint waited forever, and a folder failed with a bare "EISDIR".
       checkRegularFile(o.checkpoint);
       await initCompute(computeOptions(cmd));
@@ -190,7 +198,7 @@ export function predictCommand(): Command {
       const { model, info, notes } = await loadModelCheckpoint(o.checkpoint, data, { genes: o.genes }).catch((e: unknown) => {
         throw e instanceof CheckpointUsageError ? cmd.error(`error: ${e.message}`, { exitCode: 2 }) : e;
       });
-      for (const line of notes) console.log(line);
+      for (const line of notes) say.log(line);
       try {
         const chosen = [...data.sections.values()];
         await prepareTargetInputs(model, data, chosen);
@@ -199,7 +207,8 @@ export function predictCommand(): Command {
         await writePredictions(out, chosen, preds, info.genes, { checkpoint: path.relative(path.dirname(path.resolve(out)), path.resolve(o.checkpoint)), mode: info.mode, config: info.config });
         const spots = chosen.reduce((n, s) => n + s.n, 0);
         const seconds = (performance.now() - t) / 1000;
-        console.log(`predicted ${info.genes.length} genes for ${spots} spots of ${chosen.length} sections in ${seconds.toFixed(1)} s (${(spots / seconds).toFixed(1)} spots/s) -> ${out}`);
+        say.result(() => `predicted ${info.genes.length} genes for ${spots} spots of ${chosen.length} sections in ${seconds.toFixed(1)} s (${(spots / seconds).toFixed(1)} spots/s) -> ${out}`,
+          { predictions: out, checkpoint: o.checkpoint, mode: info.mode, genes: info.genes, sections: chosen.map((s) => ({ id: s.id, spots: s.n })), seconds, notes });
       } finally {
         await model.dispose();
       }
@@ -224,19 +233,19 @@ export function benchmarkCommand(): Command {
     .option('--standardize-inputs', "TRIPLEX: standardise each frozen feature channel with training statistics (for encoders without pretrained weights)")
     .option('--features <key>', 'features folder under <store>/features (default: the only one)')
     .option('--out <dir>', 'benchmark folder (default <store>/runs/benchmark-<preset>)')
-    .action(async (store: string, o: { models?: string; folds: string; preset: string; mode: TargetMode; epochs: number; patience: number; batch: number; lr: number; seed: number; validation: number; init: 'pytorch' | 'mean-bias'; standardizeInputs?: boolean; features?: string; out?: string }, cmd: Command) => {
+    .option(...JSON_OPTION)
+    .action(async (store: string, o: { models?: string; folds: string; preset: string; mode: TargetMode; epochs: number; patience: number; batch: number; lr: number; seed: number; validation: number; init: 'pytorch' | 'mean-bias'; standardizeInputs?: boolean; features?: string; out?: string; json?: boolean }, cmd: Command) => {
       await initCompute(computeOptions(cmd));
+      const say = commandOutput(o.json);
       const controller = interruptible();
       const out = o.out ?? path.join(store, 'runs', `benchmark-${o.preset}`);
       const result = await runBenchmark({
         storeDir: store, outDir: out, models: o.models?.split(',').map((m) => m.trim()).filter(Boolean), folds: o.folds, preset: o.preset, mode: o.mode,
         epochs: o.epochs, patience: o.patience, batchSize: o.batch, learningRate: o.lr, seed: o.seed, validationFraction: o.validation, init: o.init, standardizeInputs: o.standardizeInputs,
-        features: o.features, signal: controller.signal, log: console.log,
-        onProgress: (model, fold, e) => { if (e.kind === 'epoch') console.log(`${modelLabel(model)} fold ${fold.index} epoch ${e.epoch + 1}/${e.epochs}: loss ${e.loss.toFixed(4)}, validation PCC ${e.validationPcc?.toFixed(3) ?? 'n/a'}`); },
+        features: o.features, signal: controller.signal, log: say.log,
+        onProgress: (model, fold, e) => { if (e.kind === 'epoch') say.log(`${modelLabel(model)} fold ${fold.index} epoch ${e.epoch + 1}/${e.epochs}: loss ${e.loss.toFixed(4)}, validation PCC ${e.validationPcc?.toFixed(3) ?? 'n/a'}`); },
       });
-      console.log('');
-      console.log(result.markdown);
-      console.log(`table1.md, table1.csv and results.json -> ${out}`);
+      say.result(() => `\n${result.markdown}\ntable1.md, table1.csv and results.json -> ${out}`, { benchmark: out, aborted: result.aborted, rows: result.rows });
       if (result.aborted) process.exitCode = 130;
     });
 }

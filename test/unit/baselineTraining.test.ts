@@ -115,10 +115,14 @@ describe('the baselines train, cross-validate and predict through the one traine
       ['stnet', 'Local'], ['egn', 'Local'], ['bleep', 'Local'], ['tem', 'Local'], ['nem', 'Local'], ['histogene', 'Global'], ['gem', 'Global'], ['hist2st', 'Local+Global'], ['triplex', 'Multiple'],
     ]);
 
-    // Done cells are skipped; the same table comes back.
-    const again = cli(args);
+    // Done cells are skipped; the same table comes back (here with --json: progress on stderr, one JSON line on stdout).
+    const again = cli([...args, '--json']);
     assert.equal(again.status, 0, again.stderr);
-    assert.equal((again.stdout.match(/done in an earlier run/g) ?? []).length, 9);
+    assert.equal((again.stderr.match(/done in an earlier run/g) ?? []).length, 9);
+    const summary = JSON.parse(again.stdout) as { benchmark: string; aborted: boolean; rows: Array<{ model: string; folds: number }> };
+    assert.equal(summary.benchmark, out);
+    assert.equal(summary.aborted, false);
+    assert.deepEqual(summary.rows.map((row) => row.folds), Array(9).fill(4));
     assert.equal(fs.readFileSync(path.join(out, 'table1.md'), 'utf8'), md);
 
     // Another protocol in the same folder: refused, nothing overwritten.

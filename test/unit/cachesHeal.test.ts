@@ -101,8 +101,14 @@ describe('leftovers of a killed run', () => {
       fs.mkdirSync(path.dirname(f), { recursive: true });
       fs.writeFileSync(f, Buffer.alloc(1000));
     }
-    const r = cli(['cv', store, '--preset', 'demo', '--epochs', '1', '--batch', '32', '--lr', '1e-3', '--out', out]);
+    const r = cli(['cv', store, '--preset', 'demo', '--epochs', '1', '--batch', '32', '--lr', '1e-3', '--out', out, '--json']);
     assert.equal(r.status, 0, r.stderr);
+    // --json: the summary as one line on stdout (the progress went to stderr).
+    const summary = JSON.parse(r.stdout) as { run: string; aborted: boolean; folds: unknown[]; summary: { pccM: { mean: number | null } } };
+    assert.equal(summary.run, out);
+    assert.equal(summary.aborted, false);
+    assert.equal(summary.folds.length, 3);
+    assert.ok('mean' in summary.summary.pccM, JSON.stringify(summary.summary));
     const left = fs.readdirSync(out, { recursive: true, encoding: 'utf8' }).filter((f) => /\.partial-/.test(f));
     assert.deepEqual(left, []);
   });

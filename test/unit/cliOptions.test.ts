@@ -55,6 +55,28 @@ describe('command-line options', () => {
     });
   }
 
+  test('triplex --version prints the package version', () => {
+    const r = cli(['--version']);
+    assert.equal(r.status, 0, r.stderr);
+    const pkg = JSON.parse(fs.readFileSync(path.join(repoRoot(), 'package.json'), 'utf8')) as { version: string };
+    assert.equal(r.stdout.trim(), pkg.version);
+  });
+
+  test('a usage error prints its one line and where the help is, not the whole help', () => {
+    for (const [args, message, help] of [
+      [['frobnicate'], /unknown command 'frobnicate'/, /`triplex --help` lists its commands and options/],
+      [['cv', store, '--bogus'], /unknown option '--bogus'/, /`triplex cv --help` lists its options/],
+      [['dataset', 'inspect'], /missing required argument/, /`triplex dataset inspect --help` lists its options/],
+    ] as const) {
+      const r = cli([...args]);
+      assert.equal(r.status, 2, r.stderr);
+      assert.match(r.stderr, message);
+      assert.match(r.stderr, help);
+      assert.doesNotMatch(r.stderr, /Usage:|Commands:/, 'not the whole help');
+      assert.ok(r.stderr.trim().split('\n').length <= 3, r.stderr);
+    }
+  });
+
   test('valid values still reach the command (exit 1 for the missing store, not 2)', () => {
     const r = cli(['cv', store, '--lr', '1e-3', '--epochs', '3', '--micro-batch', '8', '--validation', '0.2']);
     assert.equal(r.status, 1, r.stderr);

@@ -59,8 +59,11 @@ describe("checkpoints of the authors' code", { skip: torchSkip }, () => {
     assert.match(p.stdout, /attention heads of the global encoder \(8\): its hyper_parameters' num_heads2/);
     assert.match(p.stdout, /attention heads of the fusion encoder \(2\): its hyper_parameters' num_heads1/);
     assert.match(p.stdout, new RegExp(`genes: the store's ${GENES}, taken in its order because the checkpoint names none`));
-    const q = cli(['predict', store, '--checkpoint', fixture('ours.safetensors'), '--out', ours]);
+    const q = cli(['predict', store, '--checkpoint', fixture('ours.safetensors'), '--out', ours, '--json']);
     assert.equal(q.status, 0, q.stderr);
+    const printed = JSON.parse(q.stdout) as { predictions: string; genes: string[]; sections: Array<{ spots: number }> };
+    assert.equal(printed.predictions, ours);
+    assert.equal(printed.genes.length, GENES);
     const a = readPredictions(theirs);
     const b = readPredictions(ours);
     assert.deepEqual(a.genes, data.genes);
@@ -84,8 +87,11 @@ describe("checkpoints of the authors' code", { skip: torchSkip }, () => {
     assert.equal(theirs.status, 0, theirs.stderr);
     assert.match(theirs.stdout, /a PyTorch Lightning checkpoint of the authors' TRIPLEX code/);
     assert.match(theirs.stdout, /PCC\(M\)/);
-    const ours = cli(['evaluate', fixture('ours.safetensors'), store, '--out', path.join(tmp, 'eval-ours')]);
+    const ours = cli(['evaluate', fixture('ours.safetensors'), store, '--out', path.join(tmp, 'eval-ours'), '--json']);
     assert.equal(ours.status, 0, ours.stderr);
+    const printed = JSON.parse(ours.stdout) as { evaluation: string; row: { sections: unknown[] } };
+    assert.equal(printed.evaluation, path.join(tmp, 'eval-ours'));
+    assert.equal(printed.row.sections.length, 1);
     type Report = { genes: { shared: string[] }; scores: Array<{ sections: Array<{ section: string; mse: number; mae: number; pccM: number }> }> };
     const read = (dir: string) => JSON.parse(fs.readFileSync(path.join(tmp, dir, 'evaluation.json'), 'utf8')) as Report;
     const [a, b] = [read('eval-theirs'), read('eval-ours')];
