@@ -5,7 +5,7 @@ import { alignGenes } from '../data/geneList';
 import { writeFileAtomic } from '../store/atomic';
 import { openDatasetStore } from '../store/datasetStore';
 import { ALL_VIEWS, writePredictions } from '../train/cv';
-import { loadTrainingData, type SectionInputs, type TrainingData } from '../train/data';
+import { featureKeys, loadTrainingData, type SectionInputs, type TrainingData } from '../train/data';
 import { readCheckpoint, type CheckpointInfo } from '../train/checkpoints';
 import { describeCheckpoint, loadModelCheckpoint } from '../train/referenceCheckpoint';
 import type { FoldLearner } from '../train/learner';
@@ -101,12 +101,12 @@ function trainingHighlyPredictive(runDir: string | undefined): string[] | undefi
 
 /**
  * The features folder to read: the one asked for, else the one the run was trained on; a store
- * without it is told which `triplex extract` to run.
+ * without it is told which `triplex extract` to run. An authors' checkpoint records none: the one
+ * asked for, else (undefined) the store's only one, as loadTrainingData resolves it.
  */
-function featuresFor(storeDir: string, info: CheckpointInfo, asked: string | undefined, checkpoint: string): string {
+function featuresFor(storeDir: string, info: CheckpointInfo, asked: string | undefined, checkpoint: string): string | undefined {
   const key = path.basename(info.featuresDir);
-  // An authors' checkpoint records no features: the one asked for, else the store's only folder.
-  if (!key) return asked ?? onlyFeatures(storeDir, checkpoint);
+  if (!key) return asked;
   const extract = `run \`triplex extract ${storeDir} --encoder ${key.replace(/-[0-9a-f]{8,}$/, '')}\` with the --weights the training store's features were extracted with (none for the built-in seeded ResNet18)`;
   // Keys are `<encoder>-<hash of encoder and weights>`: another key is another encoder or other weights.
   if (asked && path.basename(path.resolve(asked)) !== key && /^[\w]+-[0-9a-f]{8,}$/.test(key)) {
@@ -114,16 +114,8 @@ function featuresFor(storeDir: string, info: CheckpointInfo, asked: string | und
   }
   if (asked) return asked;
   if (fs.existsSync(path.join(storeDir, 'features', key))) return key;
-  const root = path.join(storeDir, 'features');
-  const found = fs.existsSync(root) ? fs.readdirSync(root).filter((d) => fs.statSync(path.join(root, d)).isDirectory()) : [];
+  const found = featureKeys(storeDir);
   throw new Error(`${storeDir} has no features from the encoder ${checkpoint} was trained with ('${key}'${found.length ? `; it has ${found.join(', ')}` : ''}); ${extract}`);
-}
-
-function onlyFeatures(storeDir: string, checkpoint: string): string {
-  const root = path.join(storeDir, 'features');
-  const found = fs.existsSync(root) ? fs.readdirSync(root).filter((d) => fs.statSync(path.join(root, d)).isDirectory()) : [];
-  if (found.length === 1) return found[0];
-  throw new Error(`${checkpoint} records no features folder and ${storeDir} has ${found.length ? `several (${found.join(', ')}); choose one with --features` : 'none; run `triplex extract` with the ResNet18 weights the model was trained with'}`);
 }
 
 /**

@@ -66,6 +66,12 @@ export interface LoadOptions {
   sections?: readonly string[];
 }
 
+/** The names of a store's features folders (one per encoder and weights). */
+export function featureKeys(storeDir: string): string[] {
+  const root = path.join(storeDir, 'features');
+  return fs.existsSync(root) ? fs.readdirSync(root).filter((d) => fs.statSync(path.join(root, d)).isDirectory()) : [];
+}
+
 /** The features folder of a store: the one asked for, or the only one there is. */
 export function resolveFeaturesDir(storeDir: string, features?: string): string {
   const root = path.join(storeDir, 'features');
@@ -74,7 +80,7 @@ export function resolveFeaturesDir(storeDir: string, features?: string): string 
     if (!fs.existsSync(dir)) throw new Error(`features '${features}' not found (neither ${path.join(root, features)} nor a folder); run \`triplex extract ${storeDir}\``);
     return dir;
   }
-  const found = fs.existsSync(root) ? fs.readdirSync(root).filter((d) => fs.statSync(path.join(root, d)).isDirectory()) : [];
+  const found = featureKeys(storeDir);
   if (found.length === 0) throw new Error(`${storeDir} has no frozen features (no ${root}); run \`triplex extract ${storeDir}\` first`);
   if (found.length > 1) throw new Error(`${storeDir} has features from ${found.length} encoders (${found.join(', ')}); choose one with --features <key>`);
   return path.join(root, found[0]);
