@@ -12,6 +12,13 @@ export const MIME = {
 } as const;
 export type RichMime = (typeof MIME)[keyof typeof MIME];
 
+/**
+ * The static rendering that gene maps, curves and metrics also carry, for Jupyter and GitHub
+ * (which cannot run our renderers). VS Code still draws the vendor type: its output picker puts
+ * MIME types it does not know before those it does (image/svg+xml, text/plain).
+ */
+export const SVG_MIME = 'image/svg+xml';
+
 /** mime type -> value: a JSON value for `*json` types, a string otherwise (base64 for images). */
 export type MimeBundle = Record<string, unknown>;
 

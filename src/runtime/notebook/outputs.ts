@@ -1,7 +1,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
-import { MIME, type CurvePayload, type GeneMapPayload, type MetricsPayload } from '../../protocol/outputs';
+import { MIME, SVG_MIME, type CurvePayload, type GeneMapPayload, type MetricsPayload } from '../../protocol/outputs';
+import { curveSvg } from '../figures/curveSvg';
+import { geneMapSvg } from '../figures/geneMapSvg';
+import { metricsSvg } from '../figures/metricsSvg';
 import { richOutput, type RichOutput } from './rich';
 import { formatMetricsTable, type Summary } from '../eval/metrics';
 import { NEIGHBOR_GRID, neighborView, SPOT_SIZE, spotCrop } from '../image/crops';
@@ -68,7 +71,7 @@ export function geneMapOutput(store: DatasetStore, options: GeneMapOptions): Ric
     source: { store: path.resolve(store.dir), predictions: options.predictions ? path.resolve(options.predictions) : undefined },
   };
   const text = `${gene} on ${section}: ${rows.length} spots, ${panels.map((p) => p.title).join(' | ')}${payload.pcc !== undefined ? `, PCC ${payload.pcc.toFixed(3)}` : ''}`;
-  return richOutput({ [MIME.geneMap]: payload, 'text/plain': text });
+  return richOutput({ [MIME.geneMap]: payload, [SVG_MIME]: geneMapSvg(payload), 'text/plain': text });
 }
 
 /** A run's training loss and validation PCC per epoch (its history.json, or the records). */
@@ -80,7 +83,8 @@ export function trainingCurveOutput(history: readonly EpochRecord[] | string, ti
   if (valid.length) series.push({ name: 'validation PCC', x: valid.map((r) => r.epoch + 1), y: valid.map((r) => r.validationPcc as number), axis: 'metric' });
   const last = records.at(-1);
   const text = `${title}: ${records.length} epochs${last ? `, last loss ${last.loss.toFixed(4)}` : ''}${valid.length ? `, best validation PCC ${Math.max(...valid.map((r) => r.validationPcc as number)).toFixed(3)}` : ''}`;
-  return richOutput({ [MIME.curve]: { title, series } satisfies CurvePayload, 'text/plain': text });
+  const payload: CurvePayload = { title, series };
+  return richOutput({ [MIME.curve]: payload, [SVG_MIME]: curveSvg(payload), 'text/plain': text });
 }
 
 /** Models x (MSE, MAE, PCC(M), PCC(H)), mean +- std over folds, as in the paper's tables. */
@@ -91,7 +95,7 @@ export function metricsOutput(rows: readonly { model: string; summary: Summary }
     better: ['lower', 'lower', 'higher', 'higher'],
     rows: rows.map((r) => ({ model: r.model, values: [r.summary.mse, r.summary.mae, r.summary.pccM, r.summary.pccH] })),
   };
-  return richOutput({ [MIME.metrics]: payload, 'text/plain': formatMetricsTable(rows) });
+  return richOutput({ [MIME.metrics]: payload, [SVG_MIME]: metricsSvg(payload), 'text/plain': formatMetricsTable(rows) });
 }
 
 /** A PNG or JPEG (bytes or a file), or raw RGB pixels with their size, as an image output. */
