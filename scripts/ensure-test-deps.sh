@@ -5,6 +5,7 @@
 #                                       reference BLAS, 30x slower), for a fair benchmark peer
 #   chromium                            the real browser the notebook renderers are tested in
 #   python3-anndata python3-h5py        the readers the h5ad export is checked with (what scanpy users read)
+#   python3-nbformat                    Jupyter's validator for the notebooks we save (figures as SVG)
 # Installed with apt-get when missing and running as root on Debian; otherwise explains and fails.
 # TRIPLEX_SKIP_TORCH=1 skips the PyTorch checks on a machine that cannot have them.
 set -eu
@@ -17,11 +18,11 @@ else
 fi
 if [ -z "${TRIPLEX_SKIP_TORCH:-}" ]; then
   if command -v dpkg >/dev/null 2>&1; then
-    for p in python3-torch python3-torchvision libopenblas0-pthread python3-anndata python3-h5py; do
+    for p in python3-torch python3-torchvision libopenblas0-pthread python3-anndata python3-h5py python3-nbformat; do
       dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
     done
-  elif ! ${TRIPLEX_TORCH_PYTHON:-python3} -c 'import torch, torchvision, anndata, h5py' 2>/dev/null; then
-    missing="$missing torch torchvision anndata h5py"
+  elif ! ${TRIPLEX_TORCH_PYTHON:-python3} -c 'import torch, torchvision, anndata, h5py, nbformat' 2>/dev/null; then
+    missing="$missing torch torchvision anndata h5py nbformat"
   fi
 fi
 [ -z "$missing" ] && exit 0

@@ -5,7 +5,7 @@ import { MIME, type Cell, type MimeBundle, type TablePayload } from '../../proto
 /**
  * Rich outputs for notebook cells. Each builder returns a `RichOutput`: a MIME bundle with a
  * vendor type that the extension's renderers draw, and a `text/plain` fallback for Jupyter,
- * GitHub and the command line. The kernel shows one when a cell's last expression evaluates to it,
+ * GitHub and the command line (figures also carry `image/svg+xml`: see ./outputs). The kernel shows one when a cell's last expression evaluates to it,
  * or when a cell calls `display(...)`. This module is light (no TF.js, no apache-arrow at run
  * time) because the kernel loads it at start.
  */
