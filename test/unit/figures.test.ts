@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
+import { launchChromium } from './helpers/browser';
 import { parseNotebook, serializeNotebook, type OutputItem } from '../../src/notebook/nbformat';
 import { MIME, SVG_MIME, type CurvePayload, type GeneMapPayload, type MetricsPayload, type MimeBundle } from '../../src/protocol/outputs';
 import { preprocess } from '../../src/runtime/data/preprocess';
@@ -105,6 +106,30 @@ describe('notebook figures as SVG', () => {
     assert.deepEqual(img.at(2, img.height - 2), [255, 255, 255]);
   });
 
+  test('inlined into an HTML page as Jupyter and GitHub do, twice, Chromium draws each spot in its colour', async () => {
+    const browser = await launchChromium();
+    try {
+      const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+      const second: GeneMapPayload = { ...map, panels: map.panels.map((p) => ({ ...p, values: [...p.values].reverse() })) };
+      await page.setContent(`<!doctype html><html><head><meta charset="utf-8"></head><body style="margin:0;background:#1f1f1f">${geneMapSvg(map)}<br>${geneMapSvg(second)}</body></html>`);
+      const spots = await page.$$eval('circle', (cs) => cs.map((c) => {
+        const r = c.getBoundingClientRect();
+        return { x: r.x + r.width / 2, y: r.y + r.height / 2, fill: c.getAttribute('fill') ?? '' };
+      }));
+      assert.equal(spots.length, 24, 'both figures\' circles are in the page');
+      const shot = await sharp(await page.screenshot()).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+      for (const s of spots) {
+        const at = (Math.round(s.y) * shot.info.width + Math.round(s.x)) * 3;
+        const seen = [...shot.data.subarray(at, at + 3)];
+        assert.ok(near(seen, rgb(s.fill)), `spot at ${s.x},${s.y}: drawn ${seen.join(',')}, expected ${s.fill}`);
+      }
+      // the second figure's first truth spot has the first figure's last value (9: viridis' top)
+      assert.equal(spots[12].fill, '#fde725');
+    } finally {
+      await browser.close();
+    }
+  });
+
   test('a spot size that follows the spacing, on a section of 5,000 spots in a reasonable size', () => {
     const n = 5000;
     const side = Math.ceil(Math.sqrt(n));
@@ -147,7 +172,7 @@ describe('notebook figures as SVG', () => {
     assert.deepEqual(lines.map((l) => [l.group, l.attrs.points.split(' ').length]), [['training loss', 4], ['validation PCC', 2]]);
     const texts = els.filter((e) => e.tag === 'text').map((e) => e.text);
     for (const t of ['fold 1', 'epoch', 'loss', 'PCC', '1', '2', '3', '4', 'training loss (left axis)', 'validation PCC (right axis)']) assert.ok(texts.includes(t), `label ${t}`);
-    // the loss falls: each point lower on the page than... higher (smaller y) comes first
+    // SVG's y grows downwards: a falling loss has growing y
     const ys = lines[0].attrs.points.split(' ').map((pt) => Number(pt.split(',')[1]));
     assert.ok(ys.every((v, i) => i === 0 || v > ys[i - 1]), 'a falling loss is drawn going down');
     // both series end at the last epoch: the same x on the page
