@@ -4,6 +4,7 @@ import * as vm from 'node:vm';
 import { isToKernel, type FromKernel, type ToKernelMap } from '../protocol/kernel';
 import type { CellGlobals, NotebookGlobals } from './cellGlobals';
 import { CellSyntaxError, compileCell, HELPERS } from './compiler';
+import { withPng } from '../runtime/notebook/raster';
 import { bundlesOf } from './display';
 import { CELL_FILE, mapStack, type CellRecord } from './stack';
 import { createModuleLoader, defaultOf } from './modules';
@@ -21,6 +22,17 @@ const send = (message: FromKernel) => {
   if (process.connected) process.send?.(message);
 };
 
+/**
+ * A cell's outputs and its end leave in the order they happened, though a figure first waits
+ * for its PNG (`withPng`): each posted message waits for the ones posted before it.
+ */
+let outbox: Promise<void> = Promise.resolve();
+const post = (messages: FromKernel | Promise<FromKernel[]>) => {
+  outbox = outbox.then(async () => {
+    for (const m of messages instanceof Promise ? await messages : [messages]) send(m);
+  });
+};
+
 const notebookDir = process.env.TRIPLEX_NOTEBOOK_DIR ?? process.cwd();
 const modules = createModuleLoader(notebookDir, path.join(__dirname, 'runtime.js'));
 
@@ -32,7 +44,16 @@ let lastId = 0;
 const outputId = () => current?.id ?? lastId;
 
 function display(...values: unknown[]): void {
-  for (const value of values) for (const bundle of bundlesOf(value)) send({ type: 'display', id: outputId(), bundle });
+  for (const value of values) {
+    for (const bundle of bundlesOf(value)) {
+      const id = outputId();
+      post(withPng(bundle).then(
+        (shown): FromKernel[] => [{ type: 'display', id, bundle: shown }],
+        // The figure still shows (as SVG and text); the note says why Jupyter will lack its PNG.
+        (err: unknown): FromKernel[] => [{ type: 'stream', id, name: 'stderr', text: `TRIPLEX: no PNG for this figure (${err instanceof Error ? err.message : String(err)}); Jupyter shows its text\n` }, { type: 'display', id, bundle }],
+      ));
+    }
+  }
 }
 
 const notebook: NotebookGlobals = {
@@ -57,7 +78,7 @@ for (const name of ['stdout', 'stderr'] as const) {
   const stream = process[name];
   stream.write = ((chunk: string | Uint8Array, encoding?: BufferEncoding | ((err?: Error | null) => void), callback?: (err?: Error | null) => void) => {
     const text = typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString(typeof encoding === 'string' ? encoding : 'utf8');
-    send({ type: 'stream', id: outputId(), name, text });
+    post({ type: 'stream', id: outputId(), name, text });
     const done = typeof encoding === 'function' ? encoding : callback;
     done?.();
     return true;
@@ -83,9 +104,9 @@ async function execute({ id, label, code, language }: ToKernelMap['execute']): P
     cells.set(id, { label, compiled });
     const result: unknown = await (vm.runInThisContext(compiled.code, { filename: CELL_FILE(id) }) as Promise<unknown>);
     if (result !== undefined) display(result);
-    send({ type: 'done', id });
+    post({ type: 'done', id });
   } catch (err) {
-    send(failure(id, err, label));
+    post(failure(id, err, label));
   } finally {
     current = undefined;
   }
@@ -144,8 +165,8 @@ process.on('message', (message: unknown) => {
 
 // A failure outside any cell's await (a timer, an unawaited promise) is reported, not fatal:
 // the kernel and its variables stay.
-process.on('uncaughtException', (err) => send({ type: 'stream', id: outputId(), name: 'stderr', text: `Uncaught ${err.stack ?? String(err)}\n` }));
-process.on('unhandledRejection', (err) => send({ type: 'stream', id: outputId(), name: 'stderr', text: `Unhandled rejection: ${err instanceof Error ? err.stack : String(err)}\n` }));
+process.on('uncaughtException', (err) => post({ type: 'stream', id: outputId(), name: 'stderr', text: `Uncaught ${err.stack ?? String(err)}\n` }));
+process.on('unhandledRejection', (err) => post({ type: 'stream', id: outputId(), name: 'stderr', text: `Unhandled rejection: ${err instanceof Error ? err.stack : String(err)}\n` }));
 process.on('disconnect', () => process.exit(0));
 
 process.chdir(notebookDir);

@@ -5,7 +5,7 @@ import * as vscode from 'vscode';
 import { ERROR, STDERR, STDOUT } from '../../src/notebook/nbformat';
 import type { NotebookApi } from '../../src/notebook/register';
 import { TriplexSerializer } from '../../src/notebook/serializer';
-import { MIME, type GeneMapPayload, type MetricsPayload, type TablePayload } from '../../src/protocol/outputs';
+import { MIME, SVG_MIME, type GeneMapPayload, type MetricsPayload, type TablePayload } from '../../src/protocol/outputs';
 
 /**
  * TRIPLEX notebooks in a real VS Code: cells run through the controller in the kernel process,
@@ -147,6 +147,11 @@ suite('TRIPLEX notebooks in VS Code', () => {
     const metrics = jsonOf<MetricsPayload>(cells[2], MIME.metrics);
     assert.deepEqual(metrics.rows.map((r) => r.model), ['tem', 'triplex']);
     assert.match(textOf(cells[2]), /PCC\(M\)/);
+    // the static renderings for Jupyter and GitHub: SVG as text, its PNG as bytes
+    assert.deepEqual(items(cells[2]).map((i) => i.mime), [MIME.metrics, SVG_MIME, 'image/png', 'text/plain']);
+    assert.match(textOf(cells[2], SVG_MIME), /^<svg [^>]*><title>cross-validation<\/title>/);
+    const figurePng = items(cells[2]).find((i) => i.mime === 'image/png');
+    assert.ok(figurePng && figurePng.data[1] === 0x50 && figurePng.data[2] === 0x4e, 'no PNG of the metrics figure');
     const image = items(cells[3]).find((i) => i.mime === 'image/png');
     assert.ok(image && image.data[1] === 0x50 && image.data[2] === 0x4e, 'no PNG output');
   });
@@ -261,7 +266,13 @@ suite('TRIPLEX notebooks in VS Code', () => {
       assert.deepEqual(failed.map((c) => `cell ${c.index + 1}: ${JSON.stringify(errorOf(c) ?? textOf(c, STDERR))}`), []);
       const shown = (mime: string) => code.find((c) => items(c).some((i) => i.mime === mime));
       assert.ok(shown(MIME.table), 'no spot table');
-      assert.equal(code.flatMap(items).filter((i) => i.mime === 'image/png').length, 2, 'no spot crop and neighbour view');
+      // images of their own (figures also carry a PNG of their SVG, for Jupyter)
+      const outputs = code.flatMap((c) => c.outputs);
+      assert.equal(outputs.filter((o) => o.items.some((i) => i.mime === 'image/png') && !o.items.some((i) => i.mime === SVG_MIME)).length, 2, 'no spot crop and neighbour view');
+      for (const mime of [MIME.metrics, MIME.curve, MIME.geneMap]) {
+        const figure = outputs.find((o) => o.items.some((i) => i.mime === mime));
+        assert.deepEqual(figure?.items.map((i) => i.mime), [mime, SVG_MIME, 'image/png', 'text/plain'], `${mime} carries its SVG and PNG`);
+      }
       const metrics = jsonOf<MetricsPayload>(shown(MIME.metrics) ?? code[0], MIME.metrics);
       assert.deepEqual(metrics.rows.map((r) => r.model), ['tem', 'triplex']);
       assert.ok(metrics.rows.every((r) => r.values.every((v) => Number.isFinite(v.mean))), JSON.stringify(metrics.rows));

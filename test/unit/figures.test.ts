@@ -13,6 +13,7 @@ import { curveSvg } from '../../src/runtime/figures/curveSvg';
 import { geneMapSvg } from '../../src/runtime/figures/geneMapSvg';
 import { metricsSvg } from '../../src/runtime/figures/metricsSvg';
 import { niceTicks } from '../../src/runtime/figures/svg';
+import { PNG_MIME, withPng } from '../../src/runtime/notebook/raster';
 import { RICH_OUTPUT } from '../../src/runtime/notebook/rich';
 import { geneMapOutput, metricsOutput, trainingCurveOutput } from '../../src/runtime/notebook/outputs';
 import { openDatasetStore, writeDatasetStore } from '../../src/runtime/store/datasetStore';
@@ -48,9 +49,9 @@ function parseSvg(svg: string): SvgElement[] {
 }
 const circlesOf = (els: SvgElement[], group: string) => els.filter((e) => e.tag === 'circle' && e.group === group);
 
-/** Pixels of an SVG as librsvg draws it (sharp's SVG input). */
-async function rasterise(svg: string): Promise<{ at: (x: number, y: number) => number[]; width: number; height: number }> {
-  const { data, info } = await sharp(Buffer.from(svg)).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+/** Pixels of an SVG as librsvg draws it (sharp's SVG input), or of a PNG. */
+async function rasterise(svg: string | Buffer): Promise<{ at: (x: number, y: number) => number[]; width: number; height: number }> {
+  const { data, info } = await sharp(typeof svg === 'string' ? Buffer.from(svg) : svg).removeAlpha().raw().toBuffer({ resolveWithObject: true });
   return { width: info.width, height: info.height, at: (x, y) => [...data.subarray((Math.round(y) * info.width + Math.round(x)) * 3, (Math.round(y) * info.width + Math.round(x)) * 3 + 3)] };
 }
 const rgb = (hex: string) => [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
@@ -130,6 +131,21 @@ describe('notebook figures as SVG', () => {
     }
   });
 
+  test('the PNG for Jupyter: drawn from the SVG, each spot its colour; bundles without SVG unchanged', async () => {
+    const svg = geneMapSvg(map);
+    const bundle = await withPng({ [MIME.geneMap]: map, [SVG_MIME]: svg, 'text/plain': 'ERBB2' });
+    assert.deepEqual(Object.keys(bundle), [MIME.geneMap, SVG_MIME, PNG_MIME, 'text/plain']);
+    const png = Buffer.from(String(bundle[PNG_MIME]), 'base64');
+    const img = await rasterise(png);
+    for (const c of parseSvg(svg).filter((e) => e.tag === 'circle')) {
+      assert.ok(near(img.at(Number(c.attrs.cx), Number(c.attrs.cy)), rgb(c.attrs.fill), 6), `spot at ${c.attrs.cx},${c.attrs.cy} in the PNG`);
+    }
+    const plain = { [MIME.table]: { columns: [], rows: [], totalRows: 0 }, 'text/plain': '' };
+    assert.equal(await withPng(plain), plain);
+    const drawn = { [SVG_MIME]: svg, [PNG_MIME]: 'already' };
+    assert.equal(await withPng(drawn), drawn);
+  });
+
   test('a spot size that follows the spacing, on a section of 5,000 spots in a reasonable size', () => {
     const n = 5000;
     const side = Math.ceil(Math.sqrt(n));
@@ -195,8 +211,11 @@ describe('notebook figures as SVG', () => {
   });
 });
 
-/** A bundle as the extension holds it (JSON types as JSON, the rest as text): see the controller's toItem. */
-const itemsOf = (bundle: MimeBundle): OutputItem[] => Object.entries(bundle).map(([mime, v]) => ({ mime, data: new TextEncoder().encode(mime.endsWith('json') ? JSON.stringify(v) : String(v)) }));
+/** A bundle as the extension holds it (images but SVG as their bytes, JSON types as JSON, the rest as text): see the controller's toItem. */
+const itemsOf = (bundle: MimeBundle): OutputItem[] => Object.entries(bundle).map(([mime, v]) => ({
+  mime,
+  data: mime === PNG_MIME ? Buffer.from(String(v), 'base64') : new TextEncoder().encode(mime.endsWith('json') ? JSON.stringify(v) : String(v)),
+}));
 
 const nbformatMissing = spawnSync(PYTHON, ['-c', 'import json, nbformat'], { encoding: 'utf8' }).status !== 0;
 
@@ -207,7 +226,7 @@ describe('figures in a saved notebook', { skip: nbformatMissing ? 'needs Debian\
   });
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-  test('gene map, curve and metrics outputs carry their SVG into the .ipynb; nbformat validates it and it reads back the same', async () => {
+  test('gene map, curve and metrics outputs carry their SVG and PNG into the .ipynb; nbformat validates it and it reads back the same', async () => {
     const section = sectionFrom('A1', ['G1', 'G2', 'G3'], [[1, 2, 3], [4, 0, 6], [2, 2, 2], [0, 5, 1], [3, 1, 0], [6, 2, 4]], [[0, 0], [0, 1], [0, 2], [1, 0], [1, 1], [1, 2]]);
     const storeDir = path.join(dir, 'store');
     await writeDatasetStore(storeDir, { format: 'her2st', path: '/data/x' }, preprocess({ format: 'her2st', source: '/data/x', sections: [section], problems: [] }, { genes: 3, minSpotFraction: 0, smooth: false }));
@@ -223,6 +242,8 @@ describe('figures in a saved notebook', { skip: nbformatMissing ? 'needs Debian\
       trainingCurveOutput([{ epoch: 0, loss: 1, validationPcc: 0.1 }, { epoch: 1, loss: 0.5, validationPcc: 0.2 }] as never, 'fold 1'),
       metricsOutput([{ model: 'TRIPLEX', summary: { mse: { mean: 0.2, std: 0.1 }, mae: { mean: 0.3, std: 0.1 }, pccM: { mean: 0.4, std: 0.1 }, pccH: { mean: 0.5, std: 0.1 } } as never }]),
     ].map((o) => o[RICH_OUTPUT]);
+    // as the kernel sends them: with their PNG
+    const sent = await Promise.all(outputs.map(withPng));
     for (const bundle of outputs) assert.equal(Object.keys(bundle)[0].startsWith('application/vnd.triplex.'), true, 'the vendor type stays first');
     const mapBundle = outputs[0];
     const payload = mapBundle[MIME.geneMap] as GeneMapPayload;
@@ -232,20 +253,22 @@ describe('figures in a saved notebook', { skip: nbformatMissing ? 'needs Debian\
     assert.ok(els.some((e) => e.tag === 'text' && e.text === `${gene} on A1 (PCC ${payload.pcc?.toFixed(3)})`));
 
     const file = path.join(dir, 'figures.ipynb');
-    const bytes = serializeNotebook({ metadata: {}, cells: [{ kind: 'code', source: 'figures', language: 'typescript', outputs: outputs.map((b) => ({ items: itemsOf(b) })) }] });
+    const bytes = serializeNotebook({ metadata: {}, cells: [{ kind: 'code', source: 'figures', language: 'typescript', outputs: sent.map((b) => ({ items: itemsOf(b) })) }] });
     fs.writeFileSync(file, bytes);
     const check = spawnSync(PYTHON, ['-c', [
       'import json, sys, nbformat',
       'nb = nbformat.read(sys.argv[1], as_version=4)',
       'nbformat.validate(nb)',
-      'print(json.dumps([o["data"]["image/svg+xml"] for o in nb.cells[0].outputs]))',
+      'print(json.dumps([[o["data"]["image/svg+xml"], o["data"]["image/png"]] for o in nb.cells[0].outputs]))',
     ].join('\n'), file], { encoding: 'utf8', maxBuffer: 64 << 20 });
     assert.equal(check.status, 0, `nbformat refused the notebook:\n${check.stderr}`);
-    assert.deepEqual(JSON.parse(check.stdout), outputs.map((b) => b[SVG_MIME]), 'Jupyter reads the SVGs as written');
+    assert.deepEqual(JSON.parse(check.stdout), sent.map((b) => [b[SVG_MIME], b[PNG_MIME]]), 'Jupyter reads the SVGs and PNGs as written');
 
     const back = parseNotebook(bytes, file);
     const svgBack = back.cells[0].outputs.map((o) => new TextDecoder().decode(o.items.find((i) => i.mime === SVG_MIME)?.data));
     assert.deepEqual(svgBack, outputs.map((b) => b[SVG_MIME]));
+    const pngBack = back.cells[0].outputs.map((o) => Buffer.from(o.items.find((i) => i.mime === PNG_MIME)?.data ?? []).toString('base64'));
+    assert.deepEqual(pngBack, sent.map((b) => b[PNG_MIME]));
     assert.equal(new TextDecoder().decode(serializeNotebook(back)), new TextDecoder().decode(bytes), 'a second save writes the same bytes');
   });
 });

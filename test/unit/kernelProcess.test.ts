@@ -5,7 +5,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { KernelProcess, type CellOutcome } from '../../src/kernel/client';
 import { CellQueue, type QueuedCell } from '../../src/kernel/queue';
-import { MIME, type MimeBundle, type TablePayload } from '../../src/protocol/outputs';
+import sharp from 'sharp';
+import { MIME, SVG_MIME, type MimeBundle, type TablePayload } from '../../src/protocol/outputs';
 import { repoRoot } from './helpers/paths';
 
 /**
@@ -93,6 +94,27 @@ describe('the kernel process', () => {
   test('display() shows several values from one cell, in order with the text', async () => {
     const r = await run(kernel, 'console.log("before");\ndisplay({ a: 1 }, "plain");\nconsole.log("after");');
     assert.deepEqual(r.events.map((e) => (e.kind === 'display' ? e.bundle['text/plain'] : e.text)), ['before\n', '{ a: 1 }', 'plain', 'after\n']);
+  });
+
+  test('a figure arrives with a PNG drawn from its SVG, in order with the text around it', async () => {
+    const r = await run(kernel, [
+      'import { metricsOutput, trainingCurveOutput } from "triplex";',
+      'console.log("before");',
+      'const m = (mean: number) => ({ mean, std: 0.01 });',
+      'display(metricsOutput([{ model: "triplex", summary: { folds: 3, mse: m(0.3), mae: m(0.4), pccM: m(0.2), pccH: m(0.5) } }]));',
+      'console.log("between");',
+      'trainingCurveOutput([{ epoch: 0, loss: 1, validationPcc: 0.2 }, { epoch: 1, loss: 0.5, validationPcc: 0.3 }])',
+    ].join('\n'));
+    assert.deepEqual(r.outcome, { status: 'ok' });
+    assert.deepEqual(r.events.map((e) => (e.kind === 'display' ? Object.keys(e.bundle) : e.text)), [
+      'before\n', [MIME.metrics, SVG_MIME, 'image/png', 'text/plain'], 'between\n', [MIME.curve, SVG_MIME, 'image/png', 'text/plain'],
+    ]);
+    for (const e of r.events) {
+      if (e.kind !== 'display') continue;
+      const png = await sharp(Buffer.from(String(e.bundle['image/png']), 'base64')).metadata();
+      const size = /<svg [^>]*width="(\d+)" height="(\d+)"/.exec(String(e.bundle[SVG_MIME]));
+      assert.deepEqual([png.format, png.width, png.height], ['png', Number(size?.[1]), Number(size?.[2])]);
+    }
   });
 
   test('completion lists live properties and the runtime\'s exports', async () => {
