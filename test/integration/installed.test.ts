@@ -7,6 +7,7 @@ import * as vscode from 'vscode';
 import { ERROR, STDERR, STDOUT } from '../../src/notebook/nbformat';
 import type { NotebookApi } from '../../src/notebook/register';
 import { openDatasetStore } from '../../src/runtime/store/datasetStore';
+import type { StatusSnapshot } from '../../src/statusBar';
 
 /**
  * The .vsix that `npm run package` makes for this platform, installed by code-server's
@@ -70,6 +71,8 @@ suite('The installed package', function () {
 
     const api = await extension.activate();
     assert.ok(extension.isActive);
+    const walkthroughs = (extension.packageJSON as { contributes: { walkthroughs?: { id: string }[] } }).contributes.walkthroughs ?? [];
+    assert.deepEqual(walkthroughs.map((w) => w.id), ['triplex.gettingStarted']);
 
     // The CLI from the installed copy: version, the engines it finds, a tiny dataset and store.
     assert.equal((await cli(home, ['--version'])).trim(), manifest.version);
@@ -77,6 +80,12 @@ suite('The installed package', function () {
     const ort = info.engines.find((e) => e.name === 'onnxruntime-node');
     assert.ok(ort?.available, `onnxruntime-node does not load from the package: ${ort?.reason}`);
     assert.equal(info.engine.training, 'onnxruntime');
+    // The status bar asks the same CLI, in the background, and names that engine.
+    let status: StatusSnapshot | undefined;
+    for (const end = Date.now() + 60_000; !status?.engine && Date.now() < end; await new Promise((r) => setTimeout(r, 100))) {
+      status = await vscode.commands.executeCommand<StatusSnapshot>('triplex.showStatus', { quiet: true });
+    }
+    assert.match(status?.text ?? '', /^\$\(chip\) TRIPLEX: onnxruntime \(/);
     const store = path.join(work, 'store');
     await cli(home, ['synth', '--out', path.join(work, 'synthetic'), '--patients', '2', '--sections', '1', '--grid', '4']);
     await cli(home, ['preprocess', path.join(work, 'synthetic'), '--out', store, '--genes', '10']);
