@@ -3,7 +3,7 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'dist/', 'out/', '.vscode-test/', 'scripts/', 'bin/', 'eslint.config.mjs', 'test/fixtures/', 'test/.tmp/'] },
+  { ignores: ['node_modules/', 'dist/', 'out/', '.vscode-test/', 'scripts/', 'bin/', 'eslint.config.mjs', 'test/fixtures/', 'test/.tmp/', '.package/', 'vsix/'] },
   ...tseslint.configs.recommended,
   {
     files: ['**/*.ts'],

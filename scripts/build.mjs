@@ -9,6 +9,8 @@ import { createRequire } from 'node:module';
 
 const watch = process.argv.includes('--watch');
 const production = process.argv.includes('--production');
+// --outdir=<dir>: where the bundles go (default dist/; scripts/package.mjs builds into its staging).
+const outRoot = process.argv.find((a) => a.startsWith('--outdir='))?.slice('--outdir='.length) ?? 'dist';
 
 // tfjs-core's CommonJS entry registers no gradients; its ESM `dist/register_all_gradients` does
 // but cannot be required from Node (extensionless ESM imports). Bundle that deep import, as the
@@ -40,17 +42,17 @@ const node = {
 };
 
 const targets = [
-  { ...node, entryPoints: { extension: 'src/extension.ts' }, outdir: 'dist' },
-  { ...node, entryPoints: { cli: 'src/cli/main.ts', bench: 'bench/main.ts' }, outdir: 'dist' },
+  { ...node, entryPoints: { extension: 'src/extension.ts' }, outdir: outRoot },
+  { ...node, entryPoints: { cli: 'src/cli/main.ts', bench: 'bench/main.ts' }, outdir: outRoot },
   // The notebook kernel process, and the runtime that its cells import as 'triplex'.
-  { ...node, entryPoints: { kernel: 'src/kernel/main.ts', runtime: 'src/runtime/index.ts' }, outdir: 'dist' },
+  { ...node, entryPoints: { kernel: 'src/kernel/main.ts', runtime: 'src/runtime/index.ts' }, outdir: outRoot },
   {
     bundle: true,
     platform: 'browser',
     format: 'iife',
     target: 'es2022',
     entryPoints: { 'webview/main': 'webview/main.ts', 'webview/results': 'webview/results/main.ts', 'webview/viewer': 'webview/viewer/main.ts' },
-    outdir: 'dist',
+    outdir: outRoot,
     sourcemap: !production,
     minify: production,
     logLevel: 'warning',
@@ -64,7 +66,7 @@ const targets = [
     splitting: true,
     target: 'es2022',
     entryPoints: { index: 'webview/renderers/index.ts' },
-    outdir: 'dist/renderers',
+    outdir: path.join(outRoot, 'renderers'),
     sourcemap: !production,
     minify: production,
     logLevel: 'warning',

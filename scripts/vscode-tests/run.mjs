@@ -28,6 +28,7 @@ const shim = path.join(here, 'code-server-as-vscode.cjs');
 const testsPath = path.join(root, 'out', 'test', 'integration', 'index.js');
 const workspace = path.join(root, 'test', 'integration', 'workspace');
 const restrictedWorkspace = path.join(root, 'test', 'integration', 'restricted-workspace');
+const installedHost = path.join(root, 'test', 'integration', 'installed-host');
 
 const log = (message) => console.log(`[test:integration] ${message}`);
 
@@ -103,6 +104,32 @@ function codeServerVSCode(serverDir) {
   return shim;
 }
 
+/**
+ * Packages this platform's .vsix (scripts/package.mjs) and installs it with code-server's
+ * --install-extension into fresh extensions and user-data folders under .vscode-test/installed/.
+ */
+function installPackage(serverDir) {
+  const target = `${process.platform}-${process.arch}`;
+  const dir = path.join(cachePath, 'installed');
+  fs.rmSync(dir, { recursive: true, force: true });
+  const folders = { vsixDir: path.join(dir, 'vsix'), extensionsDir: path.join(dir, 'extensions'), userDataDir: path.join(dir, 'user-data') };
+  for (const folder of Object.values(folders)) fs.mkdirSync(folder, { recursive: true });
+  const started = Date.now();
+  runNode([path.join(root, 'scripts', 'package.mjs'), '--target', target, '--out', folders.vsixDir], 'packaging');
+  const [vsix] = fs.readdirSync(folders.vsixDir).filter((f) => f.endsWith('.vsix')).map((f) => path.join(folders.vsixDir, f));
+  log(`Packaged ${path.relative(root, vsix)} (${(fs.statSync(vsix).size / 2 ** 20).toFixed(1)} MiB) in ${((Date.now() - started) / 1000).toFixed(1)} s.`);
+  const entry = path.join(serverDir, 'node_modules', 'code-server', 'out', 'node', 'entry.js');
+  // A private HOME and XDG folders: the install writes nothing outside .vscode-test/installed/.
+  const home = { HOME: dir, XDG_CONFIG_HOME: path.join(dir, 'config'), XDG_DATA_HOME: path.join(dir, 'data'), XDG_CACHE_HOME: path.join(dir, 'cache'), EXTENSIONS_GALLERY: '{}' };
+  runNode([entry, '--install-extension', vsix, '--extensions-dir', folders.extensionsDir, '--user-data-dir', folders.userDataDir], 'code-server --install-extension', home);
+  return { ...folders, vsix };
+}
+
+function runNode(args, what, env = {}) {
+  const result = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit', env: { ...process.env, ...env } });
+  if (result.status !== 0) throw new Error(`${what} failed (${result.error?.message ?? `exit code ${result.status ?? result.signal}`})`);
+}
+
 async function main() {
   const started = Date.now();
   for (const [file, hint] of [[path.join(root, 'dist', 'extension.js'), 'node scripts/build.mjs'], [testsPath, 'node scripts/build.mjs --tests']]) {
@@ -120,26 +147,32 @@ async function main() {
   }
   log(`Running the tests in ${target}.`);
 
-  // Two launches: the suites in a trusted workspace, then Restricted Mode in an untrusted one
-  // (workspace trust is a property of the whole window, so it needs its own).
+  // Three launches: the suites in a trusted workspace; Restricted Mode in an untrusted one
+  // (workspace trust is a property of the whole window, so it needs its own); and the .vsix that
+  // `npm run package` makes for this platform, installed into an extensions folder of its own,
+  // with an empty extension as the development path so that the installed copy is the one that runs.
+  // TRIPLEX_TEST_PASS=trusted|restricted|installed runs one of them.
   const passes = [
-    { name: 'trusted workspace', workspace, env: {} },
-    { name: 'Restricted Mode', workspace: restrictedWorkspace, env: { TRIPLEX_TEST_RESTRICTED: '1' } },
-  ].filter((p) => !process.env.TRIPLEX_TEST_PASS || p.env.TRIPLEX_TEST_RESTRICTED === (process.env.TRIPLEX_TEST_PASS === 'restricted' ? '1' : undefined));
+    { key: 'trusted', name: 'trusted workspace', workspace, env: {} },
+    { key: 'restricted', name: 'Restricted Mode', workspace: restrictedWorkspace, env: { TRIPLEX_TEST_RESTRICTED: '1' } },
+    { key: 'installed', name: 'installed package', workspace, env: { TRIPLEX_TEST_INSTALLED: '1' } },
+  ].filter((p) => !process.env.TRIPLEX_TEST_PASS || p.key === process.env.TRIPLEX_TEST_PASS);
   let status = 0;
   for (const pass of passes) {
-    if (pass.env.TRIPLEX_TEST_RESTRICTED && !env.VSCODE_TEST_SERVER) {
-      log('Restricted Mode is tested on the code-server route only (desktop VS Code would prompt for trust).');
+    if (pass.key !== 'trusted' && !env.VSCODE_TEST_SERVER) {
+      log(`${pass.name} is tested on the code-server route only (desktop VS Code would prompt for trust or need its own CLI).`);
       continue;
     }
     log(`${pass.name}: ${path.relative(root, pass.workspace)}`);
     try {
+      const installed = pass.key === 'installed' ? installPackage(env.VSCODE_TEST_SERVER) : undefined;
+      if (installed) Object.assign(pass.env, { TRIPLEX_TEST_INSTALLED: installed.extensionsDir, TRIPLEX_TEST_VSIX: installed.vsix });
       await runTests({
         vscodeExecutablePath,
-        extensionDevelopmentPath: root,
+        extensionDevelopmentPath: installed ? installedHost : root,
         extensionTestsPath: testsPath,
         extensionTestsEnv: { ...env, ...pass.env },
-        launchArgs: [
+        launchArgs: installed ? [pass.workspace, `--user-data-dir=${installed.userDataDir}`, `--extensions-dir=${installed.extensionsDir}`] : [
           pass.workspace,
           '--disable-extensions',
           `--user-data-dir=${path.join(cachePath, 'user-data')}`,

@@ -1,5 +1,6 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { trackRun } from '../statusBar';
 import { defaultH5adFile, startH5adExport, type H5adExportOutcome, type H5adExportRequest } from './h5adExportTask';
 
 /**
@@ -21,12 +22,16 @@ export async function exportAsH5ad(context: vscode.ExtensionContext, request: H5
   if (!destination) return undefined;
   log.appendLine(`[export] ${request.source} -> ${destination}`);
   const outcome = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `TRIPLEX: exporting ${name} as AnnData`, cancellable: true }, (progress, token) => {
+    const tracked = trackRun(`Export ${name}`);
     const task = startH5adExport(context.extensionPath, { ...request, destination }, (line, stream) => {
       log.appendLine(`[export] ${line}`);
-      if (stream === 'stderr') progress.report({ message: line });
+      if (stream === 'stderr') {
+        progress.report({ message: line });
+        tracked.update(line);
+      }
     });
     token.onCancellationRequested(() => task.child.cancel());
-    return task.done;
+    return task.done.finally(() => tracked.end());
   });
   log.appendLine(`[export] ${outcome.status}: ${outcome.message}`);
   if (outcome.status === 'done') {

@@ -7,6 +7,7 @@ import { BASELINES, type BaselineName } from '../runtime/baselines/model';
 import { modelLabel, table1Group } from '../runtime/eval/table1';
 import { computeEnv } from '../notebook/controller';
 import { startCli } from './cliProcess';
+import { trackRun } from '../statusBar';
 import { openResultsPanel, type ResultsPanelHandle } from '../webviews/resultsPanel';
 import { openSlideViewer, type SlideViewerHandle } from '../webviews/slideViewer';
 import { readPredictions } from '../runtime/store/predictions';
@@ -161,6 +162,7 @@ export function startTrainFold(context: vscode.ExtensionContext, request: TrainF
     if (child.cancel()) log.appendLine('[train fold] cancelling: the run stops after the current batch and keeps its last checkpoint');
   };
 
+  const tracked = trackRun(`Train Fold ${request.variant}, fold ${request.fold}`);
   const done = vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `TRIPLEX: training ${request.variant}, fold ${request.fold}`, cancellable: true }, async (progress, token) => {
     token.onCancellationRequested(cancel);
     let shown = 0;
@@ -173,10 +175,11 @@ export function startTrainFold(context: vscode.ExtensionContext, request: TrainF
       if (typeof e.validationPcc === 'number') parts.push(`validation PCC ${e.validationPcc.toFixed(3)}`);
       if (typeof e.etaSeconds === 'number') parts.push(`at most ${Math.ceil(e.etaSeconds / 60)} min left`);
       progress.report({ message: parts.join(', '), increment: Math.max(0, percent - shown) });
+      tracked.update(parts.join(', '));
       shown = Math.max(shown, percent);
       if (e.event === 'epoch' || e.event === 'resumed') log.appendLine(`[train fold] ${e.event === 'resumed' ? 'resumed after ' : ''}${parts.join(', ')}`);
     };
-    const { code, tail } = await child.exited;
+    const { code, tail } = await child.exited.finally(() => tracked.end());
     const status: TrainFoldOutcome['status'] = code === 0 ? 'done' : child.cancelled || code === 130 ? 'cancelled' : 'failed';
     return { status, exitCode: code, message: tail.join('\n'), outDir };
   });

@@ -18,9 +18,11 @@ export async function run(): Promise<void> {
     // TRIPLEX_TEST_GREP=<text> runs only the tests whose title contains it (while working on them).
     ...(process.env.TRIPLEX_TEST_GREP ? { grep: process.env.TRIPLEX_TEST_GREP } : {}),
   });
-  // The Restricted Mode launch runs restricted.test.js alone; the trusted one everything else.
-  const restricted = process.env.TRIPLEX_TEST_RESTRICTED === '1';
-  const files = fs.readdirSync(__dirname).filter((name) => name.endsWith('.test.js') && (name === 'restricted.test.js') === restricted).sort();
+  // The Restricted Mode launch runs restricted.test.js alone, the installed-package launch
+  // installed.test.js alone; the trusted one everything else.
+  const only = process.env.TRIPLEX_TEST_RESTRICTED === '1' ? 'restricted.test.js' : process.env.TRIPLEX_TEST_INSTALLED ? 'installed.test.js' : undefined;
+  const ownPass = new Set(['restricted.test.js', 'installed.test.js']);
+  const files = fs.readdirSync(__dirname).filter((name) => name.endsWith('.test.js') && (only ? name === only : !ownPass.has(name))).sort();
   if (files.length === 0) throw new Error(`No *.test.js files in ${__dirname}; was test/integration compiled?`);
   for (const name of files) mocha.addFile(path.join(__dirname, name));
 
