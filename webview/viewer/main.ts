@@ -34,7 +34,7 @@ body { padding: 0; margin: 0; overflow: hidden; }
 .panel canvas.slide:focus-visible { outline: 2px solid var(--vscode-focusBorder); outline-offset: -2px; }
 .controls { display: flex; gap: 8px; align-items: center; flex-wrap: wrap; padding: 4px 10px; border-bottom: 1px solid var(--vscode-editorWidget-border, rgba(128,128,128,0.35)); }
 .slider { display: inline-flex; gap: 4px; align-items: center; font-size: 12px; }
-.slider input { width: 80px; accent-color: var(--vscode-button-background); }
+.slider input { width: 80px; accent-color: var(--vscode-focusBorder); }
 #gene-list { min-width: 220px; }
 #tooltip { position: fixed; pointer-events: none; background: var(--vscode-editorHoverWidget-background, #333); color: var(--vscode-editorHoverWidget-foreground, #fff);
   border: 1px solid var(--vscode-editorHoverWidget-border, #555); padding: 3px 6px; font-size: 12px; display: none; z-index: 2; white-space: pre; }
