@@ -30,7 +30,8 @@ export function spotAt(canvas: HTMLCanvasElement, clientX: number, clientY: numb
       grid?.set(key, [...(grid.get(key) ?? []), i]);
     });
   }
-  const reach = Math.max(d / 2, 4 / s.view.scale);
+  // The drawn radius (the spot size slider scales it), within the 3 x 3 cells searched.
+  const reach = Math.max(Math.min(d, (d / 2) * viewer.display.spotScale), 4 / s.view.scale);
   let best = -1;
   let bestD = reach * reach;
   const cx = Math.floor(ix / d);
