@@ -10,7 +10,8 @@ import { printTable } from './table';
 /**
  * The slide viewer in a real browser (Debian's headless Chromium), on the real HER2+ C2 H&E image
  * padded to 10,000 x 10,000 px, tiled as the extension tiles it, with 5,000 spots over it
- * (targets: opens in under 1.5 s, a gene switch under 100 ms, panning at 30 frames/s or more).
+ * (targets: opens in under 1.5 s, a gene or colour-map switch under 100 ms, panning at 30 frames/s
+ * or more, with one gene and with four genes in the small-multiples grid).
  * Each figure is printed beside a floor measured in the same browser: an empty page's load and
  * message, and the frame rate of a page that draws nothing.
  */
@@ -61,7 +62,8 @@ export async function benchViewer(): Promise<void> {
     const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
     const stub = () => {
       const sent: { type: string; payload: { gene?: string; ms?: number } }[] = [];
-      Object.assign(window, { __sent: sent, acquireVsCodeApi: () => ({ postMessage: (m: { type: string; payload: { gene?: string; ms?: number } }) => sent.push(m) }) });
+      let state: unknown;
+      Object.assign(window, { __sent: sent, acquireVsCodeApi: () => ({ postMessage: (m: { type: string; payload: { gene?: string; ms?: number } }) => sent.push(m), getState: () => state, setState: (x: unknown) => { state = x; } }) });
     };
     const waitRendered = (p: Page, gene: string) => p.waitForFunction((g) => (window as unknown as { __sent: { type: string; payload: { gene?: string } }[] }).__sent.some((m) => m.type === 'rendered' && m.payload.gene === g), gene, { polling: 5, timeout: 30_000 });
 
@@ -112,12 +114,35 @@ export async function benchViewer(): Promise<void> {
     await page.mouse.move(cx, cy);
     for (let i = 0; i < 4; i++) await page.mouse.wheel(0, -400);
     await page.waitForTimeout(1500);
-    const panFps = await frameRate(page, async () => {
+    const pan = (x: number, y: number) => frameRate(page, async () => {
+      await page.mouse.move(x, y);
       await page.mouse.down();
       const t = performance.now();
-      for (let k = 0; performance.now() - t < 3000; k++) await page.mouse.move(cx + 200 * Math.sin(k / 15), cy + 150 * Math.cos(k / 20));
+      for (let k = 0; performance.now() - t < 3000; k++) await page.mouse.move(x + 200 * Math.sin(k / 15), y + 150 * Math.cos(k / 20));
       await page.mouse.up();
     });
+    const panFps = await pan(cx, cy);
+
+    // Colour-map switches: the dropdown changed, until the frame that redraws every panel has run.
+    const mapMs: number[] = [];
+    for (let k = 0; k < 10; k++) {
+      mapMs.push(await page.evaluate((map) => new Promise<number>((resolve) => {
+        const d = document.getElementById('value-map') as HTMLElement & { value: string };
+        const t0 = performance.now();
+        d.value = map;
+        d.dispatchEvent(new Event('change'));
+        requestAnimationFrame(() => resolve(performance.now() - t0)); // after the viewer's own frame callback
+      }), k % 2 ? 'viridis' : 'magma'));
+    }
+
+    // Four genes in the small-multiples grid, one view: pan over the first panel.
+    await page.evaluate((genes4) => window.postMessage({ type: 'multiples', payload: { purpose: 'grid', source: 'ground truth', genes: genes4, unknown: [] } }, '*'),
+      [1, 2, 3, 4].map((g) => ({ gene: genes[g], values: values(g).truth as number[] })));
+    await page.waitForFunction(() => document.querySelectorAll('canvas.slide').length === 4);
+    await page.waitForTimeout(1000);
+    const first = await page.locator('canvas.slide').first().boundingBox();
+    if (!first) throw new Error('no grid panel');
+    const gridFps = await pan(first.x + first.width / 2, first.y + first.height / 2);
     await page.close();
 
     printTable('Slide viewer in headless Chromium (10,000 x 10,000 px, 5,000 spots)', ['measure', 'value', 'floor (same browser)', 'target'], [
@@ -125,11 +150,14 @@ export async function benchViewer(): Promise<void> {
       ['open: first view\'s tiles arrived (ms)', tilesMs, '-', '-'],
       ['gene switch, drawn in the viewer (ms, median of 10)', median(inViewer), '-', `< ${TARGETS.switchMs}`],
       ['gene switch, page round trip (ms, median of 10)', median(roundTrip), '-', '-'],
-      ['panning (frames/s)', panFps, idleFps, `>= ${TARGETS.fps}`],
+      ['colour-map switch, to drawn (ms, median of 10)', median(mapMs), '-', `< ${TARGETS.switchMs}`],
+      ['panning, one gene (frames/s)', panFps, idleFps, `>= ${TARGETS.fps}`],
+      ['panning, four genes in the grid (frames/s)', gridFps, idleFps, `>= ${TARGETS.fps}`],
       ['tiling the image, once per image (ms)', tilingMs, '-', '-'],
     ]);
     const ok = (good: boolean) => (good ? 'meets' : 'MISSES');
-    console.log(`open ${ok(openMs < TARGETS.openMs)}, gene switch ${ok(median(inViewer) < TARGETS.switchMs)}, panning ${ok(panFps >= TARGETS.fps)} its target`);
+    console.log(`open ${ok(openMs < TARGETS.openMs)}, gene switch ${ok(median(inViewer) < TARGETS.switchMs)}, colour-map switch ${ok(median(mapMs) < TARGETS.switchMs)}, `
+      + `panning ${ok(panFps >= TARGETS.fps)}, panning four genes ${ok(gridFps >= TARGETS.fps)} its target`);
   } finally {
     await browser.close();
     server.close();

@@ -34,10 +34,12 @@ export function dropdown(options: { value: string; label: string }[], selected: 
   return d;
 }
 
-export function textField(placeholder: string, onInput: (value: string) => void, id?: string): HTMLElement & { value: string } {
+export function textField(placeholder: string, onInput: (value: string) => void, id?: string, label = placeholder): HTMLElement & { value: string } {
   register();
   const t = document.createElement('vscode-text-field') as HTMLElement & { value: string };
   t.setAttribute('placeholder', placeholder);
+  // The toolkit names an empty field 'Text field' when it connects: name it after that, for screen readers.
+  requestAnimationFrame(() => t.setAttribute('aria-label', label));
   if (id) t.id = id;
   t.addEventListener('input', () => onInput(t.value));
   return t;
@@ -73,4 +75,22 @@ tr.run.selected { outline: 1px solid var(--vscode-focusBorder); }
 .problem { color: var(--vscode-errorForeground); }
 ${extra}`;
   document.head.append(style);
+}
+
+/** A labelled range slider (the toolkit has none): a native input, so keyboards and screen readers work on it. */
+export function slider(label: string, value: number, range: { min: number; max: number; step: number }, onInput: (value: number) => void, id?: string): HTMLElement {
+  const wrap = document.createElement('label');
+  wrap.className = 'slider';
+  wrap.textContent = label;
+  const input = document.createElement('input');
+  input.type = 'range';
+  input.min = String(range.min);
+  input.max = String(range.max);
+  input.step = String(range.step);
+  input.value = String(value);
+  input.setAttribute('aria-label', label);
+  if (id) input.id = id;
+  input.addEventListener('input', () => onInput(Number(input.value)));
+  wrap.append(input);
+  return wrap;
 }
