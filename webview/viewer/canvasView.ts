@@ -5,6 +5,12 @@ import { bucket, CATEGORIES } from './colormap';
 
 export interface View { scale: number; tx: number; ty: number }
 
+/**
+ * Extra drawing over a panel's spots (a selection's outline, a categorical overlay): called after
+ * the spots with the context in CSS pixels, the view, the panel's size and its layer.
+ */
+export type OverlayDraw = (ctx: CanvasRenderingContext2D, view: View, size: { width: number; height: number }, layer: SpotLayer) => void;
+
 export interface SpotLayer {
   x: number[];
   y: number[];
@@ -15,6 +21,8 @@ export interface SpotLayer {
   radius: number;
   /** Annotation category per spot (-1 none), drawn as rings when shown. */
   categories?: number[];
+  /** Drawn over the spots, in order. */
+  overlays?: OverlayDraw[];
 }
 
 /** Tiles shared by all panels: each image is loaded once. */
@@ -94,6 +102,11 @@ export function drawPanel(canvas: HTMLCanvasElement, view: View, tiles: TileCach
   for (const [c, q] of rings) {
     ctx.strokeStyle = CATEGORIES[c % CATEGORIES.length];
     ctx.stroke(q);
+  }
+  for (const overlay of spots.overlays ?? []) {
+    ctx.save();
+    overlay(ctx, view, { width: w, height: h }, spots);
+    ctx.restore();
   }
 }
 
