@@ -82,6 +82,9 @@ export interface ComparisonValues {
   scale: { lo: number; hi: number; rule: string };
 }
 
+/** A categorical column of the section's spots (the store's `label`, `patient`, or a saved category), in spot order. */
+export interface CategoryColumnView { name: string; source: 'spots' | 'saved'; values: (string | null)[] }
+
 /** Extension -> slide viewer. */
 export interface ViewerInbound {
   init: {
@@ -99,11 +102,15 @@ export interface ViewerInbound {
     hasPrediction: boolean;
     /** Comparison mode (the paper's Figure 2): the truth, then one panel per model, in this order. */
     compare?: ComparisonPanels;
+    /** Categorical columns to overlay (none: the store has none for this section). */
+    categories?: CategoryColumnView[];
   };
   /** One gene's values in spot order; the PCC of truth and prediction on this slide. */
   values: { gene: string; truth?: number[]; prediction?: number[]; pcc?: number; compare?: ComparisonValues };
   spotDetail: { spotId: string; crop: string; neighbors: string; maskedTiles: number };
   error: { message: string };
+  /** The categorical columns again, after a selection was saved as one (`saved` says which). */
+  categories: { columns: CategoryColumnView[]; saved?: { name: string; label: string; spots: number } };
 }
 
 /** Slide viewer -> extension. */
@@ -115,7 +122,16 @@ export interface ViewerOutbound {
   rendered: { gene: string; ms: number };
   /** "Export .h5ad": the open run or store (the extension knows which; it asks when the view shows several). */
   exportH5ad: Record<string, never>;
+  /** "Save as category": these spots get `label` (the name when empty) in category `name` (the extension asks for one when empty). */
+  saveCategory: { name: string; label: string; spotIds: string[] };
+  /** "Export CSV": the selection's spot ids (the extension asks where, with a save dialog). */
+  exportSelection: { spotIds: string[] };
+  /** A lasso or rectangle selected `count` spots, hit-tested and summarised in `ms`. */
+  selected: { count: number; ms: number };
 }
+
+/** At most a section's spots, each a short id. */
+const isSpotIds = (v: unknown): v is string[] => Array.isArray(v) && v.length <= 1_000_000 && v.every((x) => typeof x === 'string' && x.length > 0 && x.length < 200);
 
 export function parseViewerOutbound(value: unknown): Message<ViewerOutbound> | undefined {
   if (!isObject(value) || !isObject(value.payload)) return undefined;
@@ -126,12 +142,22 @@ export function parseViewerOutbound(value: unknown): Message<ViewerOutbound> | u
     case 'spotClicked': return typeof p.spotId === 'string' && p.spotId.length < 200 ? { type: 'spotClicked', payload: { spotId: p.spotId } } : undefined;
     case 'rendered': return typeof p.gene === 'string' && typeof p.ms === 'number' ? { type: 'rendered', payload: { gene: p.gene, ms: p.ms } } : undefined;
     case 'exportH5ad': return Object.keys(p).length === 0 ? { type: 'exportH5ad', payload: {} } : undefined;
+    case 'saveCategory':
+      return typeof p.name === 'string' && p.name.length < 200 && typeof p.label === 'string' && p.label.length < 400 && isSpotIds(p.spotIds) && p.spotIds.length > 0
+        ? { type: 'saveCategory', payload: { name: p.name, label: p.label, spotIds: p.spotIds } } : undefined;
+    case 'exportSelection': return isSpotIds(p.spotIds) && p.spotIds.length > 0 ? { type: 'exportSelection', payload: { spotIds: p.spotIds } } : undefined;
+    case 'selected': return Number.isInteger(p.count) && typeof p.ms === 'number' ? { type: 'selected', payload: { count: p.count as number, ms: p.ms } } : undefined;
     default: return undefined;
   }
 }
 
 const isNumbers = (v: unknown): v is number[] => Array.isArray(v) && v.every((x) => typeof x === 'number' || x === null);
 const isStrings = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
+
+const isLabels = (v: unknown): boolean => Array.isArray(v) && v.every((x) => x === null || typeof x === 'string');
+function isCategoryColumns(v: unknown, spots: number): boolean {
+  return Array.isArray(v) && v.every((c) => isObject(c) && typeof c.name === 'string' && (c.source === 'spots' || c.source === 'saved') && isLabels(c.values) && (c.values as unknown[]).length === spots);
+}
 
 function isComparisonPanels(v: unknown): boolean {
   return isObject(v) && isStrings(v.left) && Array.isArray(v.panels) && v.panels.every((x) => isObject(x) && typeof x.label === 'string' && Number.isInteger(x.fold));
@@ -151,6 +177,7 @@ export function parseViewerInbound(value: unknown): Message<ViewerInbound> | und
       if (typeof p.section !== 'string' || !isStrings(p.genes) || typeof p.gene !== 'string' || !isObject(s) || !isStrings(s.ids) || !isNumbers(s.x) || !isNumbers(s.y)
         || s.x.length !== s.ids.length || s.y.length !== s.ids.length || typeof p.spotDiameter !== 'number') return undefined;
       if (p.compare !== undefined && !isComparisonPanels(p.compare)) return undefined;
+      if (p.categories !== undefined && !isCategoryColumns(p.categories, s.ids.length)) return undefined;
       return { type: 'init', payload: p as unknown as ViewerInbound['init'] };
     }
     case 'values':
@@ -161,6 +188,11 @@ export function parseViewerInbound(value: unknown): Message<ViewerInbound> | und
       return typeof p.spotId === 'string' && typeof p.crop === 'string' && typeof p.neighbors === 'string' ? { type: 'spotDetail', payload: p as unknown as ViewerInbound['spotDetail'] } : undefined;
     case 'error':
       return typeof p.message === 'string' ? { type: 'error', payload: { message: p.message } } : undefined;
+    case 'categories':
+      // Its columns' lengths are checked against the section by the viewer (it knows the spots).
+      if (!isCategoryColumns(p.columns, Array.isArray(p.columns) && isObject(p.columns[0]) && Array.isArray(p.columns[0].values) ? p.columns[0].values.length : 0)) return undefined;
+      if (p.saved !== undefined && !(isObject(p.saved) && typeof p.saved.name === 'string' && typeof p.saved.label === 'string' && Number.isInteger(p.saved.spots))) return undefined;
+      return { type: 'categories', payload: p as unknown as ViewerInbound['categories'] };
     default:
       return undefined;
   }

@@ -11,6 +11,8 @@ import { post, webviewHtml } from './html';
 import { exportAsH5ad } from '../commands/exportH5ad';
 import { viewerExportChoices } from '../commands/h5adExportTask';
 import { pearson } from '../runtime/eval/pearson';
+import { readCategoryColumns } from '../runtime/store/categories';
+import { exportSelectionCsv, saveSelectionAsCategory, type SelectionContext } from './selectionActions';
 import { compareOnSlide, comparisonRuns, viewerPanels, viewerValues, type SlideComparison } from '../runtime/eval/slideComparison';
 
 /**
@@ -29,6 +31,8 @@ export interface SlideViewerRequest {
   gene?: string;
   /** Comparison mode: run folders, or benchmark folders standing for their models' runs. */
   compare?: string[];
+  /** Where the viewer's "Export CSV" writes, without a save dialog (scripts and tests). */
+  csvDestination?: string;
 }
 
 export interface SlideViewerHandle {
@@ -128,6 +132,7 @@ export async function openSlideViewer(context: vscode.ExtensionContext, request:
     }
   })();
 
+  const selection: SelectionContext = { webview: panel.webview, store: request.store, section, rows: data.rows, spotIds: data.spotIds, csvDestination: request.csvDestination, log };
   const received: SlideViewerHandle['received'] = [];
   const waiters: { gene?: string; resolve: (r: ViewerOutbound['rendered']) => void }[] = [];
   const handle = async (message: NonNullable<ReturnType<typeof parseViewerOutbound>>) => {
@@ -143,6 +148,7 @@ export async function openSlideViewer(context: vscode.ExtensionContext, request:
           spots: { ids: data.spotIds, x: data.rows.map((r) => Number(x?.get(r))), y: data.rows.map((r) => Number(y?.get(r))), labels: data.rows.map((r) => labels[r] || null) },
           spotDiameter: SPOT_DIAMETER, tiles: await tiles, hasTruth: !!data.truth, hasPrediction: !!data.prediction,
           ...(data.comparison ? { compare: viewerPanels(data.comparison) } : {}),
+          categories: readCategoryColumns(data.store, data.rows),
         });
         await post<ViewerInbound, 'values'>(panel.webview, 'values', valuesFor(data, gene));
         break;
@@ -174,6 +180,15 @@ export async function openSlideViewer(context: vscode.ExtensionContext, request:
         }
         break;
       }
+      case 'saveCategory':
+        await saveSelectionAsCategory(selection, message.payload);
+        break;
+      case 'exportSelection':
+        await exportSelectionCsv(selection, message.payload);
+        break;
+      case 'selected':
+        log.appendLine(`[viewer] ${section}: ${message.payload.count} spots selected in ${message.payload.ms.toFixed(1)} ms`);
+        break;
       case 'rendered':
         log.appendLine(`[viewer] ${section}: ${message.payload.gene} drawn in ${message.payload.ms.toFixed(0)} ms`);
         for (const w of waiters.splice(0)) {
@@ -196,7 +211,7 @@ export async function openSlideViewer(context: vscode.ExtensionContext, request:
     panel, section, received, genes,
     spotIds: data.spotIds,
     whenRendered: (g) => new Promise((resolve) => {
-      const seen = received.find((m): m is ViewerOutbound['rendered'] => 'ms' in m && (g === undefined || m.gene === g));
+      const seen = received.find((m): m is ViewerOutbound['rendered'] => 'gene' in m && 'ms' in m && (g === undefined || m.gene === g));
       if (seen) resolve(seen);
       else waiters.push({ gene: g, resolve });
     }),

@@ -4,14 +4,17 @@
 // spot's crop and neighbour view. In comparison mode (init.compare), the truth and several models'
 // predictions in a grid on one colour scale, each titled with its PCC (comparison.ts).
 // This file wires the roles together: state.ts (what is shown), render.ts (drawing), panels.ts
-// (layout), interaction.ts (pointer input), toolbar.ts (controls).
+// (layout), interaction.ts (pointer input), toolbar.ts (controls), selection.ts (lasso, rectangle
+// and what a selection becomes), overlays.ts (categorical overlays).
 import { parseViewerInbound, type ViewerInbound } from '../../src/protocol/webviews';
 import { baseStyles, el } from '../ui/controls';
 import { TileCache } from './canvasView';
 import { panelTitles } from './comparison';
 import { resetHitTest } from './interaction';
 import { buildPanels, observePanels, showComparison, showDetail } from './panels';
+import { OVERLAY_STYLES, overlayBar, setCategories } from './overlays';
 import { schedule } from './render';
+import { attachSelection, refreshSelection, SELECTION_STYLES, selectionBar, selectionSaved } from './selection';
 import { post, TITLES, viewer, type PanelKind } from './state';
 import { buildToolbar, headline } from './toolbar';
 
@@ -37,7 +40,8 @@ body { padding: 0; margin: 0; overflow: hidden; }
 .legend { display: flex; gap: 10px; flex-wrap: wrap; font-size: 11px; }
 .legend span::before { content: ''; display: inline-block; width: 9px; height: 9px; border-radius: 50%; margin-right: 4px; border: 2px solid var(--c); }
 .error { color: var(--vscode-errorForeground); padding: 6px 10px; }
-`);
+.toolbar.tools { display: flex; flex-direction: column; align-items: flex-start; gap: 4px; padding-top: 4px; padding-bottom: 4px; }
+${SELECTION_STYLES}${OVERLAY_STYLES}`);
 
 const root = document.getElementById('root') ?? document.body;
 
@@ -54,9 +58,12 @@ function build(init: ViewerInbound['init']): void {
   resetHitTest();
   const toolbar = buildToolbar(init, labels);
   const row = buildPanels(init, titles, panels);
+  const tools = el('div', 'toolbar tools');
+  tools.append(selectionBar(init), overlayBar(init.categories ?? []));
+  attachSelection(row);
   const detail = el('div');
   detail.id = 'detail';
-  root.replaceChildren(toolbar, row, detail);
+  root.replaceChildren(toolbar, tools, row, detail);
   observePanels(row);
 }
 
@@ -81,10 +88,16 @@ window.addEventListener('message', (event: MessageEvent<unknown>) => {
         if (h) h.textContent = headline();
       }
       if (s.init.compare) showComparison(s.init.compare, message.payload);
+      refreshSelection();
       schedule();
       break;
     case 'spotDetail':
       showDetail(message.payload);
+      break;
+    case 'categories':
+      if (!s || message.payload.columns.some((c) => c.values.length !== s.init.spots.ids.length)) return;
+      setCategories(message.payload.columns, message.payload.saved?.name);
+      if (message.payload.saved) selectionSaved(message.payload.saved);
       break;
     case 'error':
       root.append(el('div', 'error', message.payload.message));
