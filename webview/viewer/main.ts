@@ -40,7 +40,7 @@ body { padding: 0; margin: 0; overflow: hidden; }
 .legend { display: flex; gap: 10px; flex-wrap: wrap; font-size: 11px; }
 .legend span::before { content: ''; display: inline-block; width: 9px; height: 9px; border-radius: 50%; margin-right: 4px; border: 2px solid var(--c); }
 .error { color: var(--vscode-errorForeground); padding: 6px 10px; }
-.toolbar.tools { display: flex; flex-direction: column; align-items: flex-start; gap: 4px; padding-top: 4px; padding-bottom: 4px; }
+.selection-tools { display: flex; flex-direction: column; align-items: flex-start; gap: 4px; padding: 4px 10px; border-bottom: 1px solid var(--vscode-editorWidget-border, rgba(128,128,128,0.35)); }
 ${SELECTION_STYLES}${OVERLAY_STYLES}`);
 
 const root = document.getElementById('root') ?? document.body;
@@ -58,7 +58,7 @@ function build(init: ViewerInbound['init']): void {
   resetHitTest();
   const toolbar = buildToolbar(init, labels);
   const row = buildPanels(init, titles, panels);
-  const tools = el('div', 'toolbar tools');
+  const tools = el('div', 'selection-tools');
   tools.append(selectionBar(init), overlayBar(init.categories ?? []));
   attachSelection(row);
   const detail = el('div');
