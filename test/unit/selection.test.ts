@@ -2,6 +2,7 @@ import { describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { inPolygon, spotsInPolygon, spotsInRect, type Point } from '../../webview/viewer/hitTest';
 import { summarise, summaryText } from '../../webview/viewer/selectionSummary';
+import { parseViewerInbound, parseViewerOutbound } from '../../src/protocol/webviews';
 
 /** The viewer's selection geometry and summary, against hand-computed cases. */
 
@@ -95,5 +96,29 @@ describe('selection summary', () => {
     assert.equal(summaryText(summarise([2], truth, prediction), 'G'), '1 spot · mean truth 3.000 · mean prediction 6.000 · PCC n/a (G, inside the selection)');
     assert.deepEqual(summarise([0, 3], truth), { count: 2, meanTruth: 2.5 });
     assert.equal(summaryText(summarise([], truth, prediction), 'G'), 'no spots selected');
+  });
+});
+
+describe('selection messages', () => {
+  test('the viewer\'s save and export requests are validated before the extension acts', () => {
+    const save = { name: 'region', label: '', spotIds: ['1x1', '2x2'] };
+    assert.deepEqual(parseViewerOutbound({ type: 'saveCategory', payload: save }), { type: 'saveCategory', payload: save });
+    assert.deepEqual(parseViewerOutbound({ type: 'saveCategory', payload: { ...save, extra: '/etc' } }), { type: 'saveCategory', payload: save }, 'only the known fields go through');
+    for (const bad of [{ ...save, spotIds: [] }, { ...save, spotIds: ['x', 3] }, { ...save, spotIds: [''] }, { ...save, name: 7 }, { name: 'a', spotIds: ['x'] }]) {
+      assert.equal(parseViewerOutbound({ type: 'saveCategory', payload: bad }), undefined, JSON.stringify(bad));
+    }
+    assert.deepEqual(parseViewerOutbound({ type: 'exportSelection', payload: { spotIds: ['a'] } }), { type: 'exportSelection', payload: { spotIds: ['a'] } });
+    assert.equal(parseViewerOutbound({ type: 'exportSelection', payload: { spotIds: [] } }), undefined);
+    assert.equal(parseViewerOutbound({ type: 'selected', payload: { count: 1.5, ms: 2 } }), undefined);
+  });
+
+  test('categorical columns must match the section\'s spots', () => {
+    const init = { section: 'C1', genes: ['G'], gene: 'G', spots: { ids: ['a', 'b'], x: [0, 1], y: [0, 1], labels: [null, null] }, spotDiameter: 10 };
+    const column = { name: 'region', source: 'saved', values: ['t', null] };
+    assert.equal(parseViewerInbound({ type: 'init', payload: { ...init, categories: [column] } })?.type, 'init');
+    assert.equal(parseViewerInbound({ type: 'init', payload: { ...init, categories: [{ ...column, values: ['t'] }] } }), undefined);
+    assert.equal(parseViewerInbound({ type: 'init', payload: { ...init, categories: [{ ...column, source: 'elsewhere' }] } }), undefined);
+    assert.equal(parseViewerInbound({ type: 'categories', payload: { columns: [column, { ...column, values: ['t'] }] } }), undefined);
+    assert.equal(parseViewerInbound({ type: 'categories', payload: { columns: [column], saved: { name: 'region', label: 't', spots: 1 } } })?.type, 'categories');
   });
 });
