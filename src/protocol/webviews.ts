@@ -85,6 +85,40 @@ export interface ComparisonValues {
 /** A categorical column of the section's spots (the store's `label`, `patient`, or a saved category), in spot order. */
 export interface CategoryColumnView { name: string; source: 'spots' | 'saved'; values: (string | null)[] }
 
+/** Colour maps the viewer offers: for values, and diverging ones (centred on 0) for errors. */
+export const VALUE_MAPS = ['viridis', 'magma', 'cividis'] as const;
+export const ERROR_MAPS = ['red-blue', 'pink-green'] as const;
+
+/** How the viewer draws: colour maps, the colour range's rule, spot size and opacities. */
+export interface ViewerDisplay {
+  valueMap: (typeof VALUE_MAPS)[number];
+  errorMap: (typeof ERROR_MAPS)[number];
+  /** 'percentile': the 1st to 99th percentile of the values shown; 'minmax': all of them. */
+  range: 'percentile' | 'minmax';
+  /** Times the data's spot diameter (0.25 to 3). */
+  spotScale: number;
+  spotOpacity: number;
+  imageOpacity: number;
+}
+
+export const DEFAULT_DISPLAY: ViewerDisplay = { valueMap: 'viridis', errorMap: 'red-blue', range: 'percentile', spotScale: 1, spotOpacity: 1, imageOpacity: 1 };
+
+/** What opened a viewer: enough to open it again after a window reload. */
+export interface ViewerRequest { store: string; section: string; predictions?: string; compare?: string[] }
+
+/** Several genes at once: a small-multiples grid, or one gene-set score. */
+export interface ViewerMultiples { purpose: 'grid' | 'score'; genes: string[] }
+
+/** The webview's saved state (vscode.setState), which the extension's serializer reopens from. */
+export interface ViewerSavedState {
+  request: ViewerRequest;
+  gene: string;
+  view?: { scale: number; tx: number; ty: number };
+  display: ViewerDisplay;
+  multiples?: ViewerMultiples;
+  rightPanel?: 'prediction' | 'error';
+}
+
 /** Extension -> slide viewer. */
 export interface ViewerInbound {
   init: {
@@ -97,6 +131,14 @@ export interface ViewerInbound {
     spots: { ids: string[]; x: number[]; y: number[]; labels: (string | null)[] };
     /** Spot diameter in image pixels (drawn to scale). */
     spotDiameter: number;
+    /** How spotDiameter was found (the platform's diameter and the image's scale, or the spot spacing). */
+    spotDiameterFrom?: string;
+    /** Microns per image pixel, when the store knows it (the scale bar). */
+    mpp?: number;
+    /** The store's sections, for the section switcher. */
+    sections?: { id: string; spots: number }[];
+    /** The run folders compared (comparison mode), to reopen the same view. */
+    runs?: string[];
     tiles?: TileSource;
     hasTruth: boolean;
     hasPrediction: boolean;
@@ -108,6 +150,8 @@ export interface ViewerInbound {
   /** One gene's values in spot order; the PCC of truth and prediction on this slide. */
   values: { gene: string; truth?: number[]; prediction?: number[]; pcc?: number; compare?: ComparisonValues };
   spotDetail: { spotId: string; crop: string; neighbors: string; maskedTiles: number };
+  /** Several genes' values for a grid or a score: from the ground truth where the store has counts, else the prediction. */
+  multiples: { purpose: 'grid' | 'score'; source: 'ground truth' | 'prediction'; genes: { gene: string; values: number[] }[]; unknown: string[] };
   error: { message: string };
   /** The categorical columns again, after a selection was saved as one (`saved` says which). */
   categories: { columns: CategoryColumnView[]; saved?: { name: string; label: string; spots: number } };
@@ -128,10 +172,20 @@ export interface ViewerOutbound {
   exportSelection: { spotIds: string[] };
   /** A lasso or rectangle selected `count` spots, hit-tested and summarised in `ms`. */
   selected: { count: number; ms: number };
+  /** Several genes at once (at most MAX_MULTIPLES). */
+  selectGenes: ViewerMultiples;
+  /** Another section of the same store. */
+  selectSection: { section: string };
+  /** The current view as an image to save: a PNG as a data: URL, or SVG text. */
+  exportView: { format: 'png' | 'svg'; data: string; name: string };
 }
 
 /** At most a section's spots, each a short id. */
 const isSpotIds = (v: unknown): v is string[] => Array.isArray(v) && v.length <= 1_000_000 && v.every((x) => typeof x === 'string' && x.length > 0 && x.length < 200);
+
+/** Genes in one grid or score. */
+export const MAX_MULTIPLES = 50;
+const MAX_EXPORT = 64 * 1024 * 1024;
 
 export function parseViewerOutbound(value: unknown): Message<ViewerOutbound> | undefined {
   if (!isObject(value) || !isObject(value.payload)) return undefined;
@@ -147,8 +201,41 @@ export function parseViewerOutbound(value: unknown): Message<ViewerOutbound> | u
         ? { type: 'saveCategory', payload: { name: p.name, label: p.label, spotIds: p.spotIds } } : undefined;
     case 'exportSelection': return isSpotIds(p.spotIds) && p.spotIds.length > 0 ? { type: 'exportSelection', payload: { spotIds: p.spotIds } } : undefined;
     case 'selected': return Number.isInteger(p.count) && typeof p.ms === 'number' ? { type: 'selected', payload: { count: p.count as number, ms: p.ms } } : undefined;
+    case 'selectGenes': return isMultiples(p) ? { type: 'selectGenes', payload: { purpose: p.purpose, genes: p.genes } } : undefined;
+    case 'selectSection': return typeof p.section === 'string' && p.section.length < 200 ? { type: 'selectSection', payload: { section: p.section } } : undefined;
+    case 'exportView':
+      return (p.format === 'png' || p.format === 'svg') && typeof p.data === 'string' && p.data.length < MAX_EXPORT && typeof p.name === 'string' && p.name.length < 200
+        ? { type: 'exportView', payload: { format: p.format, data: p.data, name: p.name } } : undefined;
     default: return undefined;
   }
+}
+
+function isMultiples(v: unknown): v is ViewerMultiples {
+  return isObject(v) && (v.purpose === 'grid' || v.purpose === 'score') && isStrings(v.genes) && v.genes.length > 0 && v.genes.length <= MAX_MULTIPLES && v.genes.every((g) => g.length < 200);
+}
+
+const isFraction = (v: unknown) => typeof v === 'number' && v >= 0 && v <= 1;
+const isView = (v: unknown) => isObject(v) && [v.scale, v.tx, v.ty].every((x) => typeof x === 'number' && Number.isFinite(x)) && (v.scale as number) > 0;
+
+export function isDisplay(v: unknown): v is ViewerDisplay {
+  return isObject(v) && (VALUE_MAPS as readonly unknown[]).includes(v.valueMap) && (ERROR_MAPS as readonly unknown[]).includes(v.errorMap)
+    && (v.range === 'percentile' || v.range === 'minmax') && typeof v.spotScale === 'number' && v.spotScale >= 0.25 && v.spotScale <= 3
+    && isFraction(v.spotOpacity) && isFraction(v.imageOpacity);
+}
+
+/**
+ * Validates a saved viewer state (what a webview stored with setState, handed back by VS Code
+ * after a reload); undefined when it is not one, so that the serializer says so instead of opening
+ * something else.
+ */
+export function parseViewerSavedState(value: unknown): ViewerSavedState | undefined {
+  if (!isObject(value) || !isObject(value.request) || typeof value.gene !== 'string' || !isDisplay(value.display)) return undefined;
+  const r = value.request;
+  if (typeof r.store !== 'string' || typeof r.section !== 'string' || (r.predictions !== undefined && typeof r.predictions !== 'string') || (r.compare !== undefined && !isStrings(r.compare))) return undefined;
+  if (value.view !== undefined && !isView(value.view)) return undefined;
+  if (value.multiples !== undefined && !isMultiples(value.multiples)) return undefined;
+  if (value.rightPanel !== undefined && value.rightPanel !== 'prediction' && value.rightPanel !== 'error') return undefined;
+  return value as unknown as ViewerSavedState;
 }
 
 const isNumbers = (v: unknown): v is number[] => Array.isArray(v) && v.every((x) => typeof x === 'number' || x === null);
@@ -186,6 +273,10 @@ export function parseViewerInbound(value: unknown): Message<ViewerInbound> | und
       return { type: 'values', payload: p as unknown as ViewerInbound['values'] };
     case 'spotDetail':
       return typeof p.spotId === 'string' && typeof p.crop === 'string' && typeof p.neighbors === 'string' ? { type: 'spotDetail', payload: p as unknown as ViewerInbound['spotDetail'] } : undefined;
+    case 'multiples':
+      return (p.purpose === 'grid' || p.purpose === 'score') && (p.source === 'ground truth' || p.source === 'prediction') && isStrings(p.unknown)
+        && Array.isArray(p.genes) && p.genes.every((g) => isObject(g) && typeof g.gene === 'string' && isNumbers(g.values))
+        ? { type: 'multiples', payload: p as unknown as ViewerInbound['multiples'] } : undefined;
     case 'error':
       return typeof p.message === 'string' ? { type: 'error', payload: { message: p.message } } : undefined;
     case 'categories':

@@ -3,17 +3,19 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { parseViewerOutbound, type TileSource, type ViewerInbound, type ViewerOutbound } from '../protocol/webviews';
-import { stringColumn } from '../runtime/store/arrow';
-import { openDatasetStore, type DatasetStore } from '../runtime/store/datasetStore';
-import { readPredictions, sectionPredictions } from '../runtime/store/predictions';
+import { writeFileAtomic } from '../runtime/store/atomic';
+import { openDatasetStore } from '../runtime/store/datasetStore';
+import { pathInside } from '../runtime/store/identifiers';
+import { readPredictions } from '../runtime/store/predictions';
 import { computeEnv } from '../notebook/controller';
 import { post, webviewHtml } from './html';
 import { exportAsH5ad } from '../commands/exportH5ad';
 import { viewerExportChoices } from '../commands/h5adExportTask';
-import { pearson } from '../runtime/eval/pearson';
+import { viewerPanels } from '../runtime/eval/slideComparison';
+import { multiplesFor, restoredRequest, sectionData, sectionView, valuesFor, viewerGenes, type SectionData } from './viewerData';
+import { viewExportBytes } from './viewExport';
 import { readCategoryColumns } from '../runtime/store/categories';
 import { exportSelectionCsv, saveSelectionAsCategory, type SelectionContext } from './selectionActions';
-import { compareOnSlide, comparisonRuns, viewerPanels, viewerValues, type SlideComparison } from '../runtime/eval/slideComparison';
 
 /**
  * "TRIPLEX: Open Slide Viewer": one section of a store, its image tiled (by `triplex tiles` in a
@@ -37,7 +39,8 @@ export interface SlideViewerRequest {
 
 export interface SlideViewerHandle {
   panel: vscode.WebviewPanel;
-  section: string;
+  /** The section shown now (the viewer's section switcher changes it). */
+  readonly section: string;
   genes: string[];
   spotIds: string[];
   /** Every message the webview sent, in order (validated). */
@@ -46,10 +49,9 @@ export interface SlideViewerHandle {
   whenRendered(gene?: string): Promise<ViewerOutbound['rendered']>;
   /** Sends a message to the webview as if it had asked (the gene picker, a click). */
   simulate<K extends keyof ViewerOutbound>(type: K, payload: ViewerOutbound[K]): Promise<void>;
+  /** Files the view was exported to (PNG or SVG), in order. */
+  exported: string[];
 }
-
-/** Spot diameter in image pixels: the crop size (224) unless the store records the array's. */
-const SPOT_DIAMETER = 224 * 0.6;
 
 function runCli(extensionPath: string, args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -58,108 +60,106 @@ function runCli(extensionPath: string, args: string[]): Promise<string> {
   });
 }
 
-interface SectionData {
-  store: DatasetStore;
-  rows: number[];
-  /** Spot ids of the section's rows. */
-  spotIds: string[];
-  truth?: Float32Array;
-  prediction?: { genes: string[]; values: Float32Array };
-  comparison?: SlideComparison;
-}
+/** The viewer's webview type: VS Code reopens panels of this type after a window reload (the serializer below). */
+export const VIEW_TYPE = 'triplex.slideViewer';
 
-function sectionData(request: SlideViewerRequest, section: string): SectionData {
-  const store = openDatasetStore(request.store);
-  const rows = store.rowsOf(section);
-  if (rows.length === 0) throw new Error(`${request.store}: no section '${section}'`);
-  const ids = stringColumn(store.spots, 'spot_id');
-  const spotIds = rows.map((r) => ids[r]);
-  const prediction = request.predictions ? sectionPredictions(request.predictions, section, spotIds) : undefined;
-  const comparison = request.compare ? compareOnSlide(request.store, comparisonRuns(request.compare), section) : undefined;
-  return { store, rows, spotIds, truth: store.hasCounts ? store.values() : undefined, prediction, comparison };
-}
+/** Where an exported view is offered first: the store's viewer folder for the section. */
+const exportTarget = (store: string, section: string, name: string, format: 'png' | 'svg') => pathInside(pathInside(path.join(store, 'viewer'), section), `${name.replace(/[^\w.-]+/g, '_')}.${format}`);
 
-function valuesFor(data: SectionData, gene: string): ViewerInbound['values'] {
-  if (data.comparison) return viewerValues(data.comparison, gene);
-  const out: ViewerInbound['values'] = { gene };
-  const g = data.store.genes.indexOf(gene);
-  if (data.truth && g >= 0) {
-    const G = data.store.genes.length;
-    out.truth = data.rows.map((r) => data.truth![r * G + g]);
-  }
-  const pg = data.prediction ? data.prediction.genes.indexOf(gene) : -1;
-  if (data.prediction && pg >= 0) {
-    const G = data.prediction.genes.length;
-    out.prediction = data.rows.map((_, k) => data.prediction!.values[k * G + pg]);
-  }
-  if (out.truth && out.prediction) {
-    const r = pearson(out.truth, out.prediction);
-    if (Number.isFinite(r)) out.pcc = r;
-  }
-  return out;
-}
-
-export async function openSlideViewer(context: vscode.ExtensionContext, request: SlideViewerRequest, log: vscode.OutputChannel): Promise<SlideViewerHandle> {
+/**
+ * Opens the viewer on a section of a store (in `existing`, a panel VS Code restored after a window
+ * reload, or a new one). The viewer's section switcher, gene picker, grid and export come back here.
+ */
+export async function openSlideViewer(context: vscode.ExtensionContext, request: SlideViewerRequest, log: vscode.OutputChannel, existing?: vscode.WebviewPanel): Promise<SlideViewerHandle> {
   const manifest = openDatasetStore(request.store).manifest;
-  const section = request.section ?? manifest.sections[0]?.id;
+  let section = request.section ?? manifest.sections[0]?.id;
   if (!section) throw new Error(`${request.store} has no sections`);
-  const data = sectionData(request, section);
-  for (const m of data.comparison?.missing ?? []) log.appendLine(`[viewer] ${section}: ${m.run.label} left out: ${m.reason}`);
-  for (const m of data.comparison?.models ?? []) if (m.problem) log.appendLine(`[viewer] ${section}: ${m.problem}`);
-  const genes = data.comparison?.genes ?? data.prediction?.genes ?? data.store.genes;
+  let data = sectionData(request, section);
+  const report = (d: SectionData) => {
+    for (const m of d.comparison?.missing ?? []) log.appendLine(`[viewer] ${d.section}: ${m.run.label} left out: ${m.reason}`);
+    for (const m of d.comparison?.models ?? []) if (m.problem) log.appendLine(`[viewer] ${d.section}: ${m.problem}`);
+  };
+  report(data);
+  let genes = viewerGenes(data);
   if (genes.length === 0) throw new Error(`${request.store}: no genes to show (a store without counts needs predictions)`);
-  const gene = request.gene && genes.includes(request.gene) ? request.gene : genes[0];
+  let gene = request.gene && genes.includes(request.gene) ? request.gene : genes[0];
 
   const storeUri = vscode.Uri.file(path.resolve(request.store));
-  const title = `${section}: ${data.comparison ? 'models compared' : 'slide viewer'}`;
-  const panel = vscode.window.createWebviewPanel('triplex.slideViewer', title, vscode.ViewColumn.Active, {
-    enableScripts: true,
-    retainContextWhenHidden: true,
-    localResourceRoots: [vscode.Uri.joinPath(context.extensionUri, 'dist'), storeUri],
-  });
-  panel.webview.html = webviewHtml(panel.webview, { title, script: vscode.Uri.joinPath(context.extensionUri, 'dist', 'webview', 'viewer.js'), imgFromRoots: true });
+  const title = () => `${section}: ${data.comparison ? 'models compared' : 'slide viewer'}`;
+  const options = { enableScripts: true, localResourceRoots: [vscode.Uri.joinPath(context.extensionUri, 'dist'), storeUri] };
+  const panel = existing ?? vscode.window.createWebviewPanel(VIEW_TYPE, title(), vscode.ViewColumn.Active, { ...options, retainContextWhenHidden: true });
+  panel.webview.options = options;
+  panel.title = title();
+  panel.webview.html = webviewHtml(panel.webview, { title: title(), script: vscode.Uri.joinPath(context.extensionUri, 'dist', 'webview', 'viewer.js'), imgFromRoots: true });
 
-  const tiles = (async (): Promise<TileSource | undefined> => {
-    if (!manifest.sections.find((s) => s.id === section)?.image) return undefined;
+  const tilesOf = async (id: string): Promise<TileSource | undefined> => {
+    if (!manifest.sections.find((s) => s.id === id)?.image) return undefined;
     try {
-      const p = JSON.parse(await runCli(context.extensionPath, ['tiles', request.store, '--section', section])) as { dir: string; width: number; height: number; tileSize: number; maxLevel: number };
+      const p = JSON.parse(await runCli(context.extensionPath, ['tiles', request.store, '--section', id])) as { dir: string; width: number; height: number; tileSize: number; maxLevel: number };
       const base = panel.webview.asWebviewUri(vscode.Uri.file(path.join(path.resolve(p.dir), 'slide_files'))).toString();
       return { base, width: p.width, height: p.height, tileSize: p.tileSize, maxLevel: p.maxLevel, format: 'jpeg' };
     } catch (err) {
-      log.appendLine(`[viewer] no tiles for ${section}: ${(err as Error).message}`);
-      void post<ViewerInbound, 'error'>(panel.webview, 'error', { message: `The image of ${section} could not be tiled: ${(err as Error).message}` });
+      log.appendLine(`[viewer] no tiles for ${id}: ${(err as Error).message}`);
+      void post<ViewerInbound, 'error'>(panel.webview, 'error', { message: `The image of ${id} could not be tiled: ${(err as Error).message}` });
       return undefined;
     }
-  })();
+  };
+  let tiles = tilesOf(section);
 
-  const selection: SelectionContext = { webview: panel.webview, store: request.store, section, rows: data.rows, spotIds: data.spotIds, csvDestination: request.csvDestination, log };
+  const sendInit = async () => {
+    await post<ViewerInbound, 'init'>(panel.webview, 'init', {
+      store: request.store, section, predictions: request.predictions, genes, gene,
+      ...sectionView(data),
+      tiles: await tiles, hasTruth: !!data.truth, hasPrediction: !!data.prediction,
+      ...(data.comparison ? { compare: viewerPanels(data.comparison), runs: request.compare } : {}),
+      categories: readCategoryColumns(data.store, data.rows),
+    });
+    await post<ViewerInbound, 'values'>(panel.webview, 'values', valuesFor(data, gene));
+  };
+
+  // The section shown now (the section switcher changes it).
+  const selection = (): SelectionContext => ({ webview: panel.webview, store: request.store, section, rows: data.rows, spotIds: data.spotIds, csvDestination: request.csvDestination, log });
   const received: SlideViewerHandle['received'] = [];
+  const exported: string[] = [];
   const waiters: { gene?: string; resolve: (r: ViewerOutbound['rendered']) => void }[] = [];
   const handle = async (message: NonNullable<ReturnType<typeof parseViewerOutbound>>) => {
     received.push(message.payload);
     switch (message.type) {
-      case 'ready': {
-        const spots = data.store.spots;
-        const labels = spots.schema.fields.some((f) => f.name === 'label') ? stringColumn(spots, 'label') : [];
-        const x = spots.getChild('pixel_x');
-        const y = spots.getChild('pixel_y');
-        await post<ViewerInbound, 'init'>(panel.webview, 'init', {
-          store: request.store, section, predictions: request.predictions, genes, gene,
-          spots: { ids: data.spotIds, x: data.rows.map((r) => Number(x?.get(r))), y: data.rows.map((r) => Number(y?.get(r))), labels: data.rows.map((r) => labels[r] || null) },
-          spotDiameter: SPOT_DIAMETER, tiles: await tiles, hasTruth: !!data.truth, hasPrediction: !!data.prediction,
-          ...(data.comparison ? { compare: viewerPanels(data.comparison) } : {}),
-          categories: readCategoryColumns(data.store, data.rows),
-        });
-        await post<ViewerInbound, 'values'>(panel.webview, 'values', valuesFor(data, gene));
+      case 'ready':
+        await sendInit();
         break;
-      }
       case 'selectGene':
         if (!genes.includes(message.payload.gene)) {
           log.appendLine(`[viewer] ignored an unknown gene '${message.payload.gene}'`);
           return;
         }
-        await post<ViewerInbound, 'values'>(panel.webview, 'values', valuesFor(data, message.payload.gene));
+        gene = message.payload.gene;
+        await post<ViewerInbound, 'values'>(panel.webview, 'values', valuesFor(data, gene));
         break;
+      case 'selectGenes':
+        await post<ViewerInbound, 'multiples'>(panel.webview, 'multiples', multiplesFor(data, message.payload));
+        break;
+      case 'selectSection': {
+        const next = message.payload.section;
+        if (!manifest.sections.some((s) => s.id === next)) {
+          log.appendLine(`[viewer] ignored an unknown section '${next}'`);
+          return;
+        }
+        try {
+          const nextData = sectionData(request, next);
+          const nextGenes = viewerGenes(nextData);
+          if (nextGenes.length === 0) throw new Error('no genes to show on it');
+          report(nextData);
+          [section, data, genes] = [next, nextData, nextGenes];
+          if (!genes.includes(gene)) gene = genes[0];
+          panel.title = title();
+          tiles = tilesOf(section);
+          await sendInit();
+        } catch (err) {
+          await post<ViewerInbound, 'error'>(panel.webview, 'error', { message: `Section ${next} cannot be shown: ${(err as Error).message}` });
+        }
+        break;
+      }
       case 'spotClicked':
         try {
           const r = JSON.parse(await runCli(context.extensionPath, ['spot-view', request.store, '--spot', message.payload.spotId, '--section', section])) as { crop: string; neighbors: string; maskedTiles: number };
@@ -169,6 +169,20 @@ export async function openSlideViewer(context: vscode.ExtensionContext, request:
           await post<ViewerInbound, 'error'>(panel.webview, 'error', { message: `No view of spot ${message.payload.spotId}: ${(err as Error).message}` });
         }
         break;
+      case 'exportView': {
+        const { format, name } = message.payload;
+        try {
+          const bytes = viewExportBytes(message.payload);
+          const target = await vscode.window.showSaveDialog({ defaultUri: vscode.Uri.file(exportTarget(request.store, section, name, format)), filters: format === 'png' ? { 'PNG image': ['png'] } : { 'SVG image': ['svg'] }, title: 'Export the view' });
+          if (!target) return;
+          await writeFileAtomic(target.fsPath, bytes);
+          exported.push(target.fsPath);
+          log.appendLine(`[viewer] ${section}: view exported to ${target.fsPath} (${bytes.length} bytes)`);
+        } catch (err) {
+          void vscode.window.showErrorMessage(`TRIPLEX could not export the view of ${section}: ${(err as Error).message}`);
+        }
+        break;
+      }
       case 'exportH5ad': {
         // The run shown (or one of the runs compared), or the store; asked when there are several.
         try {
@@ -181,10 +195,10 @@ export async function openSlideViewer(context: vscode.ExtensionContext, request:
         break;
       }
       case 'saveCategory':
-        await saveSelectionAsCategory(selection, message.payload);
+        await saveSelectionAsCategory(selection(), message.payload);
         break;
       case 'exportSelection':
-        await exportSelectionCsv(selection, message.payload);
+        await exportSelectionCsv(selection(), message.payload);
         break;
       case 'selected':
         log.appendLine(`[viewer] ${section}: ${message.payload.count} spots selected in ${message.payload.ms.toFixed(1)} ms`);
@@ -208,8 +222,10 @@ export async function openSlideViewer(context: vscode.ExtensionContext, request:
   }, undefined, context.subscriptions);
 
   return {
-    panel, section, received, genes,
-    spotIds: data.spotIds,
+    panel, received, exported,
+    get section() { return section; },
+    get genes() { return genes; },
+    get spotIds() { return data.spotIds; },
     whenRendered: (g) => new Promise((resolve) => {
       const seen = received.find((m): m is ViewerOutbound['rendered'] => 'gene' in m && 'ms' in m && (g === undefined || m.gene === g));
       if (seen) resolve(seen);
@@ -222,7 +238,27 @@ export async function openSlideViewer(context: vscode.ExtensionContext, request:
   };
 }
 
+function registerSerializer(context: vscode.ExtensionContext, log: vscode.OutputChannel): void {
+  context.subscriptions.push(vscode.window.registerWebviewPanelSerializer(VIEW_TYPE, {
+    async deserializeWebviewPanel(panel: vscode.WebviewPanel, state: unknown) {
+      const request = restoredRequest(state);
+      if (typeof request === 'string') {
+        log.appendLine(`[viewer] a slide viewer was not reopened after the reload: ${request}`);
+        panel.dispose();
+        return;
+      }
+      try {
+        await openSlideViewer(context, request, log, panel);
+      } catch (err) {
+        log.appendLine(`[viewer] a slide viewer was not reopened after the reload: ${(err as Error).message}`);
+        panel.dispose();
+      }
+    },
+  }));
+}
+
 export function registerSlideViewerCommand(context: vscode.ExtensionContext, log: vscode.OutputChannel): void {
+  registerSerializer(context, log);
   context.subscriptions.push(vscode.commands.registerCommand('triplex.openSlideViewer', async (given?: SlideViewerRequest | vscode.Uri): Promise<SlideViewerHandle | undefined> => {
     let request = given instanceof vscode.Uri ? { store: given.fsPath } : given;
     if (!request) {

@@ -74,3 +74,21 @@ tr.run.selected { outline: 1px solid var(--vscode-focusBorder); }
 ${extra}`;
   document.head.append(style);
 }
+
+/** A labelled range slider (the toolkit has none): a native input, so keyboards and screen readers work on it. */
+export function slider(label: string, value: number, range: { min: number; max: number; step: number }, onInput: (value: number) => void, id?: string): HTMLElement {
+  const wrap = document.createElement('label');
+  wrap.className = 'slider';
+  wrap.textContent = label;
+  const input = document.createElement('input');
+  input.type = 'range';
+  input.min = String(range.min);
+  input.max = String(range.max);
+  input.step = String(range.step);
+  input.value = String(value);
+  input.setAttribute('aria-label', label);
+  if (id) input.id = id;
+  input.addEventListener('input', () => onInput(Number(input.value)));
+  wrap.append(input);
+  return wrap;
+}

@@ -23,6 +23,22 @@ export interface SpotLayer {
   categories?: number[];
   /** Drawn over the spots, in order. */
   overlays?: OverlayDraw[];
+  /** Spot opacity (1 when absent). */
+  opacity?: number;
+}
+
+/** Screen radius of the layer's spots (never under 1.5 px, so that a zoomed-out slide still shows them). */
+export const screenRadius = (spots: SpotLayer, view: View) => Math.max(1.5, spots.radius * view.scale);
+
+/** Calls `fn` for each spot inside a w x h panel, with its screen position and radius. */
+export function forEachVisible(spots: SpotLayer, view: View, w: number, h: number, fn: (i: number, sx: number, sy: number, r: number) => void): void {
+  const r = screenRadius(spots, view);
+  for (let i = 0; i < spots.x.length; i++) {
+    const sx = spots.x[i] * view.scale + view.tx;
+    const sy = spots.y[i] * view.scale + view.ty;
+    if (sx < -r || sy < -r || sx > w + r || sy > h + r) continue;
+    fn(i, sx, sy, r);
+  }
 }
 
 /** Tiles shared by all panels: each image is loaded once. */
@@ -38,6 +54,7 @@ export class TileCache {
     const img = this.images.get(url);
     if (img) return img.complete && img.naturalWidth > 0 ? img : undefined;
     const fresh = new Image();
+    fresh.crossOrigin = 'anonymous'; // VS Code serves webview resources with CORS: exports may read the canvas back
     this.images.set(url, fresh);
     this.queue.push(url);
     this.pump();
@@ -59,7 +76,8 @@ export class TileCache {
   }
 }
 
-export function drawPanel(canvas: HTMLCanvasElement, view: View, tiles: TileCache | undefined, spots: SpotLayer, showAnnotations: boolean): void {
+/** Draws one panel: the image (at `imageOpacity`), the spots bucketed by colour, annotation rings, then the overlays. */
+export function drawPanel(canvas: HTMLCanvasElement, view: View, tiles: TileCache | undefined, spots: SpotLayer, showAnnotations: boolean, imageOpacity = 1): void {
   const dpr = window.devicePixelRatio || 1;
   const w = canvas.clientWidth;
   const h = canvas.clientHeight;
@@ -71,16 +89,17 @@ export function drawPanel(canvas: HTMLCanvasElement, view: View, tiles: TileCach
   if (!ctx) return;
   ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
   ctx.clearRect(0, 0, w, h);
-  if (tiles) drawTiles(ctx, view, tiles, w, h, dpr);
+  if (tiles && imageOpacity > 0) {
+    ctx.globalAlpha = imageOpacity;
+    drawTiles(ctx, view, tiles, w, h, dpr);
+    ctx.globalAlpha = 1;
+  }
 
   // Spots bucketed by colour: one path per colour instead of one fill per spot.
-  const r = Math.max(1.5, spots.radius * view.scale);
   const paths = new Map<number, Path2D>();
   const rings = new Map<number, Path2D>();
-  for (let i = 0; i < spots.x.length; i++) {
-    const sx = spots.x[i] * view.scale + view.tx;
-    const sy = spots.y[i] * view.scale + view.ty;
-    if (sx < -r || sy < -r || sx > w + r || sy > h + r) continue;
+  let ringRadius = 0;
+  forEachVisible(spots, view, w, h, (i, sx, sy, r) => {
     const b = spots.values ? bucket(spots.values[i], spots.lo, spots.hi) : 128;
     let p = paths.get(b);
     if (!p) paths.set(b, (p = new Path2D()));
@@ -92,13 +111,16 @@ export function drawPanel(canvas: HTMLCanvasElement, view: View, tiles: TileCach
       if (!q) rings.set(c, (q = new Path2D()));
       q.moveTo(sx + r + 1.5, sy);
       q.arc(sx, sy, r + 1.5, 0, 2 * Math.PI);
+      ringRadius = r;
     }
-  }
+  });
+  ctx.globalAlpha = spots.opacity ?? 1;
   for (const [b, p] of paths) {
-    ctx.fillStyle = b < 0 ? 'rgba(128,128,128,0.5)' : spots.lut[b];
+    ctx.fillStyle = b < 0 ? MISSING : spots.lut[b];
     ctx.fill(p);
   }
-  ctx.lineWidth = Math.max(1, Math.min(3, r * 0.3));
+  ctx.globalAlpha = 1;
+  ctx.lineWidth = Math.max(1, Math.min(3, ringRadius * 0.3));
   for (const [c, q] of rings) {
     ctx.strokeStyle = CATEGORIES[c % CATEGORIES.length];
     ctx.stroke(q);
@@ -110,7 +132,11 @@ export function drawPanel(canvas: HTMLCanvasElement, view: View, tiles: TileCach
   }
 }
 
-function drawTiles(ctx: CanvasRenderingContext2D, view: View, tiles: TileCache, w: number, h: number, dpr: number): void {
+/** The colour of a spot without a value. */
+export const MISSING = 'rgba(128,128,128,0.5)';
+
+/** The visible tiles of the view, a coarse level first (exported images use it for their raster). */
+export function drawTiles(ctx: CanvasRenderingContext2D, view: View, tiles: TileCache, w: number, h: number, dpr: number): void {
   const s = tiles.source;
   const want = Math.ceil(s.maxLevel + Math.log2(view.scale * dpr));
   const level = Math.max(0, Math.min(s.maxLevel, want));

@@ -1,23 +1,44 @@
-// Colour maps as 256-entry lookup tables: viridis (perceptually uniform, for values) and a red-blue
-// diverging map centred on zero (for errors), from their published control points.
+// Colour maps as 256-entry lookup tables from d3-scale-chromatic: perceptually uniform maps for
+// values (viridis, magma, cividis) and diverging maps centred on zero for errors (blue for
+// under-prediction, red or purple for over-prediction), so spots are bucketed and drawn one path
+// per colour.
+import { interpolateCividis, interpolateMagma, interpolatePiYG, interpolateRdBu, interpolateViridis } from 'd3-scale-chromatic';
+import type { ViewerDisplay } from '../../src/protocol/webviews';
 
-type Rgb = [number, number, number];
+export type MapName = ViewerDisplay['valueMap'] | ViewerDisplay['errorMap'];
 
-function table(stops: Rgb[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < 256; i++) {
-    const t = (i / 255) * (stops.length - 1);
-    const k = Math.min(stops.length - 2, Math.floor(t));
-    const f = t - k;
-    const c = stops[k].map((v, j) => Math.round(v + (stops[k + 1][j] - v) * f));
-    out.push(`rgb(${c[0]},${c[1]},${c[2]})`);
-  }
-  return out;
+/** Each map as t in [0, 1] -> CSS colour; the diverging ones turned so that t = 0 (under-prediction) is blue or green. */
+const INTERPOLATORS: Record<MapName, (t: number) => string> = {
+  viridis: interpolateViridis,
+  magma: interpolateMagma,
+  cividis: interpolateCividis,
+  'red-blue': (t) => interpolateRdBu(1 - t),
+  'pink-green': (t) => interpolatePiYG(1 - t),
+};
+
+/** A CSS colour as d3 writes it (#rrggbb or rgb(r, g, b)) as [r, g, b]. */
+export function parseColour(css: string): [number, number, number] {
+  const hex = /^#([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(css);
+  if (hex) return [parseInt(hex[1], 16), parseInt(hex[2], 16), parseInt(hex[3], 16)];
+  const rgb = /^rgb\((\d+),\s*(\d+),\s*(\d+)\)$/.exec(css);
+  if (rgb) return [Number(rgb[1]), Number(rgb[2]), Number(rgb[3])];
+  throw new Error(`not a colour: ${css}`);
 }
 
-export const VIRIDIS = table([[68, 1, 84], [72, 40, 120], [62, 73, 137], [49, 104, 142], [38, 130, 142], [31, 158, 137], [53, 183, 121], [110, 206, 88], [181, 222, 43], [253, 231, 37]]);
+const tables = new Map<MapName, string[]>();
+/** The map's 256 colours, low to high, each as `rgb(r,g,b)`. */
+export function lut(name: MapName): string[] {
+  let t = tables.get(name);
+  if (!t) {
+    t = Array.from({ length: 256 }, (_, i) => `rgb(${parseColour(INTERPOLATORS[name](i / 255)).join(',')})`);
+    tables.set(name, t);
+  }
+  return t;
+}
+
+export const VIRIDIS = lut('viridis');
 /** Under-prediction blue, over-prediction red. */
-export const RED_BLUE = table([[5, 48, 97], [33, 102, 172], [67, 147, 195], [146, 197, 222], [209, 229, 240], [247, 247, 247], [253, 219, 199], [244, 165, 130], [214, 96, 77], [178, 24, 43], [103, 0, 31]]);
+export const RED_BLUE = lut('red-blue');
 
 /** Bucket (0..255) of a value in [lo, hi]; -1 for a missing value. */
 export function bucket(v: number, lo: number, hi: number): number {

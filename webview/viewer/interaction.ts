@@ -1,8 +1,9 @@
-// Pointer input on a panel: drag pans, the wheel zooms about the pointer, hover shows a spot's
-// values, a click asks the extension for the spot's crop and neighbour view.
+// Input on a panel: drag pans, the wheel zooms about the pointer, hover shows a spot's values, a
+// click asks the extension for the spot's crop and neighbour view; with the keyboard (a panel has
+// focus), arrows pan, + and - zoom about the centre, 0 fits the slide again.
 import { hoverLines } from './comparison';
 import { el } from '../ui/controls';
-import { schedule } from './render';
+import { fit, schedule } from './render';
 import { current, post, viewer } from './state';
 
 const tooltip = el('div');
@@ -68,7 +69,34 @@ export function zoomAbout(cx: number, cy: number, factor: number): void {
   schedule();
 }
 
-/** Pan, zoom, hover and click on one panel's canvas. */
+/** Screen pixels an arrow key pans (Shift: a larger step). */
+const STEP = 60;
+
+function onKey(canvas: HTMLCanvasElement, e: KeyboardEvent): void {
+  const s = viewer.state;
+  if (!s) return;
+  const step = e.shiftKey ? STEP * 4 : STEP;
+  const pan: Record<string, [number, number]> = { ArrowLeft: [step, 0], ArrowRight: [-step, 0], ArrowUp: [0, step], ArrowDown: [0, -step] };
+  if (pan[e.key]) {
+    s.view.tx += pan[e.key][0];
+    s.view.ty += pan[e.key][1];
+    viewer.userMoved = true;
+    schedule();
+  } else if (e.key === '+' || e.key === '=') {
+    zoomAbout(canvas.clientWidth / 2, canvas.clientHeight / 2, 1.25);
+  } else if (e.key === '-' || e.key === '_') {
+    zoomAbout(canvas.clientWidth / 2, canvas.clientHeight / 2, 1 / 1.25);
+  } else if (e.key === '0') {
+    viewer.userMoved = false;
+    fit();
+    schedule();
+  } else {
+    return;
+  }
+  e.preventDefault();
+}
+
+/** Pan, zoom, hover and click on one panel's canvas, and the keyboard when it has focus. */
 export function wire(canvas: HTMLCanvasElement): void {
   let drag: { x: number; y: number; moved: boolean } | undefined;
   canvas.addEventListener('pointerdown', (e) => {
@@ -111,6 +139,7 @@ export function wire(canvas: HTMLCanvasElement): void {
     drag = undefined;
   });
   canvas.addEventListener('pointerleave', () => { tooltip.style.display = 'none'; });
+  canvas.addEventListener('keydown', (e) => onKey(canvas, e));
   canvas.addEventListener('wheel', (e) => {
     e.preventDefault();
     if (!viewer.state) return;

@@ -4,18 +4,21 @@
 // spot's crop and neighbour view. In comparison mode (init.compare), the truth and several models'
 // predictions in a grid on one colour scale, each titled with its PCC (comparison.ts).
 // This file wires the roles together: state.ts (what is shown), render.ts (drawing), panels.ts
-// (layout), interaction.ts (pointer input), toolbar.ts (controls), selection.ts (lasso, rectangle
-// and what a selection becomes), overlays.ts (categorical overlays).
+// (layout), interaction.ts (pointer and keyboard input), toolbar.ts and displayControls.ts
+// (controls), exportView.ts (PNG and SVG), selection.ts (lasso, rectangle and what a selection
+// becomes), overlays.ts (categorical overlays). What is shown is saved with the webview's
+// setState; after a window reload the extension reopens the same section and gene, and this page
+// the same view.
 import { parseViewerInbound, type ViewerInbound } from '../../src/protocol/webviews';
 import { baseStyles, el } from '../ui/controls';
 import { TileCache } from './canvasView';
-import { panelTitles } from './comparison';
+import { buildDisplayRow, showMultiples } from './displayControls';
 import { resetHitTest } from './interaction';
 import { buildPanels, observePanels, showComparison, showDetail } from './panels';
 import { OVERLAY_STYLES, overlayBar, setCategories } from './overlays';
 import { schedule } from './render';
 import { attachSelection, refreshSelection, SELECTION_STYLES, selectionBar, selectionSaved } from './selection';
-import { post, TITLES, viewer, type PanelKind } from './state';
+import { post, savedState, viewer, type PanelKind } from './state';
 import { buildToolbar, headline } from './toolbar';
 
 baseStyles(`
@@ -31,6 +34,11 @@ body { padding: 0; margin: 0; overflow: hidden; }
 .panel .label { position: absolute; left: 8px; top: 6px; padding: 2px 6px; background: var(--vscode-editor-background); opacity: 0.9; border-radius: 3px; }
 .panel .scale { position: absolute; right: 8px; bottom: 8px; display: flex; gap: 4px; align-items: center; background: var(--vscode-editor-background); padding: 2px 6px; border-radius: 3px; font-size: 11px; }
 .panel .scale canvas { width: 100px; height: 10px; cursor: default; }
+.panel canvas.slide:focus-visible { outline: 2px solid var(--vscode-focusBorder); outline-offset: -2px; }
+.controls { display: flex; gap: 8px; align-items: center; flex-wrap: wrap; padding: 4px 10px; border-bottom: 1px solid var(--vscode-editorWidget-border, rgba(128,128,128,0.35)); }
+.slider { display: inline-flex; gap: 4px; align-items: center; font-size: 12px; }
+.slider input { width: 80px; accent-color: var(--vscode-button-background); }
+#gene-list { min-width: 220px; }
 #tooltip { position: fixed; pointer-events: none; background: var(--vscode-editorHoverWidget-background, #333); color: var(--vscode-editorHoverWidget-foreground, #fff);
   border: 1px solid var(--vscode-editorHoverWidget-border, #555); padding: 3px 6px; font-size: 12px; display: none; z-index: 2; white-space: pre; }
 #detail { display: none; gap: 8px; padding: 6px 10px; border-top: 1px solid var(--vscode-editorWidget-border, rgba(128,128,128,0.35)); align-items: flex-start; }
@@ -48,23 +56,34 @@ const root = document.getElementById('root') ?? document.body;
 function build(init: ViewerInbound['init']): void {
   const labels = [...new Set(init.spots.labels.filter((l): l is string => !!l))].sort();
   const panels: PanelKind[] = init.hasTruth && init.hasPrediction ? ['truth', 'prediction'] : init.hasPrediction ? ['prediction'] : ['truth'];
-  const titles = init.compare ? panelTitles(init.compare, undefined) : panels.map((k) => TITLES[k]);
+  // After a reload (or when the page reopens the same section), the saved view and settings.
+  const saved = savedState();
+  const same = saved && saved.request.store === init.store && saved.request.section === init.section ? saved : undefined;
+  if (saved) viewer.display = saved.display;
+  if (same?.rightPanel && panels.length === 2) panels[1] = same.rightPanel;
   viewer.state = {
     init, panels, annotations: false, labels,
-    view: { scale: 1, tx: 0, ty: 0 },
+    view: same?.view ? { ...same.view } : { scale: 1, tx: 0, ty: 0 },
     categories: labels.length ? init.spots.labels.map((l) => (l ? labels.indexOf(l) : -1)) : undefined,
     tiles: init.tiles ? new TileCache(init.tiles, schedule) : undefined,
   };
+  viewer.asked = undefined;
   resetHitTest();
   const toolbar = buildToolbar(init, labels);
-  const row = buildPanels(init, titles, panels);
+  const display = buildDisplayRow();
+  const row = buildPanels();
+  const detail = el('div');
+  detail.id = 'detail';
   const tools = el('div', 'selection-tools');
   tools.append(selectionBar(init), overlayBar(init.categories ?? []));
   attachSelection(row);
-  const detail = el('div');
-  detail.id = 'detail';
-  root.replaceChildren(toolbar, tools, row, detail);
+  root.replaceChildren(toolbar, display, tools, row, detail);
+  viewer.userMoved = !!same?.view;
   observePanels(row);
+  if (same?.multiples) {
+    viewer.asked = same.multiples;
+    post('selectGenes', same.multiples);
+  }
 }
 
 window.addEventListener('message', (event: MessageEvent<unknown>) => {
@@ -98,6 +117,11 @@ window.addEventListener('message', (event: MessageEvent<unknown>) => {
       if (!s || message.payload.columns.some((c) => c.values.length !== s.init.spots.ids.length)) return;
       setCategories(message.payload.columns, message.payload.saved?.name);
       if (message.payload.saved) selectionSaved(message.payload.saved);
+      break;
+    case 'multiples':
+      if (!s) return;
+      viewer.pendingSince ||= performance.now();
+      showMultiples(message.payload);
       break;
     case 'error':
       root.append(el('div', 'error', message.payload.message));

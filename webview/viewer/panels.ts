@@ -1,63 +1,90 @@
-// The panels: one canvas per panel kind (or per model in comparison mode) under one view, laid out
-// side by side or in the grid that shows the slide largest, with their titles and colour bars;
-// and the clicked spot's detail strip below them.
+// The panels: one canvas per panel kind (truth, prediction or error; each model in comparison
+// mode; each gene of a grid) under one view, laid out side by side or in the grid that shows the
+// slide largest, each titled with its colour bar; and the clicked spot's detail strip below.
 import type { ViewerInbound } from '../../src/protocol/webviews';
 import { el } from '../ui/controls';
 import { gridColumns, panelNotes, panelTitles, scaleCaption } from './comparison';
 import { wire } from './interaction';
-import { fit, imageSize, paintBar, schedule } from './render';
-import { current, viewer, type PanelKind } from './state';
+import { fit, imageSize, schedule } from './render';
+import { current, TITLES, viewer } from './state';
 
-/** Comparison panels in the grid that shows each slide largest. */
+/** Several panels in the grid that shows each slide largest. */
 function layOut(row: HTMLElement): void {
   const s = current();
-  if (!s.init.compare) return;
-  const n = s.init.compare.panels.length + 1;
+  const n = row.children.length;
+  if (!row.classList.contains('grid')) return;
   const cols = gridColumns(n, { width: row.clientWidth || 1, height: row.clientHeight || 1 }, imageSize(s.init));
   row.style.gridTemplateColumns = `repeat(${cols}, minmax(0, 1fr))`;
   row.style.gridTemplateRows = `repeat(${Math.ceil(n / cols)}, minmax(0, 1fr))`;
 }
 
+/** The panels' titles for what the state shows. */
+export function titles(): string[] {
+  const s = current();
+  const m = s.multiples;
+  if (m) return m.purpose === 'score' ? [`gene-set score: ${m.genes.length} genes (${m.source})`] : m.genes.map((g) => `${g.gene} (${m.source})`);
+  if (s.init.compare) return panelTitles(s.init.compare, s.values);
+  return s.panels.map((k) => TITLES[k]);
+}
+
 /** The row of panels, titled, each with its colour bar (comparison mode: one shared bar in the toolbar). */
-export function buildPanels(init: ViewerInbound['init'], titles: string[], kinds: PanelKind[]): HTMLElement {
-  const row = el('div', init.compare ? 'panels grid' : 'panels');
-  titles.forEach((title, i) => {
+export function buildPanels(): HTMLElement {
+  const s = current();
+  const names = titles();
+  const grid = !!s.init.compare || (s.multiples?.purpose === 'grid' && names.length > 1);
+  const row = el('div', grid ? 'panels grid' : 'panels');
+  row.setAttribute('role', 'group');
+  row.setAttribute('aria-label', 'slide panels: arrow keys pan, + and - zoom, 0 fits');
+  names.forEach((title) => {
     const panel = el('div', 'panel');
     const canvas = el('canvas', 'slide');
+    canvas.tabIndex = 0;
+    canvas.setAttribute('role', 'img');
     wire(canvas);
     panel.append(canvas, el('div', 'label', title));
-    if (!init.compare) {
+    if (!s.init.compare) {
       const scale = el('div', 'scale');
-      const bar = el('canvas');
-      scale.append(el('span', 'lo'), bar, el('span', 'hi'));
+      scale.setAttribute('role', 'img');
+      scale.append(el('span', 'lo'), el('canvas'), el('span', 'mid'), el('span', 'hi'));
       panel.append(scale);
-      requestAnimationFrame(() => paintBar(bar, kinds[i]));
     }
     row.append(panel);
   });
   return row;
 }
 
+let observer: ResizeObserver | undefined;
 /** Keeps the panels laid out, and the slide fitted until the user moves it. */
 export function observePanels(row: HTMLElement): void {
-  viewer.userMoved = false;
-  new ResizeObserver(() => {
+  observer?.disconnect();
+  observer = new ResizeObserver(() => {
     layOut(row);
     if (!viewer.userMoved) fit();
     schedule();
-  }).observe(row);
+  });
+  observer.observe(row);
   requestAnimationFrame(() => {
-    fit();
+    if (!viewer.userMoved) fit();
     schedule();
   });
 }
 
+/** Replaces the panels (a grid of genes, or back to one gene) under the same view. */
+export function rebuildPanels(): void {
+  const old = document.querySelector('.panels');
+  if (!old) return;
+  const row = buildPanels();
+  old.replaceWith(row);
+  layOut(row);
+  observePanels(row);
+}
+
 /** A comparison's titles (each model's PCC for this gene) and its shared scale's legend. */
 export function showComparison(compare: NonNullable<ViewerInbound['init']['compare']>, values: ViewerInbound['values']): void {
-  const titles = panelTitles(compare, values);
+  const names = panelTitles(compare, values);
   const notes = panelNotes(compare, values);
   document.querySelectorAll<HTMLElement>('.panel .label').forEach((label, i) => {
-    label.textContent = titles[i] ?? '';
+    label.textContent = names[i] ?? '';
     label.title = notes[i] ?? '';
   });
   const scale = values.compare?.scale;

@@ -1,9 +1,9 @@
 // The slide viewer's state: what the extension sent, the shared view, the panels shown, and the
 // typed line back to the extension. Every other module of the viewer reads and changes it here.
-import type { ViewerInbound, ViewerOutbound } from '../../src/protocol/webviews';
+import { DEFAULT_DISPLAY, parseViewerSavedState, type ViewerDisplay, type ViewerInbound, type ViewerMultiples, type ViewerOutbound, type ViewerSavedState } from '../../src/protocol/webviews';
 import type { OverlayDraw, TileCache, View } from './canvasView';
 
-interface VsCodeApi { postMessage(message: unknown): void }
+interface VsCodeApi { postMessage(message: unknown): void; getState(): unknown; setState(state: unknown): void }
 declare function acquireVsCodeApi(): VsCodeApi;
 const vscode = acquireVsCodeApi();
 export const post = <K extends keyof ViewerOutbound>(type: K, payload: ViewerOutbound[K]) => vscode.postMessage({ type, payload });
@@ -20,6 +20,8 @@ export interface State {
   tiles?: TileCache;
   categories?: number[];
   labels: string[];
+  /** Several genes at once, as the extension sent them (a grid or a score). */
+  multiples?: ViewerInbound['multiples'];
 }
 
 /** The one viewer of the page. */
@@ -31,7 +33,32 @@ export const viewer: {
   pendingSince: number;
   /** Drawn over every panel's spots, in order (selections, categorical overlays). */
   overlays: OverlayDraw[];
-} = { userMoved: false, pendingSince: 0, overlays: [] };
+  /** How spots are drawn; kept across sections. */
+  display: ViewerDisplay;
+  /** The genes of the grid or score asked for (restored after a reload). */
+  asked?: ViewerMultiples;
+} = { userMoved: false, pendingSince: 0, overlays: [], display: { ...DEFAULT_DISPLAY } };
+
+/** What the page last saved, if it is a viewer's state (after a window reload, the state VS Code kept). */
+export function savedState(): ViewerSavedState | undefined {
+  return parseViewerSavedState(vscode.getState());
+}
+
+/** Saves what is shown, so that a window reload reopens the same view (see the extension's serializer). */
+export function saveState(): void {
+  const s = viewer.state;
+  if (!s) return;
+  const { store, section, predictions, runs } = s.init;
+  const saved: ViewerSavedState = {
+    request: { store, section, ...(predictions ? { predictions } : {}), ...(runs ? { compare: runs } : {}) },
+    gene: s.values?.gene ?? s.init.gene,
+    view: { ...s.view },
+    display: viewer.display,
+    ...(viewer.asked ? { multiples: viewer.asked } : {}),
+    ...(s.panels[1] === 'error' ? { rightPanel: 'error' as const } : {}),
+  };
+  vscode.setState(saved);
+}
 
 /** The state, once `init` has arrived (the handlers that call this are wired only then). */
 export function current(): State {

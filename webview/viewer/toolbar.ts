@@ -3,7 +3,7 @@
 import type { ViewerInbound } from '../../src/protocol/webviews';
 import { button, checkbox, dropdown, el, textField } from '../ui/controls';
 import { CATEGORIES } from './colormap';
-import { paintBar, schedule } from './render';
+import { schedule } from './render';
 import { current, post, TITLES, viewer, type PanelKind } from './state';
 
 export function headline(): string {
@@ -35,6 +35,9 @@ function geneSearch(init: ViewerInbound['init']): HTMLElement[] {
     picker = next;
     if (found.length === 1) selectGene(found[0]);
   }, 'gene-search');
+  search.setAttribute('aria-label', `search ${init.genes.length} genes`);
+  picker.setAttribute('aria-label', 'gene');
+  matches.setAttribute('aria-live', 'polite');
   return [search, picker, matches];
 }
 
@@ -56,15 +59,27 @@ function sharedScale(): HTMLElement {
   shared.id = 'shared-scale';
   const bar = el('canvas');
   shared.append(el('span', 'scale-lo'), bar, el('span', 'scale-hi'), el('span', 'muted scale-caption'));
-  requestAnimationFrame(() => paintBar(bar, 'truth'));
   return shared;
+}
+
+/** Another section of the store: the extension sends a new `init`. */
+function sectionSwitcher(init: ViewerInbound['init']): HTMLElement[] {
+  const sections = init.sections ?? [];
+  if (sections.length < 2) return [];
+  const picker = dropdown(sections.map((x) => ({ value: x.id, label: `${x.id} (${x.spots} spots)` })), init.section, (section) => {
+    if (section !== current().init.section) post('selectSection', { section });
+  }, 'section');
+  picker.setAttribute('aria-label', 'section');
+  return [el('span', 'muted', 'section:'), picker];
 }
 
 export function buildToolbar(init: ViewerInbound['init'], labels: string[]): HTMLElement {
   const toolbar = el('div', 'toolbar');
-  toolbar.append(...geneSearch(init));
+  toolbar.setAttribute('role', 'toolbar');
+  toolbar.setAttribute('aria-label', 'slide viewer');
+  toolbar.append(...sectionSwitcher(init), ...geneSearch(init));
   if (init.hasTruth && init.hasPrediction && !init.compare) {
-    toolbar.append(el('span', 'muted', 'right panel:'), dropdown([{ value: 'prediction', label: 'prediction' }, { value: 'error', label: 'error' }], 'prediction', (v) => {
+    toolbar.append(el('span', 'muted', 'right panel:'), dropdown([{ value: 'prediction', label: 'prediction' }, { value: 'error', label: 'error' }], current().panels[1], (v) => {
       current().panels[1] = v as PanelKind;
       const label = document.querySelectorAll('.panel .label')[1];
       if (label) label.textContent = TITLES[v as PanelKind];
@@ -82,6 +97,7 @@ export function buildToolbar(init: ViewerInbound['init'], labels: string[]): HTM
   toolbar.append(button('Export .h5ad', () => post('exportH5ad', {}), { secondary: true, id: 'export-h5ad' }));
   const title = el('span', 'headline', headline());
   title.id = 'headline';
+  title.setAttribute('aria-live', 'polite');
   toolbar.append(title, legend);
   if (init.compare) {
     toolbar.append(sharedScale());
