@@ -34,10 +34,12 @@ export function dropdown(options: { value: string; label: string }[], selected: 
   return d;
 }
 
-export function textField(placeholder: string, onInput: (value: string) => void, id?: string): HTMLElement & { value: string } {
+export function textField(placeholder: string, onInput: (value: string) => void, id?: string, label = placeholder): HTMLElement & { value: string } {
   register();
   const t = document.createElement('vscode-text-field') as HTMLElement & { value: string };
   t.setAttribute('placeholder', placeholder);
+  // The toolkit names an empty field 'Text field' when it connects: name it after that, for screen readers.
+  requestAnimationFrame(() => t.setAttribute('aria-label', label));
   if (id) t.id = id;
   t.addEventListener('input', () => onInput(t.value));
   return t;

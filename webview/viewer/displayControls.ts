@@ -21,8 +21,7 @@ function multiGenes(): HTMLElement[] {
   const status = el('span', 'muted');
   status.id = 'multi-status';
   status.setAttribute('aria-live', 'polite');
-  const list = textField(`genes for a grid or a score (up to ${MAX_MULTIPLES})`, () => undefined, 'gene-list');
-  list.setAttribute('aria-label', 'genes to show at once, separated by spaces or commas');
+  const list = textField(`genes for a grid or a score (up to ${MAX_MULTIPLES})`, () => undefined, 'gene-list', 'genes to show at once, separated by spaces or commas');
   const ask = (purpose: 'grid' | 'score') => {
     const genes = parseGeneList(list.value);
     const known = new Set(current().init.genes);

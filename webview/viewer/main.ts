@@ -32,8 +32,9 @@ body { padding: 0; margin: 0; overflow: hidden; }
 .panel canvas { width: 100%; height: 100%; display: block; cursor: grab; touch-action: none; }
 .panel canvas.dragging { cursor: grabbing; }
 .panel .label { position: absolute; left: 8px; top: 6px; padding: 2px 6px; background: var(--vscode-editor-background); opacity: 0.9; border-radius: 3px; }
-.panel .scale { position: absolute; right: 8px; bottom: 8px; display: flex; gap: 4px; align-items: center; background: var(--vscode-editor-background); padding: 2px 6px; border-radius: 3px; font-size: 11px; }
-.panel .scale canvas { width: 100px; height: 10px; cursor: default; }
+.panel .scale { position: absolute; right: 8px; bottom: 8px; display: flex; flex-direction: column; gap: 1px; background: var(--vscode-editor-background); padding: 3px 6px 1px; border-radius: 3px; font-size: 11px; }
+.panel .scale canvas { width: 140px; height: 10px; cursor: default; }
+.panel .scale .ticks { display: flex; justify-content: space-between; font-variant-numeric: tabular-nums; }
 .panel canvas.slide:focus-visible { outline: 2px solid var(--vscode-focusBorder); outline-offset: -2px; }
 .controls { display: flex; gap: 8px; align-items: center; flex-wrap: wrap; padding: 4px 10px; border-bottom: 1px solid var(--vscode-editorWidget-border, rgba(128,128,128,0.35)); }
 .slider { display: inline-flex; gap: 4px; align-items: center; font-size: 12px; }

@@ -45,7 +45,9 @@ export function buildPanels(): HTMLElement {
     if (!s.init.compare) {
       const scale = el('div', 'scale');
       scale.setAttribute('role', 'img');
-      scale.append(el('span', 'lo'), el('canvas'), el('span', 'mid'), el('span', 'hi'));
+      const ticks = el('div', 'ticks');
+      ticks.append(el('span', 'lo'), el('span', 'mid'), el('span', 'hi'));
+      scale.append(el('canvas'), ticks);
       panel.append(scale);
     }
     row.append(panel);

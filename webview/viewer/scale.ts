@@ -1,7 +1,17 @@
 // Colour ranges, gene-set scores and the scale bar's length: pure arithmetic on spot values, the
 // same in the browser and in unit tests.
 
-import { percentileOfSorted } from '../../src/runtime/eval/percentile';
+/**
+ * The q-th percentile (0..100) of sorted values by linear interpolation (numpy's default), the
+ * definition of src/runtime/eval/slideComparison.ts's `percentile`, which webview code may not
+ * import (lint: webviews import only src/protocol); here on values sorted once for both ends.
+ */
+export function percentileOfSorted(sorted: ArrayLike<number>, q: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const pos = (q / 100) * (sorted.length - 1);
+  const k = Math.floor(pos);
+  return k + 1 < sorted.length ? sorted[k] + (sorted[k + 1] - sorted[k]) * (pos - k) : sorted[k];
+}
 
 export type RangeRule = 'percentile' | 'minmax';
 

@@ -35,7 +35,6 @@ function geneSearch(init: ViewerInbound['init']): HTMLElement[] {
     picker = next;
     if (found.length === 1) selectGene(found[0]);
   }, 'gene-search');
-  search.setAttribute('aria-label', `search ${init.genes.length} genes`);
   picker.setAttribute('aria-label', 'gene');
   matches.setAttribute('aria-live', 'polite');
   return [search, picker, matches];

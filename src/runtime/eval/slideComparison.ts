@@ -5,9 +5,6 @@ import { openDatasetStore } from '../store/datasetStore';
 import { readPredictions } from '../store/predictions';
 import type { ComparisonPanels, ViewerInbound } from '../../protocol/webviews';
 import { slideMetrics } from './metrics';
-import { percentile } from './percentile';
-
-export { percentile };
 import { BENCHMARK_MODELS, isBenchmarkModel, modelLabel } from './table1';
 
 /**
@@ -198,6 +195,15 @@ export function compareOnSlide(storeDir: string, runs: readonly ComparisonRun[],
 
 /** One colour scale for every panel, and how it was chosen (for the legend). */
 export interface ColourScale { lo: number; hi: number; rule: string }
+
+/** The q-th percentile (0..100) by linear interpolation between order statistics (numpy's default). */
+export function percentile(values: ArrayLike<number>, q: number): number {
+  const sorted = Float64Array.from(values).filter(Number.isFinite).sort();
+  if (sorted.length === 0) return Number.NaN;
+  const pos = (q / 100) * (sorted.length - 1);
+  const k = Math.floor(pos);
+  return k + 1 < sorted.length ? sorted[k] + (sorted[k + 1] - sorted[k]) * (pos - k) : sorted[k];
+}
 
 /**
  * The truth's 1st to 99th percentile on the section: the models are judged against the truth's
