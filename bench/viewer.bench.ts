@@ -62,7 +62,8 @@ export async function benchViewer(): Promise<void> {
     const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
     const stub = () => {
       const sent: { type: string; payload: { gene?: string; ms?: number } }[] = [];
-      Object.assign(window, { __sent: sent, acquireVsCodeApi: () => ({ postMessage: (m: { type: string; payload: { gene?: string; ms?: number } }) => sent.push(m) }) });
+      // VS Code's webview API as the viewer uses it: messages out, and the state a reload restores.
+      Object.assign(window, { __sent: sent, acquireVsCodeApi: () => ({ postMessage: (m: { type: string; payload: { gene?: string; ms?: number } }) => sent.push(m), getState: () => undefined, setState: () => undefined }) });
     };
     const waitRendered = (p: Page, gene: string) => p.waitForFunction((g) => (window as unknown as { __sent: { type: string; payload: { gene?: string } }[] }).__sent.some((m) => m.type === 'rendered' && m.payload.gene === g), gene, { polling: 5, timeout: 30_000 });
 
