@@ -82,6 +82,9 @@ export interface ComparisonValues {
   scale: { lo: number; hi: number; rule: string };
 }
 
+/** A categorical column of the section's spots (the store's `label`, `patient`, or a saved category), in spot order. */
+export interface CategoryColumnView { name: string; source: 'spots' | 'saved'; values: (string | null)[] }
+
 /** Colour maps the viewer offers: for values, and diverging ones (centred on 0) for errors. */
 export const VALUE_MAPS = ['viridis', 'magma', 'cividis'] as const;
 export const ERROR_MAPS = ['red-blue', 'pink-green'] as const;
@@ -141,6 +144,8 @@ export interface ViewerInbound {
     hasPrediction: boolean;
     /** Comparison mode (the paper's Figure 2): the truth, then one panel per model, in this order. */
     compare?: ComparisonPanels;
+    /** Categorical columns to overlay (none: the store has none for this section). */
+    categories?: CategoryColumnView[];
   };
   /** One gene's values in spot order; the PCC of truth and prediction on this slide. */
   values: { gene: string; truth?: number[]; prediction?: number[]; pcc?: number; compare?: ComparisonValues };
@@ -148,6 +153,8 @@ export interface ViewerInbound {
   /** Several genes' values for a grid or a score: from the ground truth where the store has counts, else the prediction. */
   multiples: { purpose: 'grid' | 'score'; source: 'ground truth' | 'prediction'; genes: { gene: string; values: number[] }[]; unknown: string[] };
   error: { message: string };
+  /** The categorical columns again, after a selection was saved as one (`saved` says which). */
+  categories: { columns: CategoryColumnView[]; saved?: { name: string; label: string; spots: number } };
 }
 
 /** Slide viewer -> extension. */
@@ -159,6 +166,12 @@ export interface ViewerOutbound {
   rendered: { gene: string; ms: number };
   /** "Export .h5ad": the open run or store (the extension knows which; it asks when the view shows several). */
   exportH5ad: Record<string, never>;
+  /** "Save as category": these spots get `label` (the name when empty) in category `name` (the extension asks for one when empty). */
+  saveCategory: { name: string; label: string; spotIds: string[] };
+  /** "Export CSV": the selection's spot ids (the extension asks where, with a save dialog). */
+  exportSelection: { spotIds: string[] };
+  /** A lasso or rectangle selected `count` spots, hit-tested and summarised in `ms`. */
+  selected: { count: number; ms: number };
   /** Several genes at once (at most MAX_MULTIPLES). */
   selectGenes: ViewerMultiples;
   /** Another section of the same store. */
@@ -166,6 +179,9 @@ export interface ViewerOutbound {
   /** The current view as an image to save: a PNG as a data: URL, or SVG text. */
   exportView: { format: 'png' | 'svg'; data: string; name: string };
 }
+
+/** At most a section's spots, each a short id. */
+const isSpotIds = (v: unknown): v is string[] => Array.isArray(v) && v.length <= 1_000_000 && v.every((x) => typeof x === 'string' && x.length > 0 && x.length < 200);
 
 /** Genes in one grid or score. */
 export const MAX_MULTIPLES = 50;
@@ -180,6 +196,11 @@ export function parseViewerOutbound(value: unknown): Message<ViewerOutbound> | u
     case 'spotClicked': return typeof p.spotId === 'string' && p.spotId.length < 200 ? { type: 'spotClicked', payload: { spotId: p.spotId } } : undefined;
     case 'rendered': return typeof p.gene === 'string' && typeof p.ms === 'number' ? { type: 'rendered', payload: { gene: p.gene, ms: p.ms } } : undefined;
     case 'exportH5ad': return Object.keys(p).length === 0 ? { type: 'exportH5ad', payload: {} } : undefined;
+    case 'saveCategory':
+      return typeof p.name === 'string' && p.name.length < 200 && typeof p.label === 'string' && p.label.length < 400 && isSpotIds(p.spotIds) && p.spotIds.length > 0
+        ? { type: 'saveCategory', payload: { name: p.name, label: p.label, spotIds: p.spotIds } } : undefined;
+    case 'exportSelection': return isSpotIds(p.spotIds) && p.spotIds.length > 0 ? { type: 'exportSelection', payload: { spotIds: p.spotIds } } : undefined;
+    case 'selected': return Number.isInteger(p.count) && typeof p.ms === 'number' ? { type: 'selected', payload: { count: p.count as number, ms: p.ms } } : undefined;
     case 'selectGenes': return isMultiples(p) ? { type: 'selectGenes', payload: { purpose: p.purpose, genes: p.genes } } : undefined;
     case 'selectSection': return typeof p.section === 'string' && p.section.length < 200 ? { type: 'selectSection', payload: { section: p.section } } : undefined;
     case 'exportView':
@@ -220,6 +241,11 @@ export function parseViewerSavedState(value: unknown): ViewerSavedState | undefi
 const isNumbers = (v: unknown): v is number[] => Array.isArray(v) && v.every((x) => typeof x === 'number' || x === null);
 const isStrings = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
 
+const isLabels = (v: unknown): boolean => Array.isArray(v) && v.every((x) => x === null || typeof x === 'string');
+function isCategoryColumns(v: unknown, spots: number): boolean {
+  return Array.isArray(v) && v.every((c) => isObject(c) && typeof c.name === 'string' && (c.source === 'spots' || c.source === 'saved') && isLabels(c.values) && (c.values as unknown[]).length === spots);
+}
+
 function isComparisonPanels(v: unknown): boolean {
   return isObject(v) && isStrings(v.left) && Array.isArray(v.panels) && v.panels.every((x) => isObject(x) && typeof x.label === 'string' && Number.isInteger(x.fold));
 }
@@ -238,6 +264,7 @@ export function parseViewerInbound(value: unknown): Message<ViewerInbound> | und
       if (typeof p.section !== 'string' || !isStrings(p.genes) || typeof p.gene !== 'string' || !isObject(s) || !isStrings(s.ids) || !isNumbers(s.x) || !isNumbers(s.y)
         || s.x.length !== s.ids.length || s.y.length !== s.ids.length || typeof p.spotDiameter !== 'number') return undefined;
       if (p.compare !== undefined && !isComparisonPanels(p.compare)) return undefined;
+      if (p.categories !== undefined && !isCategoryColumns(p.categories, s.ids.length)) return undefined;
       return { type: 'init', payload: p as unknown as ViewerInbound['init'] };
     }
     case 'values':
@@ -252,6 +279,11 @@ export function parseViewerInbound(value: unknown): Message<ViewerInbound> | und
         ? { type: 'multiples', payload: p as unknown as ViewerInbound['multiples'] } : undefined;
     case 'error':
       return typeof p.message === 'string' ? { type: 'error', payload: { message: p.message } } : undefined;
+    case 'categories':
+      // Its columns' lengths are checked against the section by the viewer (it knows the spots).
+      if (!isCategoryColumns(p.columns, Array.isArray(p.columns) && isObject(p.columns[0]) && Array.isArray(p.columns[0].values) ? p.columns[0].values.length : 0)) return undefined;
+      if (p.saved !== undefined && !(isObject(p.saved) && typeof p.saved.name === 'string' && typeof p.saved.label === 'string' && Number.isInteger(p.saved.spots))) return undefined;
+      return { type: 'categories', payload: p as unknown as ViewerInbound['categories'] };
     default:
       return undefined;
   }

@@ -44,6 +44,8 @@ export { geneMapOutput, imageOutput, metricsOutput, spotOutput, trainingCurveOut
 export type { GeneMapOptions } from './notebook/outputs';
 export { readArrowFile } from './store/arrow';
 export { exportH5ad } from './store/h5adExport';
+export { readCategoryColumns, saveCategory, writeSpotIdsCsv } from './store/categories';
+export type { CategoryColumn, SaveCategoryRequest, SaveCategorySummary } from './store/categories';
 export { evaluateOnStore } from './eval/evaluate';
 export type { EvaluateOptions, EvaluationReport, SectionScore } from './eval/evaluate';
 export { table2Csv, table2Markdown, table2Text } from './eval/table2';

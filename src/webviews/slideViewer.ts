@@ -14,6 +14,8 @@ import { viewerExportChoices } from '../commands/h5adExportTask';
 import { viewerPanels } from '../runtime/eval/slideComparison';
 import { multiplesFor, restoredRequest, sectionData, sectionView, valuesFor, viewerGenes, type SectionData } from './viewerData';
 import { viewExportBytes } from './viewExport';
+import { readCategoryColumns } from '../runtime/store/categories';
+import { exportSelectionCsv, saveSelectionAsCategory, type SelectionContext } from './selectionActions';
 
 /**
  * "TRIPLEX: Open Slide Viewer": one section of a store, its image tiled (by `triplex tiles` in a
@@ -31,6 +33,8 @@ export interface SlideViewerRequest {
   gene?: string;
   /** Comparison mode: run folders, or benchmark folders standing for their models' runs. */
   compare?: string[];
+  /** Where the viewer's "Export CSV" writes, without a save dialog (scripts and tests). */
+  csvDestination?: string;
 }
 
 export interface SlideViewerHandle {
@@ -108,10 +112,13 @@ export async function openSlideViewer(context: vscode.ExtensionContext, request:
       ...sectionView(data),
       tiles: await tiles, hasTruth: !!data.truth, hasPrediction: !!data.prediction,
       ...(data.comparison ? { compare: viewerPanels(data.comparison), runs: request.compare } : {}),
+      categories: readCategoryColumns(data.store, data.rows),
     });
     await post<ViewerInbound, 'values'>(panel.webview, 'values', valuesFor(data, gene));
   };
 
+  // The section shown now (the section switcher changes it).
+  const selection = (): SelectionContext => ({ webview: panel.webview, store: request.store, section, rows: data.rows, spotIds: data.spotIds, csvDestination: request.csvDestination, log });
   const received: SlideViewerHandle['received'] = [];
   const exported: string[] = [];
   const waiters: { gene?: string; resolve: (r: ViewerOutbound['rendered']) => void }[] = [];
@@ -187,6 +194,15 @@ export async function openSlideViewer(context: vscode.ExtensionContext, request:
         }
         break;
       }
+      case 'saveCategory':
+        await saveSelectionAsCategory(selection(), message.payload);
+        break;
+      case 'exportSelection':
+        await exportSelectionCsv(selection(), message.payload);
+        break;
+      case 'selected':
+        log.appendLine(`[viewer] ${section}: ${message.payload.count} spots selected in ${message.payload.ms.toFixed(1)} ms`);
+        break;
       case 'rendered':
         log.appendLine(`[viewer] ${section}: ${message.payload.gene} drawn in ${message.payload.ms.toFixed(0)} ms`);
         for (const w of waiters.splice(0)) {
@@ -211,7 +227,7 @@ export async function openSlideViewer(context: vscode.ExtensionContext, request:
     get genes() { return genes; },
     get spotIds() { return data.spotIds; },
     whenRendered: (g) => new Promise((resolve) => {
-      const seen = received.find((m): m is ViewerOutbound['rendered'] => 'ms' in m && (g === undefined || m.gene === g));
+      const seen = received.find((m): m is ViewerOutbound['rendered'] => 'gene' in m && 'ms' in m && (g === undefined || m.gene === g));
       if (seen) resolve(seen);
       else waiters.push({ gene: g, resolve });
     }),

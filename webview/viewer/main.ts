@@ -5,15 +5,19 @@
 // predictions in a grid on one colour scale, each titled with its PCC (comparison.ts).
 // This file wires the roles together: state.ts (what is shown), render.ts (drawing), panels.ts
 // (layout), interaction.ts (pointer and keyboard input), toolbar.ts and displayControls.ts
-// (controls), exportView.ts (PNG and SVG). What is shown is saved with the webview's setState; after
-// a window reload the extension reopens the same section and gene, and this page the same view.
+// (controls), exportView.ts (PNG and SVG), selection.ts (lasso, rectangle and what a selection
+// becomes), overlays.ts (categorical overlays). What is shown is saved with the webview's
+// setState; after a window reload the extension reopens the same section and gene, and this page
+// the same view.
 import { parseViewerInbound, type ViewerInbound } from '../../src/protocol/webviews';
 import { baseStyles, el } from '../ui/controls';
 import { TileCache } from './canvasView';
 import { buildDisplayRow, showMultiples } from './displayControls';
 import { resetHitTest } from './interaction';
 import { buildPanels, observePanels, showComparison, showDetail } from './panels';
+import { OVERLAY_STYLES, overlayBar, setCategories } from './overlays';
 import { schedule } from './render';
+import { attachSelection, refreshSelection, SELECTION_STYLES, selectionBar, selectionSaved } from './selection';
 import { post, savedState, viewer, type PanelKind } from './state';
 import { buildToolbar, headline } from './toolbar';
 
@@ -45,7 +49,8 @@ body { padding: 0; margin: 0; overflow: hidden; }
 .legend { display: flex; gap: 10px; flex-wrap: wrap; font-size: 11px; }
 .legend span::before { content: ''; display: inline-block; width: 9px; height: 9px; border-radius: 50%; margin-right: 4px; border: 2px solid var(--c); }
 .error { color: var(--vscode-errorForeground); padding: 6px 10px; }
-`);
+.selection-tools { display: flex; flex-direction: column; align-items: flex-start; gap: 4px; padding: 4px 10px; border-bottom: 1px solid var(--vscode-editorWidget-border, rgba(128,128,128,0.35)); }
+${SELECTION_STYLES}${OVERLAY_STYLES}`);
 
 const root = document.getElementById('root') ?? document.body;
 
@@ -70,7 +75,10 @@ function build(init: ViewerInbound['init']): void {
   const row = buildPanels();
   const detail = el('div');
   detail.id = 'detail';
-  root.replaceChildren(toolbar, display, row, detail);
+  const tools = el('div', 'selection-tools');
+  tools.append(selectionBar(init), overlayBar(init.categories ?? []));
+  attachSelection(row);
+  root.replaceChildren(toolbar, display, tools, row, detail);
   viewer.userMoved = !!same?.view;
   observePanels(row);
   if (same?.multiples) {
@@ -100,10 +108,16 @@ window.addEventListener('message', (event: MessageEvent<unknown>) => {
         if (h) h.textContent = headline();
       }
       if (s.init.compare) showComparison(s.init.compare, message.payload);
+      refreshSelection();
       schedule();
       break;
     case 'spotDetail':
       showDetail(message.payload);
+      break;
+    case 'categories':
+      if (!s || message.payload.columns.some((c) => c.values.length !== s.init.spots.ids.length)) return;
+      setCategories(message.payload.columns, message.payload.saved?.name);
+      if (message.payload.saved) selectionSaved(message.payload.saved);
       break;
     case 'multiples':
       if (!s) return;

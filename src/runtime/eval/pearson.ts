@@ -1,3 +1,4 @@
+// Imports nothing: the slide viewer's webview bundles it too (a selection's PCC), see eslint.config.mjs.
 /** Pearson correlation of two equally long series; NaN when either is constant. */
 export function pearson(a: ArrayLike<number>, b: ArrayLike<number>): number {
   const n = a.length;

@@ -20,6 +20,7 @@ import { unsafeIdReason } from './identifiers';
  *   expressions.arrow one row per spot (same order): section, spot_id, counts and values as
  *                     fixed-size float32 lists of the selected genes, whose names are in the
  *                     schema metadata (`triplex:genes`) and in each list field's metadata
+ *   categories.arrow  named categories of spots saved from the viewer (categories.ts), when any
  *   features/         frozen features, written by `triplex extract`
  *
  * A store made from slides without counts (`triplex slide`) has no expressions.arrow and says so
@@ -63,18 +64,34 @@ export interface StoreManifest {
   files?: Record<string, { bytes: number; sha256: string }>;
 }
 
-const STORE_FILES = ['spots.arrow', 'expressions.arrow'];
+const STORE_FILES = ['spots.arrow', 'expressions.arrow', 'categories.arrow'];
+
+function fileEntry(file: string): { bytes: number; sha256: string } {
+  const bytes = fs.readFileSync(file);
+  return { bytes: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') };
+}
 
 /** The `files` record of a store's Arrow files that exist in `dir`. */
 function fileRecord(dir: string): Record<string, { bytes: number; sha256: string }> {
   const out: Record<string, { bytes: number; sha256: string }> = {};
   for (const name of STORE_FILES) {
     const file = path.join(dir, name);
-    if (!fs.existsSync(file)) continue;
-    const bytes = fs.readFileSync(file);
-    out[name] = { bytes: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') };
+    if (fs.existsSync(file)) out[name] = fileEntry(file);
   }
   return out;
+}
+
+/**
+ * Records the size and sha256 of `name` (one of the store's files, just rewritten) in the
+ * manifest, rewritten atomically; the other entries stay as they were. The caller holds the
+ * store's lock.
+ */
+export async function recordStoreFile(dir: string, name: string): Promise<void> {
+  if (!STORE_FILES.includes(name)) throw new Error(`${name} is not one of a store's checked files (${STORE_FILES.join(', ')})`);
+  const manifestFile = path.join(dir, MANIFEST);
+  const manifest = JSON.parse(fs.readFileSync(manifestFile, 'utf8')) as StoreManifest;
+  manifest.files = { ...(manifest.files ?? {}), [name]: fileEntry(path.join(dir, name)) };
+  await writeFileAtomic(manifestFile, JSON.stringify(manifest, null, 2) + '\n');
 }
 
 /** Refuses a store file that is not what the manifest recorded (damaged, cut short or replaced). */

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { AnnDataWriter, type FrameColumn } from './annDataWriter';
+import { readCategoryColumns } from './categories';
 import { openDatasetStore, MANIFEST, type DatasetStore } from './datasetStore';
 import { readArrowFile, stringColumn } from './arrow';
 import { readPredictions } from './predictions';
@@ -20,7 +21,8 @@ import { SPOT_SIZE } from '../image/crops';
  *   obs               index spot ids (section_spot when ids repeat across sections); spot_id,
  *                     section, patient (categorical), array_row, array_col (int32), in_tissue
  *                     (uint8 0/1: a store keeps in-tissue spots only), label (categorical; when
- *                     any spot has one), fold (a run: categorical of fold numbers)
+ *                     any spot has one), each category saved from the viewer (categorical),
+ *                     fold (a run: categorical of fold numbers)
  *   var               index gene names; a run: pcc (the gene's test PCC, mean over folds),
  *                     mean_rank, highly_predictive (uint8 0/1: the genes of PCC(H))
  *   obsm/spatial      x, y of each spot centre in full-resolution pixels (float64 [spots, 2])
@@ -281,6 +283,8 @@ async function writeExport(out: string, c: Contents, o: H5adExportOptions): Prom
     ['in_tissue', { kind: 'numbers', values: Uint8Array.from(rows, (r) => (inTissueCol ? (Number(inTissueCol.get(r)) ? 1 : 0) : 1)) }],
   ];
   if (labels.some((l) => l !== null)) obs.push(['label', { kind: 'categorical', values: labels }]);
+  // Categories saved from the viewer's selections (categories.arrow), after the data's own columns.
+  for (const saved of readCategoryColumns(store, rows)) if (saved.source === 'saved') obs.push([saved.name, { kind: 'categorical', values: saved.values }]);
   if (c.fold) obs.push(['fold', { kind: 'numberCategorical', values: c.fold }]);
   const xy = new Float64Array(n * 2);
   const px = nums('pixel_x');
