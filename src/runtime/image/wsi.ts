@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import { fromFile, type GeoTIFF, type GeoTIFFImage } from 'geotiff';
-import { ImageFileError } from './slideImage';
+import { ImageFileError } from './imageError';
 import { scaleFromTiff, type Scale } from './scale';
 
 /**
