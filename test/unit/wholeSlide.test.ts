@@ -4,6 +4,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ImageFileError } from '../../src/runtime/image/slideImage';
 import { isWholeSlideFile, openWholeSlide, readRegion } from '../../src/runtime/image/wsi';
+import { ensureSlideTile, writeSlideTilePyramid } from '../../src/runtime/image/slideTiles';
+import { writeTilePyramid } from '../../src/runtime/image/tiles';
+import sharp from 'sharp';
 import { writeSlide, type Pixel } from './helpers/slideFixtures';
 import { tempDir } from './helpers/spatialFixtures';
 import { deflateTile, solidTile, writeTiledTiff } from './helpers/tiffWriter';
@@ -87,6 +90,24 @@ describe('whole-slide TIFF by region and level', () => {
     const low = await slide.readRegion(2, 0, 0, 82, 63);
     assert.ok(meanDiff(low, expected(smooth, 16, 82, 63, 0, 0, 82, 63)) <= 3, 'level 2 (JPEG of a busier image: compared on average)');
     slide.close();
+  });
+
+  it('gives the viewer Deep Zoom tiles from the slide\'s own pyramid: an overview up front, the rest on demand', async () => {
+    const viewer = path.join(dir, 'viewer');
+    const p = await writeSlideTilePyramid(files.svs, viewer, {}, 4);
+    assert.deepEqual([p.width, p.height, p.maxLevel, p.writtenLevels, p.onDemand], [W, H, 11, 9, true]);
+    assert.ok(fs.existsSync(path.join(viewer, 'slide_files', '9', '1_0.jpeg')));
+    assert.ok(!fs.existsSync(path.join(viewer, 'slide_files', '10')), 'levels with more tiles than the overview holds are not written');
+    const decode = async (file: string) => new Uint8Array((await sharp(file).removeAlpha().raw().toBuffer()));
+    // Full resolution, cut on demand from level 0; level 9 (1/4) from the slide's level 1.
+    const full = await ensureSlideTile(files.svs, p, 11, 1, 1);
+    assert.ok(meanDiff(await decode(full), expected(smooth, 1, W, H, 256, 256, 256, 256)) <= 3);
+    const quarter = path.join(viewer, 'slide_files', '9', '0_0.jpeg');
+    assert.ok(meanDiff(await decode(quarter), expected(smooth, 4, 325, 250, 0, 0, 256, 250)) <= 3);
+    await assert.rejects(ensureSlideTile(files.svs, p, 11, 9, 0), /no Deep Zoom tile 11\/9_0 \(levels 0\.\.11; level 11 has 6 x 4 tiles\)/);
+    // writeTilePyramid (the viewer's `triplex tiles`) takes this route for whole slides.
+    const again = await writeTilePyramid(files.tiff, path.join(dir, 'viewer2'));
+    assert.equal(again.onDemand, true);
   });
 
   it('refuses a truncated file, a corrupt tile, levels of another aspect and OpenSlide-only formats, naming file, level and tile', async () => {

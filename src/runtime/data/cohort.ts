@@ -78,7 +78,7 @@ async function readRow(row: SheetRow, sheet: string): Promise<SpatialDataset> {
     ? { ...p, message: `sections without an image: ${ids} (give the full-resolution H&E in the sheet's column image)` }
     : p));
   for (const s of ds.sections) {
-    if (row.mpp) applyScale(s, { mpp: row.mpp, source: `the mpp of ${sheet} line ${row.line}` }, sheet);
+    if (row.mpp) applyScale(s, { mpp: row.mpp, source: `the mpp of ${sheet} line ${row.line}` }, sheet, 'given');
     if (row.labels) await applyLabels(s, row.labels, ds.problems);
   }
   return ds;

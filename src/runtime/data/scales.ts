@@ -22,12 +22,16 @@ export function visiumScale(folder: string): Scale | undefined {
   }
 }
 
-/** Records on `s` the scale its sources agree on (its own, then `given`); throws on a conflict. */
-export function applyScale(s: Section, given: Scale | undefined, file: string): void {
+/**
+ * Records on `s` the scale its own and `given` agree on (within 2%): the given one's value with
+ * `prefer: 'given'` (a sample sheet's over Space Ranger's estimate), else its own. Throws on a conflict.
+ */
+export function applyScale(s: Section, given: Scale | undefined, file: string, prefer: 'own' | 'given' = 'own'): void {
   const own = s.mpp ? { mpp: s.mpp, source: s.mppSource ?? 'the dataset' } : undefined;
   let scale: Scale | undefined;
   try {
     scale = agreeingScale([own, given]);
+    if (prefer === 'given' && given) scale = given;
   } catch (e) {
     if (e instanceof ScaleConflictError) throw new DataFileError(file, `section ${s.id}`, e.message, { cause: e });
     throw e;
