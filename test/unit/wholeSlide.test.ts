@@ -9,7 +9,7 @@ import { writeTilePyramid } from '../../src/runtime/image/tiles';
 import sharp from 'sharp';
 import { writeSlide, type Pixel } from './helpers/slideFixtures';
 import { tempDir } from './helpers/spatialFixtures';
-import { deflateTile, solidTile, writeTiledTiff } from './helpers/tiffWriter';
+import { deflateTile, jpegTile, solidTile, writeTiledTiff } from './helpers/tiffWriter';
 
 // A pattern that tells apart every shift a region read could get wrong (1 px, a tile, axes).
 const pattern: Pixel = (x, y) => [(x * 7 + y * 3) & 255, (x + y * 11 + 1) & 255, ((x >> 4) * 13 + (y >> 4) * 17 + 5) & 255];
@@ -127,6 +127,14 @@ describe('whole-slide TIFF by region and level', () => {
     assert.equal((await slide.readRegion(0, 0, 0, 10, 10))[0], 200, 'the good tile reads');
     await assert.rejects(slide.readRegion(0, 250, 0, 20, 20), (e: Error) => e instanceof ImageFileError &&
       e.message.includes(corrupt) && /level 0, tile \(column 1, row 0\) cannot be decoded/.test(e.message));
+
+    // A damaged JPEG tile of an SVS (decoded by libjpeg-turbo): the same error.
+    const badSvs = path.join(dir, 'bad.svs');
+    const jpeg = await jpegTile(solidTile(256, [200, 100, 150]), 256);
+    writeTiledTiff(badSvs, [{ width: 512, height: 256, tileSize: 256, tile: (c) => (c === 1 ? jpeg.subarray(0, 300) : jpeg), compression: 'jpeg', photometric: 6 }]);
+    const svs = await openWholeSlide(badSvs);
+    assert.ok(Math.abs((await svs.readRegion(0, 10, 10, 1, 1))[0] - 200) <= 3, 'the good tile reads');
+    await assert.rejects(svs.readRegion(0, 300, 0, 20, 20), (e: Error) => e instanceof ImageFileError && e.message.startsWith(`${badSvs}: level 0, tile (column 1, row 0) cannot be decoded`));
 
     const aspect = path.join(dir, 'aspect.tif');
     writeTiledTiff(aspect, [small(good), { ...small(good), width: 256, height: 64 }]);

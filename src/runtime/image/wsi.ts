@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import { fromFile, type GeoTIFF, type GeoTIFFImage } from 'geotiff';
+import sharp from 'sharp';
 import { ImageFileError } from './imageError';
 import { scaleFromTiff, type Scale } from './scale';
 
@@ -119,6 +120,7 @@ export async function openWholeSlide(path: string, opts: WholeSlideOptions = {})
   const description = first.fileDirectory.hasTag('ImageDescription') ? String(await first.fileDirectory.loadValue('ImageDescription')) : '';
   const format = /^Aperio/.test(description) ? 'svs' : /<OME[\s>]/.test(description) ? 'ome-tiff' : 'tiff';
   const levels: SlideLevel[] = [];
+  const codecs: TileCodec[] = [];
   for (const [k, im] of pyramid.entries()) {
     const compression = Number(im.fileDirectory.getValue('Compression') ?? 1);
     if (NEEDS_OPENSLIDE[compression]) {
@@ -132,10 +134,10 @@ export async function openWholeSlide(path: string, opts: WholeSlideOptions = {})
     const level: SlideLevel = { width: im.getWidth(), height: im.getHeight(), tileWidth: im.getTileWidth(), tileHeight: im.getTileHeight(), downsample: 1 };
     level.downsample = (levels[0]?.width ?? level.width) / level.width;
     if (levels.length > 0) checkAspect(path, levels[0], level, k);
-    await checkTilesInFile(path, im, k, size);
+    codecs.push(await tileCodec(path, im, k, size));
     levels.push(level);
   }
-  return new TiffSlide(path, format, levels, pyramid, await scaleFromTiff(path, first), opts.cacheBytes ?? 64 * 2 ** 20);
+  return new TiffSlide(path, format, levels, pyramid, codecs, await scaleFromTiff(path, first), opts.cacheBytes ?? 64 * 2 ** 20);
 }
 
 /** A reduced level must have level 0's aspect (within a pixel of rounding, and 1%). */
@@ -147,18 +149,35 @@ function checkAspect(path: string, base: SlideLevel, level: SlideLevel, k: numbe
   }
 }
 
-/** Every tile of the level must lie inside the file: a truncated copy fails here, naming the tile. */
-async function checkTilesInFile(path: string, im: GeoTIFFImage, k: number, fileSize: number): Promise<void> {
-  const offsets = await im.fileDirectory.loadValue('TileOffsets') as ArrayLike<number | bigint>;
-  const counts = await im.fileDirectory.loadValue('TileByteCounts') as ArrayLike<number | bigint>;
+/**
+ * How a level's tiles are read: where each lies, and whether libjpeg-turbo (through sharp) can
+ * decode them, which is some 30x faster than geotiff.js' JavaScript JPEG decoder; other
+ * compressions go through geotiff.js. Every tile must lie inside the file: a truncated copy
+ * fails here, naming the tile.
+ */
+interface TileCodec {
+  offsets: Float64Array;
+  counts: Float64Array;
+  /** JPEGTables (tag 347) to put before an abbreviated tile stream, without its EOI. */
+  jpegTables?: Uint8Array;
+  native: boolean;
+}
+
+async function tileCodec(path: string, im: GeoTIFFImage, k: number, fileSize: number): Promise<TileCodec> {
+  const offsets = Float64Array.from(await im.fileDirectory.loadValue('TileOffsets') as ArrayLike<number | bigint>, Number);
+  const counts = Float64Array.from(await im.fileDirectory.loadValue('TileByteCounts') as ArrayLike<number | bigint>, Number);
   const cols = Math.ceil(im.getWidth() / im.getTileWidth());
   for (let i = 0; i < offsets.length; i++) {
-    const end = Number(offsets[i]) + Number(counts[i]);
+    const end = offsets[i] + counts[i];
     if (end > fileSize) {
       throw new ImageFileError(path, `level ${k}, tile (column ${i % cols}, row ${Math.floor(i / cols)}) ends at byte ${end} but the file has ${fileSize} bytes: ` +
         'the file is truncated; copy it again');
     }
   }
+  const d = im.fileDirectory;
+  const jpeg = Number(d.getValue('Compression')) === 7 && Number(d.getValue('PlanarConfiguration') ?? 1) === 1 && im.getSamplesPerPixel() === 3;
+  const tables = jpeg && d.hasTag('JPEGTables') ? new Uint8Array(await d.loadValue('JPEGTables') as ArrayLike<number>) : undefined;
+  return { offsets, counts, ...(tables && tables.length > 4 ? { jpegTables: tables.subarray(0, tables.length - 2) } : {}), native: jpeg };
 }
 
 class TiffSlide implements WholeSlide {
@@ -168,7 +187,8 @@ class TiffSlide implements WholeSlide {
   private closed = false;
 
   constructor(readonly path: string, readonly format: WholeSlide['format'], readonly levels: readonly SlideLevel[],
-    private readonly images: readonly GeoTIFFImage[], readonly scale: Scale | undefined, private readonly cacheBytes: number) {}
+    private readonly images: readonly GeoTIFFImage[], private readonly codecs: readonly TileCodec[], readonly scale: Scale | undefined,
+    private readonly cacheBytes: number) {}
 
   levelFor(downsample: number): number {
     let best = 0;
@@ -214,8 +234,28 @@ class TiffSlide implements WholeSlide {
 
   close(): void {
     this.closed = true;
+    void this.handle?.then((h) => h.close(), () => undefined);
+    this.handle = undefined;
     this.cache.clear();
     this.cachedBytes = 0;
+  }
+
+  /** A JPEG tile's bytes (with the level's JPEGTables when its stream is abbreviated), decoded by libjpeg-turbo. */
+  private async jpegTile(level: number, index: number, w: number, h: number): Promise<Uint8Array> {
+    const { offsets, counts, jpegTables } = this.codecs[level];
+    const bytes = Buffer.alloc(counts[index]);
+    const handle = await this.file();
+    const { bytesRead } = await handle.read(bytes, 0, bytes.length, offsets[index]);
+    if (bytesRead !== bytes.length) throw new Error(`read ${bytesRead} of its ${bytes.length} bytes`);
+    // An abbreviated stream takes the level's tables; tables of its own, if any, come later and win.
+    return decodeJpegTile(jpegTables ? Buffer.concat([jpegTables, bytes.subarray(2)]) : bytes, w, h);
+  }
+
+  private handle: Promise<fs.promises.FileHandle> | undefined;
+
+  private file(): Promise<fs.promises.FileHandle> {
+    this.handle ??= fs.promises.open(this.path, 'r');
+    return this.handle;
   }
 
   /** Tile (tx, ty) of a level as RGB [rows, cols, 3], clipped to the level's edge. */
@@ -232,9 +272,13 @@ class TiffSlide implements WholeSlide {
     const window = [tx * L.tileWidth, ty * L.tileHeight, Math.min(L.width, (tx + 1) * L.tileWidth), Math.min(L.height, (ty + 1) * L.tileHeight)];
     let rgb: Uint8Array;
     try {
-      const data = await im.readRGB({ window, interleave: true });
-      if (!(data instanceof Uint8Array) && !(data instanceof Uint8ClampedArray)) throw new Error('decoded to a non-8-bit array');
-      rgb = new Uint8Array(data.buffer, data.byteOffset, data.length);
+      if (this.codecs[level].native) {
+        rgb = await this.jpegTile(level, ty * Math.ceil(L.width / L.tileWidth) + tx, window[2] - window[0], window[3] - window[1]);
+      } else {
+        const data = await im.readRGB({ window, interleave: true });
+        if (!(data instanceof Uint8Array) && !(data instanceof Uint8ClampedArray)) throw new Error('decoded to a non-8-bit array');
+        rgb = new Uint8Array(data.buffer, data.byteOffset, data.length);
+      }
       const expected = (window[2] - window[0]) * (window[3] - window[1]) * 3;
       if (rgb.length !== expected) throw new Error(`decoded to ${rgb.length} bytes, not ${expected}`);
     } catch (e) {
@@ -250,6 +294,14 @@ class TiffSlide implements WholeSlide {
     }
     return rgb;
   }
+}
+
+/** Decodes a JPEG stream to RGB [h, w, 3], the top-left w x h of its pixels (edge tiles are padded). */
+async function decodeJpegTile(stream: Uint8Array, w: number, h: number): Promise<Uint8Array> {
+  const { data, info } = await sharp(stream, { failOn: 'truncated' }).extract({ left: 0, top: 0, width: w, height: h })
+    .removeAlpha().toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+  if (info.width !== w || info.height !== h || info.channels !== 3) throw new Error(`decoded to ${info.width} x ${info.height} x ${info.channels}, not ${w} x ${h} x 3`);
+  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
 
 /** Reads a region of a level (see WholeSlide.readRegion): the API other components call. */
