@@ -2,6 +2,7 @@ import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { readSlide } from '../../src/runtime/data/slide';
 import { ImageFileError } from '../../src/runtime/image/slideImage';
 import { isWholeSlideFile, openWholeSlide, readRegion } from '../../src/runtime/image/wsi';
 import { ensureSlideTile, writeSlideTilePyramid } from '../../src/runtime/image/slideTiles';
@@ -108,6 +109,29 @@ describe('whole-slide TIFF by region and level', () => {
     // writeTilePyramid (the viewer's `triplex tiles`) takes this route for whole slides.
     const again = await writeTilePyramid(files.tiff, path.join(dir, 'viewer2'));
     assert.equal(again.onDemand, true);
+  });
+
+  it('triplex slide finds the tissue of a pyramidal slide on a reduced level and lays the grid at the model\'s scale', async () => {
+    // Glass with an ellipse of stained tissue; 0.5 um/px in the resolution tags.
+    const [w, h] = [2048, 1536];
+    const inside = (x: number, y: number) => ((x - 1024) / 700) ** 2 + ((y - 768) / 500) ** 2 <= 1;
+    const file = await writeSlide(path.join(dir, 'tissue.tif'), { kind: 'tiff', width: w, height: h, mpp: 0.5,
+      pixel: (x, y) => (inside(x, y) ? [200 - (x % 7) * 5, 110, 170] : [245, 244, 246]) });
+    const slide = await readSlide(file, { cropMpp: 1 });
+    assert.equal(slide.mpp, 0.5);
+    assert.match(slide.mppSource!, /resolution tags of .*tissue\.tif/);
+    // 224 crop px at 1 um/px are 448 px of this slide.
+    assert.match(slide.origin, /on a 448 px grid \(224 px at the model's 1 um\/px: 224\.0 um\) over the tissue \(found by Otsu on a reduced pyramid level\)/);
+    assert.ok(slide.spots.length >= 4, `${slide.spots.length} spots`);
+    for (const s of slide.spots) {
+      assert.ok(inside(s.x, s.y), `spot ${s.id} at (${s.x}, ${s.y}) lies in the tissue`);
+      assert.equal((s.x - 224) % 448, 0);
+    }
+    assert.deepEqual(slide.warnings, []);
+    // Spots outside the slide are refused, naming the table and the spot.
+    const table = path.join(dir, 'outside.csv');
+    fs.writeFileSync(table, 'spot_id,pixel_x,pixel_y\na,100,100\nb,5000,100\n');
+    await assert.rejects(readSlide(file, { spots: table }), /outside\.csv \(spot b\): at \(5000, 100\), outside the 2048 x 1536 px image .*tissue\.tif/);
   });
 
   it('refuses a truncated file, a corrupt tile, levels of another aspect and OpenSlide-only formats, naming file, level and tile', async () => {
