@@ -52,8 +52,9 @@ const INSTALL_OPENSLIDE = 'install OpenSlide (Debian/Ubuntu: apt-get install ope
   '(e.g. `vips tiffsave slide.ndpi slide.tif --tile --pyramid --compression jpeg`), or export it as OME-TIFF from the scanner\'s software';
 
 /**
- * Whether `path` should be read as a whole slide: a BigTIFF, an Aperio SVS, or a TIFF whose first
- * image is tiled and has reduced levels. Ordinary JPEG/PNG and single-level TIFF stay with sharp.
+ * Whether `path` should be read as a whole slide: an Aperio SVS, an OpenSlide-only format, a tiled
+ * BigTIFF, or a TIFF with several tiled images (a pyramid). Ordinary JPEG/PNG and single-level or
+ * stripped (Big)TIFF stay with sharp.
  */
 export function isWholeSlideFile(path: string): boolean {
   if (OPENSLIDE_ONLY.test(path) || /\.svs$/i.test(path)) return true;
@@ -65,9 +66,9 @@ export function isWholeSlideFile(path: string): boolean {
     const le = head.toString('latin1', 0, 2);
     if (le !== 'II' && le !== 'MM') return false;
     const magic = le === 'II' ? head.readUInt16LE(2) : head.readUInt16BE(2);
-    if (magic === 43) return true;
+    if (magic === 43) return countTiledIfds(fd, le === 'II', true) > 0;
     if (magic !== 42) return false;
-    return countTiledIfds(fd, le === 'II') > 1;
+    return countTiledIfds(fd, le === 'II', false) > 1;
   } catch {
     return false;
   } finally {
@@ -75,21 +76,23 @@ export function isWholeSlideFile(path: string): boolean {
   }
 }
 
-/** Tiled IFDs in a classic TIFF's chain (stops at 64: enough to call it a pyramid). */
-function countTiledIfds(fd: number, le: boolean): number {
+/** Tiled IFDs in a (Big)TIFF's chain (stops at 64: enough to call it a pyramid). */
+function countTiledIfds(fd: number, le: boolean, big: boolean): number {
   const buf = Buffer.alloc(8);
   const u16 = (b: Buffer, o: number) => (le ? b.readUInt16LE(o) : b.readUInt16BE(o));
-  const u32 = (b: Buffer, o: number) => (le ? b.readUInt32LE(o) : b.readUInt32BE(o));
-  fs.readSync(fd, buf, 0, 4, 4);
-  let offset = u32(buf, 0);
+  const word = (b: Buffer, o: number) => (big ? Number(le ? b.readBigUInt64LE(o) : b.readBigUInt64BE(o)) : le ? b.readUInt32LE(o) : b.readUInt32BE(o));
+  const [countSize, entrySize, wordSize] = big ? [8, 20, 8] : [2, 12, 4];
+  if (fs.readSync(fd, buf, 0, wordSize, big ? 8 : 4) < wordSize) return 0;
+  let offset = word(buf, 0);
   let tiled = 0;
   for (let i = 0; offset > 0 && i < 64; i++) {
-    if (fs.readSync(fd, buf, 0, 2, offset) < 2) break;
-    const n = u16(buf, 0);
-    const entries = Buffer.alloc(n * 12 + 4);
-    if (fs.readSync(fd, entries, 0, entries.length, offset + 2) < entries.length) break;
-    for (let e = 0; e < n; e++) if (u16(entries, e * 12) === 322) tiled++;
-    offset = u32(entries, n * 12);
+    if (fs.readSync(fd, buf, 0, countSize, offset) < countSize) break;
+    const n = big ? word(buf, 0) : u16(buf, 0);
+    if (n > 4096) break; // not a directory
+    const entries = Buffer.alloc(n * entrySize + wordSize);
+    if (fs.readSync(fd, entries, 0, entries.length, offset + countSize) < entries.length) break;
+    for (let e = 0; e < n; e++) if (u16(entries, e * entrySize) === 322) tiled++;
+    offset = word(entries, n * entrySize);
   }
   return tiled;
 }
