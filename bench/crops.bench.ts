@@ -27,7 +27,7 @@ export interface CropBenchOptions {
 }
 
 export interface CropBenchResult {
-  mode: 'whole' | 'bands';
+  mode: 'whole' | 'bands' | 'tiles';
   budgetBytes: number | undefined;
   spots: number;
   openMs: number;

@@ -5,6 +5,7 @@ import { initCompute, type ComputeReport } from '../src/runtime/compute/backend'
 import { benchForward, benchTrainingStep, createResNet18 } from './resnet18.bench';
 import { mib, printTable } from './table';
 import { benchCrops, printCropBench } from './crops.bench';
+import { benchWsi, printWsiBench } from './wsi.bench';
 import { benchFeatureEncoders } from './features.bench';
 import { benchData, extractChild } from './data.bench';
 import { benchTriplex } from './triplex.bench';
@@ -41,11 +42,11 @@ function runTorchPeer(threads: number, iterations: number): TorchResult | string
 }
 
 /**
- * BENCH_ONLY=crops,resnet18,features,data,engine,engine-resnet,triplex,kernel,viewer,baselines runs only
+ * BENCH_ONLY=crops,wsi,resnet18,features,data,engine,engine-resnet,triplex,kernel,viewer,baselines runs only
  * those parts (default: all but baselines, in this order). `baselines` (the five published models at
  * their paper sizes beside PyTorch, 15-20 minutes on 2 cores) runs only when named: BENCH_ONLY=baselines.
  */
-const PARTS = ['crops', 'resnet18', 'features', 'data', 'engine', 'engine-resnet', 'triplex', 'kernel', 'viewer', 'baselines'] as const;
+const PARTS = ['crops', 'wsi', 'resnet18', 'features', 'data', 'engine', 'engine-resnet', 'triplex', 'kernel', 'viewer', 'baselines'] as const;
 const DEFAULT_PARTS = PARTS.filter((p) => p !== 'baselines');
 const only = (process.env.BENCH_ONLY ?? DEFAULT_PARTS.join(',')).split(',').map((p) => p.trim());
 const unknown = only.filter((p) => !(PARTS as readonly string[]).includes(p));
@@ -60,6 +61,7 @@ async function main(): Promise<void> {
 
   // Crops first, so that their memory figures are not inflated by the models below.
   if (wants('crops')) printCropBench(await benchCrops({ iterations }));
+  if (wants('wsi')) printWsiBench(await benchWsi());
   if (wants('resnet18')) benchResNet18(report, iterations);
   if (wants('features')) {
     const features = await benchFeatureEncoders();

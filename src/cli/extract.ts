@@ -1,7 +1,8 @@
 import { Command } from 'commander';
 import { SingleBar } from 'cli-progress';
 import { extractFeatures } from '../runtime/features/extract';
-import { wholeNumber } from './options';
+import { readCheckpoint } from '../runtime/train/checkpoints';
+import { decimalNumber, wholeNumber } from './options';
 
 export function extractCommand(): Command {
   return new Command('extract')
@@ -10,7 +11,15 @@ export function extractCommand(): Command {
     .option('--encoder <name>', 'resnet18, or the path of an ONNX image encoder (e.g. a pathology foundation model)', 'resnet18')
     .option('--weights <checkpoint>', 'ResNet18 weights (.pth, .ckpt, .safetensors), e.g. tenpercent_resnet18.ckpt')
     .option('--batch <n>', 'images per encoder call', wholeNumber(1, 4096), 32)
-    .action(async (store: string, o: { encoder: string; weights?: string; batch: number }) => {
+    .option('--crop-mpp <um/px>', 'cut crops at this scale (the model\'s training scale): images at another scale are resampled to it', decimalNumber(0, 1000, { min: true }))
+    .option('--checkpoint <file>', 'cut crops at the training scale this checkpoint records (for `triplex predict` with it)')
+    .action(async (store: string, o: { encoder: string; weights?: string; batch: number; cropMpp?: number; checkpoint?: string }, cmd: Command) => {
+      if (o.cropMpp !== undefined && o.checkpoint) cmd.error('error: give either --crop-mpp or --checkpoint, not both', { exitCode: 2 });
+      let mpp = o.cropMpp;
+      if (o.checkpoint) {
+        mpp = (await readCheckpoint(o.checkpoint)).info.mpp;
+        if (mpp === undefined) console.warn(`warning: ${o.checkpoint} records no training scale; crops are cut at each image's own pixels`);
+      }
       const interactive = process.stderr.isTTY === true;
       const bar = new SingleBar({
         format: 'features |{bar}| {value}/{total} spots | {section} | {rate} spots/s | ETA {eta_formatted}',
@@ -22,7 +31,7 @@ export function extractCommand(): Command {
       process.once('SIGINT', () => controller.abort());
       const t = performance.now();
       const summary = await extractFeatures(store, {
-        encoder: o.encoder, weights: o.weights, batchSize: o.batch, signal: controller.signal,
+        encoder: o.encoder, weights: o.weights, batchSize: o.batch, signal: controller.signal, mpp,
         onProgress: (p) => {
           if (!interactive) {
             // Logs (CI, pipes): a line every 15 s instead of a bar.
@@ -44,6 +53,7 @@ export function extractCommand(): Command {
       const computed = summary.sections.filter((s) => s.status !== 'cached');
       console.log(`features of ${spots} spots in ${summary.sections.length} sections (${summary.sections.length - computed.length} cached) ` +
         `with ${summary.encoder.encoder} on ${summary.encoder.engine}, width ${summary.width}, in ${seconds.toFixed(1)} s -> ${summary.dir}`);
+      for (const n of summary.notes) console.log(n);
       for (const w of summary.warnings) console.warn(`warning: ${w}`);
       for (const s of computed) console.log(`  ${s.id}: ${s.spots} spots, ${s.tilesEncoded} tiles encoded, ${s.seconds.toFixed(1)} s (${(s.spots / s.seconds).toFixed(1)} spots/s)${s.status === 'resumed' ? ', resumed' : ''}`);
     });

@@ -16,6 +16,7 @@ export function preprocessCommand(): Command {
     .option('--samples <sheet>', 'a cohort: sample sheet (.csv/.tsv; columns path, patient, section, image, mpp, labels), one row per section')
     .option('--patient-per-sample', 'a folder of .h5ad files that name no patient: take each sample as its own patient')
     .option('--image <file>', 'full-resolution H&E image (Visium and .h5ad)')
+    .option('--mpp <um/px>', 'microns per pixel of the images (checked against what the files, Space Ranger and the sheet say)', decimalNumber(0, 1000, { min: true }))
     .option('--sections <list>', 'only these sections, comma-separated (e.g. C2,C3,C4,C5,C6)', (v) => v.split(',').map((x) => x.trim()).filter(Boolean))
     .option('--with-images', 'only the sections that have an image (features need one)')
     .option('--genes <n|file>', 'genes to keep: a whole number (the top n, default 250), or a text file of gene names, one a line (# starts a comment), kept in that order')
@@ -23,12 +24,12 @@ export function preprocessCommand(): Command {
     .option('--min-spot-fraction <f>', 'keep genes expressed in at least this fraction of spots', decimalNumber(0, 1), 0.1)
     .addOption(new Option('--transform <t>', 'log transform after library-size normalisation').choices(['log1p', 'log10']).default('log1p'))
     .option('--no-smooth', 'skip the 3x3 array-neighbourhood smoothing')
-    .action(async (given: string | undefined, o: { out: string; samples?: string; patientPerSample?: boolean; image?: string; sections?: string[]; withImages?: boolean; genes?: string; genesFrom?: string; minSpotFraction: number; transform: LogTransform; smooth: boolean }, cmd: Command) => {
+    .action(async (given: string | undefined, o: { out: string; samples?: string; patientPerSample?: boolean; image?: string; mpp?: number; sections?: string[]; withImages?: boolean; genes?: string; genesFrom?: string; minSpotFraction: number; transform: LogTransform; smooth: boolean }, cmd: Command) => {
       const t = performance.now();
       if ((given === undefined) === (o.samples === undefined)) cmd.error('error: give either a <dataset> or --samples <sheet> (one of the two)', { exitCode: 2 });
       const dataset = (given ?? o.samples)!;
       const genes = await geneChoice(o, cmd);
-      const read = await readDataset(dataset, { image: o.image, sections: o.sections, patientPerSample: o.patientPerSample });
+      const read = await readDataset(dataset, { image: o.image, sections: o.sections, patientPerSample: o.patientPerSample, mpp: o.mpp });
       const kept = o.withImages ? read.sections.filter((s) => s.image) : read.sections;
       const ids = new Set(kept.map((s) => s.id));
       const ds = { ...read, sections: kept, problems: read.problems.filter((p) => !p.section || ids.has(p.section)) };
@@ -78,10 +79,13 @@ export function slideCommand(): Command {
     .option('--patient <id>', 'patient id (default: the section id)')
     .option('--spacing <px>', 'without --spots: a spot every this many full-resolution pixels', wholeNumber(16), DEFAULT_GRID_SPACING)
     .option('--min-tissue <f>', 'without --spots: least tissue fraction of a spot\'s square', decimalNumber(0, 1), 0.5)
-    .action(async (image: string, o: { out: string; spots?: string; section?: string; patient?: string; spacing: number; minTissue: number }) => {
-      const slide = await readSlide(image, { spots: o.spots, section: o.section, patient: o.patient, spacing: o.spacing, minTissue: o.minTissue });
+    .option('--mpp <um/px>', 'microns per pixel of the image (a whole slide states its own; checked against it)', decimalNumber(0, 1000, { min: true }))
+    .option('--crop-mpp <um/px>', 'without --spots: the model\'s scale; --spacing is then in its pixels (a grid of crops at the model\'s scale)', decimalNumber(0, 1000, { min: true }))
+    .action(async (image: string, o: { out: string; spots?: string; section?: string; patient?: string; spacing: number; minTissue: number; mpp?: number; cropMpp?: number }) => {
+      const slide = await readSlide(image, { spots: o.spots, section: o.section, patient: o.patient, spacing: o.spacing, minTissue: o.minTissue, mpp: o.mpp, cropMpp: o.cropMpp });
+      for (const w of slide.warnings) console.warn(`warning: ${w}`);
       await writeSpotStore(o.out, { path: image }, [slide]);
-      console.log(`slide ${slide.id} (${slide.image.width} x ${slide.image.height} px): ${slide.origin} -> ${o.out}`);
+      console.log(`slide ${slide.id} (${slide.image.width} x ${slide.image.height} px${slide.mpp ? `, ${slide.mpp} um/px from ${slide.mppSource}` : ', scale unknown'}): ${slide.origin} -> ${o.out}`);
       console.log(`next: triplex extract ${o.out} (with the encoder the model was trained on), then triplex predict ${o.out} --checkpoint <best.safetensors>`);
     });
 }

@@ -5,6 +5,7 @@ import { formatMetricsTable } from '../runtime/eval/metrics';
 import { activeViews, PRESETS, triplexConfig, VARIANTS } from '../runtime/model/triplex/config';
 import { crossValidate, writePredictions, ALL_VIEWS, type CvOptions } from '../runtime/train/cv';
 import { loadTrainingData } from '../runtime/train/data';
+import { trainingScaleNotes } from '../runtime/image/cropScale';
 import { predictSections, prepareTargetInputs, type TargetMode, type TrainProgress } from '../runtime/train/trainer';
 import { CheckpointUsageError, loadModelCheckpoint } from '../runtime/train/referenceCheckpoint';
 import type { Fold } from '../runtime/eval/folds';
@@ -198,6 +199,12 @@ export function predictCommand(): Command {
       const { model, info, notes } = await loadModelCheckpoint(o.checkpoint, data, { genes: o.genes }).catch((e: unknown) => {
         throw e instanceof CheckpointUsageError ? cmd.error(`error: ${e.message}`, { exitCode: 2 }) : e;
       });
+      try {
+        notes.push(...trainingScaleNotes((info as { mpp?: number }).mpp, data.cropMpp, store, o.checkpoint));
+      } catch (e) {
+        await model.dispose();
+        throw e;
+      }
       for (const line of notes) say.log(line);
       try {
         const chosen = [...data.sections.values()];

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command } from 'commander';
+import { ensureSlideTile } from '../runtime/image/slideTiles';
 import { writeTilePyramid } from '../runtime/image/tiles';
 import { spotImages } from '../runtime/notebook/outputs';
 import { openDatasetStore } from '../runtime/store/datasetStore';
@@ -21,12 +22,19 @@ export function tilesCommand(): Command {
     .description('tile pyramid (Deep Zoom, 256 px JPEG) of a section\'s image for the slide viewer; reused when made from the same file')
     .argument('<store>', 'dataset store')
     .requiredOption('--section <id>', 'section')
-    .action(async (store: string, o: { section: string }) => {
+    .option('--tile <level/col_row>', 'a whole slide\'s pyramid is cut on demand: write this tile (e.g. 14/3_5) and print its file')
+    .action(async (store: string, o: { section: string; tile?: string }, cmd: Command) => {
       const s = openDatasetStore(store).manifest.sections.find((x) => x.id === o.section);
       if (!s) throw new Error(`${store}: no section '${o.section}'`);
       if (!s.image) throw new Error(`${store}: section '${o.section}' has no image`);
       const pyramid = await writeTilePyramid(s.image.path, path.join(viewerDir(store, o.section), 'tiles'));
-      console.log(JSON.stringify(pyramid));
+      if (o.tile === undefined) return console.log(JSON.stringify(pyramid));
+      const m = /^(\d+)\/(\d+)_(\d+)$/.exec(o.tile);
+      if (!m) cmd.error(`error: --tile ${o.tile}: expected <level>/<col>_<row>, e.g. 14/3_5`, { exitCode: 2 });
+      const [level, col, row] = m!.slice(1).map(Number);
+      const file = pyramid.onDemand ? await ensureSlideTile(s.image.path, pyramid, level, col, row) : path.join(pyramid.dir, 'slide_files', String(level), `${col}_${row}.jpeg`);
+      if (!fs.existsSync(file)) throw new Error(`${store}: section '${o.section}' has no tile ${o.tile} (levels 0..${pyramid.maxLevel})`);
+      console.log(JSON.stringify({ file }));
     });
 }
 

@@ -59,7 +59,7 @@ describe('cohort from a sample sheet', () => {
       // The folder is named like a Space Ranger run; the sheet names the section.
       await writeVisium(path.join(data, `run_${id}`), s, { positions: 'tissue_positions.csv' });
       await slideJpeg(path.join(data, 'images', `${id}.jpg`), i + 1);
-      rows.push(`run_${id},${patientOf[id]},${id},images/${id}.jpg,${id === 'V1' ? '0.2738' : ''}`);
+      rows.push(`run_${id},${patientOf[id]},${id},images/${id}.jpg,${id === 'V1' ? '0.6152' : ''}`);
     }
     for (const [i, id] of ['H1', 'H2'].entries()) {
       const s = truthSection({ id, rows: 3, cols: 4, grid: 'hex', seed: 20 + i });
@@ -94,8 +94,19 @@ describe('cohort from a sample sheet', () => {
     assert.deepEqual(Object.fromEntries(s.manifest.sections.map((x) => [x.id, x.patient])), patientOf);
     assert.ok(!s.genes.includes('GENE7'));
     assert.deepEqual([...s.genes].sort(), ['GENE1', 'GENE2', 'GENE3', 'GENE4', 'GENE5', 'GENE6']);
-    assert.equal(s.manifest.sections.find((x) => x.id === 'V1')?.mpp, 0.2738);
-    assert.equal(s.manifest.sections.find((x) => x.id === 'V2')?.mpp, undefined);
+    // V1: the sheet's mpp, which agrees with Space Ranger's (its spot_diameter_fullres of 89.4 px
+    // is 55 um); V2: Space Ranger's alone; H5: neither (an .h5ad without scale factors).
+    const V1 = s.manifest.sections.find((x) => x.id === 'V1')!;
+    assert.deepEqual([V1.mpp, V1.mppSource], [0.6152, `the mpp of ${sheet} line 2`]);
+    const V2 = s.manifest.sections.find((x) => x.id === 'V2')!;
+    assert.equal(V2.mpp, 55 / 89.4);
+    assert.match(V2.mppSource!, /the spot_diameter_fullres of .*run_V2\/spatial\/scalefactors_json\.json \(a spot is 55 um\)/);
+    // A sheet contradicting Space Ranger is refused, naming both.
+    const wrong = path.join(path.dirname(sheet), 'wrong.csv');
+    fs.writeFileSync(wrong, fs.readFileSync(sheet, 'utf8').replace('0.6152', '0.2738'));
+    const refused = run(['preprocess', '--samples', wrong, '--out', path.join(path.dirname(store), 'never'), '--genes', '10']);
+    assert.equal(refused.status, 1);
+    assert.match(refused.stderr, /section V1\): the spot_diameter_fullres of .*scalefactors_json\.json \(a spot is 55 um\) says 0\.615\d* um\/px but the mpp of .*wrong\.csv line 2 says 0\.2738 um\/px/);
     assert.ok(s.manifest.sections.every((x) => x.image?.width === 1700));
     // The raw counts in the store are the truth's, for every section, whichever reader read it.
     const counts = s.counts();

@@ -15,6 +15,7 @@ import { readH5ad } from './h5ad';
 import { byName, her2stLayout, readHer2st, readImageSize, readLabels } from './her2st';
 import { listIds } from './names';
 import { readSampleSheet, type SheetRow } from './sampleSheet';
+import { applyScale } from './scales';
 import { DataFileError, type Problem, type Section, type SpatialDataset } from './types';
 import { readVisium, visiumFolder } from './visium';
 
@@ -29,7 +30,7 @@ export async function readCohort(sheet: string): Promise<SpatialDataset> {
   for (const row of rows) {
     let read: SpatialDataset;
     try {
-      read = await readRow(row);
+      read = await readRow(row, file);
     } catch (e) {
       throw new DataFileError(file, `line ${row.line}`, e instanceof Error ? e.message : String(e), { cause: e });
     }
@@ -47,7 +48,7 @@ export async function readCohort(sheet: string): Promise<SpatialDataset> {
 }
 
 /** One row's sections, with its patient, section id, image, mpp and labels applied. */
-async function readRow(row: SheetRow): Promise<SpatialDataset> {
+async function readRow(row: SheetRow, sheet: string): Promise<SpatialDataset> {
   let ds: SpatialDataset;
   const stat = fs.statSync(row.path);
   if (stat.isFile() && /\.h5ad$/i.test(row.path)) {
@@ -77,7 +78,7 @@ async function readRow(row: SheetRow): Promise<SpatialDataset> {
     ? { ...p, message: `sections without an image: ${ids} (give the full-resolution H&E in the sheet's column image)` }
     : p));
   for (const s of ds.sections) {
-    if (row.mpp) s.mpp = row.mpp;
+    if (row.mpp) applyScale(s, { mpp: row.mpp, source: `the mpp of ${sheet} line ${row.line}` }, sheet, 'given');
     if (row.labels) await applyLabels(s, row.labels, ds.problems);
   }
   return ds;

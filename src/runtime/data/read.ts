@@ -12,6 +12,7 @@ import { byName, her2stLayout, readHer2st, spotsOutsideImage } from './her2st';
 import { isSampleSheet } from './sampleSheet';
 import { DataFileError, type DatasetFormat, type ImageRef, type Problem, type SpatialDataset } from './types';
 import { readVisium, visiumFolder } from './visium';
+import { resolveScales } from './scales';
 
 export interface ReadOptions {
   /** Full-resolution H&E image of the one section of a Visium folder or .h5ad file. */
@@ -22,6 +23,8 @@ export interface ReadOptions {
   sections?: string[];
   /** A folder of .h5ad files whose files name no patient: each sample is its own patient. */
   patientPerSample?: boolean;
+  /** Microns per pixel of the images (`--mpp`): checked against what the files and sheet say. */
+  mpp?: number;
 }
 
 const EXPECTED = 'expected a HER2+ folder (holding ST-cnts/ or count-matrices/), a Space Ranger output folder (holding filtered_feature_bc_matrix.h5), an AnnData .h5ad file, a folder of .h5ad files or a sample sheet (.csv/.tsv)';
@@ -57,6 +60,12 @@ export function detectFormat(p: string): DatasetFormat {
 
 /** Reads any supported dataset; errors are DataFileErrors naming the file and the row or field. */
 export async function readDataset(p: string, opts: ReadOptions = {}): Promise<SpatialDataset> {
+  const ds = await readFormat(p, opts);
+  await resolveScales(ds, opts.mpp);
+  return ds;
+}
+
+async function readFormat(p: string, opts: ReadOptions): Promise<SpatialDataset> {
   const format = detectFormat(p);
   switch (format) {
     case 'her2st':

@@ -3,6 +3,10 @@ import * as path from 'node:path';
 import sharp from 'sharp';
 import { unsafeIdReason } from '../store/identifiers';
 import { checkImageData } from '../image/slideImage';
+import { fileScale } from '../image/cropScale';
+import { agreeingScale, ScaleConflictError, type Scale } from '../image/scale';
+import { isWholeSlideFile, openWholeSlide } from '../image/wsi';
+import { resampleRgb } from '../image/wsiImage';
 import { checkRegularFile } from './files';
 import { parseDecimal } from './numbers';
 import { readImageSize } from './her2st';
@@ -31,6 +35,13 @@ export interface SlideOptions {
   spacing?: number;
   /** Least tissue fraction of a grid spot's square (default 0.5). */
   minTissue?: number;
+  /** Microns per pixel of the image (`--mpp`), checked against what the file says. */
+  mpp?: number;
+  /**
+   * The model's scale (um/px): the grid spacing is then in the model's pixels (224 of them, a
+   * crop, by default) and converted to the image's with the image's scale.
+   */
+  cropMpp?: number;
 }
 
 /** One section without counts: spots and image, ready for a store. */
@@ -41,6 +52,11 @@ export interface SlideSection {
   image: ImageRef;
   /** How the spots were found, for the user. */
   origin: string;
+  /** Microns per pixel of the image and where it was read, when known. */
+  mpp?: number;
+  mppSource?: string;
+  /** Scales assumed, for the user. */
+  warnings: string[];
 }
 
 export const DEFAULT_GRID_SPACING = 224;
@@ -51,7 +67,8 @@ const CELL_PX = 8;
 /** Reads the spots of a slide without counts (a spot table, or a grid over the tissue). */
 export async function readSlide(image: string, o: SlideOptions = {}): Promise<SlideSection> {
   const file = path.resolve(image);
-  const size = await orientedSize(file);
+  const whole = isWholeSlideFile(file);
+  const size = whole ? await wholeSlideSize(file) : await orientedSize(file);
   await checkImageData(file);
   const id = o.section ?? path.basename(file).replace(/\.[^.]+$/, '');
   const badId = unsafeIdReason(id);
@@ -59,6 +76,9 @@ export async function readSlide(image: string, o: SlideOptions = {}): Promise<Sl
   const badPatient = o.patient === undefined ? undefined : unsafeIdReason(o.patient);
   if (badPatient) throw new DataFileError(file, '--patient', `"${o.patient}" cannot name a patient: it ${badPatient}`);
   const ref: ImageRef = { path: file, ...size };
+  const scale = await slideScale(file, o.mpp);
+  const known = scale ? { mpp: scale.mpp, mppSource: scale.source } : {};
+  const warnings: string[] = [];
   if (o.spots) {
     const table = path.resolve(o.spots);
     const spots = readSpotTable(table);
@@ -68,17 +88,113 @@ export async function readSlide(image: string, o: SlideOptions = {}): Promise<Sl
       throw new DataFileError(table, `spot ${s.id}`, `at (${s.x}, ${s.y}), outside the ${size.width} x ${size.height} px image ${file}` +
         `${outside.length > 1 ? ` (and ${outside.length - 1} more spots)` : ''}; are the positions in full-resolution pixels of this image?`);
     }
-    return { id, patient: o.patient ?? id, spots, image: ref, origin: `${spots.length} spots from ${table}` };
+    return { id, patient: o.patient ?? id, spots, image: ref, origin: `${spots.length} spots from ${table}`, ...known, warnings };
   }
-  const spacing = o.spacing ?? DEFAULT_GRID_SPACING;
+  const given = o.spacing ?? DEFAULT_GRID_SPACING;
   const minTissue = o.minTissue ?? DEFAULT_MIN_TISSUE;
-  if (!(Number.isInteger(spacing) && spacing >= 16)) throw new RangeError(`the grid spacing must be a whole number of pixels, at least 16; got ${spacing}`);
+  if (!(Number.isInteger(given) && given >= 16)) throw new RangeError(`the grid spacing must be a whole number of pixels, at least 16; got ${given}`);
+  let spacing = given;
+  let unit = '';
+  if (o.cropMpp !== undefined && scale) {
+    spacing = Math.max(16, Math.round(given * o.cropMpp / scale.mpp));
+    unit = ` (${given} px at the model's ${o.cropMpp} um/px: ${(given * o.cropMpp).toFixed(1)} um)`;
+  } else if (o.cropMpp !== undefined) {
+    warnings.push(`${file}: its scale is unknown (the file states none; give --mpp); assumed to be the model's ${o.cropMpp} um/px, so the grid is ${given} of its own pixels`);
+  }
   if (!(minTissue >= 0 && minTissue <= 1)) throw new RangeError(`the least tissue fraction must be between 0 and 1; got ${minTissue}`);
-  const spots = await tissueGrid(file, size, spacing, minTissue);
+  const spots = whole ? await wholeSlideTissueGrid(file, spacing, minTissue) : await tissueGrid(file, size, spacing, minTissue);
   if (spots.length === 0) {
     throw new DataFileError(file, undefined, `no ${spacing} px square is ${Math.round(minTissue * 100)}% tissue; is this an H&E image (tissue on a light background)? Lower --min-tissue, or give the spots with --spots`);
   }
-  return { id, patient: o.patient ?? id, spots, image: ref, origin: `${spots.length} spots on a ${spacing} px grid over the tissue` };
+  return { id, patient: o.patient ?? id, spots, image: ref, origin: `${spots.length} spots on a ${spacing} px grid${unit} over the tissue${whole ? ' (found by Otsu on a reduced pyramid level)' : ''}`, ...known, warnings };
+}
+
+/** The image's scale: the file's and --mpp's, which must agree. */
+async function slideScale(file: string, mpp: number | undefined): Promise<Scale | undefined> {
+  try {
+    return agreeingScale([await fileScale(file), mpp === undefined ? undefined : { mpp, source: '--mpp' }]);
+  } catch (e) {
+    if (e instanceof ScaleConflictError) throw new DataFileError(file, '--mpp', e.message, { cause: e });
+    throw e;
+  }
+}
+
+async function wholeSlideSize(file: string): Promise<{ width: number; height: number }> {
+  const slide = await openWholeSlide(file);
+  slide.close();
+  return { width: slide.levels[0].width, height: slide.levels[0].height };
+}
+
+/**
+ * The tissue grid of a whole slide: the grid area read from the pyramid level nearest above
+ * CELL_PX px per grid square (never the full resolution of a large slide), then Otsu's threshold
+ * on colourfulness (max - min channel) separating stained tissue from glass.
+ */
+async function wholeSlideTissueGrid(file: string, spacing: number, minTissue: number): Promise<Spot[]> {
+  const slide = await openWholeSlide(file);
+  try {
+    const { width, height } = slide.levels[0];
+    const cols = Math.floor(width / spacing);
+    const rows = Math.floor(height / spacing);
+    if (cols === 0 || rows === 0) return [];
+    const level = slide.levelFor(spacing / CELL_PX);
+    const ds = slide.levels[level].downsample;
+    const g = spacing / CELL_PX / ds; // level pixels per thumbnail pixel
+    const sw = Math.ceil(cols * spacing / ds) + 1;
+    const sh = Math.ceil(rows * spacing / ds) + 1;
+    const thumb = resampleRgb(await slide.readRegion(level, 0, 0, sw, sh), sw, sh, 0, 0, g, cols * CELL_PX, rows * CELL_PX);
+    const colour = new Uint8Array(thumb.length / 3);
+    for (let i = 0; i < colour.length; i++) {
+      const [r, gg, b] = [thumb[i * 3], thumb[i * 3 + 1], thumb[i * 3 + 2]];
+      colour[i] = Math.max(r, gg, b) >= 60 ? Math.max(r, gg, b) - Math.min(r, gg, b) : 0;
+    }
+    // Otsu can split glass from glass when there is no tissue: demand the usual least colour too.
+    const threshold = Math.max(otsuThreshold(colour), 15);
+    return gridSpots(cols, rows, spacing, minTissue, (x, y) => colour[y * cols * CELL_PX + x] >= threshold);
+  } finally {
+    slide.close();
+  }
+}
+
+/** Otsu's threshold of 8-bit values: the t maximising the between-class variance of v < t, v >= t. */
+export function otsuThreshold(values: Uint8Array): number {
+  const hist = new Float64Array(256);
+  for (const v of values) hist[v]++;
+  const total = values.length;
+  let sumAll = 0;
+  for (let t = 0; t < 256; t++) sumAll += t * hist[t];
+  let best = 0;
+  let bestT = 0;
+  let below = 0;
+  let sumBelow = 0;
+  for (let t = 1; t < 256; t++) {
+    below += hist[t - 1];
+    sumBelow += (t - 1) * hist[t - 1];
+    const above = total - below;
+    if (below === 0 || above === 0) continue;
+    const between = below * above * (sumBelow / below - (sumAll - sumBelow) / above) ** 2;
+    if (between > best) {
+      best = between;
+      bestT = t;
+    }
+  }
+  return bestT;
+}
+
+/** A spot at the centre of every grid square whose tissue fraction (of CELL_PX^2 cells) reaches `minTissue`. */
+function gridSpots(cols: number, rows: number, spacing: number, minTissue: number, tissueAt: (x: number, y: number) => boolean): Spot[] {
+  const spots: Spot[] = [];
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) {
+      let tissue = 0;
+      for (let y = r * CELL_PX; y < (r + 1) * CELL_PX; y++) {
+        for (let x = c * CELL_PX; x < (c + 1) * CELL_PX; x++) if (tissueAt(x, y)) tissue++;
+      }
+      if (tissue / (CELL_PX * CELL_PX) < minTissue) continue;
+      spots.push({ id: `r${r}c${c}`, row: r, col: c, x: c * spacing + spacing / 2, y: r * spacing + spacing / 2 });
+    }
+  }
+  return spots;
 }
 
 /**
@@ -121,21 +237,10 @@ async function tissueGrid(file: string, size: { width: number; height: number },
   } catch (e) {
     throw new DataFileError(file, undefined, `cannot be decoded to find the tissue (${(e as Error).message}); is the file complete and a JPEG, PNG or TIFF?`, { cause: e });
   }
-  const spots: Spot[] = [];
-  for (let r = 0; r < rows; r++) {
-    for (let c = 0; c < cols; c++) {
-      let tissue = 0;
-      for (let y = r * CELL_PX; y < (r + 1) * CELL_PX; y++) {
-        for (let x = c * CELL_PX; x < (c + 1) * CELL_PX; x++) {
-          const o = (y * tw + x) * 3;
-          if (isTissue(data[o], data[o + 1], data[o + 2])) tissue++;
-        }
-      }
-      if (tissue / (CELL_PX * CELL_PX) < minTissue) continue;
-      spots.push({ id: `r${r}c${c}`, row: r, col: c, x: c * spacing + spacing / 2, y: r * spacing + spacing / 2 });
-    }
-  }
-  return spots;
+  return gridSpots(cols, rows, spacing, minTissue, (x, y) => {
+    const o = (y * tw + x) * 3;
+    return isTissue(data[o], data[o + 1], data[o + 2]);
+  });
 }
 
 /** Column names accepted for each field of a spot table, first match wins. */

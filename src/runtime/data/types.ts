@@ -50,8 +50,10 @@ export interface Section {
   genes: string[];
   counts: CountMatrix;
   image?: ImageRef;
-  /** Microns per pixel of the image, when the user gave it (a sample sheet's `mpp`). */
+  /** Microns per pixel of the image, when known (see sectionScales). */
   mpp?: number;
+  /** Where `mpp` was read, for messages. */
+  mppSource?: string;
 }
 
 /** cohort: sections gathered from several datasets (a sample sheet, or a folder of .h5ad files). */

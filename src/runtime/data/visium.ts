@@ -20,6 +20,7 @@ import { unsafeIdReason } from '../store/identifiers';
 import { checkCompressed, checkGridCells, csrRows, damaged, openHdf5, readCompressed, uniqueGeneNames, type Hdf5 } from './h5ad';
 import { readImageSize, spotsOutsideImage } from './her2st';
 import { listIds } from './names';
+import { visiumScale } from './scales';
 import { firstBadCount, parseDecimal } from './numbers';
 import { checkRegularFile } from './files';
 import { DataFileError, type ImageRef, type Problem, type Section, type SpatialDataset, type Spot } from './types';
@@ -110,6 +111,11 @@ export async function readVisium(dir: string, opts: VisiumOptions = {}): Promise
     const outside = spotsOutsideImage(spots, image);
     if (outside.length > 0) {
       problems.push({ file: image.path, section: sectionId, message: `spots whose pixel centre is outside the image (${image.width} x ${image.height}): ${listIds(outside.map((s) => s.id))}` });
+    }
+    const scale = visiumScale(folder); // spot_diameter_fullres is in this image's pixels
+    if (scale) {
+      section.mpp = scale.mpp;
+      section.mppSource = scale.source;
     }
     const expected = await expectedImageSize(folder, problems, sectionId);
     if (expected && (Math.abs(image.width! - expected.width) > 0.02 * expected.width || Math.abs(image.height! - expected.height) > 0.02 * expected.height)) {

@@ -3,6 +3,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { RecordBatch, RecordBatchFileWriter, Schema } from 'apache-arrow';
 import { checkImageData, openSlideImage, type SlideImage } from '../image/slideImage';
+import { cropScalePlan, type CropScale } from '../image/cropScale';
+import { resampledImage } from '../image/wsiImage';
 import { CENTER_TILE, NEIGHBOR_GRID, NEIGHBOR_TILES, SPOT_SIZE, neighborMask, toNormalizedFloat } from '../image/crops';
 import type { ImageEncoder } from '../onnx/engine';
 import { buildTable, readArrowFile, readArrowMetadata, stringColumn, writeArrowFile } from '../store/arrow';
@@ -34,6 +36,12 @@ export interface ExtractOptions extends EncoderChoice {
   batchSize?: number;
   /** Spots per resumable chunk (default 256). */
   chunkSpots?: number;
+  /**
+   * Microns per pixel to cut crops at (the scale the model is or was trained at): a section whose
+   * image is at another scale is resampled to it, one of unknown scale is taken to be at it.
+   * Default: each image's own pixels.
+   */
+  mpp?: number;
   /** Only these sections (default all). */
   sections?: string[];
   onProgress?: (p: ExtractProgress) => void;
@@ -56,8 +64,10 @@ export interface ExtractSummary {
   encoder: OpenedEncoder['identity'];
   width: number;
   sections: { id: string; spots: number; status: 'extracted' | 'cached' | 'resumed'; tilesEncoded: number; seconds: number }[];
-  /** Cached files that could not be read and were moved aside (or removed) and computed again. */
+  /** Cached files that could not be read and were moved aside (or removed) and computed again; scales assumed. */
   warnings: string[];
+  /** Sections resampled to the crop scale, one line each. */
+  notes: string[];
 }
 
 const CROP_SETTINGS = { spot: SPOT_SIZE, neighborGrid: NEIGHBOR_GRID, centre: 'floor(pixel centre)', padding: 'zeros', normalisation: 'imagenet' };
@@ -65,7 +75,7 @@ const CROP_SETTINGS = { spot: SPOT_SIZE, neighborGrid: NEIGHBOR_GRID, centre: 'f
 /** Where the features of `encoderKey` live in a store. */
 export const featuresDir = (storeDir: string, encoderKey: string): string => path.join(storeDir, 'features', encoderKey);
 
-function sectionKey(store: DatasetStore, section: StoreSection, rows: number[], encoder: OpenedEncoder): string {
+function sectionKey(store: DatasetStore, section: StoreSection, rows: number[], encoder: OpenedEncoder, scale: CropScale): string {
   const image = section.image?.path;
   if (!image) throw new Error(`${store.dir}: section ${section.id} has no image; features need the H&E image (re-run preprocess with the image, or drop the section)`);
   let stat: fs.Stats;
@@ -77,7 +87,8 @@ function sectionKey(store: DatasetStore, section: StoreSection, rows: number[], 
   const xs = store.spots.getChild('pixel_x')?.toArray() as Float64Array;
   const ys = store.spots.getChild('pixel_y')?.toArray() as Float64Array;
   const h = createHash('sha256');
-  h.update(JSON.stringify({ image, size: stat.size, mtime: stat.mtimeMs, encoder: encoder.identity.encoder, weights: encoder.identity.weights, crops: CROP_SETTINGS }));
+  h.update(JSON.stringify({ image, size: stat.size, mtime: stat.mtimeMs, encoder: encoder.identity.encoder, weights: encoder.identity.weights, crops: CROP_SETTINGS,
+    ...(scale.mpp !== undefined ? { mpp: scale.mpp, factor: scale.factor } : {}) }));
   for (const r of rows) h.update(`${Math.floor(xs[r])},${Math.floor(ys[r])};`);
   return h.digest('hex').slice(0, 24);
 }
@@ -118,19 +129,22 @@ export async function extractFeatures(storeDir: string, options: ExtractOptions)
     const dir = featuresDir(storeDir, opened.key);
     makeDir(dir);
     await removePartials(dir);
-    const summary: ExtractSummary = { dir, encoder: opened.identity, width: opened.encoder.embeddingWidth, sections: [], warnings: lock.tookOver ? [lock.tookOver] : [] };
+    const summary: ExtractSummary = { dir, encoder: opened.identity, width: opened.encoder.embeddingWidth, sections: [], warnings: lock.tookOver ? [lock.tookOver] : [], notes: [] };
     const total = sections.reduce((n, s) => n + s.spots, 0);
     const clock = { start: performance.now(), done: 0, computed: 0, cached: 0 };
     const plan = [];
     for (const section of sections) {
       const rows = store.rowsOf(section.id);
-      const key = sectionKey(store, section, rows, opened);
+      const scale = await cropScalePlan(store.dir, section, options.mpp);
+      if (scale.warning) summary.warnings.push(scale.warning);
+      if (scale.note) summary.notes.push(scale.note);
+      const key = sectionKey(store, section, rows, opened, scale);
       const file = pathInside(dir, `${section.id}.arrow`);
-      plan.push({ section, rows, key, file, cached: await writtenFor(file, key, summary.warnings) });
+      plan.push({ section, rows, key, file, scale, cached: await writtenFor(file, key, summary.warnings) });
     }
     // Every image still to be read decodes completely, before any feature is computed.
     for (const p of plan) if (!p.cached) await checkImageData(p.section.image!.path);
-    for (const { section, rows, key, file, cached } of plan) {
+    for (const { section, rows, key, file, scale, cached } of plan) {
       if (cached) {
         // Chunks of a run killed between writing the section's file and removing them.
         fs.rmSync(`${file}.chunks`, { recursive: true, force: true });
@@ -140,7 +154,7 @@ export async function extractFeatures(storeDir: string, options: ExtractOptions)
         continue;
       }
       const t0 = performance.now();
-      const result = await extractSection(store, section, rows, key, file, opened.encoder, options, summary.warnings, (n) => {
+      const result = await extractSection(store, section, rows, key, file, scale, opened.encoder, options, summary.warnings, (n) => {
         clock.done += n;
         clock.computed += n;
         const seconds = (performance.now() - clock.start) / 1000;
@@ -162,7 +176,7 @@ export async function extractFeatures(storeDir: string, options: ExtractOptions)
 interface SectionResult { resumed: boolean; tilesEncoded: number }
 
 async function extractSection(
-  store: DatasetStore, section: StoreSection, rows: number[], key: string, file: string, encoder: ImageEncoder,
+  store: DatasetStore, section: StoreSection, rows: number[], key: string, file: string, scale: CropScale, encoder: ImageEncoder,
   options: ExtractOptions, warnings: string[], progress: (spots: number) => void,
 ): Promise<SectionResult> {
   const chunkSpots = options.chunkSpots ?? 256;
@@ -172,8 +186,9 @@ async function extractSection(
   const chunkFile = (i: number) => path.join(chunkDir, `${String(i).padStart(5, '0')}.arrow`);
   const nChunks = Math.ceil(rows.length / chunkSpots);
   const ids = stringColumn(store.spots, 'spot_id');
-  const xs = store.spots.getChild('pixel_x')?.toArray() as Float64Array;
-  const ys = store.spots.getChild('pixel_y')?.toArray() as Float64Array;
+  // Spot centres in the pixels crops are cut from (the image resampled to the crop scale).
+  const xs = (store.spots.getChild('pixel_x')?.toArray() as Float64Array).map((v) => v / scale.factor);
+  const ys = (store.spots.getChild('pixel_y')?.toArray() as Float64Array).map((v) => v / scale.factor);
   let resumed = false;
   let tilesEncoded = 0;
   let image: SlideImage | undefined;
@@ -187,7 +202,10 @@ async function extractSection(
         continue;
       }
       if (options.signal?.aborted) throw new Error('feature extraction was cancelled; run it again to resume');
-      image ??= await openSlideImage((section.image as { path: string }).path);
+      if (!image) {
+        const opened = await openSlideImage((section.image as { path: string }).path);
+        image = scale.factor === 1 ? opened : resampledImage(opened, scale.factor);
+      }
       const img = image;
       const W = encoder.embeddingWidth;
       const n = chunkRows.length;
@@ -234,7 +252,8 @@ async function extractSection(
   } finally {
     image?.close();
   }
-  await mergeChunks(Array.from({ length: nChunks }, (_, c) => chunkFile(c)), file, { 'triplex:section-key': key, 'triplex:section': section.id, 'triplex:crops': JSON.stringify(CROP_SETTINGS) });
+  await mergeChunks(Array.from({ length: nChunks }, (_, c) => chunkFile(c)), file, { 'triplex:section-key': key, 'triplex:section': section.id, 'triplex:crops': JSON.stringify(CROP_SETTINGS),
+    ...(scale.mpp !== undefined ? { 'triplex:mpp': String(scale.mpp) } : {}) });
   fs.rmSync(chunkDir, { recursive: true, force: true });
   return { resumed, tilesEncoded };
 }

@@ -2,6 +2,10 @@ import { constants as bufferConstants } from 'node:buffer';
 import * as fs from 'node:fs';
 import { availableParallelism } from 'node:os';
 import sharp, { type Metadata, type OutputInfo, type SharpOptions } from 'sharp';
+import { ImageFileError } from './imageError';
+import type { Scale } from './scale';
+import { isWholeSlideFile } from './wsi';
+import { openWsiImage, wsiThumbnail } from './wsiImage';
 
 /**
  * A full-resolution H&E image (JPEG, PNG, TIFF) decoded to 8-bit RGB, from which crops are cut.
@@ -16,8 +20,13 @@ export interface SlideImage {
   readonly path: string;
   readonly width: number;
   readonly height: number;
-  /** 'whole': decoded once into memory; 'bands': horizontal bands decoded on demand. */
-  readonly mode: 'whole' | 'bands';
+  /**
+   * 'whole': decoded once into memory; 'bands': horizontal bands decoded on demand; 'tiles': a
+   * whole slide (pyramidal TIFF, SVS) read tile by tile (see wsi.ts).
+   */
+  readonly mode: 'whole' | 'bands' | 'tiles';
+  /** Microns per pixel the file states (a whole slide's Aperio MPP, OME or resolution tags). */
+  readonly scale?: Scale;
   /** RGB uint8 [h, w, 3] of the rectangle [x0, x0+w) x [y0, y0+h); out-of-image area is zero. */
   region(x0: number, y0: number, w: number, h: number): Promise<Uint8Array>;
   /** Decodes so far and decoded pixel bytes held now (for tests and benchmarks). */
@@ -45,13 +54,7 @@ export const DEFAULT_MAX_DECODED_BYTES = 1.5 * 2 ** 30;
  */
 export const MAX_IMAGE_PIXELS = 1e10;
 
-/** A problem with one image file; `cause` carries libvips' own message when there is one. */
-export class ImageFileError extends Error {
-  constructor(readonly file: string, message: string, options?: ErrorOptions) {
-    super(`${file}: ${message}`, options);
-    this.name = 'ImageFileError';
-  }
-}
+export { ImageFileError } from './imageError';
 
 /**
  * Opens an image and, when it fits in `maxDecodedBytes`, decodes it once. Fails here (not in a
@@ -60,6 +63,7 @@ export class ImageFileError extends Error {
  */
 export async function openSlideImage(path: string, opts: SlideImageOptions = {}): Promise<SlideImage> {
   configureSharp();
+  if (isWholeSlideFile(path)) return openWsiImage(path);
   const budget = opts.maxDecodedBytes ?? DEFAULT_MAX_DECODED_BYTES;
   if (!(budget > 0)) throw new RangeError(`maxDecodedBytes must be a positive number of bytes, got ${budget}`);
   const autoOrient = (opts.orientation ?? 'exif') === 'exif';
@@ -85,6 +89,7 @@ export async function openSlideImage(path: string, opts: SlideImageOptions = {})
 export async function downsampledImage(path: string, maxSide: number, opts: Pick<SlideImageOptions, 'orientation'> = {}): Promise<{ rgb: Uint8Array; width: number; height: number; fullWidth: number; fullHeight: number; scale: number }> {
   configureSharp();
   if (!(Number.isSafeInteger(maxSide) && maxSide > 0)) throw new RangeError(`maxSide must be a positive whole number of pixels, got ${maxSide}`);
+  if (isWholeSlideFile(path)) return wsiThumbnail(path, maxSide);
   const autoOrient = (opts.orientation ?? 'exif') === 'exif';
   const { width: fullWidth, height: fullHeight } = await imageSize(path, autoOrient);
   const scale = Math.min(1, maxSide / Math.max(fullWidth, fullHeight));
@@ -137,6 +142,7 @@ async function imageSize(path: string, autoOrient: boolean): Promise<{ width: nu
  */
 export async function checkImageData(path: string): Promise<void> {
   configureSharp();
+  if (isWholeSlideFile(path)) return void (await openWsiImage(path)).close(); // tiles are checked to lie in the file; each tile is checked as it is read
   const { width } = await imageSize(path, false);
   try {
     await strictly(path, (failOn) =>

@@ -1,6 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp, { type Metadata } from 'sharp';
+import { writeSlideTilePyramid } from './slideTiles';
+import { isWholeSlideFile } from './wsi';
 
 /**
  * A Deep Zoom tile pyramid of a slide image, for the slide viewer: 256 px JPEG tiles at every
@@ -19,6 +21,9 @@ export interface TilePyramid {
   format: 'jpeg';
   /** Level of the full-resolution tiles (level 0 is 1 x 1 px). */
   maxLevel: number;
+  /** A whole slide's pyramid: levels above `writtenLevels` are cut on demand (`triplex tiles --tile`). */
+  onDemand?: true;
+  writtenLevels?: number;
 }
 
 const TILE_SIZE = 256;
@@ -39,6 +44,8 @@ export async function writeTilePyramid(image: string, dir: string): Promise<Tile
     }
   }
   // Built beside the target and renamed at the end: an interrupted run leaves no half pyramid.
+  // A whole slide (pyramidal TIFF, SVS) is never re-tiled: its overview now, the rest on demand.
+  if (isWholeSlideFile(image)) return writeSlideTilePyramid(image, dir, source);
   const partial = `${dir}.partial-${process.pid}`;
   fs.rmSync(partial, { recursive: true, force: true });
   fs.mkdirSync(partial, { recursive: true });

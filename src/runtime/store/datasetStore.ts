@@ -38,8 +38,13 @@ export interface StoreSection {
   patient: string;
   spots: number;
   image?: { path: string; width?: number; height?: number };
-  /** Microns per pixel of the image, when given (a sample sheet's `mpp` column). */
+  /**
+   * Microns per pixel of the image, when known: from the image file (Aperio MPP, OME
+   * PhysicalSizeX, TIFF resolution), Space Ranger's scale factors, a sample sheet's `mpp` or --mpp.
+   */
   mpp?: number;
+  /** Where `mpp` was read ("the Aperio MPP of slide.svs", "--mpp"), for messages. */
+  mppSource?: string;
 }
 
 export interface StoreManifest {
@@ -132,10 +137,10 @@ function spotsTable(rows: readonly SpotRow[]): Table {
   ]);
 }
 
-const storeSection = (s: Pick<Section, 'id' | 'patient' | 'spots' | 'image' | 'mpp'>): StoreSection => ({
+const storeSection = (s: Pick<Section, 'id' | 'patient' | 'spots' | 'image' | 'mpp' | 'mppSource'>): StoreSection => ({
   id: s.id, patient: s.patient, spots: s.spots.length,
   ...(s.image ? { image: { path: path.resolve(s.image.path), width: s.image.width, height: s.image.height } } : {}),
-  ...(s.mpp ? { mpp: s.mpp } : {}),
+  ...(s.mpp ? { mpp: s.mpp, ...(s.mppSource ? { mppSource: s.mppSource } : {}) } : {}),
 });
 
 /** Writes spots, expressions and the manifest of a preprocessed dataset into `dir`. */

@@ -58,6 +58,8 @@ export interface CheckpointInfo {
   featuresDir: string;
   /** Modes layer4 and full: the identity of the ResNet18 weights the trunk started from. */
   trunkWeights?: string;
+  /** Microns per pixel of the training crops (the training scale), when the features record it. */
+  mpp?: number;
 }
 
 /** Reads a checkpoint's weights and metadata, checking it is one of ours. */
@@ -116,6 +118,7 @@ function checkedInfo(text: string | undefined, file: string): CheckpointInfo {
   if (!count(info.epoch) || !count(info.step) || !count(info.bestEpoch)) bad('its epoch, step or best epoch is not a whole number');
   if (!Array.isArray(info.history)) bad('its history is not a list');
   if (typeof info.featuresDir !== 'string') bad('it does not record the features it was trained on');
+  if (info.mpp !== undefined && !(typeof info.mpp === 'number' && info.mpp > 0)) bad(`its training scale (mpp) ${JSON.stringify(info.mpp)} is not a positive number of microns per pixel`);
   const config = info.config;
   if (typeof config !== 'object' || config === null || Array.isArray(config)) return bad('its model configuration is not an object');
   if (isBaseline(config)) {

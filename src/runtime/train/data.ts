@@ -55,6 +55,11 @@ export interface TrainingData {
   hasCounts: boolean;
   dim: number;
   sections: Map<string, SectionInputs>;
+  /**
+   * Microns per pixel of the crops the features were cut from, when every section's features
+   * record the same one (`triplex:mpp`); undefined when unknown or mixed. A checkpoint records it.
+   */
+  cropMpp?: number;
 }
 
 export interface LoadOptions {
@@ -101,6 +106,7 @@ export function loadTrainingData(storeDir: string, options: LoadOptions): Traini
   const ids = stringColumn(store.spots, 'spot_id');
   const sections = new Map<string, SectionInputs>();
   let dim = 0;
+  const scales = new Set<string | undefined>();
   for (const id of wanted) {
     const meta = store.manifest.sections.find((s) => s.id === id)!;
     const rows = store.rowsOf(id);
@@ -114,6 +120,7 @@ export function loadTrainingData(storeDir: string, options: LoadOptions): Traini
     }
     const section: SectionInputs = { id, patient: meta.patient, n: rows.length, spotIds, storeRows: rows, values: v, grid };
     const features = readSectionFeatures(featuresDir, id, spotIds, storeDir);
+    scales.add(features.schema.metadata.get('triplex:mpp'));
     const column = (name: string, width: number): Float32Array => {
       const col = features.schema.fields.find((f) => f.name === name);
       const file = pathInside(featuresDir, `${id}.arrow`);
@@ -133,7 +140,9 @@ export function loadTrainingData(storeDir: string, options: LoadOptions): Traini
     if (options.views.includes('target')) section.target = column('target_tokens', TARGET_TOKENS * dim);
     sections.set(id, section);
   }
-  return { storeDir, featuresDir, genes: store.genes, hasCounts: store.hasCounts, dim, sections };
+  const [scale] = scales;
+  const cropMpp = scales.size === 1 && scale !== undefined ? Number(scale) : undefined;
+  return { storeDir, featuresDir, genes: store.genes, hasCounts: store.hasCounts, dim, sections, ...(cropMpp ? { cropMpp } : {}) };
 }
 
 function readSectionFeatures(dir: string, section: string, spotIds: string[], storeDir: string): Table {

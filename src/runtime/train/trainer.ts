@@ -228,6 +228,7 @@ async function trainFoldLocked(data: TrainingData, options: TrainOptions): Promi
       format: CHECKPOINT_FORMAT, version: CHECKPOINT_VERSION, config, mode: o.mode, genes: data.genes, epoch, step: learner.step,
       bestEpoch, bestValidationPcc: bestPcc, signature, history, train: [...o.train], trainPatients: trainSections.map((s) => s.patient), validation: [...o.validation],
       featuresDir: storeRelativeFeatures(data.featuresDir),
+      ...(data.cropMpp ? { mpp: data.cropMpp } : {}),
       ...setup.info,
     });
     /** history.json (content only, comparable between runs) and timings.json (this run's clock). */

@@ -1,0 +1,317 @@
+import * as fs from 'node:fs';
+import { fromFile, type GeoTIFF, type GeoTIFFImage } from 'geotiff';
+import sharp from 'sharp';
+import { ImageFileError } from './imageError';
+import { scaleFromTiff, type Scale } from './scale';
+
+/**
+ * A whole-slide image read by region and pyramid level (geotiff.js, plain JS): tiled and
+ * pyramidal TIFF, BigTIFF, OME-TIFF and JPEG-tiled Aperio SVS. Only the tiles a region covers are
+ * read and decoded, and decoded tiles are kept in a small least-recently-used cache, so memory
+ * stays bounded whatever the slide's size. Levels are the tiled images of the file's IFD chain,
+ * largest first; level 0 is full resolution.
+ */
+
+export interface SlideLevel {
+  width: number;
+  height: number;
+  tileWidth: number;
+  tileHeight: number;
+  /** Full-resolution pixels per pixel of this level (1 for level 0). */
+  downsample: number;
+}
+
+export interface WholeSlide {
+  readonly path: string;
+  readonly format: 'svs' | 'ome-tiff' | 'tiff';
+  readonly levels: readonly SlideLevel[];
+  /** Microns per full-resolution pixel, and where it was read, when the file says. */
+  readonly scale: Scale | undefined;
+  /** RGB uint8 [h, w, 3] of [x, x+w) x [y, y+h) in `level`'s pixels; zero outside the slide. */
+  readRegion(level: number, x: number, y: number, w: number, h: number): Promise<Uint8Array>;
+  /** The smallest level whose downsample is at most `downsample` (level 0 if none is larger). */
+  levelFor(downsample: number): number;
+  /** Tiles decoded so far and decoded bytes held in the cache now. */
+  stats(): { decodes: number; residentBytes: number };
+  close(): void;
+}
+
+export interface WholeSlideOptions {
+  /** Most decoded tile bytes to keep (default 64 MiB). */
+  cacheBytes?: number;
+}
+
+/** Compression codes geotiff.js cannot decode, and what they are. */
+const NEEDS_OPENSLIDE: Record<number, string> = { 33003: 'JPEG 2000 (Aperio YCbCr)', 33005: 'JPEG 2000 (Aperio RGB)', 34712: 'JPEG 2000' };
+
+/** Extensions OpenSlide reads and geotiff.js does not. */
+const OPENSLIDE_ONLY = /\.(ndpi|mrxs|vms|vmu|scn|bif|svslide)$/i;
+
+/** The README section on slide formats, named in errors. */
+const INSTALL_OPENSLIDE = 'install OpenSlide (Debian/Ubuntu: apt-get install openslide-tools) and convert the slide to a pyramidal TIFF ' +
+  '(e.g. `vips tiffsave slide.ndpi slide.tif --tile --pyramid --compression jpeg`), or export it as OME-TIFF from the scanner\'s software';
+
+/**
+ * Whether `path` should be read as a whole slide: an Aperio SVS, an OpenSlide-only format, a tiled
+ * BigTIFF, or a TIFF with several tiled images (a pyramid). Ordinary JPEG/PNG and single-level or
+ * stripped (Big)TIFF stay with sharp.
+ */
+export function isWholeSlideFile(path: string): boolean {
+  if (OPENSLIDE_ONLY.test(path) || /\.svs$/i.test(path)) return true;
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(path, 'r');
+    const head = Buffer.alloc(4);
+    if (fs.readSync(fd, head, 0, 4, 0) < 4) return false;
+    const le = head.toString('latin1', 0, 2);
+    if (le !== 'II' && le !== 'MM') return false;
+    const magic = le === 'II' ? head.readUInt16LE(2) : head.readUInt16BE(2);
+    if (magic === 43) return countTiledIfds(fd, le === 'II', true) > 0;
+    if (magic !== 42) return false;
+    return countTiledIfds(fd, le === 'II', false) > 1;
+  } catch {
+    return false;
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+}
+
+/** Tiled IFDs in a (Big)TIFF's chain (stops at 64: enough to call it a pyramid). */
+function countTiledIfds(fd: number, le: boolean, big: boolean): number {
+  const buf = Buffer.alloc(8);
+  const u16 = (b: Buffer, o: number) => (le ? b.readUInt16LE(o) : b.readUInt16BE(o));
+  const word = (b: Buffer, o: number) => (big ? Number(le ? b.readBigUInt64LE(o) : b.readBigUInt64BE(o)) : le ? b.readUInt32LE(o) : b.readUInt32BE(o));
+  const [countSize, entrySize, wordSize] = big ? [8, 20, 8] : [2, 12, 4];
+  if (fs.readSync(fd, buf, 0, wordSize, big ? 8 : 4) < wordSize) return 0;
+  let offset = word(buf, 0);
+  let tiled = 0;
+  for (let i = 0; offset > 0 && i < 64; i++) {
+    if (fs.readSync(fd, buf, 0, countSize, offset) < countSize) break;
+    const n = big ? word(buf, 0) : u16(buf, 0);
+    if (n > 4096) break; // not a directory
+    const entries = Buffer.alloc(n * entrySize + wordSize);
+    if (fs.readSync(fd, entries, 0, entries.length, offset + countSize) < entries.length) break;
+    for (let e = 0; e < n; e++) if (u16(entries, e * entrySize) === 322) tiled++;
+    offset = word(entries, n * entrySize);
+  }
+  return tiled;
+}
+
+/** Opens a whole slide; reads its IFDs, levels and scale, and checks its tiles lie inside the file. */
+export async function openWholeSlide(path: string, opts: WholeSlideOptions = {}): Promise<WholeSlide> {
+  if (OPENSLIDE_ONLY.test(path)) throw new ImageFileError(path, `is a slide format only OpenSlide reads; ${INSTALL_OPENSLIDE}`);
+  let size: number;
+  try {
+    const stat = fs.statSync(path);
+    if (!stat.isFile()) throw new Error('not a regular file');
+    size = stat.size;
+  } catch (e) {
+    throw new ImageFileError(path, `cannot be read: ${messageOf(e)}`, { cause: e });
+  }
+  let tiff: GeoTIFF;
+  const images: GeoTIFFImage[] = [];
+  try {
+    tiff = await fromFile(path);
+    const count = await tiff.getImageCount();
+    for (let i = 0; i < count; i++) images.push(await tiff.getImage(i));
+  } catch (e) {
+    throw new ImageFileError(path, `cannot be read as a TIFF slide (${messageOf(e)}); is the file complete?`, { cause: e });
+  }
+  const pyramid = images.filter((im) => im.isTiled).sort((a, b) => b.getWidth() - a.getWidth());
+  if (pyramid.length === 0) throw new ImageFileError(path, 'has no tiled image: not a whole-slide TIFF; give it as an ordinary image');
+  const first = pyramid[0];
+  const description = first.fileDirectory.hasTag('ImageDescription') ? String(await first.fileDirectory.loadValue('ImageDescription')) : '';
+  const format = /^Aperio/.test(description) ? 'svs' : /<OME[\s>]/.test(description) ? 'ome-tiff' : 'tiff';
+  const levels: SlideLevel[] = [];
+  const codecs: TileCodec[] = [];
+  for (const [k, im] of pyramid.entries()) {
+    const compression = Number(im.fileDirectory.getValue('Compression') ?? 1);
+    if (NEEDS_OPENSLIDE[compression]) {
+      throw new ImageFileError(path, `level ${k} is compressed with ${NEEDS_OPENSLIDE[compression]}, which this reader cannot decode; ${INSTALL_OPENSLIDE}`);
+    }
+    const samples = im.getSamplesPerPixel();
+    const bits = im.getBitsPerSample(0);
+    if (bits !== 8 || samples < 3) {
+      throw new ImageFileError(path, `level ${k} has ${samples} sample(s) of ${bits} bits per pixel; an H&E slide is 8-bit RGB`);
+    }
+    const level: SlideLevel = { width: im.getWidth(), height: im.getHeight(), tileWidth: im.getTileWidth(), tileHeight: im.getTileHeight(), downsample: 1 };
+    level.downsample = (levels[0]?.width ?? level.width) / level.width;
+    if (levels.length > 0) checkAspect(path, levels[0], level, k);
+    codecs.push(await tileCodec(path, im, k, size));
+    levels.push(level);
+  }
+  return new TiffSlide(path, format, levels, pyramid, codecs, await scaleFromTiff(path, first), opts.cacheBytes ?? 64 * 2 ** 20);
+}
+
+/** A reduced level must have level 0's aspect (within a pixel of rounding, and 1%). */
+function checkAspect(path: string, base: SlideLevel, level: SlideLevel, k: number): void {
+  const expected = base.height * level.width / base.width;
+  if (Math.abs(level.height - expected) > 1 + 0.01 * expected) {
+    throw new ImageFileError(path, `its pyramid levels disagree in aspect: level 0 is ${base.width} x ${base.height} px, level ${k} is ` +
+      `${level.width} x ${level.height} px (a ${level.width} px wide level of this slide would be about ${Math.round(expected)} px high); the file is damaged or not one slide`);
+  }
+}
+
+/**
+ * How a level's tiles are read: where each lies, and whether libjpeg-turbo (through sharp) can
+ * decode them, which is some 30x faster than geotiff.js' JavaScript JPEG decoder; other
+ * compressions go through geotiff.js. Every tile must lie inside the file: a truncated copy
+ * fails here, naming the tile.
+ */
+interface TileCodec {
+  offsets: Float64Array;
+  counts: Float64Array;
+  /** JPEGTables (tag 347) to put before an abbreviated tile stream, without its EOI. */
+  jpegTables?: Uint8Array;
+  native: boolean;
+}
+
+async function tileCodec(path: string, im: GeoTIFFImage, k: number, fileSize: number): Promise<TileCodec> {
+  const offsets = Float64Array.from(await im.fileDirectory.loadValue('TileOffsets') as ArrayLike<number | bigint>, Number);
+  const counts = Float64Array.from(await im.fileDirectory.loadValue('TileByteCounts') as ArrayLike<number | bigint>, Number);
+  const cols = Math.ceil(im.getWidth() / im.getTileWidth());
+  for (let i = 0; i < offsets.length; i++) {
+    const end = offsets[i] + counts[i];
+    if (end > fileSize) {
+      throw new ImageFileError(path, `level ${k}, tile (column ${i % cols}, row ${Math.floor(i / cols)}) ends at byte ${end} but the file has ${fileSize} bytes: ` +
+        'the file is truncated; copy it again');
+    }
+  }
+  const d = im.fileDirectory;
+  const jpeg = Number(d.getValue('Compression')) === 7 && Number(d.getValue('PlanarConfiguration') ?? 1) === 1 && im.getSamplesPerPixel() === 3;
+  const tables = jpeg && d.hasTag('JPEGTables') ? new Uint8Array(await d.loadValue('JPEGTables') as ArrayLike<number>) : undefined;
+  return { offsets, counts, ...(tables && tables.length > 4 ? { jpegTables: tables.subarray(0, tables.length - 2) } : {}), native: jpeg };
+}
+
+class TiffSlide implements WholeSlide {
+  private readonly cache = new Map<string, Uint8Array>();
+  private cachedBytes = 0;
+  private decodes = 0;
+  private closed = false;
+
+  constructor(readonly path: string, readonly format: WholeSlide['format'], readonly levels: readonly SlideLevel[],
+    private readonly images: readonly GeoTIFFImage[], private readonly codecs: readonly TileCodec[], readonly scale: Scale | undefined,
+    private readonly cacheBytes: number) {}
+
+  levelFor(downsample: number): number {
+    let best = 0;
+    this.levels.forEach((l, i) => {
+      if (l.downsample <= downsample * (1 + 1e-9)) best = i;
+    });
+    return best;
+  }
+
+  async readRegion(level: number, x: number, y: number, w: number, h: number): Promise<Uint8Array> {
+    if (this.closed) throw new Error(`${this.path}: the slide was closed`);
+    const L = this.levels[level];
+    if (!L) throw new RangeError(`${this.path} has levels 0..${this.levels.length - 1}, not ${level}`);
+    if (![x, y, w, h].every(Number.isSafeInteger) || w < 0 || h < 0) {
+      throw new RangeError(`${this.path}: readRegion(${level}, ${x}, ${y}, ${w}, ${h}) needs integer coordinates and a non-negative size`);
+    }
+    const out = new Uint8Array(w * h * 3);
+    const left = Math.max(0, x);
+    const top = Math.max(0, y);
+    const right = Math.min(L.width, x + w);
+    const bottom = Math.min(L.height, y + h);
+    if (left >= right || top >= bottom) return out;
+    for (let ty = Math.floor(top / L.tileHeight); ty * L.tileHeight < bottom; ty++) {
+      for (let tx = Math.floor(left / L.tileWidth); tx * L.tileWidth < right; tx++) {
+        const tile = await this.tile(level, tx, ty);
+        const tileLeft = tx * L.tileWidth;
+        const tileTop = ty * L.tileHeight;
+        const tw = Math.min(L.tileWidth, L.width - tileLeft); // edge tiles are clipped by geotiff
+        const x0 = Math.max(left, tileLeft);
+        const x1 = Math.min(right, tileLeft + tw);
+        for (let row = Math.max(top, tileTop); row < Math.min(bottom, tileTop + L.tileHeight); row++) {
+          const src = ((row - tileTop) * tw + (x0 - tileLeft)) * 3;
+          out.set(tile.subarray(src, src + (x1 - x0) * 3), ((row - y) * w + (x0 - x)) * 3);
+        }
+      }
+    }
+    return out;
+  }
+
+  stats(): { decodes: number; residentBytes: number } {
+    return { decodes: this.decodes, residentBytes: this.cachedBytes };
+  }
+
+  close(): void {
+    this.closed = true;
+    void this.handle?.then((h) => h.close(), () => undefined);
+    this.handle = undefined;
+    this.cache.clear();
+    this.cachedBytes = 0;
+  }
+
+  /** A JPEG tile's bytes (with the level's JPEGTables when its stream is abbreviated), decoded by libjpeg-turbo. */
+  private async jpegTile(level: number, index: number, w: number, h: number): Promise<Uint8Array> {
+    const { offsets, counts, jpegTables } = this.codecs[level];
+    const bytes = Buffer.alloc(counts[index]);
+    const handle = await this.file();
+    const { bytesRead } = await handle.read(bytes, 0, bytes.length, offsets[index]);
+    if (bytesRead !== bytes.length) throw new Error(`read ${bytesRead} of its ${bytes.length} bytes`);
+    // An abbreviated stream takes the level's tables; tables of its own, if any, come later and win.
+    return decodeJpegTile(jpegTables ? Buffer.concat([jpegTables, bytes.subarray(2)]) : bytes, w, h);
+  }
+
+  private handle: Promise<fs.promises.FileHandle> | undefined;
+
+  private file(): Promise<fs.promises.FileHandle> {
+    this.handle ??= fs.promises.open(this.path, 'r');
+    return this.handle;
+  }
+
+  /** Tile (tx, ty) of a level as RGB [rows, cols, 3], clipped to the level's edge. */
+  private async tile(level: number, tx: number, ty: number): Promise<Uint8Array> {
+    const key = `${level}/${tx}/${ty}`;
+    const hit = this.cache.get(key);
+    if (hit) {
+      this.cache.delete(key);
+      this.cache.set(key, hit);
+      return hit;
+    }
+    const L = this.levels[level];
+    const im = this.images[level];
+    const window = [tx * L.tileWidth, ty * L.tileHeight, Math.min(L.width, (tx + 1) * L.tileWidth), Math.min(L.height, (ty + 1) * L.tileHeight)];
+    let rgb: Uint8Array;
+    try {
+      if (this.codecs[level].native) {
+        rgb = await this.jpegTile(level, ty * Math.ceil(L.width / L.tileWidth) + tx, window[2] - window[0], window[3] - window[1]);
+      } else {
+        const data = await im.readRGB({ window, interleave: true });
+        if (!(data instanceof Uint8Array) && !(data instanceof Uint8ClampedArray)) throw new Error('decoded to a non-8-bit array');
+        rgb = new Uint8Array(data.buffer, data.byteOffset, data.length);
+      }
+      const expected = (window[2] - window[0]) * (window[3] - window[1]) * 3;
+      if (rgb.length !== expected) throw new Error(`decoded to ${rgb.length} bytes, not ${expected}`);
+    } catch (e) {
+      throw new ImageFileError(this.path, `level ${level}, tile (column ${tx}, row ${ty}) cannot be decoded (${messageOf(e)}); the file is damaged or truncated, copy it again`, { cause: e });
+    }
+    this.decodes++;
+    this.cache.set(key, rgb);
+    this.cachedBytes += rgb.length;
+    for (const [k, v] of this.cache) {
+      if (this.cachedBytes <= this.cacheBytes || this.cache.size <= 1) break;
+      this.cache.delete(k);
+      this.cachedBytes -= v.length;
+    }
+    return rgb;
+  }
+}
+
+/** Decodes a JPEG stream to RGB [h, w, 3], the top-left w x h of its pixels (edge tiles are padded). */
+async function decodeJpegTile(stream: Uint8Array, w: number, h: number): Promise<Uint8Array> {
+  const { data, info } = await sharp(stream, { failOn: 'truncated' }).extract({ left: 0, top: 0, width: w, height: h })
+    .removeAlpha().toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+  if (info.width !== w || info.height !== h || info.channels !== 3) throw new Error(`decoded to ${info.width} x ${info.height} x ${info.channels}, not ${w} x ${h} x 3`);
+  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+}
+
+/** Reads a region of a level (see WholeSlide.readRegion): the API other components call. */
+export function readRegion(slide: WholeSlide, level: number, x: number, y: number, w: number, h: number): Promise<Uint8Array> {
+  return slide.readRegion(level, x, y, w, h);
+}
+
+function messageOf(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

@@ -1,0 +1,194 @@
+import * as fs from 'node:fs';
+import { deflateSync } from 'node:zlib';
+import sharp from 'sharp';
+
+/**
+ * A small writer of tiled, multi-level TIFF and BigTIFF files, for tests and the bench: the
+ * slides scanners write (Aperio SVS, pyramidal/OME TIFF) made from pixels the test chooses. Each
+ * level is one IFD of the top-level chain (as SVS and libvips' `--pyramid` files store them);
+ * tiles are RGB, deflate- (8) or JPEG- (7) compressed. A tile given twice (the same Buffer) is
+ * written once and referenced twice, so a 100,000 px slide of mostly empty glass stays small.
+ */
+
+export interface TiffLevelSpec {
+  width: number;
+  height: number;
+  tileSize: number;
+  /** Encoded tile (col, row), row-major; the same Buffer object may be returned for many tiles. */
+  tile: (col: number, row: number) => Buffer;
+  compression: 'deflate' | 'jpeg';
+  /** PhotometricInterpretation: 2 (RGB, default; what Aperio writes over JPEG) or 6 (YCbCr). */
+  photometric?: 2 | 6;
+  description?: string;
+  /** XResolution = YResolution in pixels per `unit`. */
+  resolution?: { perUnit: number; unit: 'cm' | 'inch' | 'none' };
+  /** NewSubfileType: 0 for the full image, 1 for a reduced level (default: 0 first, then 1). */
+  subfileType?: number;
+}
+
+/** Tile-grid size of a level. */
+export function tileGrid(level: Pick<TiffLevelSpec, 'width' | 'height' | 'tileSize'>): { cols: number; rows: number } {
+  return { cols: Math.ceil(level.width / level.tileSize), rows: Math.ceil(level.height / level.tileSize) };
+}
+
+/** Deflate-compressed tile of RGB pixels [size, size, 3]. */
+export function deflateTile(rgb: Uint8Array): Buffer {
+  return deflateSync(rgb);
+}
+
+/** Baseline JPEG tile (a whole JFIF stream, as Aperio stores them) of RGB pixels [size, size, 3]. */
+export async function jpegTile(rgb: Uint8Array, size: number, quality = 90): Promise<Buffer> {
+  return sharp(Buffer.from(rgb.buffer, rgb.byteOffset, rgb.byteLength), { raw: { width: size, height: size, channels: 3 } })
+    .jpeg({ quality, chromaSubsampling: '4:4:4' }).toBuffer();
+}
+
+/** A size x size tile of one colour. */
+export function solidTile(size: number, rgb: readonly [number, number, number]): Uint8Array {
+  const out = new Uint8Array(size * size * 3);
+  for (let i = 0; i < out.length; i += 3) out.set(rgb, i);
+  return out;
+}
+
+const T = { SHORT: 3, LONG: 4, RATIONAL: 5, ASCII: 2, LONG8: 16 } as const;
+interface Entry { tag: number; type: number; values: number[] | string }
+
+/**
+ * Writes the levels to `file` (BigTIFF when `bigTiff`); returns the file's size in bytes. The
+ * IFDs come first and the tile data last, so a copy cut short loses tiles, not the directory.
+ */
+export function writeTiledTiff(file: string, levels: readonly TiffLevelSpec[], opts: { bigTiff?: boolean } = {}): number {
+  const big = opts.bigTiff ?? false;
+  // Pass 1: every level's tiles, each distinct Buffer once.
+  const unique = new Map<Buffer, number>(); // tile -> index into `data`
+  const data: Buffer[] = [];
+  const refs = levels.map((level) => {
+    const { cols, rows } = tileGrid(level);
+    const ids = new Int32Array(cols * rows);
+    for (let r = 0; r < rows; r++) {
+      for (let c = 0; c < cols; c++) {
+        const tile = level.tile(c, r);
+        let id = unique.get(tile);
+        if (id === undefined) {
+          id = data.length;
+          unique.set(tile, id);
+          data.push(tile);
+        }
+        ids[r * cols + c] = id;
+      }
+    }
+    return ids;
+  });
+  const entriesOf = (level: TiffLevelSpec, li: number, where: readonly number[]): Entry[] => {
+    const ids = refs[li];
+    const entries: Entry[] = [
+      { tag: 254, type: T.LONG, values: [level.subfileType ?? (li === 0 ? 0 : 1)] },
+      { tag: 256, type: T.LONG, values: [level.width] },
+      { tag: 257, type: T.LONG, values: [level.height] },
+      { tag: 258, type: T.SHORT, values: [8, 8, 8] },
+      { tag: 259, type: T.SHORT, values: [level.compression === 'jpeg' ? 7 : 8] },
+      { tag: 262, type: T.SHORT, values: [level.photometric ?? 2] },
+      { tag: 277, type: T.SHORT, values: [3] },
+      { tag: 284, type: T.SHORT, values: [1] },
+      { tag: 322, type: T.LONG, values: [level.tileSize] },
+      { tag: 323, type: T.LONG, values: [level.tileSize] },
+      { tag: 324, type: big ? T.LONG8 : T.LONG, values: Array.from(ids, (id) => where[id]) },
+      { tag: 325, type: T.LONG, values: Array.from(ids, (id) => data[id].length) },
+    ];
+    if (level.description !== undefined) entries.push({ tag: 270, type: T.ASCII, values: level.description });
+    if (level.resolution) {
+      const [num, den] = rational(level.resolution.perUnit);
+      entries.push({ tag: 282, type: T.RATIONAL, values: [num, den] }, { tag: 283, type: T.RATIONAL, values: [num, den] });
+      entries.push({ tag: 296, type: T.SHORT, values: [{ none: 1, inch: 2, cm: 3 }[level.resolution.unit]] });
+    }
+    return entries.sort((a, b) => a.tag - b.tag);
+  };
+  // Pass 2: IFD sizes do not depend on the offsets they hold, so lay out IFDs, then tile data.
+  const even = (n: number) => n + (n % 2);
+  const zeros = data.map(() => 0);
+  const ifdAt: number[] = [];
+  let at = big ? 16 : 8;
+  levels.forEach((level, li) => {
+    ifdAt.push(at);
+    const { ifd, values } = encodeIfd(entriesOf(level, li, zeros), at, big);
+    at = even(at + ifd.length + values.length);
+  });
+  const where = data.map((tile) => {
+    const w = at;
+    at = even(at + tile.length);
+    return w;
+  });
+  const fd = fs.openSync(file, 'w');
+  try {
+    const header = Buffer.alloc(big ? 16 : 8);
+    header.write('II', 0, 'latin1');
+    if (big) {
+      header.writeUInt16LE(43, 2);
+      header.writeUInt16LE(8, 4);
+      header.writeBigUInt64LE(BigInt(ifdAt[0]), 8);
+    } else {
+      header.writeUInt16LE(42, 2);
+      header.writeUInt32LE(ifdAt[0], 4);
+    }
+    fs.writeSync(fd, header, 0, header.length, 0);
+    levels.forEach((level, li) => {
+      const { ifd, values, nextAt } = encodeIfd(entriesOf(level, li, where), ifdAt[li], big);
+      const next = ifdAt[li + 1] ?? 0;
+      if (big) ifd.writeBigUInt64LE(BigInt(next), nextAt); else ifd.writeUInt32LE(next, nextAt);
+      const block = Buffer.concat([ifd, values]);
+      fs.writeSync(fd, block, 0, block.length, ifdAt[li]);
+    });
+    data.forEach((tile, i) => fs.writeSync(fd, tile, 0, tile.length, where[i]));
+    return at;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function rational(v: number): [number, number] {
+  const den = 10000;
+  return [Math.round(v * den), den];
+}
+
+const SIZE: Record<number, number> = { [T.SHORT]: 2, [T.LONG]: 4, [T.RATIONAL]: 8, [T.ASCII]: 1, [T.LONG8]: 8 };
+
+/** One IFD written at file offset `base`: the directory, then the values that do not fit inline. */
+function encodeIfd(entries: Entry[], base: number, big: boolean): { ifd: Buffer; values: Buffer; nextAt: number } {
+  const entrySize = big ? 20 : 12;
+  const countSize = big ? 8 : 2;
+  const inline = big ? 8 : 4;
+  const ifd = Buffer.alloc(countSize + entries.length * entrySize + (big ? 8 : 4));
+  if (big) ifd.writeBigUInt64LE(BigInt(entries.length), 0); else ifd.writeUInt16LE(entries.length, 0);
+  const extra: Buffer[] = [];
+  let extraAt = base + ifd.length;
+  entries.forEach((e, i) => {
+    const data = encodeValues(e);
+    const count = typeof e.values === 'string' ? data.length : e.type === T.RATIONAL ? e.values.length / 2 : e.values.length;
+    const o = countSize + i * entrySize;
+    ifd.writeUInt16LE(e.tag, o);
+    ifd.writeUInt16LE(e.type, o + 2);
+    if (big) ifd.writeBigUInt64LE(BigInt(count), o + 4); else ifd.writeUInt32LE(count, o + 4);
+    const valueAt = o + (big ? 12 : 8);
+    if (data.length <= inline) {
+      data.copy(ifd, valueAt);
+    } else {
+      if (big) ifd.writeBigUInt64LE(BigInt(extraAt), valueAt); else ifd.writeUInt32LE(extraAt, valueAt);
+      const padded = data.length % 2 ? Buffer.concat([data, Buffer.alloc(1)]) : data;
+      extra.push(padded);
+      extraAt += padded.length;
+    }
+  });
+  return { ifd, values: Buffer.concat(extra), nextAt: countSize + entries.length * entrySize };
+}
+
+function encodeValues(e: Entry): Buffer {
+  if (typeof e.values === 'string') return Buffer.from(`${e.values}\0`, 'utf8'); // OME-XML is UTF-8
+  const size = SIZE[e.type];
+  const n = e.values.length;
+  const out = Buffer.alloc(e.type === T.RATIONAL ? n * 4 : n * size);
+  e.values.forEach((v, i) => {
+    if (e.type === T.SHORT) out.writeUInt16LE(v, i * 2);
+    else if (e.type === T.LONG8) out.writeBigUInt64LE(BigInt(v), i * 8);
+    else out.writeUInt32LE(v, i * 4); // LONG, and each half of a RATIONAL
+  });
+  return out;
+}
