@@ -2,6 +2,7 @@ import { Command, Option } from 'commander';
 import { RunStopped } from '../runtime/train/cv';
 import { followGrid, submitGrid, type SlurmGrid, type SlurmResources } from '../runtime/executors/slurm';
 import type { GridCell } from '../runtime/executors/grid';
+import { requireSbatch } from '../runtime/executors/slurmTools';
 import { decimalNumber, wholeNumber } from './options';
 
 /**
@@ -43,7 +44,7 @@ export function executorOptions(cmd: Command): Command {
 }
 
 export function checkExecutorFlags(cmd: Command, o: ExecutorFlags): void {
-  if (o.executor === 'slurm') return;
+  if (o.executor === 'slurm') return requireSbatch();
   const given = SLURM_ONLY.filter((k) => o[k] !== undefined);
   if (o.sbatchArg.length) given.push('sbatch-arg' as never);
   if (given.length) cmd.error(`error: --${given.join(', --')} ${given.length === 1 ? 'is' : 'are'} for --executor slurm`, { exitCode: 2 });

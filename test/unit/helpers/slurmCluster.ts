@@ -56,20 +56,22 @@ export function startSlurmCluster(dir: string): SlurmCluster {
     if (r.status !== 0) throw new Error(`${command} ${args.join(' ')}: ${r.stderr || r.stdout || r.error?.message}`);
     return r.stdout;
   };
-  const pids = () => ['slurmd.pid', 'slurmctld.pid', 'munge/munged.pid'].map((f) => Number(fs.readFileSync(at(f), 'utf8').trim())).filter((p) => p > 0);
+  const pidFiles = ['slurmd.pid', 'slurmctld.pid', 'munge/munged.pid'].map(at);
   const stop = () => {
     spawnSync('scancel', ['--full', '--me'], { env });
-    for (const f of ['slurmd.pid', 'slurmctld.pid', 'munge/munged.pid']) {
+    const pids = pidFiles.flatMap((f) => (fs.existsSync(f) ? [Number(fs.readFileSync(f, 'utf8').trim())] : [])).filter((p) => p > 0);
+    const alive = () => pids.filter((p) => {
       try {
-        process.kill(Number(fs.readFileSync(at(f), 'utf8').trim()), 'SIGTERM');
+        process.kill(p, 0);
+        return true;
       } catch {
-        // not started, or gone
+        return false;
       }
-    }
-    const until = Date.now() + 10_000;
-    const alive = () => { try { return pids().some((p) => { try { process.kill(p, 0); return true; } catch { return false; } }); } catch { return false; } };
-    while (alive() && Date.now() < until) spawnSync('sleep', ['0.2']);
-    if (alive()) for (const p of pids()) try { process.kill(p, 'SIGKILL'); } catch { /* gone */ }
+    });
+    for (const p of alive()) process.kill(p, 'SIGTERM');
+    const until = Date.now() + 15_000;
+    while (alive().length && Date.now() < until) spawnSync('sleep', ['0.2']);
+    for (const p of alive()) process.kill(p, 'SIGKILL');
   };
   try {
     run('munged', ['--force', `--key-file=${key}`, `--socket=${socket}`, `--pid-file=${path.join(munge, 'munged.pid')}`, `--log-file=${path.join(munge, 'munged.log')}`, `--seed-file=${path.join(munge, 'seed')}`]);
