@@ -39,7 +39,7 @@ export function executorOptions(cmd: Command): Command {
     .option('--gpus <n>', 'slurm: GPUs per cell, as sbatch --gpus takes it (e.g. 1 or a100:1)')
     .option('--sbatch-arg <arg>', 'slurm: passed to sbatch as it is (repeatable; e.g. --sbatch-arg=--account=lab)', (v: string, all: string[]) => [...all, v], [] as string[])
     .option('--detach', 'slurm: return once submitted; follow with `triplex status <run>`, gather with `triplex collect <run>`')
-    .option('--poll <seconds>', 'slurm: seconds between looks at the queue', decimalNumber(0, 3600), 10)
+    .option('--poll <seconds>', 'slurm: seconds between looks at the queue', decimalNumber(0, 3600, { min: true }), 10)
     .addOption(new Option('--collect').hideHelp());
 }
 

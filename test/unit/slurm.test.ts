@@ -36,8 +36,7 @@ describe('training grids on a one-node Slurm cluster', { skip }, () => {
   const sameTable = (a: string, b: string) => {
     assert.deepEqual(results(b).summary, results(a).summary);
     assert.deepEqual(results(b).perFold, results(a).perFold);
-    const slides = (dir: string) => readArrowFile(path.join(dir, 'metrics_slides.arrow')).batches.length;
-    assert.equal(slides(b), slides(a));
+    assert.equal(readArrowFile(path.join(b, 'metrics_slides.arrow')).numRows, 6);
     const bytes = (dir: string) => fs.readFileSync(path.join(dir, 'metrics_slides.arrow'));
     assert.ok(bytes(a).equals(bytes(b)), 'metrics_slides.arrow differs');
   };
