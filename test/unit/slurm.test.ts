@@ -83,7 +83,7 @@ describe('training grids on a one-node Slurm cluster', { skip }, () => {
 
   test('a task cancelled with scancel is reported by cell; the rerun submits only it and resumes it from its checkpoint', async () => {
     const out = path.join(tmp, 'cancelled');
-    const args = ['cv', store, ...FAST, '--epochs', '12', '--patience', '12', '--out', out, ...slurmArgs()];
+    const args = ['cv', store, ...FAST, '--epochs', '6', '--patience', '6', '--out', out, ...slurmArgs()];
     const child = spawn(process.execPath, [cli(), ...args], { env });
     let output = '';
     child.stdout.on('data', (d: Buffer) => { output += d.toString(); });
@@ -129,6 +129,16 @@ describe('training grids on a one-node Slurm cluster', { skip }, () => {
     assert.match(c.stdout, /triplex \(frozen\)\s+\d/);
     sameTable(local, out);
     assert.match(run(['status', out]).stdout, /2 of 2 done/);
+  });
+
+  test('a grid larger than the cluster\'s MaxArraySize goes in chunks, every cell submitted once', () => {
+    const out = path.join(tmp, 'chunks');
+    const r = run(['ablation', store, '--variants', 'tem,nem,gem', ...FAST, '--out', out, ...slurmArgs(), '--detach']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /arrays of at most 2 tasks \(MaxArraySize\): submitting 6 cells in 3 arrays/);
+    const state = readGridState(out)!;
+    assert.deepEqual(state.submissions.map((s) => s.cells), [['tem/fold-0', 'tem/fold-1'], ['nem/fold-0', 'nem/fold-1'], ['gem/fold-0', 'gem/fold-1']]);
+    cluster!.run('scancel', [state.submissions[0].probe, ...state.submissions.map((s) => s.job)]);
   });
 
   test('bad input: a partition that does not exist, Slurm options without --executor slurm, a folder never submitted', () => {

@@ -46,7 +46,8 @@ export function startSlurmCluster(dir: string): SlurmCluster {
     `SlurmctldLogFile=${at('slurmctld.log')}`, `SlurmdLogFile=${at('slurmd.log')}`,
     'ProctrackType=proctrack/linuxproc', 'TaskPlugin=task/none', 'SelectType=select/cons_tres', 'SelectTypeParameters=CR_Core',
     'JobAcctGatherType=jobacct_gather/none', 'AccountingStorageType=accounting_storage/none', 'JobCompType=jobcomp/none',
-    'MpiDefault=none', 'ReturnToService=2', 'MinJobAge=600', 'KillWait=5', 'SchedulerParameters=sched_interval=1',
+    'MpiDefault=none', 'ReturnToService=2', 'MaxArraySize=2', // arrays of 2 tasks: a larger grid goes in chunks
+     'MinJobAge=600', 'KillWait=5', 'SchedulerParameters=sched_interval=1',
     `NodeName=${host} CPUs=2 RealMemory=4000 State=UNKNOWN`,
     `PartitionName=triplex Nodes=${host} Default=YES MaxTime=INFINITE State=UP`, '',
   ].join('\n'));
