@@ -1,8 +1,10 @@
+import * as path from 'node:path';
 import { Command, Option } from 'commander';
 import { RunStopped } from '../runtime/train/cv';
 import { followGrid, submitGrid, type SlurmGrid, type SlurmResources } from '../runtime/executors/slurm';
 import type { GridCell } from '../runtime/executors/grid';
 import { requireSbatch } from '../runtime/executors/slurmTools';
+import { withLock } from '../runtime/store/lock';
 import { decimalNumber, wholeNumber } from './options';
 
 /**
@@ -59,12 +61,18 @@ export const slurmResources = (o: ExecutorFlags): SlurmResources => ({ partition
  */
 export async function runOnSlurm(o: ExecutorFlags, grid: Omit<SlurmGrid, 'invocation'>, log: (line: string) => void, signal: AbortSignal, relay?: (cell: string, line: string) => void): Promise<'gather' | 'detached'> {
   const invocation = { cwd: process.cwd(), argv: process.argv.slice(2).filter((a) => a !== '--detach' && a !== '--collect') };
+  let waiting = true;
   if (!o.collect) {
-    const { submitted, queued } = await submitGrid({ ...grid, invocation }, slurmResources(o), log);
+    // One submitter at a time per run folder: two at once would submit the same cells twice. (Not
+    // train-fold's grid of one, whose root is the cell's folder: its task takes that folder's lock.)
+    const submit = () => submitGrid({ ...grid, invocation }, slurmResources(o), log);
+    const ownFolder = grid.cells.some((c) => path.resolve(c.dir) === path.resolve(grid.root));
+    const { submitted, queued } = ownFolder ? await submit() : await withLock(grid.root, `triplex ${grid.name.replace(/^triplex-/, '')} (submitting to Slurm)`, submit);
     if (queued.length) log(`already queued or running from an earlier submission: ${queued.join(', ')}`);
-    if (!submitted.length && !queued.length) log(`every cell of ${grid.root} is done; gathering`);
+    waiting = submitted.length + queued.length > 0;
+    if (!waiting) log(`every cell of ${grid.root} is done; gathering`);
   }
-  if (o.detach) {
+  if (o.detach && waiting) {
     log(`detached: \`triplex status ${grid.root}\` shows the cells, \`triplex collect ${grid.root}\` gathers the table when they are done`);
     return 'detached';
   }

@@ -131,6 +131,17 @@ describe('training grids on a one-node Slurm cluster', { skip }, () => {
     assert.match(run(['status', out]).stdout, /2 of 2 done/);
   });
 
+  test('train-fold --executor slurm (the editor\'s Train Fold) passes the task\'s JSON progress on and scores the fold', () => {
+    const out = path.join(tmp, 'one-fold');
+    const r = run(['train-fold', store, '--fold', '1', ...FAST, '--out', out, ...slurmArgs(), '--progress', 'json']);
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /submitted Slurm job array (\d+) \(1 cell: triplex\/fold-1\)/);
+    const epochs = r.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { event: string; fold: number }).filter((e) => e.event === 'epoch');
+    assert.deepEqual(epochs.map((e) => e.fold), [1, 1]);
+    assert.match(r.stdout, /fold 1: MSE \d/);
+    assert.equal(readCellRecord(path.join(out, 'fold-1'))?.executor, 'slurm');
+  });
+
   test('a grid larger than the cluster\'s MaxArraySize goes in chunks, every cell submitted once', () => {
     const out = path.join(tmp, 'chunks');
     const r = run(['ablation', store, '--variants', 'tem,nem,gem', ...FAST, '--out', out, ...slurmArgs(), '--detach']);
