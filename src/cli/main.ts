@@ -13,6 +13,7 @@ import { spotViewCommand, tilesCommand } from './viewer';
 import { exportCommand } from './export';
 import { evaluateCommand } from './evaluate';
 import { ablationCommand, benchmarkCommand, cvCommand, predictCommand, trainFoldCommand } from './train';
+import { collectCommand, statusCommand } from './cluster';
 
 /** The package's version: dist/cli.js sits beside package.json's folder, in the repository and in the installed extension. */
 function packageVersion(): string {
@@ -47,6 +48,8 @@ program.addCommand(trainFoldCommand());
 program.addCommand(predictCommand());
 program.addCommand(ablationCommand());
 program.addCommand(benchmarkCommand());
+program.addCommand(statusCommand());
+program.addCommand(collectCommand());
 program.addCommand(evaluateCommand());
 program.addCommand(exportCommand());
 program.addCommand(tilesCommand());

@@ -3,7 +3,7 @@ import { Command, Option } from 'commander';
 import { initCompute } from '../runtime/compute/backend';
 import { formatMetricsTable } from '../runtime/eval/metrics';
 import { activeViews, PRESETS, triplexConfig, VARIANTS } from '../runtime/model/triplex/config';
-import { crossValidate, writePredictions, ALL_VIEWS, type CvOptions } from '../runtime/train/cv';
+import { crossValidate, cvCells, foldDir, trainCvCell, writePredictions, ALL_VIEWS, RunStopped, type CvOptions } from '../runtime/train/cv';
 import { loadTrainingData } from '../runtime/train/data';
 import { trainingScaleNotes } from '../runtime/image/cropScale';
 import { predictSections, prepareTargetInputs, type TargetMode, type TrainProgress } from '../runtime/train/trainer';
@@ -11,11 +11,12 @@ import { CheckpointUsageError, loadModelCheckpoint } from '../runtime/train/refe
 import type { Fold } from '../runtime/eval/folds';
 import { BASELINES } from '../runtime/baselines/model';
 import { isBaselineName } from '../runtime/baselines/registry';
-import { runBenchmark } from '../runtime/eval/benchmark';
-import { BENCHMARK_MODELS, modelLabel } from '../runtime/eval/table1';
+import { benchmarkPlan, runBenchmark } from '../runtime/eval/benchmark';
+import { BENCHMARK_MODELS, modelLabel, type BenchmarkModel } from '../runtime/eval/table1';
 import { checkRegularFile } from '../runtime/data/files';
 import { computeOptions, decimalNumber, wholeNumber } from './options';
 import { commandOutput, JSON_OPTION } from './jsonOutput';
+import { cellArgs, checkExecutorFlags, executorOptions, runOnSlurm, type ExecutorFlags, type GridCell } from './executor';
 
 /** `triplex cv`, `triplex train-fold`, `triplex ablation` and `triplex predict`. */
 
@@ -106,17 +107,40 @@ export function interruptible(notice = 'stopping after the current batch'): Abor
   return controller;
 }
 
+/** Ctrl-C: a local run stops after the current batch; a followed Slurm grid is cancelled (scancel). */
+const stopper = (o: ExecutorFlags) => interruptible(o.executor === 'slurm' ? 'cancelling the Slurm jobs' : undefined);
+
+/** The long flags train-fold takes: what a cell's task is given of the invoking command's options. */
+const trainFoldFlags = () => new Set(trainFoldCommand().options.map((x) => x.long!).filter(Boolean));
+
+/** A model's folds as grid cells, each a `triplex train-fold --cell-only` of its own. */
+function modelCells(cmd: Command, options: CvOptions, key: string, progress?: string): GridCell[] {
+  const { folds, settings } = cvCells(options);
+  const flags = trainFoldFlags();
+  const mode = isBaselineName(options.variant ?? '') ? undefined : options.mode;
+  return folds.map((fold) => ({
+    key: `${key}/fold-${fold}`, dir: foldDir(options.outDir, fold), settings,
+    args: cellArgs(cmd, flags, { model: options.variant ?? 'triplex', mode, fold, out: options.outDir, progress }),
+  }));
+}
+
 export function cvCommand(): Command {
-  return trainingOptions(new Command('cv')
+  return executorOptions(trainingOptions(new Command('cv')
     .description('cross-validate a model variant: train each fold with early stopping on held-out training patients, score its test slides')
     .argument('<store>', 'dataset store with extracted features')
     .option('--out <dir>', 'run folder (default <store>/runs/<model>-<mode>)')
-    .option(...JSON_OPTION))
-    .action(async (store: string, o: TrainFlags & { json?: boolean }, cmd: Command) => {
+    .option(...JSON_OPTION)))
+    .action(async (store: string, o: TrainFlags & ExecutorFlags & { json?: boolean }, cmd: Command) => {
+      checkExecutorFlags(cmd, o);
       await initCompute(computeOptions(cmd));
-      const controller = interruptible();
+      const controller = stopper(o);
       const say = commandOutput(o.json);
       const options = cvOptions(store, o, say.log, controller.signal);
+      if (o.executor === 'slurm') {
+        const cells = modelCells(cmd, options, o.model);
+        if (await runOnSlurm(o, { root: options.outDir, name: 'triplex-cv', cells }, say.log, controller.signal, (cell, line) => say.log(`[${cell}] ${line}`)) === 'detached') return;
+        options.gatherOnly = true;
+      }
       const result = await crossValidate(options);
       const model = isBaselineName(o.model) ? o.model : `${o.model} (${o.mode})`;
       say.result(() => `\n${formatMetricsTable([{ model, summary: result.evaluation.summary }])}\nmetrics and predictions -> ${options.outDir}`, {
@@ -128,15 +152,33 @@ export function cvCommand(): Command {
 }
 
 export function trainFoldCommand(): Command {
-  return trainingOptions(new Command('train-fold')
+  return executorOptions(trainingOptions(new Command('train-fold')
     .description('train and score a single fold of a cross-validation (resumes from its last checkpoint)')
     .argument('<store>', 'dataset store with extracted features')
     .requiredOption('--fold <k>', 'fold index (0-based)', wholeNumber(0))
-    .option('--out <dir>', 'run folder (default <store>/runs/<model>-<mode>)'))
-    .action(async (store: string, o: TrainFlags & { fold: number }, cmd: Command) => {
+    .option('--out <dir>', 'run folder (default <store>/runs/<model>-<mode>)')
+    .option('--cell-only', 'train and record this fold as a cell of a grid (holding only the fold\'s lock), leaving the table to the command that gathers the grid (what a Slurm task runs)')))
+    .action(async (store: string, o: TrainFlags & ExecutorFlags & { fold: number; cellOnly?: boolean }, cmd: Command) => {
+      checkExecutorFlags(cmd, o);
       await initCompute(computeOptions(cmd));
-      const controller = interruptible();
-      const result = await crossValidate({ ...cvOptions(store, o, console.log, controller.signal), onlyFolds: [o.fold] });
+      const controller = stopper(o);
+      // Slurm ends a cancelled, timed-out or preempted task with SIGTERM: stop as on Ctrl-C, the last checkpoint kept.
+      if (o.cellOnly) process.once('SIGTERM', () => controller.abort());
+      const options: CvOptions = { ...cvOptions(store, o, console.log, controller.signal), onlyFolds: [o.fold] };
+      if (o.cellOnly) {
+        const cell = await trainCvCell(options, o.fold);
+        if (cell.stopped) throw new RunStopped(`fold ${o.fold}: stopped on request; its last checkpoint is kept`);
+        console.log(`fold ${o.fold}: cell recorded (${cell.record?.executor}${cell.record?.job ? ` job ${cell.record.job}` : ''})`);
+        return;
+      }
+      if (o.executor === 'slurm') {
+        // A grid of one cell, its Slurm files in the fold's folder; JSON progress lines of the task are passed on as they are (for the editor).
+        const cells = modelCells(cmd, options, o.model, o.progress).filter((c) => c.key.endsWith(`/fold-${o.fold}`));
+        const relay = (_: string, line: string) => console.log(o.progress === 'json' && line.startsWith('{') ? line : `[slurm] ${line}`);
+        if (await runOnSlurm(o, { root: cells[0].dir, name: 'triplex-train-fold', cells }, console.log, controller.signal, relay) === 'detached') return;
+        options.gatherOnly = true;
+      }
+      const result = await crossValidate(options);
       const f = result.evaluation.folds[0];
       console.log(`fold ${o.fold}: MSE ${f.mse.toFixed(4)}, MAE ${f.mae.toFixed(4)}, PCC(M) ${f.pccM.toFixed(3)}, PCC(H) ${f.pccH.toFixed(3)} (over this fold's genes)`);
       if (result.aborted) process.exitCode = 130;
@@ -144,28 +186,36 @@ export function trainFoldCommand(): Command {
 }
 
 export function ablationCommand(): Command {
-  return trainingOptions(new Command('ablation')
+  return executorOptions(trainingOptions(new Command('ablation')
     .description("run the paper's ablation grid (views, position encoding, fusion, fusion loss; Tables 3-5) and print one table")
     .argument('<store>', 'dataset store with extracted features')
     .option('--variants <list>', `comma-separated subset of ${VARIANTS.map((v) => v.name).join(',')}`)
-    .option('--out <dir>', 'folder of the runs (default <store>/runs/ablation-<mode>)'), false)
-    .action(async (store: string, o: Omit<TrainFlags, 'model'> & { variants?: string }, cmd: Command) => {
+    .option('--out <dir>', 'folder of the runs (default <store>/runs/ablation-<mode>)'), false))
+    .action(async (store: string, o: Omit<TrainFlags, 'model'> & ExecutorFlags & { variants?: string }, cmd: Command) => {
+      checkExecutorFlags(cmd, o);
       await initCompute(computeOptions(cmd));
-      const controller = interruptible();
+      const controller = stopper(o);
       const names = o.variants ? o.variants.split(',').map((s) => s.trim()) : VARIANTS.map((v) => v.name);
       const unknown = names.filter((n) => !VARIANTS.some((v) => v.name === n));
       if (unknown.length) throw new Error(`unknown variant ${unknown.join(', ')}; choose from ${VARIANTS.map((v) => v.name).join(', ')}`);
       const data = loadTrainingData(store, { views: ALL_VIEWS, features: o.features });
       const root = o.out ?? path.join(store, 'runs', `ablation-${o.mode}`);
       const rows: Parameters<typeof formatMetricsTable>[0][number][] = [];
-      for (const name of names) {
-        const v = VARIANTS.find((x) => x.name === name)!;
-        // A variant without the target view has no target encoder to fine-tune: in the grid of mode
-        // layer4 or full it is the same run as in mode frozen, and is trained (and recorded) so.
+      // A variant without the target view has no target encoder to fine-tune: in the grid of mode
+      // layer4 or full it is the same run as in mode frozen, and is trained (and recorded) so.
+      const runs = names.map((name) => {
         const withTarget = activeViews(triplexConfig({ preset: o.preset, variant: name, genes: data.genes.length, dim: data.dim })).includes('target');
         const mode = withTarget ? o.mode : 'frozen';
         if (mode !== o.mode) console.log(`${name}: no target view, so mode ${o.mode} trains nothing more than mode frozen; trained in mode frozen`);
-        const result = await crossValidate({ ...cvOptions(store, { ...o, mode, model: name, out: path.join(root, name) }, console.log, controller.signal), data });
+        return { name, mode, options: { ...cvOptions(store, { ...o, mode, model: name, out: path.join(root, name) }, console.log, controller.signal), data } };
+      });
+      if (o.executor === 'slurm') {
+        const cells = runs.flatMap((r) => modelCells(cmd, r.options, r.name));
+        if (await runOnSlurm(o, { root, name: 'triplex-ablation', cells }, console.log, controller.signal, (cell, line) => console.log(`[${cell}] ${line}`)) === 'detached') return;
+      }
+      for (const { name, mode, options } of runs) {
+        const v = VARIANTS.find((x) => x.name === name)!;
+        const result = await crossValidate({ ...options, gatherOnly: o.executor === 'slurm' });
         rows.push({ model: `${v.group}: ${name}${mode !== o.mode ? ' (frozen)' : ''}`, summary: result.evaluation.summary });
         if (result.aborted) {
           process.exitCode = 130;
@@ -223,7 +273,7 @@ export function predictCommand(): Command {
 }
 
 export function benchmarkCommand(): Command {
-  return new Command('benchmark')
+  return executorOptions(new Command('benchmark')
     .description("the paper's comparison (Table 1): TRIPLEX, its single-view models and ST-Net, HisToGene, Hist2ST, EGN and BLEEP on every fold under one protocol; resumable, done cells skipped")
     .argument('<store>', 'dataset store with images and extracted features')
     .option('--models <list>', `comma-separated subset of ${BENCHMARK_MODELS.join(',')}`)
@@ -240,18 +290,25 @@ export function benchmarkCommand(): Command {
     .option('--standardize-inputs', "TRIPLEX: standardise each frozen feature channel with training statistics (for encoders without pretrained weights)")
     .option('--features <key>', 'features folder under <store>/features (default: the only one)')
     .option('--out <dir>', 'benchmark folder (default <store>/runs/benchmark-<preset>)')
-    .option(...JSON_OPTION)
-    .action(async (store: string, o: { models?: string; folds: string; preset: string; mode: TargetMode; epochs: number; patience: number; batch: number; lr: number; seed: number; validation: number; init: 'pytorch' | 'mean-bias'; standardizeInputs?: boolean; features?: string; out?: string; json?: boolean }, cmd: Command) => {
+    .option(...JSON_OPTION))
+    .action(async (store: string, o: ExecutorFlags & { models?: string; folds: string; preset: string; mode: TargetMode; epochs: number; patience: number; batch: number; lr: number; seed: number; validation: number; init: 'pytorch' | 'mean-bias'; standardizeInputs?: boolean; features?: string; out?: string; json?: boolean }, cmd: Command) => {
+      checkExecutorFlags(cmd, o);
       await initCompute(computeOptions(cmd));
       const say = commandOutput(o.json);
-      const controller = interruptible();
+      const controller = stopper(o);
       const out = o.out ?? path.join(store, 'runs', `benchmark-${o.preset}`);
-      const result = await runBenchmark({
+      const options = {
         storeDir: store, outDir: out, models: o.models?.split(',').map((m) => m.trim()).filter(Boolean), folds: o.folds, preset: o.preset, mode: o.mode,
         epochs: o.epochs, patience: o.patience, batchSize: o.batch, learningRate: o.lr, seed: o.seed, validationFraction: o.validation, init: o.init, standardizeInputs: o.standardizeInputs,
         features: o.features, signal: controller.signal, log: say.log,
-        onProgress: (model, fold, e) => { if (e.kind === 'epoch') say.log(`${modelLabel(model)} fold ${fold.index} epoch ${e.epoch + 1}/${e.epochs}: loss ${e.loss.toFixed(4)}, validation PCC ${e.validationPcc?.toFixed(3) ?? 'n/a'}`); },
-      });
+        onProgress: (model: BenchmarkModel, fold: Fold, e: TrainProgress) => { if (e.kind === 'epoch') say.log(`${modelLabel(model)} fold ${fold.index} epoch ${e.epoch + 1}/${e.epochs}: loss ${e.loss.toFixed(4)}, validation PCC ${e.validationPcc?.toFixed(3) ?? 'n/a'}`); },
+      };
+      if (o.executor === 'slurm') {
+        // The models not done in an earlier run, each cross-validated by cells as `triplex cv` would.
+        const cells = benchmarkPlan(options).flatMap((m) => modelCells(cmd, m.cv, m.model));
+        if (await runOnSlurm(o, { root: out, name: 'triplex-benchmark', cells }, say.log, controller.signal, (cell, line) => say.log(`[${cell}] ${line}`)) === 'detached') return;
+      }
+      const result = await runBenchmark({ ...options, gatherOnly: o.executor === 'slurm' });
       say.result(() => `\n${result.markdown}\ntable1.md, table1.csv and results.json -> ${out}`, { benchmark: out, aborted: result.aborted, rows: result.rows });
       if (result.aborted) process.exitCode = 130;
     });

@@ -12,6 +12,7 @@ import { openResultsPanel, type ResultsPanelHandle } from '../webviews/resultsPa
 import { openSlideViewer, type SlideViewerHandle } from '../webviews/slideViewer';
 import { readPredictions } from '../runtime/store/predictions';
 import { featuresKey, SEEDED_RESNET18_WEIGHTS } from '../runtime/features/featuresKey';
+import { onPath } from '../runtime/executors/slurmTools';
 
 /**
  * "TRIPLEX: Train Fold": pick a store, a model variant, a fold, the training mode, the preset and
@@ -38,6 +39,8 @@ export interface TrainFoldRequest {
   weights?: string;
   /** Further `triplex train-fold` options (e.g. ['--batch', '32']). */
   extraArgs?: string[];
+  /** slurm: one Slurm task (offered when sbatch is on the PATH; resources from the triplex.slurm settings). */
+  executor?: 'local' | 'slurm';
 }
 
 export interface TrainFoldOutcome {
@@ -132,20 +135,38 @@ async function ask(context: vscode.ExtensionContext): Promise<TrainFoldRequest |
     validateInput: (v) => (/^[1-9]\d*$/.test(v.trim()) ? undefined : 'a whole number of epochs, at least 1'),
   });
   if (!epochsText) return undefined;
-  const request: TrainFoldRequest = { store, variant, fold, mode, preset, epochs: Number(epochsText.trim()), ...(weights ? { weights } : {}) };
+  let executor: TrainFoldRequest['executor'] = 'local';
+  if (onPath('sbatch')) {
+    const partition = vscode.workspace.getConfiguration('triplex.slurm').get<string>('partition') || 'its default partition';
+    const where = [{ label: 'This machine', executor: 'local' as const }, { label: 'Slurm cluster', description: `a task on ${partition} (settings: triplex.slurm)`, executor: 'slurm' as const }]
+      .sort((a, b) => Number(b.executor === remembered.executor) - Number(a.executor === remembered.executor));
+    const picked = await vscode.window.showQuickPick(where, { title: 'Train fold: where to train', ignoreFocusOut: true });
+    if (!picked) return undefined;
+    executor = picked.executor;
+  }
+  const request: TrainFoldRequest = { store, variant, fold, mode, preset, epochs: Number(epochsText.trim()), executor, ...(weights ? { weights } : {}) };
   await context.workspaceState.update(STATE_KEY, request);
   return request;
 }
 
-/** Starts the training process; the returned run ends (done) when the process has exited. */
+/** `--executor slurm` and the resources of the triplex.slurm settings. */
+function slurmArgs(): string[] {
+  const c = vscode.workspace.getConfiguration('triplex.slurm');
+  const given = (key: string) => c.get<string>(key)?.trim();
+  return ['--executor', 'slurm', ...['partition', 'time', 'mem', 'gpus'].flatMap((k) => (given(k) ? [`--${k}`, given(k)!] : [])),
+    ...(c.get<string[]>('sbatchArgs') ?? []).map((a) => `--sbatch-arg=${a}`)];
+}
+
+/** Starts the training process (here, or a task it submits to Slurm and follows); the returned run ends (done) when the process has exited. */
 export function startTrainFold(context: vscode.ExtensionContext, request: TrainFoldRequest, log: vscode.OutputChannel): TrainFoldRun {
   const outDir = path.join(request.store, 'runs', isBaseline(request.variant) ? request.variant : `${request.variant}-${request.mode}`);
   const args = ['train-fold', request.store, '--fold', String(request.fold), '--model', request.variant,
     ...(isBaseline(request.variant) ? [] : ['--mode', request.mode]), '--epochs', String(request.epochs), '--preset', request.preset, '--out', outDir, '--progress', 'json',
-    ...(request.weights ? ['--weights', request.weights] : []), ...(request.extraArgs ?? [])];
+    ...(request.weights ? ['--weights', request.weights] : []), ...(request.executor === 'slurm' ? slurmArgs() : []), ...(request.extraArgs ?? [])];
   log.appendLine(`[train fold] triplex ${args.join(' ')}`);
   log.show(true);
   let report: (event: Record<string, unknown>) => void = () => undefined;
+  let queued: (job: string) => void = () => undefined;
   // A process that does not stop within 60 s of Cancel is ended; its checkpoints are complete files either way.
   const child = startCli(context.extensionPath, args, computeEnv(), (line, stream) => {
     if (stream === 'stdout' && line.startsWith('{')) {
@@ -156,6 +177,8 @@ export function startTrainFold(context: vscode.ExtensionContext, request: TrainF
         // not a progress line after all: logged below like any other output
       }
     }
+    const job = /submitted Slurm job array (\d+)/.exec(line)?.[1];
+    if (job) queued(job);
     log.appendLine(line);
   }, 60_000);
   const cancel = () => {
@@ -165,6 +188,7 @@ export function startTrainFold(context: vscode.ExtensionContext, request: TrainF
   const tracked = trackRun(`Train Fold ${request.variant}, fold ${request.fold}`);
   const done = vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `TRIPLEX: training ${request.variant}, fold ${request.fold}`, cancellable: true }, async (progress, token) => {
     token.onCancellationRequested(cancel);
+    queued = (job) => progress.report({ message: `queued as Slurm job ${job}` });
     let shown = 0;
     report = (e) => {
       const epochs = Number(e.epochs) || request.epochs;

@@ -3,7 +3,8 @@ import * as path from 'node:path';
 import { isBaselineName } from '../baselines/registry';
 import { writeFileAtomic } from '../store/atomic';
 import { withLock } from '../store/lock';
-import { crossValidate, ALL_VIEWS, type CvResult } from '../train/cv';
+import { crossValidate, ALL_VIEWS, type CvOptions, type CvResult } from '../train/cv';
+import type { TrainingData } from '../train/data';
 import { loadTrainingData } from '../train/data';
 import { sectionsWithoutImage } from '../train/targetCrops';
 import type { TargetMode, TrainProgress } from '../train/trainer';
@@ -38,6 +39,8 @@ export interface BenchmarkOptions {
   /** TRIPLEX's frozen inputs standardised per channel (an encoder without pretrained weights). */
   standardizeInputs?: boolean;
   features?: string;
+  /** Train nothing: gather the cells trained elsewhere (a Slurm array). */
+  gatherOnly?: boolean;
   signal?: AbortSignal;
   log?: (message: string) => void;
   onProgress?: (model: BenchmarkModel, fold: Fold, event: TrainProgress) => void;
@@ -86,7 +89,17 @@ export function runBenchmark(o: BenchmarkOptions): Promise<BenchmarkResult> {
   });
 }
 
-async function runBenchmarkLocked(o: BenchmarkOptions): Promise<BenchmarkResult> {
+/**
+ * The benchmark's models not done in an earlier run, each with the cross-validation that trains it
+ * (for an executor that trains the cells elsewhere); checks the folder's protocol first.
+ */
+export function benchmarkPlan(o: BenchmarkOptions): { model: BenchmarkModel; cv: CvOptions }[] {
+  const { models, cv } = prepare(o);
+  return models.filter((m) => !finishedRun(path.join(o.outDir, m))).map((m) => ({ model: m, cv: cv(m) }));
+}
+
+/** The models, the protocol (checked against the folder's), and each model's cross-validation options. */
+function prepare(o: BenchmarkOptions): { models: BenchmarkModel[]; protocol: Protocol; data: TrainingData; cv: (model: BenchmarkModel) => CvOptions } {
   const log = o.log ?? (() => undefined);
   const models = parseModels(o.models);
   const data = loadTrainingData(o.storeDir, { views: ALL_VIEWS, features: o.features });
@@ -103,6 +116,18 @@ async function runBenchmarkLocked(o: BenchmarkOptions): Promise<BenchmarkResult>
     throw new Error(`${o.storeDir}: sections ${imageless.join(', ')} have no image, and ${baselines.join(', ')} learn from the spots' crops; ` +
       're-run `triplex preprocess` with --with-images, or leave those models out with --models');
   }
+  const cv = (model: BenchmarkModel): CvOptions => ({
+    storeDir: o.storeDir, outDir: path.join(o.outDir, model), variant: model, preset: protocol.preset, folds: protocol.folds, mode: isBaselineName(model) ? 'frozen' : protocol.mode,
+    epochs: protocol.epochs, patience: protocol.patience, batchSize: protocol.batchSize, learningRate: protocol.learningRate, seed: protocol.seed,
+    validationFraction: protocol.validationFraction, init: protocol.init, standardizeInputs: protocol.standardizeInputs, features: o.features, data, signal: o.signal, log: (m) => log(m.startsWith(`${model}: `) ? m : `${model}: ${m}`),
+    onProgress: (fold, e) => o.onProgress?.(model, fold, e), gatherOnly: o.gatherOnly,
+  });
+  return { models, protocol, data, cv };
+}
+
+async function runBenchmarkLocked(o: BenchmarkOptions): Promise<BenchmarkResult> {
+  const log = o.log ?? (() => undefined);
+  const { models, protocol, cv } = prepare(o);
   const rows: BenchmarkRow[] = [];
   let aborted = false;
   for (const model of models) {
@@ -114,12 +139,7 @@ async function runBenchmarkLocked(o: BenchmarkOptions): Promise<BenchmarkResult>
       continue;
     }
     const t0 = performance.now();
-    const result: CvResult = await crossValidate({
-      storeDir: o.storeDir, outDir: dir, variant: model, preset: protocol.preset, folds: protocol.folds, mode: isBaselineName(model) ? 'frozen' : protocol.mode,
-      epochs: protocol.epochs, patience: protocol.patience, batchSize: protocol.batchSize, learningRate: protocol.learningRate, seed: protocol.seed,
-      validationFraction: protocol.validationFraction, init: protocol.init, standardizeInputs: protocol.standardizeInputs, features: o.features, data, signal: o.signal, log: (m) => log(m.startsWith(`${model}: `) ? m : `${model}: ${m}`),
-      onProgress: (fold, e) => o.onProgress?.(model, fold, e),
-    });
+    const result: CvResult = await crossValidate(cv(model));
     const seconds = (performance.now() - t0) / 1000;
     const s = result.evaluation.summary;
     rows.push({ model, values: [s.mse, s.mae, s.pccM, s.pccH], folds: s.folds, seconds, dir });

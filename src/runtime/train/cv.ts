@@ -10,6 +10,9 @@ import { withLock } from '../store/lock';
 import { sectionsWithoutImage } from './targetCrops';
 import { loadTrainingData, requireCounts, type SectionInputs, type TrainingData } from './data';
 import { loadTrainedModel, predictSections, prepareTargetInputs, trainFold, type TargetMode, type TrainProgress, type TrainResult } from './trainer';
+import { readPredictions } from '../store/predictions';
+import { CELL_RECORD, finishedCell, writeCellRecord, type CellRecord } from '../executors/grid';
+import { runLocal } from '../executors/local';
 
 /**
  * Cross-validation of one model variant (spec, "Evaluation"): folds grouped by patient, each
@@ -46,6 +49,8 @@ export interface CvOptions {
   weights?: string;
   /** Data already loaded for the store (reused across variants by the ablation). */
   data?: TrainingData;
+  /** Train nothing: score the cells trained elsewhere (a Slurm array); a cell not finished is an error naming it. */
+  gatherOnly?: boolean;
   signal?: AbortSignal;
   onProgress?: (fold: Fold, event: TrainProgress) => void;
   log?: (message: string) => void;
@@ -87,7 +92,45 @@ export async function crossValidate(o: CvOptions): Promise<CvResult> {
   });
 }
 
-async function crossValidateLocked(o: CvOptions): Promise<CvResult> {
+/**
+ * One cell of the grid alone (a Slurm array task): trains fold `fold` holding only that fold's
+ * lock, so that the other cells of the run train beside it, and records the cell. The table is
+ * gathered by the command that submitted the grid. `stopped` when a stop request ended it.
+ */
+export async function trainCvCell(o: CvOptions, fold: number): Promise<{ stopped: boolean; record?: CellRecord }> {
+  const plan = planCv({ ...o, onlyFolds: [fold] });
+  const r = await trainCell(plan, plan.chosen[0], o);
+  return { stopped: r.stopped, record: r.record };
+}
+
+/** The folds a cross-validation with these options trains (each a cell of a grid), and what marks a cell done. */
+export function cvCells(o: CvOptions): { folds: number[]; settings: Record<string, string | number> } {
+  const plan = planCv({ ...o, log: () => undefined });
+  return { folds: plan.chosen.map((f) => f.index), settings: cellSettings(o) };
+}
+
+/** What a finished cell must have been trained with to be reused (anything else trains it again, resuming). */
+function cellSettings(o: CvOptions): Record<string, string | number> {
+  const given = { variant: o.variant ?? 'triplex', mode: o.mode ?? 'frozen', preset: o.preset ?? 'bc1', folds: o.folds ?? 'lopo', epochs: o.epochs, patience: o.patience, batch: o.batchSize, lr: o.learningRate, seed: o.seed ?? 0, init: o.init, validation: o.validationFraction, standardize: o.standardizeInputs ? 1 : 0 };
+  return Object.fromEntries(Object.entries(given).map(([k, v]) => [k, v ?? 'default']));
+}
+
+export const foldDir = (outDir: string, fold: number) => path.join(outDir, `fold-${fold}`);
+
+interface CvPlan {
+  data: TrainingData;
+  variant: string;
+  mode: TargetMode;
+  config: TriplexConfig | BaselineSettings;
+  description: string;
+  sections: { id: string; patient: string; spots: number }[];
+  chosen: Fold[];
+  warnings: string[];
+  log: (message: string) => void;
+}
+
+/** Everything decided before a fold trains: the data, the model's configuration, the folds. */
+function planCv(o: CvOptions): CvPlan {
   const log = o.log ?? (() => undefined);
   const mode = o.mode ?? 'frozen';
   const variant = o.variant ?? 'triplex';
@@ -114,40 +157,87 @@ async function crossValidateLocked(o: CvOptions): Promise<CvResult> {
   const unknown = chosen.filter((i) => !folds.some((f) => f.index === i));
   if (unknown.length) throw new Error(`no fold ${unknown.join(', ')}: the scheme '${o.folds ?? 'lopo'}' gives folds 0 to ${folds.length - 1}`);
   log(`${variant}: ${description}${baseline ? '' : `; mode ${mode}`}; ${chosen.length} of ${folds.length} folds`);
+  return { data, variant, mode, config, description, sections, chosen: folds.filter((f) => chosen.includes(f.index)), warnings, log };
+}
 
+/** Trains one fold (its folder locked while it trains), scores its test slides, writes its predictions, then its record. */
+async function trainCell(plan: CvPlan, fold: Fold, o: CvOptions, first = true): Promise<{ stopped: boolean; result?: FoldResult; record?: CellRecord }> {
+  const { data, log, variant, mode, config } = plan;
+  const dir = foldDir(o.outDir, fold.index);
+  const split = validationSplit(plan.sections.filter((s) => fold.train.includes(s.id)), { fraction: o.validationFraction, seed: (o.seed ?? 0) + fold.index });
+  if (split.warning) log(`fold ${fold.index}: warning: ${split.warning}`);
+  log(`fold ${fold.index}: test ${fold.test.join(', ')} (patient ${fold.testPatients.join(', ')}); validation ${split.validation.join(', ')}; training ${split.train.length} sections`);
+  const train = await trainFold(data, {
+    config, mode, train: split.train, validation: split.validation, outDir: dir, epochs: o.epochs, patience: o.patience,
+    batchSize: o.batchSize, microBatch: o.microBatch, learningRate: o.learningRate, seed: o.seed ?? 0, init: o.init, weights: o.weights, signal: o.signal,
+    onProgress: (e) => o.onProgress?.(fold, e), ...(first ? { onEngine: log } : {}),
+  });
+  if (train.aborted) {
+    log(`fold ${fold.index}: stopped on request after ${train.epochsRun} epoch(s); its last checkpoint is kept in ${dir}`);
+    return { stopped: true };
+  }
+  const predictions = path.join(dir, 'predictions.arrow');
+  const { model } = await loadTrainedModel(train.checkpoint, data);
+  try {
+    const tests = fold.test.map((id) => data.sections.get(id)!);
+    await prepareTargetInputs(model, data, tests);
+    const preds = await predictSections(model, data, tests);
+    await writePredictions(predictions, tests, preds, data.genes, { variant, mode, fold: fold.index, checkpoint: path.relative(dir, train.checkpoint) });
+  } finally {
+    await model.dispose();
+  }
+  const record = await writeCellRecord(dir, {
+    cell: `${variant}/fold-${fold.index}`, settings: cellSettings(o),
+    training: { test: fold.test, validation: split.validation, bestEpoch: train.bestEpoch, epochsRun: train.epochsRun, bestValidationPcc: train.bestValidationPcc, stoppedEarly: train.stoppedEarly, checkpoint: path.relative(dir, train.checkpoint) },
+  });
+  log(`fold ${fold.index}: best epoch ${train.bestEpoch + 1} of ${train.epochsRun} (validation PCC ${train.bestValidationPcc?.toFixed(3) ?? 'n/a'})`);
+  return { stopped: false, result: { fold, validation: split.validation, train, predictions }, record };
+}
+
+async function crossValidateLocked(o: CvOptions): Promise<CvResult> {
+  const plan = planCv(o);
+  const { data, variant, mode, config, description, warnings, log } = plan;
+  const settings = cellSettings(o);
   await removePartials(o.outDir); // results or metrics half-written when a run was killed
+  // The local executor: the cells not done, one after another. `gatherOnly`: the cells were trained elsewhere (a Slurm array).
+  const outcome = await runLocal(plan.chosen.map((fold, i) => ({
+    key: `fold ${fold.index}`,
+    done: () => o.gatherOnly === true || finishedCell({ dir: foldDir(o.outDir, fold.index), settings }) !== undefined,
+    run: async () => {
+      const r = await trainCell(plan, fold, o, i === 0);
+      return { stopped: r.stopped, value: r.result };
+    },
+  })), o.gatherOnly ? undefined : log);
+  const aborted = outcome.stopped;
+
+  // Every cell is scored from its files (its predictions and record), however and wherever it was trained.
   const results: FoldResult[] = [];
   const scored: EvaluatedSlide[] = [];
-  let aborted = false;
-  for (const fold of folds.filter((f) => chosen.includes(f.index))) {
-    const split = validationSplit(sections.filter((s) => fold.train.includes(s.id)), { fraction: o.validationFraction, seed: (o.seed ?? 0) + fold.index });
-    if (split.warning) log(`fold ${fold.index}: warning: ${split.warning}`);
-    log(`fold ${fold.index}: test ${fold.test.join(', ')} (patient ${fold.testPatients.join(', ')}); validation ${split.validation.join(', ')}; training ${split.train.length} sections`);
-    const dir = path.join(o.outDir, `fold-${fold.index}`);
-    const train = await trainFold(data, {
-      config, mode, train: split.train, validation: split.validation, outDir: dir, epochs: o.epochs, patience: o.patience,
-      batchSize: o.batchSize, microBatch: o.microBatch, learningRate: o.learningRate, seed: o.seed ?? 0, init: o.init, weights: o.weights, signal: o.signal,
-      onProgress: (e) => o.onProgress?.(fold, e), ...(results.length === 0 ? { onEngine: log } : {}),
-    });
-    if (train.aborted) {
-      aborted = true;
-      log(`fold ${fold.index}: stopped on request after ${train.epochsRun} epoch(s); its last checkpoint is kept in ${dir}`);
-      break;
+  const missing: number[] = [];
+  for (const fold of plan.chosen) {
+    const dir = foldDir(o.outDir, fold.index);
+    const record = finishedCell({ dir, settings });
+    if (!record) {
+      missing.push(fold.index);
+      continue;
     }
     const predictions = path.join(dir, 'predictions.arrow');
-    const { model } = await loadTrainedModel(train.checkpoint, data);
-    try {
-      const tests = fold.test.map((id) => data.sections.get(id)!);
-      await prepareTargetInputs(model, data, tests);
-      const preds = await predictSections(model, data, tests);
-      await writePredictions(predictions, tests, preds, data.genes, { variant, mode, fold: fold.index, checkpoint: path.relative(dir, train.checkpoint) });
-      for (const s of tests) scored.push({ fold: fold.index, section: s.id, metrics: slideMetrics(preds.get(s.id)!, s.values, s.n, data.genes) });
-    } finally {
-      await model.dispose();
+    const preds = readPredictions(predictions);
+    for (const id of fold.test) {
+      const s = data.sections.get(id)!;
+      const p = preds.sections.get(id);
+      if (!p || p.spotIds.length !== s.n || p.spotIds.some((spot, i) => spot !== s.spotIds[i])) {
+        throw new Error(`${predictions} does not hold section ${id}'s ${s.n} spots in the store's order; train fold ${fold.index} again (delete ${path.join(dir, CELL_RECORD)})`);
+      }
+      scored.push({ fold: fold.index, section: id, metrics: slideMetrics(p.values, s.values, s.n, data.genes) });
     }
-    results.push({ fold, validation: split.validation, train, predictions });
-    const last = scored.filter((s) => s.fold === fold.index);
-    log(`fold ${fold.index}: best epoch ${train.bestEpoch + 1} of ${train.epochsRun} (validation PCC ${train.bestValidationPcc?.toFixed(3) ?? 'n/a'}); test PCC(M) ${last.map((s) => `${s.section} ${s.metrics.pccM.toFixed(3)}`).join(', ')}`);
+    const result = outcome.trained.get(`fold ${fold.index}`) ?? resultOfRecord(fold, dir, record);
+    results.push(result);
+    const last = scored.filter((x) => x.fold === fold.index);
+    log(`fold ${fold.index}: test PCC(M) ${last.map((x) => `${x.section} ${x.metrics.pccM.toFixed(3)}`).join(', ')}`);
+  }
+  if (missing.length && !aborted) {
+    throw new Error(`${o.outDir}: fold ${missing.join(', ')} not finished (no ${CELL_RECORD} with these settings); run the command again to train ${missing.length === 1 ? 'it' : 'them'}, resuming from the last checkpoint`);
   }
   if (scored.length === 0 && aborted) throw new RunStopped('stopped on request before a fold finished; run the same command again to resume from the last checkpoint');
   if (scored.length === 0) throw new Error('no fold finished; nothing to score');
@@ -165,7 +255,22 @@ async function crossValidateLocked(o: CvOptions): Promise<CvResult> {
   return { variant, mode, config, folds: results, evaluation, warnings, aborted };
 }
 
-export { readPredictions } from '../store/predictions';
+/** A cell trained by an earlier run or another process, as this run's result. */
+function resultOfRecord(fold: Fold, dir: string, r: CellRecord): FoldResult {
+  const t = r.training;
+  let history: TrainResult['history'] = [];
+  try {
+    history = JSON.parse(fs.readFileSync(path.join(dir, 'history.json'), 'utf8')) as TrainResult['history'];
+  } catch {
+    // history.json is the log of the epochs, not needed to score the cell
+  }
+  return {
+    fold, validation: t.validation, predictions: path.join(dir, 'predictions.arrow'),
+    train: { checkpoint: path.join(dir, t.checkpoint), bestEpoch: t.bestEpoch, bestValidationPcc: t.bestValidationPcc, epochsRun: t.epochsRun, stoppedEarly: t.stoppedEarly, aborted: false, resumedFrom: null, history },
+  };
+}
+
+export { readPredictions };
 
 /**
  * Predictions of a set of sections as an Arrow file: section, spot_id, prediction [genes]. `meta`

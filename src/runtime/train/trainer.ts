@@ -23,6 +23,7 @@ export { CHECKPOINT_FORMAT, checkPredictedGenes, readCheckpoint, type Checkpoint
 import { BaselineLearner } from './baselineLearner';
 import { baselineStart, createBaselineNet, isBaseline, type BaselineSettings } from '../baselines/registry';
 import { cacheLayer3, initialTrunk, loadTargetCrops } from './targetCrops';
+import { currentExecutor } from '../executors/grid';
 import { TfjsLearner } from './tfjsLearner';
 
 export { batchGradients } from './tfjsLearner';
@@ -141,7 +142,9 @@ export const targetInputOf = (mode: TargetMode): TargetInput => (mode === 'full'
 /** Trains one fold; returns when early stopping, the epoch limit or the abort signal ends it. */
 export async function trainFold(data: TrainingData, options: TrainOptions): Promise<TrainResult> {
   // One writer per run folder: a second train-fold (or a cv's fold) on the same folder refuses, naming this one.
-  return withLock(options.outDir, 'fold training', (lock) => {
+  // A Slurm task names its job: the lock of one killed on another node is cleared by the next submission (executors/slurm.ts).
+  const job = currentExecutor().job;
+  return withLock(options.outDir, job ? `fold training (slurm job ${job})` : 'fold training', (lock) => {
     if (lock.tookOver) console.warn(`warning: ${lock.tookOver}`);
     return trainFoldLocked(data, options);
   });
