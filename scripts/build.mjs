@@ -26,10 +26,22 @@ const bundleTfjsDeepImports = {
     });
   },
 };
+// d3-scale-chromatic (the colour maps the viewer and the runtime's SVG figures share) is an ES
+// module only, which a CommonJS bundle cannot require on every Node the kernel runs on: bundle it
+// and its d3 dependencies into the Node targets as the browser targets do.
+const bundleD3 = {
+  name: 'bundle-d3',
+  setup(build) {
+    build.onResolve({ filter: /^d3-[a-z-]+$/ }, (args) => ({
+      path: createRequire(path.join(args.resolveDir, 'index.js')).resolve(args.path),
+      external: false,
+    }));
+  },
+};
 const tfjsCoreDir = path.dirname(createRequire(import.meta.url).resolve('@tensorflow/tfjs-core/package.json'));
 
 const node = {
-  plugins: [bundleTfjsDeepImports],
+  plugins: [bundleTfjsDeepImports, bundleD3],
   bundle: true,
   platform: 'node',
   format: 'cjs',

@@ -1,32 +1,47 @@
 /**
- * Colour maps shared by every side that draws values: viridis (perceptually uniform, for
- * expression) and a red-blue diverging map centred on zero (for errors: under-prediction blue,
- * over-prediction red), as their published control points. Pure data and arithmetic, so the
- * runtime's SVG figures and the browser's canvas can use the same numbers.
+ * Colour maps shared by every side that draws values, from d3-scale-chromatic: perceptually
+ * uniform maps for expression (viridis, magma, cividis) and diverging maps centred on zero for
+ * errors (under-prediction blue or green, over-prediction red or purple). The viewer's canvas
+ * (lookup tables) and the runtime's SVG figures (colours at a value) read the same numbers.
+ * d3-scale-chromatic is bundled into each target (scripts/build.mjs), browser and Node alike.
  */
+import { interpolateCividis, interpolateMagma, interpolatePiYG, interpolateRdBu, interpolateViridis } from 'd3-scale-chromatic';
+import type { ViewerDisplay } from './webviews';
 
+export type MapName = ViewerDisplay['valueMap'] | ViewerDisplay['errorMap'];
 export type Rgb = readonly [number, number, number];
-export type ColorStops = readonly Rgb[];
 
-export const VIRIDIS_STOPS: ColorStops = [[68, 1, 84], [72, 40, 120], [62, 73, 137], [49, 104, 142], [38, 130, 142], [31, 158, 137], [53, 183, 121], [110, 206, 88], [181, 222, 43], [253, 231, 37]];
-export const RED_BLUE_STOPS: ColorStops = [[5, 48, 97], [33, 102, 172], [67, 147, 195], [146, 197, 222], [209, 229, 240], [247, 247, 247], [253, 219, 199], [244, 165, 130], [214, 96, 77], [178, 24, 43], [103, 0, 31]];
+/** Each map as t in [0, 1] -> CSS colour; the diverging ones turned so that t = 0 (under-prediction) is blue or green. */
+const INTERPOLATORS: Record<MapName, (t: number) => string> = {
+  viridis: interpolateViridis,
+  magma: interpolateMagma,
+  cividis: interpolateCividis,
+  'red-blue': (t) => interpolateRdBu(1 - t),
+  'pink-green': (t) => interpolatePiYG(1 - t),
+};
 
-/** The colour at `t` in [0, 1] (clamped), linear between stops, each channel rounded to an integer. */
-export function rgbAt(stops: ColorStops, t: number): Rgb {
-  const s = Math.max(0, Math.min(1, t)) * (stops.length - 1);
-  const k = Math.min(stops.length - 2, Math.floor(s));
-  const f = s - k;
-  const [a, b] = [stops[k], stops[k + 1]];
-  return [0, 1, 2].map((j) => Math.round(a[j] + (b[j] - a[j]) * f)) as unknown as Rgb;
+/** A CSS colour as d3 writes it (#rrggbb or rgb(r, g, b)) as [r, g, b]. */
+export function parseColour(css: string): Rgb {
+  const hex = /^#([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(css);
+  if (hex) return [parseInt(hex[1], 16), parseInt(hex[2], 16), parseInt(hex[3], 16)];
+  const rgb = /^rgb\((\d+),\s*(\d+),\s*(\d+)\)$/.exec(css);
+  if (rgb) return [Number(rgb[1]), Number(rgb[2]), Number(rgb[3])];
+  throw new Error(`not a colour: ${css}`);
 }
+
+/** The map's colour at `t` in [0, 1] (clamped). */
+export const colourAt = (name: MapName, t: number): Rgb => parseColour(INTERPOLATORS[name](Math.max(0, Math.min(1, t))));
 
 /** `#rrggbb` of a colour. */
 export const hexOf = (c: Rgb): string => `#${c.map((v) => v.toString(16).padStart(2, '0')).join('')}`;
 
-/** `size` colours evenly spaced over the map, as CSS `rgb()` strings (the canvas viewer's lookup table). */
-export function lookupTable(stops: ColorStops, size = 256): string[] {
-  return Array.from({ length: size }, (_, i) => {
-    const [r, g, b] = rgbAt(stops, i / (size - 1));
-    return `rgb(${r},${g},${b})`;
-  });
+const tables = new Map<MapName, string[]>();
+/** The map's 256 colours, low to high, each as `rgb(r,g,b)` (the canvas viewer's lookup table). */
+export function lut(name: MapName): string[] {
+  let t = tables.get(name);
+  if (!t) {
+    t = Array.from({ length: 256 }, (_, i) => `rgb(${colourAt(name, i / 255).join(',')})`);
+    tables.set(name, t);
+  }
+  return t;
 }

@@ -5,8 +5,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
+import { interpolateRdBu, interpolateViridis } from 'd3-scale-chromatic';
 import { launchChromium } from './helpers/browser';
 import { parseNotebook, serializeNotebook, type OutputItem } from '../../src/notebook/nbformat';
+import { hexOf, parseColour } from '../../src/protocol/colormap';
 import { MIME, SVG_MIME, type CurvePayload, type GeneMapPayload, type MetricsPayload, type MimeBundle } from '../../src/protocol/outputs';
 import { preprocess } from '../../src/runtime/data/preprocess';
 import { curveSvg } from '../../src/runtime/figures/curveSvg';
@@ -73,14 +75,15 @@ const map: GeneMapPayload = {
 describe('notebook figures as SVG', () => {
   test('a gene map: one circle per spot per panel, in the colour maps\' colours (hand-computed)', () => {
     const els = parseSvg(geneMapSvg(map));
-    // viridis over the shared range 0..9: 3 is the 4th control point (49,104,142); 4.5 lies halfway
-    // between the 5th (38,130,142) and the 6th (31,158,137): (34.5, 144, 139.5) rounds to (35,144,140).
-    assert.deepEqual(circlesOf(els, 'ground truth').map((c) => c.attrs.fill), ['#440154', '#31688e', '#23908c', '#fde725']);
+    // viridis over the shared range 0..9: the values sit at t = 0, 1/3, 1/2 and 1 of the map, the
+    // ends being viridis' published first and last colours (d3-scale-chromatic, the maps' source).
+    assert.deepEqual(circlesOf(els, 'ground truth').map((c) => c.attrs.fill), ['#440154', interpolateViridis(1 / 3), interpolateViridis(0.5), '#fde725']);
     // a missing value is grey, not a colour of the map
     assert.deepEqual(circlesOf(els, 'prediction').map((c) => c.attrs.fill), ['#fde725', '#fde725', '#fde725', '#d0d0d0']);
-    // red-blue, symmetric about zero over -2..2: 0 is the white middle stop (247,247,247); 1 is
-    // halfway between (244,165,130) and (214,96,77): (229, 130.5, 103.5) rounds to (229,131,104).
-    assert.deepEqual(circlesOf(els, 'error (prediction - truth)').map((c) => c.attrs.fill), ['#053061', '#f7f7f7', '#e58368', '#67001f']);
+    // red-blue, symmetric about zero over -2..2, blue for under-prediction: -2, 0, 1, 2 sit at
+    // RdBu's 1, 1/2, 1/4 and 0 (RdBu runs red to blue), its ends ColorBrewer's #053061 and #67001f.
+    const rdBu = (t: number) => hexOf(parseColour(interpolateRdBu(t)));
+    assert.deepEqual(circlesOf(els, 'error (prediction - truth)').map((c) => c.attrs.fill), ['#053061', rdBu(0.5), rdBu(0.25), '#67001f']);
     assert.equal(els.filter((e) => e.tag === 'circle').length, 12, 'no other circles');
     // y grows downwards as in the image, and each panel keeps the spots' square layout
     const [a, b, c] = circlesOf(els, 'ground truth').map((e) => [Number(e.attrs.cx), Number(e.attrs.cy)]);

@@ -1,4 +1,4 @@
-import { RED_BLUE_STOPS, VIRIDIS_STOPS } from '../../protocol/colormap';
+import type { MapName } from '../../protocol/colormap';
 import type { GeneMapPayload } from '../../protocol/outputs';
 import { colorBar, COLOR_BAR_WIDTH, el, extent, fillOf, svgDocument, text } from './svg';
 
@@ -63,17 +63,17 @@ export function geneMapSvg(p: GeneMapPayload): string {
   let body = '';
   p.panels.forEach((panel, i) => {
     const { lo, hi } = ranges[i];
-    const stops = panel.diverging ? RED_BLUE_STOPS : VIRIDIS_STOPS;
+    const map: MapName = panel.diverging ? 'red-blue' : 'viridis';
     let spots = '';
     for (let k = 0; k < p.x.length; k++) {
       if (!Number.isFinite(p.x[k]) || !Number.isFinite(p.y[k])) continue;
-      spots += el('circle', { cx: x0 + radius + (p.x[k] - box.x.lo) * scale, cy: TOP + radius + (p.y[k] - box.y.lo) * scale, r: radius, fill: fillOf(stops, panel.values[k], lo, hi) });
+      spots += el('circle', { cx: x0 + radius + (p.x[k] - box.x.lo) * scale, cy: TOP + radius + (p.y[k] - box.y.lo) * scale, r: radius, fill: fillOf(map, panel.values[k], lo, hi) });
     }
     body += text(x0 + width / 2, TOP - 10, panel.title, { 'text-anchor': 'middle' });
     body += el('g', { 'aria-label': panel.title }, spots);
     x0 += width + GAP;
     if (lastOfKind(i)) {
-      body += colorBar(x0 - GAP / 2, TOP + radius, Math.min(height - 2 * radius, 200), stops, lo, hi);
+      body += colorBar(x0 - GAP / 2, TOP + radius, Math.min(height - 2 * radius, 200), map, lo, hi);
       x0 += COLOR_BAR_WIDTH;
     }
   });

@@ -1,4 +1,4 @@
-import { hexOf, rgbAt, type ColorStops } from '../../protocol/colormap';
+import { colourAt, hexOf, type MapName } from '../../protocol/colormap';
 
 /**
  * A small SVG writer for the notebook's static figures (what Jupyter and GitHub show when they
@@ -77,9 +77,9 @@ export function extent(values: Iterable<number>): { lo: number; hi: number } | u
 }
 
 /** Fill of a value on a colour map over [lo, hi]; a missing value is light grey. */
-export function fillOf(stops: ColorStops, v: number, lo: number, hi: number): string {
+export function fillOf(map: MapName, v: number, lo: number, hi: number): string {
   if (!Number.isFinite(v)) return MISSING;
-  return hexOf(rgbAt(stops, hi > lo ? (v - lo) / (hi - lo) : 0.5));
+  return hexOf(colourAt(map, hi > lo ? (v - lo) / (hi - lo) : 0.5));
 }
 export const MISSING = '#d0d0d0';
 
@@ -89,13 +89,13 @@ const BAR_STEPS = 64;
  * A vertical colour bar from `lo` (bottom) to `hi` (top) with tick labels on its right, drawn as
  * stacked rectangles (a gradient would need an id). Its width with labels is COLOR_BAR_WIDTH.
  */
-export function colorBar(x: number, y: number, height: number, stops: ColorStops, lo: number, hi: number): string {
+export function colorBar(x: number, y: number, height: number, map: MapName, lo: number, hi: number): string {
   const w = 12;
   const h = height / BAR_STEPS;
   let out = '';
   for (let i = 0; i < BAR_STEPS; i++) {
     // Each step overlaps the next by a pixel so that no seam shows when rasterised.
-    out += el('rect', { x, y: y + height - (i + 1) * h, width: w, height: h + (i < BAR_STEPS - 1 ? 1 : 0), fill: hexOf(rgbAt(stops, (i + 0.5) / BAR_STEPS)) });
+    out += el('rect', { x, y: y + height - (i + 1) * h, width: w, height: h + (i < BAR_STEPS - 1 ? 1 : 0), fill: hexOf(colourAt(map, (i + 0.5) / BAR_STEPS)) });
   }
   out += el('rect', { x, y, width: w, height, fill: 'none', stroke: MUTED, 'stroke-width': 0.5 });
   const ticks = niceTicks(lo, hi, 4);
