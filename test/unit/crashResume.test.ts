@@ -32,6 +32,17 @@ const FAST = ['--preset', 'demo', '--epochs', '2', '--batch', '32', '--lr', '1e-
 const SEEDS = [11, 22, 33];
 /** Files that record when or where, not what: they may differ. */
 const TIMING_FILES = new Set(['timings.json']);
+/** A cell's record (executors/grid.ts) says what trained it and also when and on which host: compared without those. */
+const CELL_RECORD = 'cell.json';
+const WHEN_AND_WHERE = ['finished', 'host', 'job'];
+
+function comparableBytes(file: string): Buffer {
+  const bytes = fs.readFileSync(file);
+  if (path.basename(file) !== CELL_RECORD) return bytes;
+  const record = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>;
+  for (const key of WHEN_AND_WHERE) delete record[key];
+  return Buffer.from(JSON.stringify(record));
+}
 /** Names no finished run may leave: partial writes, extract's chunk folders, locks and their temporaries, files moved aside. */
 const TEMPORARY = /\.partial-|\.chunks$|\.triplex\.lock|\.tmp$|\.unreadable-/;
 
@@ -44,13 +55,13 @@ async function runCli(args: string[]): Promise<{ status: number | null; output: 
   return { status, output };
 }
 
-/** Every file under `dir` (relative path -> sha256), the timing files left out. */
+/** Every file under `dir` (relative path -> sha256), the timing files left out, cell records without their time and host. */
 function digests(dir: string): Map<string, string> {
   const out = new Map<string, string>();
   for (const rel of fs.readdirSync(dir, { recursive: true }) as string[]) {
     const file = path.join(dir, rel);
     if (!fs.statSync(file).isFile() || TIMING_FILES.has(path.basename(rel))) continue;
-    out.set(rel, createHash('sha256').update(fs.readFileSync(file)).digest('hex'));
+    out.set(rel, createHash('sha256').update(comparableBytes(file)).digest('hex'));
   }
   return new Map([...out].sort(([a], [b]) => a.localeCompare(b)));
 }
