@@ -10,7 +10,8 @@ export function extractCommand(): Command {
     .option('--encoder <name>', 'resnet18, or the path of an ONNX image encoder (e.g. a pathology foundation model)', 'resnet18')
     .option('--weights <checkpoint>', 'ResNet18 weights (.pth, .ckpt, .safetensors), e.g. tenpercent_resnet18.ckpt')
     .option('--batch <n>', 'images per encoder call', wholeNumber(1, 4096), 32)
-    .action(async (store: string, o: { encoder: string; weights?: string; batch: number }) => {
+    .option('--dense', 'dense features: one fully convolutional ResNet18 pass over the image, crops read from its map (about the image\'s area of work instead of 26 crops a spot; features differ slightly, see README "Dense features"); a features folder of its own')
+    .action(async (store: string, o: { encoder: string; weights?: string; batch: number; dense?: boolean }) => {
       const interactive = process.stderr.isTTY === true;
       const bar = new SingleBar({
         format: 'features |{bar}| {value}/{total} spots | {section} | {rate} spots/s | ETA {eta_formatted}',
@@ -22,7 +23,7 @@ export function extractCommand(): Command {
       process.once('SIGINT', () => controller.abort());
       const t = performance.now();
       const summary = await extractFeatures(store, {
-        encoder: o.encoder, weights: o.weights, batchSize: o.batch, signal: controller.signal,
+        encoder: o.encoder, weights: o.weights, dense: o.dense, batchSize: o.batch, signal: controller.signal,
         onProgress: (p) => {
           if (!interactive) {
             // Logs (CI, pipes): a line every 15 s instead of a bar.

@@ -55,10 +55,13 @@ export async function encodeGlobalInBlocks(net: TriplexNet, layout: GlobalLayout
     return out;
   };
   let x = net.config.standardizeInputs ? await byRows('input', features, parts.input) : features;
+  // Without padding tokens (an exact layout), no key is masked: four elementwise passes over the logits saved.
+  const padded = layout.keep.some((m) => m === 0);
   for (const [i, block] of parts.blocks.entries()) {
     const kvProgram = await program(`global:kv${i}:${N}`, (g) => block.keysValues(g, g.input('x', [1, N, d])));
     const { k, v } = await kvProgram.run({ ...feeds, x });
-    x = await byRows(`rows${i}`, x, (g, xr) => block.applyRows(g, xr, { k: g.input('k', [1, h, N, d / h]), v: g.input('v', [1, h, N, d / h]) }, g.input('keep', [1, N])), { k, v, keep: layout.keep });
+    const attend = (g: Graph, xr: Sym) => block.applyRows(g, xr, { k: g.input('k', [1, h, N, d / h]), v: g.input('v', [1, h, N, d / h]) }, padded ? g.input('keep', [1, N]) : undefined);
+    x = await byRows(`rows${i}${padded ? 'm' : ''}`, x, attend, { k, v, ...(padded ? { keep: layout.keep } : {}) });
     if (i === 0 && parts.positionEncoding) {
       const pe = await program(`global:position:${layout.key}`, (g) => ({
         y: net.encodePosition(g, g.input('x', [N, d]), { layout, valid: g.input('valid', [N, 1]), cells: g.input('cells', [N], 'int64') }),

@@ -113,8 +113,8 @@ export class EngineLearner implements Learner {
     return Object.fromEntries(this.stats);
   }
 
-  private layoutOf(slides: readonly SectionInputs[]): GlobalLayout {
-    return globalLayout(slides.map((s) => ({ n: s.n, grid: s.grid })), this.config.global.positionEncoding, this.config.global.kernelSize);
+  private layoutOf(slides: readonly SectionInputs[], exact = false): GlobalLayout {
+    return globalLayout(slides.map((s) => ({ n: s.n, grid: s.grid })), this.config.global.positionEncoding, this.config.global.kernelSize, exact);
   }
 
   /** Feeds of the global view for laid-out slides. */
@@ -175,10 +175,12 @@ export class EngineLearner implements Learner {
       const pred = new Float32Array(section.n * c.genes);
       let tokens: Float32Array | undefined;
       if (c.views.global) {
-        const layout = this.layoutOf([section]);
-        const feeds = { ...params, ...this.normFeeds(), ...this.globalFeeds([section], layout) };
-        // Attention in blocks of query rows when the whole slide's logits would pass the budget (or when asked).
+        let layout = this.layoutOf([section]);
+        // Attention in blocks of query rows when the whole slide's logits would pass the budget (or when asked),
+        // over the slide's own spots: no padding to a shape bucket (the programs are the slide's own), no masked keys.
         const rows = o.globalQueryRows ?? queryRowsPerBlock(layout.tokens, c.global.heads);
+        if (rows < layout.tokens) layout = this.layoutOf([section], true);
+        const feeds = { ...params, ...this.normFeeds(), ...this.globalFeeds([section], layout) };
         if (rows < layout.tokens) {
           tokens = await encodeGlobalInBlocks(this.net, layout, feeds['global:features'] as Float32Array, feeds, (key, build) => this.program(key, build), rows);
         } else {
