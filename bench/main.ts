@@ -14,6 +14,7 @@ import { benchEngine } from './engine.bench';
 import { benchEngineResnet } from './engineResnet.bench';
 import { baselineChild, benchBaselines } from './baselines.bench';
 import { benchGlobalScale, globalChild } from './globalScale.bench';
+import { benchVisium } from './visium.bench';
 
 /**
  * `npm run bench`: throughput and memory of the compute layer, printed beside a PyTorch peer
@@ -42,11 +43,11 @@ function runTorchPeer(threads: number, iterations: number): TorchResult | string
 }
 
 /**
- * BENCH_ONLY=crops,resnet18,features,data,engine,engine-resnet,triplex,global-scale,kernel,viewer,baselines runs only
+ * BENCH_ONLY=crops,resnet18,features,data,engine,engine-resnet,triplex,global-scale,visium,kernel,viewer,baselines runs only
  * those parts (default: all but baselines, in this order). `baselines` (the five published models at
  * their paper sizes beside PyTorch, 15-20 minutes on 2 cores) runs only when named: BENCH_ONLY=baselines.
  */
-const PARTS = ['crops', 'resnet18', 'features', 'data', 'engine', 'engine-resnet', 'triplex', 'global-scale', 'kernel', 'viewer', 'baselines'] as const;
+const PARTS = ['crops', 'resnet18', 'features', 'data', 'engine', 'engine-resnet', 'triplex', 'global-scale', 'visium', 'kernel', 'viewer', 'baselines'] as const;
 const DEFAULT_PARTS = PARTS.filter((p) => p !== 'baselines');
 const only = (process.env.BENCH_ONLY ?? DEFAULT_PARTS.join(',')).split(',').map((p) => p.trim());
 const unknown = only.filter((p) => !(PARTS as readonly string[]).includes(p));
@@ -72,6 +73,7 @@ async function main(): Promise<void> {
   if (wants('engine-resnet')) await benchEngineResnet(iterations);
   if (wants('triplex')) await benchTriplex(report, iterations);
   if (wants('global-scale')) benchGlobalScale();
+  if (wants('visium')) await benchVisium();
   if (wants('kernel')) await benchKernel();
   if (wants('viewer')) await benchViewer();
   if (wants('baselines')) await benchBaselines(iterations);

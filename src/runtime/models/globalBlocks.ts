@@ -7,7 +7,8 @@ import type { TriplexNet } from './triplex';
  * The global encoder over a whole slide in inference, its attention computed in blocks of query
  * rows: every token's keys and values are computed once per transformer block ([h, N, hd] each),
  * then R query rows at a time go through attention against all N keys, the output projection,
- * the residual and the feed-forward network (all row-wise but attention). Peak memory is
+ * the residual and the feed-forward network (all row-wise but attention). No program sees more
+ * than R rows at once but the attention's keys and values (fed, not copied). Peak memory is
  * O(N d) for the tokens, keys and values plus O(R N h) for one block's logits, instead of the
  * O(N^2 h) of the whole-slide graph (1.6 GB per head at 20,000 spots); R is chosen from a fixed
  * logits budget, so memory grows linearly in N. (Streaming the keys as well, with an online
@@ -54,12 +55,28 @@ export async function encodeGlobalInBlocks(net: TriplexNet, layout: GlobalLayout
     }
     return out;
   };
+  // Keys and values [h, N, hd] by blocks of rows too, placed head by head: no program holds N rows.
+  const hd = d / h;
+  const keysValues = async (i: number, x: Float32Array, block: (typeof parts.blocks)[number]): Promise<{ k: Float32Array; v: Float32Array }> => {
+    const p = await program(`global:kv${i}:${shape}`, (g) => block.keysValues(g, g.input('x', [1, R, d])));
+    const all = { k: new Float32Array(N * d), v: new Float32Array(N * d) };
+    for (let from = 0; from < N; from += R) {
+      const n = Math.min(R, N - from);
+      const rows = new Float32Array(R * d);
+      rows.set(x.subarray(from * d, (from + n) * d));
+      const out = await p.run({ ...feeds, x: rows }); // k, v: [1, h, R, hd]
+      for (const name of ['k', 'v'] as const) {
+        const part = out[name] as Float32Array;
+        for (let head = 0; head < h; head++) all[name].set(part.subarray(head * R * hd, head * R * hd + n * hd), (head * N + from) * hd);
+      }
+    }
+    return all;
+  };
   let x = net.config.standardizeInputs ? await byRows('input', features, parts.input) : features;
   // Without padding tokens (an exact layout), no key is masked: four elementwise passes over the logits saved.
   const padded = layout.keep.some((m) => m === 0);
   for (const [i, block] of parts.blocks.entries()) {
-    const kvProgram = await program(`global:kv${i}:${N}`, (g) => block.keysValues(g, g.input('x', [1, N, d])));
-    const { k, v } = await kvProgram.run({ ...feeds, x });
+    const { k, v } = await keysValues(i, x, block);
     const attend = (g: Graph, xr: Sym) => block.applyRows(g, xr, { k: g.input('k', [1, h, N, d / h]), v: g.input('v', [1, h, N, d / h]) }, padded ? g.input('keep', [1, N]) : undefined);
     x = await byRows(`rows${i}${padded ? 'm' : ''}`, x, attend, { k, v, ...(padded ? { keep: layout.keep } : {}) });
     if (i === 0 && parts.positionEncoding) {
