@@ -14,6 +14,8 @@ import { benchViewer } from './viewer.bench';
 import { benchEngine } from './engine.bench';
 import { benchEngineResnet } from './engineResnet.bench';
 import { baselineChild, benchBaselines } from './baselines.bench';
+import { benchGlobalScale, globalChild } from './globalScale.bench';
+import { benchVisium } from './visium.bench';
 
 /**
  * `npm run bench`: throughput and memory of the compute layer, printed beside a PyTorch peer
@@ -42,11 +44,11 @@ function runTorchPeer(threads: number, iterations: number): TorchResult | string
 }
 
 /**
- * BENCH_ONLY=crops,wsi,resnet18,features,data,engine,engine-resnet,triplex,kernel,viewer,baselines runs only
+ * BENCH_ONLY=crops,wsi,resnet18,features,data,engine,engine-resnet,triplex,global-scale,visium,kernel,viewer,baselines runs only
  * those parts (default: all but baselines, in this order). `baselines` (the five published models at
  * their paper sizes beside PyTorch, 15-20 minutes on 2 cores) runs only when named: BENCH_ONLY=baselines.
  */
-const PARTS = ['crops', 'wsi', 'resnet18', 'features', 'data', 'engine', 'engine-resnet', 'triplex', 'kernel', 'viewer', 'baselines'] as const;
+const PARTS = ['crops', 'wsi', 'resnet18', 'features', 'data', 'engine', 'engine-resnet', 'triplex', 'global-scale', 'visium', 'kernel', 'viewer', 'baselines'] as const;
 const DEFAULT_PARTS = PARTS.filter((p) => p !== 'baselines');
 const only = (process.env.BENCH_ONLY ?? DEFAULT_PARTS.join(',')).split(',').map((p) => p.trim());
 const unknown = only.filter((p) => !(PARTS as readonly string[]).includes(p));
@@ -72,6 +74,8 @@ async function main(): Promise<void> {
   if (wants('engine')) await benchEngine(report, iterations);
   if (wants('engine-resnet')) await benchEngineResnet(iterations);
   if (wants('triplex')) await benchTriplex(report, iterations);
+  if (wants('global-scale')) benchGlobalScale();
+  if (wants('visium')) await benchVisium();
   if (wants('kernel')) await benchKernel();
   if (wants('viewer')) await benchViewer();
   if (wants('baselines')) await benchBaselines(iterations);
@@ -109,8 +113,10 @@ function benchResNet18(report: ComputeReport, iterations: number): void {
 
 const child = process.argv.indexOf('--extract-child');
 const baseline = process.argv.indexOf('--baseline-child');
+const global = process.argv.indexOf('--global-child');
 const run = child >= 0 ? () => extractChild(process.argv[child + 1], process.argv[child + 2]?.split(','))
-  : baseline >= 0 ? () => baselineChild(process.argv[baseline + 1], process.argv[baseline + 2]) : main;
+  : baseline >= 0 ? () => baselineChild(process.argv[baseline + 1], process.argv[baseline + 2])
+  : global >= 0 ? () => globalChild(Number(process.argv[global + 1]), process.argv[global + 2] === 'whole') : main;
 run().then(() => process.exit(0), (e: unknown) => {
   console.error(e instanceof Error ? e.stack : e);
   process.exit(1);

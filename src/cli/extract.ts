@@ -13,7 +13,8 @@ export function extractCommand(): Command {
     .option('--batch <n>', 'images per encoder call', wholeNumber(1, 4096), 32)
     .option('--crop-mpp <um/px>', 'cut crops at this scale (the model\'s training scale): images at another scale are resampled to it', decimalNumber(0, 1000, { min: true }))
     .option('--checkpoint <file>', 'cut crops at the training scale this checkpoint records (for `triplex predict` with it)')
-    .action(async (store: string, o: { encoder: string; weights?: string; batch: number; cropMpp?: number; checkpoint?: string }, cmd: Command) => {
+    .option('--dense', 'dense features: one fully convolutional ResNet18 pass over the image, crops read from its map (about the image\'s area of work instead of 26 crops a spot; features differ slightly, see README "Dense features"); a features folder of its own')
+    .action(async (store: string, o: { encoder: string; weights?: string; batch: number; cropMpp?: number; checkpoint?: string; dense?: boolean }, cmd: Command) => {
       if (o.cropMpp !== undefined && o.checkpoint) cmd.error('error: give either --crop-mpp or --checkpoint, not both', { exitCode: 2 });
       let mpp = o.cropMpp;
       if (o.checkpoint) {
@@ -31,7 +32,7 @@ export function extractCommand(): Command {
       process.once('SIGINT', () => controller.abort());
       const t = performance.now();
       const summary = await extractFeatures(store, {
-        encoder: o.encoder, weights: o.weights, batchSize: o.batch, signal: controller.signal, mpp,
+        encoder: o.encoder, weights: o.weights, dense: o.dense, batchSize: o.batch, signal: controller.signal, mpp,
         onProgress: (p) => {
           if (!interactive) {
             // Logs (CI, pipes): a line every 15 s instead of a bar.

@@ -194,6 +194,33 @@ export class SelfAttention {
     const merged = mergeHeads(g, attend(g, q, k, v, bias, keep)); // [B, N, d]
     return dropout(g, this.proj.apply(g, merged), this.dropout, mode);
   }
+
+  /**
+   * The keys and values of all tokens, [B, h, N, hd] each, for attention computed over blocks of
+   * queries (applyQueries). x [B, N, d] is normalised.
+   */
+  keysValues(g: Graph, x: Sym): { k: Sym; v: Sym } {
+    const [B, N, d] = x.shape;
+    const h = this.heads;
+    const w = this.t.sym(g, `${this.qkv.name}.weight`); // [3d, d]: rows [q | k | v]
+    const kv = g.transpose(g.reshape(g.matmul(x, g.slice(w, 0, d, 3 * d), false, true), [B, N, 2, h, d / h]), [2, 0, 3, 1, 4]); // [2, B, h, N, hd]
+    const [k, v] = [0, 1].map((i) => g.reshape(g.slice(kv, 0, i, i + 1), [B, h, N, d / h]));
+    return { k, v };
+  }
+
+  /**
+   * Inference over a block of query rows x [B, R, d] (normalised) against every token's keys and
+   * values (keysValues) -> [B, R, d]: the rows apply() gives, with memory for R x N logits per
+   * head instead of N x N. No relative bias (the neighbour grid is never split).
+   */
+  applyQueries(g: Graph, x: Sym, kv: { k: Sym; v: Sym }, keep?: Sym): Sym {
+    if (this.relativeBias) throw new Error(`${this.name}: the relative-position bias is for the whole 5x5 grid, not blocks of queries`);
+    const [B, R, d] = x.shape;
+    const h = this.heads;
+    const w = this.t.sym(g, `${this.qkv.name}.weight`); // [3d, d]
+    const q = g.transpose(g.reshape(g.matmul(x, g.slice(w, 0, 0, d), false, true), [B, R, h, d / h]), [0, 2, 1, 3]); // [B, h, R, hd]
+    return this.proj.apply(g, mergeHeads(g, attend(g, q, kv.k, kv.v, undefined, keep))); // [B, R, d]
+  }
 }
 
 /**
@@ -293,6 +320,21 @@ export class TransformerBlock {
   apply(g: Graph, x: Sym, mode: Mode, keep?: Sym, logitBias?: Sym): Sym {
     const attended = g.add(x, this.attn.apply(g, this.norm1.apply(g, x), mode, keep, logitBias));
     return g.add(attended, this.mlp.apply(g, this.norm2.apply(g, attended), mode));
+  }
+
+  /** Keys and values of every token of x [B, N, d] for applyRows, [B, h, N, hd] each. */
+  keysValues(g: Graph, x: Sym): { k: Sym; v: Sym } {
+    return this.attn.keysValues(g, this.norm1.apply(g, x));
+  }
+
+  /**
+   * Inference on a block of rows x [B, R, d] whose keys and values over all N tokens come from
+   * keysValues: apply()'s rows. Everything but attention works row by row, so the block needs
+   * memory for R rows (and R x N logits per head).
+   */
+  applyRows(g: Graph, x: Sym, kv: { k: Sym; v: Sym }, keep?: Sym): Sym {
+    const attended = g.add(x, this.attn.applyQueries(g, this.norm1.apply(g, x), kv, keep));
+    return g.add(attended, this.mlp.apply(g, this.norm2.apply(g, attended), 'inference'));
   }
 }
 

@@ -7,7 +7,8 @@ import { createOnnxEncoder, loadOnnxRuntime, onnxRuntimeStatus, type ImageEncode
 import { createTfjsResNet18Encoder } from '../onnx/tfjsEncoder';
 import { ensureCompute } from '../compute/backend';
 import { loadStateDict } from '../weights';
-import { featuresKey as keyOf, SEEDED_RESNET18_WEIGHTS } from './featuresKey';
+import { DenseTrunk } from './dense';
+import { DENSE_ENCODER, featuresKey as keyOf, SEEDED_RESNET18_WEIGHTS } from './featuresKey';
 
 /** Which frozen encoder to extract features with. */
 export interface EncoderChoice {
@@ -15,6 +16,12 @@ export interface EncoderChoice {
   encoder: string;
   /** ResNet18 weights (.pth/.ckpt/.safetensors); without them the trunk keeps its seeded initialisation. */
   weights?: string;
+  /**
+   * Dense features (features/dense.ts): one fully convolutional pass of the built-in ResNet18
+   * over the image, crops read from its map. A features folder of its own (encoder
+   * `resnet18-dense` in the key), so dense and per-crop features never mix.
+   */
+  dense?: boolean;
 }
 
 export interface OpenedEncoder {
@@ -34,6 +41,7 @@ const sha256File = (file: string): string => createHash('sha256').update(fs.read
  */
 export async function openEncoder(choice: EncoderChoice): Promise<OpenedEncoder> {
   if (choice.encoder !== 'resnet18') {
+    if (choice.dense) throw new Error(`--dense applies to the built-in resnet18 encoder (a fully convolutional trunk); ${choice.encoder} is encoded crop by crop`);
     if (choice.weights) throw new Error(`--weights applies to the built-in resnet18 encoder; ${choice.encoder} carries its own weights`);
     const encoder = await createOnnxEncoder(choice.encoder);
     const weights = `sha256:${sha256File(choice.encoder)}`;
@@ -42,6 +50,13 @@ export async function openEncoder(choice: EncoderChoice): Promise<OpenedEncoder>
   }
   const { identity: weights } = resnet18FeaturesKey(choice.weights);
   const stateDict = choice.weights ? await loadStateDict(choice.weights) : seededResNet18StateDict(0);
+  if (choice.dense) {
+    const ort = await loadOnnxRuntime();
+    if (!ort) throw new Error(`--dense runs ResNet18 on onnxruntime-node, which is ${onnxRuntimeStatus().reason ?? 'not available'}; extract without --dense (per-crop features on TF.js)`);
+    const encoder = await DenseTrunk.open(ort, buildResNet18Onnx(stateDict, { source: choice.weights ?? 'seeded initialisation', anySize: true }));
+    const identity = { encoder: DENSE_ENCODER, weights, engine: 'onnxruntime-node' };
+    return { encoder, identity, key: keyOf(identity), dispose: () => encoder.dispose() };
+  }
   if (await loadOnnxRuntime()) {
     // Straight from the state dict: TF.js (its backend, threads and heap) is not started at all.
     const graph = buildResNet18Onnx(stateDict, { source: choice.weights ?? 'seeded initialisation' });

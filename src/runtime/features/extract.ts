@@ -13,6 +13,7 @@ import { makeDir } from '../store/fsErrors';
 import { acquireLock } from '../store/lock';
 import { pathInside } from '../store/identifiers';
 import { openDatasetStore, type DatasetStore, type StoreSection } from '../store/datasetStore';
+import { DENSE_SETTINGS, DenseFeatures, DenseTrunk } from './dense';
 import { openEncoder, type EncoderChoice, type OpenedEncoder } from './encoders';
 
 /**
@@ -87,7 +88,8 @@ function sectionKey(store: DatasetStore, section: StoreSection, rows: number[], 
   const xs = store.spots.getChild('pixel_x')?.toArray() as Float64Array;
   const ys = store.spots.getChild('pixel_y')?.toArray() as Float64Array;
   const h = createHash('sha256');
-  h.update(JSON.stringify({ image, size: stat.size, mtime: stat.mtimeMs, encoder: encoder.identity.encoder, weights: encoder.identity.weights, crops: CROP_SETTINGS,
+  const dense = encoder.encoder instanceof DenseTrunk ? { dense: DENSE_SETTINGS } : {};
+  h.update(JSON.stringify({ image, size: stat.size, mtime: stat.mtimeMs, encoder: encoder.identity.encoder, weights: encoder.identity.weights, crops: CROP_SETTINGS, ...dense,
     ...(scale.mpp !== undefined ? { mpp: scale.mpp, factor: scale.factor } : {}) }));
   for (const r of rows) h.update(`${Math.floor(xs[r])},${Math.floor(ys[r])};`);
   return h.digest('hex').slice(0, 24);
@@ -192,7 +194,8 @@ async function extractSection(
   let resumed = false;
   let tilesEncoded = 0;
   let image: SlideImage | undefined;
-  const tiles = new TileFeatures(encoder, options.batchSize ?? 32);
+  // Crops encoded one by one (shared tiles once), or read from the dense map of the image.
+  const tiles = encoder instanceof DenseTrunk ? new DenseFeatures(encoder) : new TileFeatures(encoder, options.batchSize ?? 32);
   try {
     for (let c = 0; c < nChunks; c++) {
       const chunkRows = rows.slice(c * chunkSpots, (c + 1) * chunkSpots);
@@ -252,7 +255,8 @@ async function extractSection(
   } finally {
     image?.close();
   }
-  await mergeChunks(Array.from({ length: nChunks }, (_, c) => chunkFile(c)), file, { 'triplex:section-key': key, 'triplex:section': section.id, 'triplex:crops': JSON.stringify(CROP_SETTINGS),
+  const crops = JSON.stringify(encoder instanceof DenseTrunk ? { ...CROP_SETTINGS, dense: DENSE_SETTINGS } : CROP_SETTINGS);
+  await mergeChunks(Array.from({ length: nChunks }, (_, c) => chunkFile(c)), file, { 'triplex:section-key': key, 'triplex:section': section.id, 'triplex:crops': crops,
     ...(scale.mpp !== undefined ? { 'triplex:mpp': String(scale.mpp) } : {}) });
   fs.rmSync(chunkDir, { recursive: true, force: true });
   return { resumed, tilesEncoded };

@@ -127,16 +127,36 @@ export class TriplexNet {
   encodeGlobal(g: Graph, gi: GlobalInputs, mode: Mode): Sym {
     const enc = this.globalEncoder;
     if (!enc) throw new Error('this TRIPLEX configuration has no global view');
-    const { tokens, height, width } = gi.layout;
+    const { tokens } = gi.layout;
     let x = g.reshape(this.standardized(g, 'global', gi.features), [1, tokens, this.config.dim]); // [1, N, d]
     enc.blocks.forEach((block, i) => {
       x = block.apply(g, x, mode, gi.keep, gi.bias);
-      if (i === 0 && this.positionEncoding) {
-        const spots = g.mul(g.reshape(x, [tokens, this.config.dim]), gi.valid); // padding zeroed: it must add nothing to the grid
-        x = g.reshape(this.positionEncoding.apply(g, spots, gi.cells, height, width), [1, tokens, this.config.dim]);
-      }
+      if (i === 0 && this.positionEncoding) x = g.reshape(this.encodePosition(g, g.reshape(x, [tokens, this.config.dim]), gi), [1, tokens, this.config.dim]);
     });
     return g.reshape(enc.norm.apply(g, x), [tokens, this.config.dim]); // [N, d]
+  }
+
+  /** The position encoding (after the global encoder's first block) of tokens x [tokens, d] -> [tokens, d]. */
+  encodePosition(g: Graph, x: Sym, gi: Pick<GlobalInputs, 'layout' | 'valid' | 'cells'>): Sym {
+    if (!this.positionEncoding) return x;
+    const spots = g.mul(x, gi.valid); // padding zeroed: it must add nothing to the grid
+    return this.positionEncoding.apply(g, spots, gi.cells, gi.layout.height, gi.layout.width); // [tokens, d]
+  }
+
+  /**
+   * The global encoder's parts, for inference over a whole slide in blocks of rows
+   * (globalBlocks.ts): its transformer blocks, the standardised input and the final norm, each
+   * row by row on [1, R, d].
+   */
+  get globalParts(): { blocks: readonly TransformerBlock[]; input: (g: Graph, x: Sym) => Sym; norm: (g: Graph, x: Sym) => Sym; positionEncoding: boolean } {
+    const enc = this.globalEncoder;
+    if (!enc) throw new Error('this TRIPLEX configuration has no global view');
+    return {
+      blocks: enc.blocks,
+      input: (g, x) => this.standardized(g, 'global', x),
+      norm: (g, x) => enc.norm.apply(g, x),
+      positionEncoding: this.positionEncoding !== undefined,
+    };
   }
 
   /** Target tokens [B, 49, d] from the target input of `source`. */

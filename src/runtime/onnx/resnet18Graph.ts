@@ -156,6 +156,11 @@ export interface ResNet18OnnxOptions {
   normalize?: boolean;
   /** Where the weights came from, for error messages. */
   source?: string;
+  /**
+   * true: any input side (a multiple of 32 keeps cells aligned), the fully convolutional trunk
+   * for dense features (features/dense.ts): `tokens` [N, H/32, W/32, 512]. Default 224 x 224.
+   */
+  anySize?: boolean;
 }
 
 const BN_EPS = 1e-5;
@@ -179,7 +184,8 @@ export function buildResNet18Onnx(stateDict: StateDict, opts: ResNet18OnnxOption
   const get = (key: string) => t.get(key) as { shape: number[]; data: Float32Array };
   const g = new OnnxGraphBuilder('triplex_resnet18_trunk');
 
-  let x = g.input('images', ['N', 224, 224, 3]); // [N, 224, 224, 3]
+  const [H, W, h, w] = opts.anySize ? ['H', 'W', 'h', 'w'] : [224, 224, 7, 7];
+  let x = g.input('images', ['N', H, W, 3]); // [N, 224, 224, 3]
   if (opts.normalize) {
     const mean = g.floats('imagenet_mean_255', [3], Float32Array.from(IMAGENET_MEAN, (m) => m * 255));
     const std = g.floats('imagenet_std_255', [3], Float32Array.from(IMAGENET_STD, (s) => s * 255));
@@ -213,7 +219,7 @@ export function buildResNet18Onnx(stateDict: StateDict, opts: ResNet18OnnxOption
   // x: [N, 512, 7, 7]
   g.node('Transpose', [x], 'tokens', { perm: { ints: [0, 2, 3, 1] } }); // [N, 7, 7, 512]
   g.node('Flatten', [g.node('GlobalAveragePool', [x], 'avgpool')], 'pooled', { axis: { i: 1 } }); // [N, 512]
-  g.output('tokens', ['N', 7, 7, 512]);
+  g.output('tokens', ['N', h, w, 512]);
   g.output('pooled', ['N', 512]);
   return g.toModel({
     docString: `TRIPLEX ResNet18 trunk (inference, batch norm folded) from ${source}. Input images: NHWC [N, 224, 224, 3], ` +

@@ -4,6 +4,7 @@ import { Graph, type HostArray, type Sym } from '../engine/graph';
 import { compileTrainStep, initialState, type TrainState, type TrainStep } from '../engine/step';
 import type { TriplexConfig, ViewName } from '../model/triplex/config';
 import { inputStatsFrom, inverseStd, type InputStats } from '../model/triplex/model';
+import { encodeGlobalInBlocks, queryRowsPerBlock } from '../models/globalBlocks';
 import { bucket, globalLayout, type GlobalLayout } from '../models/globalLayout';
 import { TRUNK_PREFIX, TriplexNet, type TargetSource } from '../models/triplex';
 import type { StateDict } from '../weights/stateDict';
@@ -112,8 +113,8 @@ export class EngineLearner implements Learner {
     return Object.fromEntries(this.stats);
   }
 
-  private layoutOf(slides: readonly SectionInputs[]): GlobalLayout {
-    return globalLayout(slides.map((s) => ({ n: s.n, grid: s.grid })), this.config.global.positionEncoding, this.config.global.kernelSize);
+  private layoutOf(slides: readonly SectionInputs[], exact = false): GlobalLayout {
+    return globalLayout(slides.map((s) => ({ n: s.n, grid: s.grid })), this.config.global.positionEncoding, this.config.global.kernelSize, exact);
   }
 
   /** Feeds of the global view for laid-out slides. */
@@ -174,9 +175,18 @@ export class EngineLearner implements Learner {
       const pred = new Float32Array(section.n * c.genes);
       let tokens: Float32Array | undefined;
       if (c.views.global) {
-        const layout = this.layoutOf([section]);
-        const encode = await this.program(`encode:${layout.key}`, (g) => ({ tokens: this.net.encodeGlobal(g, this.net.declareGlobalInputs(g, layout), 'inference') }));
-        tokens = (await encode.run({ ...params, ...this.normFeeds(), ...this.globalFeeds([section], layout) })).tokens as Float32Array;
+        let layout = this.layoutOf([section]);
+        // Attention in blocks of query rows when the whole slide's logits would pass the budget (or when asked),
+        // over the slide's own spots: no padding to a shape bucket (the programs are the slide's own), no masked keys.
+        const rows = o.globalQueryRows ?? queryRowsPerBlock(layout.tokens, c.global.heads);
+        if (rows < layout.tokens) layout = this.layoutOf([section], true);
+        const feeds = { ...params, ...this.normFeeds(), ...this.globalFeeds([section], layout) };
+        if (rows < layout.tokens) {
+          tokens = await encodeGlobalInBlocks(this.net, layout, feeds['global:features'] as Float32Array, feeds, (key, build) => this.program(key, build), rows);
+        } else {
+          const encode = await this.program(`encode:${layout.key}`, (g) => ({ tokens: this.net.encodeGlobal(g, this.net.declareGlobalInputs(g, layout), 'inference') }));
+          tokens = (await encode.run(feeds)).tokens as Float32Array;
+        }
       }
       for (let from = 0; from < section.n; from += batchSize) {
         const n = Math.min(batchSize, section.n - from);

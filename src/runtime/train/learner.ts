@@ -28,6 +28,11 @@ export interface PredictOptions {
   batchSize?: number;
   /** What the target view takes (a trunk model: crops, or cached layer3 maps in mode layer4). */
   target?: TargetInput;
+  /**
+   * Query rows per block of the global encoder's attention (models/globalBlocks.ts). Default:
+   * the whole slide at once while its logits fit LOGITS_BUDGET_BYTES, else blocks that do.
+   */
+  globalQueryRows?: number;
 }
 
 /** What the trainer's loop, cross-validation and predict need of any model: TRIPLEX or a baseline (baselineLearner.ts). */

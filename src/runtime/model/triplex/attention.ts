@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { type Dropout, LayerNorm, Linear, ParameterSet, gelu, matMul2d, type ForwardMode } from './layers';
+import { queryRowsPerBlock } from '../../models/globalBlocks';
 
 /**
  * The attention blocks of TRIPLEX: the pre-norm self-attention block of the neighbor and global
@@ -97,9 +98,18 @@ function mergeHeads(x: tf.Tensor4D): tf.Tensor3D {
 }
 
 /** softmax(q k^T * scale + bias, masked) v per head: [B, h, Nq, hd] x [B, h, N, hd] -> [B, h, Nq, hd]. */
-function attend(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, bias: tf.Tensor3D | undefined, mask: tf.Tensor2D | undefined): tf.Tensor4D {
+function attend(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, bias: tf.Tensor3D | undefined, mask: tf.Tensor2D | undefined, queryRows?: number): tf.Tensor4D {
   const [B, h, Nq, hd] = q.shape;
   const N = k.shape[2];
+  if (queryRows && queryRows < Nq) {
+    // Blocks of query rows, each in its own tidy: one block's logits [h, R, N] live at a time (models/globalBlocks.ts).
+    const parts: tf.Tensor4D[] = [];
+    for (let from = 0; from < Nq; from += queryRows) {
+      const n = Math.min(queryRows, Nq - from);
+      parts.push(tf.tidy(() => attend(tf.slice(q, [0, 0, from, 0], [B, h, n, hd]), k, v, bias && tf.slice(bias, [0, from, 0], [h, n, N]), mask)));
+    }
+    return tf.concat(parts, 2); // [B, h, Nq, hd]
+  }
   // Scaling q (Nq x hd values) rather than the logits (Nq x N): the same product up to rounding.
   const qs = tf.mul(q, 1 / Math.sqrt(hd)); // [B, h, Nq, hd]
   const keep = mask ? tf.cast(mask, 'float32') : undefined; // [B, N]
@@ -169,8 +179,12 @@ export class SelfAttention {
     this.dropout = params.dropout(dropout);
   }
 
-  /** [B, N, d] (already normalised) -> [B, N, d]; `mask` [B, N] masks keys. */
-  apply(x: tf.Tensor3D, mode: ForwardMode, mask?: tf.Tensor2D): tf.Tensor3D {
+  /**
+   * [B, N, d] (already normalised) -> [B, N, d]; `mask` [B, N] masks keys. In inference,
+   * attention runs in blocks of `queryRows` query rows (default: within the logits budget of
+   * models/globalBlocks.ts, the whole sequence while it fits); training keeps the exact path.
+   */
+  apply(x: tf.Tensor3D, mode: ForwardMode, mask?: tf.Tensor2D, queryRows?: number): tf.Tensor3D {
     const [B, N] = x.shape;
     const h = this.heads;
     if (this.relativeBias && N !== TILES) throw new Error(`${this.name}: the relative-position bias is for the 5x5 neighbor grid (25 tokens), got ${N} tokens`);
@@ -180,7 +194,8 @@ export class SelfAttention {
       const bias = this.relativeBias
         ? tf.reshape<tf.Rank.R3>(matMul2d(this.relativeBias as tf.Tensor2D, tf.tensor2d(OFFSET_ONE_HOT, [TILES, TILES * TILES])), [h, TILES, TILES]) // [h, 25, 25]
         : undefined;
-      const heads = attend(q, k, v, bias, mask); // [B, h, N, hd]
+      const rows = mode === 'inference' ? queryRows ?? queryRowsPerBlock(N, h) : undefined;
+      const heads = attend(q, k, v, bias, mask, rows); // [B, h, N, hd]
       const merged = mergeHeads(heads); // [B, N, d]
       return this.dropout.apply(this.proj.apply(merged), mode); // [B, N, d]
     });
@@ -201,10 +216,10 @@ export class TransformerBlock {
     this.mlp = new FeedForward(params, `${name}.mlp`, options.dim, Math.floor(options.dim * options.mlpRatio), options.dropout);
   }
 
-  /** [B, N, d] -> [B, N, d]; `mask` [B, N] removes keys (1 = valid, 0 = masked). */
-  apply(x: tf.Tensor3D, mode: ForwardMode, mask?: tf.Tensor2D): tf.Tensor3D {
+  /** [B, N, d] -> [B, N, d]; `mask` [B, N] removes keys (1 = valid, 0 = masked); `queryRows`: SelfAttention.apply's. */
+  apply(x: tf.Tensor3D, mode: ForwardMode, mask?: tf.Tensor2D, queryRows?: number): tf.Tensor3D {
     return tf.tidy(() => {
-      const attended = tf.add(x, this.attn.apply(this.norm1.apply(x), mode, mask)); // [B, N, d]
+      const attended = tf.add(x, this.attn.apply(this.norm1.apply(x), mode, mask, queryRows)); // [B, N, d]
       return tf.add(attended, this.mlp.apply(this.norm2.apply(attended), mode)); // [B, N, d]
     });
   }

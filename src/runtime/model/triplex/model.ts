@@ -163,14 +163,17 @@ export class TriplexModel {
     return tf.mul(tf.sub(x, norm[0]), norm[1]) as T;
   }
 
-  /** The global encoder over one slide's spots: [n, d] -> [n, d]. */
-  encodeSlide(slide: GlobalSlide, mode: ForwardMode): tf.Tensor2D {
+  /**
+   * The global encoder over one slide's spots: [n, d] -> [n, d]. `queryRows`: attention in
+   * blocks of that many query rows in inference (default: SelfAttention.apply's).
+   */
+  encodeSlide(slide: GlobalSlide, mode: ForwardMode, queryRows?: number): tf.Tensor2D {
     const enc = this.globalEncoder;
     if (!enc) throw new Error('this TRIPLEX configuration has no global view');
     return tf.tidy(() => {
       let x = tf.expandDims(this.standardized('global', slide.features), 0) as tf.Tensor3D; // [1, n, d]
       enc.blocks.forEach((block, i) => {
-        x = block.apply(x, mode);
+        x = block.apply(x, mode, undefined, queryRows);
         if (i === 0 && this.positionEncoding) {
           const tokens = tf.squeeze<tf.Tensor2D>(x, [0]); // [n, d]
           const encoded = this.positionEncoding instanceof APEG ? this.positionEncoding.apply(tokens, slide.grid) : this.positionEncoding.apply(tokens);
