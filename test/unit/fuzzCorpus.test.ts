@@ -527,6 +527,7 @@ add('image', [
   badImage('a JPEG whose header claims 8x its rows', (c) => { const f = image(c, 't.jpg'); setJpegSize(f, 800, 6400); return f; }, /ends before the size its header gives/),
   badImage('a text file named .jpg', (c) => image(c, 'x.jpg', Buffer.from('hello, not an image\n')), /./),
   badImage('a named pipe', (c) => { const f = path.join(c.dir, 'p.jpg'); fifo(f); return f; }, /named pipe/),
+  badImage('a named pipe named like a whole slide (.svs)', (c) => { const f = path.join(c.dir, 'p.svs'); fifo(f); return f; }, /named pipe/),
   badImage('a symlink loop', (c) => { const f = path.join(c.dir, 'l.jpg'); loop(f); return f; }, /./),
   badImage('a folder', (c) => { const f = path.join(c.dir, 'd.jpg'); fs.mkdirSync(f); return f; }, /./),
   { name: '--section with a path in it', exit: 1, message: /--section|cannot name a section/, make: (c) => ({ args: slideArgs(c, c.base.jpeg, '--section', '../../evil'), names: '../../evil' }) },

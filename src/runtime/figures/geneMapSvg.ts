@@ -1,5 +1,6 @@
 import type { MapName } from '../../protocol/colormap';
 import type { GeneMapPayload } from '../../protocol/outputs';
+import { spotSpacing } from '../store/spotDiameter';
 import { colorBar, COLOR_BAR_WIDTH, el, extent, fillOf, svgDocument, text } from './svg';
 
 /** Longest side of a panel's spot area, in CSS pixels. */
@@ -7,28 +8,6 @@ const PANEL = 280;
 const GAP = 24;
 const TOP = 72;
 const BOTTOM = 16;
-const SAMPLE = 256;
-
-/**
- * Typical distance between neighbouring spots (image pixels): the median, over up to SAMPLE
- * spots, of each one's nearest neighbour among all. Sets the drawn spot size.
- */
-function spotSpacing(x: readonly number[], y: readonly number[]): number {
-  const n = x.length;
-  const every = Math.max(1, Math.floor(n / SAMPLE));
-  const nearest: number[] = [];
-  for (let i = 0; i < n; i += every) {
-    let best = Infinity;
-    for (let j = 0; j < n; j++) {
-      if (j === i) continue;
-      const d = (x[i] - x[j]) ** 2 + (y[i] - y[j]) ** 2;
-      if (d > 0 && d < best) best = d;
-    }
-    if (Number.isFinite(best)) nearest.push(Math.sqrt(best));
-  }
-  nearest.sort((a, b) => a - b);
-  return nearest.length ? nearest[Math.floor(nearest.length / 2)] : 0;
-}
 
 /** Value range of each panel: the sequential panels share one, a diverging panel is symmetric about zero. */
 function panelRanges(panels: GeneMapPayload['panels']): { lo: number; hi: number }[] {
@@ -49,7 +28,8 @@ function panelRanges(panels: GeneMapPayload['panels']): { lo: number; hi: number
  */
 export function geneMapSvg(p: GeneMapPayload): string {
   const box = { x: extent(p.x) ?? { lo: 0, hi: 1 }, y: extent(p.y) ?? { lo: 0, hi: 1 } };
-  const spacing = spotSpacing(p.x, p.y);
+  const measured = spotSpacing(p.x, p.y); // NaN under two spots
+  const spacing = Number.isFinite(measured) ? measured : 0;
   const spanX = Math.max(box.x.hi - box.x.lo, spacing, 1);
   const spanY = Math.max(box.y.hi - box.y.lo, spacing, 1);
   const scale = PANEL / Math.max(spanX, spanY);

@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import type { TilePyramid } from './tiles';
+import { buildPyramidDir } from './pyramidDir';
 import { openWholeSlide, type WholeSlide } from './wsi';
 import { resampleRgb } from './wsiImage';
 
@@ -63,30 +64,22 @@ function writeTile(file: string, jpeg: Buffer): void {
 /** The pyramid of a whole slide: pyramid.json and the overview levels, built beside `dir` and renamed in. */
 export async function writeSlideTilePyramid(image: string, dir: string, source: object, overviewTiles = OVERVIEW_TILES): Promise<SlideTilePyramid> {
   const slide = await openWholeSlide(image);
-  const partial = `${dir}.partial-${process.pid}`;
-  fs.rmSync(partial, { recursive: true, force: true });
   try {
-    const { width, height } = slide.levels[0];
-    const maxLevel = Math.ceil(Math.log2(Math.max(width, height)));
-    let writtenLevels = 0;
-    for (let level = 0; level <= maxLevel; level++) {
-      const { cols, rows } = tileCount(width, height, maxLevel, level);
-      if (cols * rows > overviewTiles) break;
-      for (let r = 0; r < rows; r++) {
-        for (let c = 0; c < cols; c++) writeTile(path.join(partial, 'slide_files', String(level), `${c}_${r}.jpeg`), await deepZoomTile(slide, maxLevel, level, c, r));
+    return await buildPyramidDir(dir, source, async (partial) => {
+      const { width, height } = slide.levels[0];
+      const maxLevel = Math.ceil(Math.log2(Math.max(width, height)));
+      let writtenLevels = 0;
+      for (let level = 0; level <= maxLevel; level++) {
+        const { cols, rows } = tileCount(width, height, maxLevel, level);
+        if (cols * rows > overviewTiles) break;
+        for (let r = 0; r < rows; r++) {
+          for (let c = 0; c < cols; c++) writeTile(path.join(partial, 'slide_files', String(level), `${c}_${r}.jpeg`), await deepZoomTile(slide, maxLevel, level, c, r));
+        }
+        writtenLevels = level;
       }
-      writtenLevels = level;
-    }
-    const pyramid: SlideTilePyramid = { dir, width, height, tileSize: TILE_SIZE, overlap: 0, format: 'jpeg', maxLevel, writtenLevels, onDemand: true };
-    fs.writeFileSync(path.join(partial, 'pyramid.json'), JSON.stringify(pyramid));
-    fs.writeFileSync(path.join(partial, 'source.json'), JSON.stringify(source));
-    fs.rmSync(dir, { recursive: true, force: true });
-    fs.mkdirSync(path.dirname(dir), { recursive: true });
-    fs.renameSync(partial, dir);
-    return pyramid;
-  } catch (err) {
-    fs.rmSync(partial, { recursive: true, force: true });
-    throw err;
+      const pyramid: SlideTilePyramid = { dir, width, height, tileSize: TILE_SIZE, overlap: 0, format: 'jpeg', maxLevel, writtenLevels, onDemand: true };
+      return pyramid;
+    });
   } finally {
     slide.close();
   }

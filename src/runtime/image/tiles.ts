@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp, { type Metadata } from 'sharp';
+import { buildPyramidDir } from './pyramidDir';
 import { writeSlideTilePyramid } from './slideTiles';
 import { isWholeSlideFile } from './wsi';
 
@@ -43,13 +44,10 @@ export async function writeTilePyramid(image: string, dir: string): Promise<Tile
       return { ...(JSON.parse(fs.readFileSync(pyramidFile, 'utf8')) as TilePyramid), dir };
     }
   }
-  // Built beside the target and renamed at the end: an interrupted run leaves no half pyramid.
+  // Built beside the target and renamed at the end (buildPyramidDir): an interrupted run leaves no half pyramid.
   // A whole slide (pyramidal TIFF, SVS) is never re-tiled: its overview now, the rest on demand.
   if (isWholeSlideFile(image)) return writeSlideTilePyramid(image, dir, source);
-  const partial = `${dir}.partial-${process.pid}`;
-  fs.rmSync(partial, { recursive: true, force: true });
-  fs.mkdirSync(partial, { recursive: true });
-  try {
+  return buildPyramidDir(dir, source, async (partial) => {
     let meta: Metadata;
     try {
       meta = await sharp(image, { limitInputPixels: false }).metadata();
@@ -61,14 +59,6 @@ export async function writeTilePyramid(image: string, dir: string): Promise<Tile
     const height = (oriented ? meta.width : meta.height) ?? 0;
     await sharp(image, { limitInputPixels: false }).rotate().jpeg({ quality: 80 }).tile({ size: TILE_SIZE, overlap: 0, layout: 'dz' }).toFile(path.join(partial, 'slide.dz'));
     const pyramid: TilePyramid = { dir, width, height, tileSize: TILE_SIZE, overlap: 0, format: 'jpeg', maxLevel: Math.ceil(Math.log2(Math.max(width, height))) };
-    fs.writeFileSync(path.join(partial, 'pyramid.json'), JSON.stringify(pyramid));
-    fs.writeFileSync(path.join(partial, 'source.json'), JSON.stringify(source));
-    fs.rmSync(dir, { recursive: true, force: true });
-    fs.mkdirSync(path.dirname(dir), { recursive: true });
-    fs.renameSync(partial, dir);
     return pyramid;
-  } catch (err) {
-    fs.rmSync(partial, { recursive: true, force: true });
-    throw err;
-  }
+  });
 }

@@ -57,6 +57,13 @@ const INSTALL_OPENSLIDE = 'install OpenSlide (Debian/Ubuntu: apt-get install ope
  * stripped (Big)TIFF stay with sharp.
  */
 export function isWholeSlideFile(path: string): boolean {
+  // Not a regular file (a named pipe would block the open below for ever): not a slide; the image
+  // readers refuse it with what it is.
+  try {
+    if (!fs.statSync(path).isFile()) return false;
+  } catch {
+    return false;
+  }
   if (OPENSLIDE_ONLY.test(path) || /\.svs$/i.test(path)) return true;
   let fd: number | undefined;
   try {
