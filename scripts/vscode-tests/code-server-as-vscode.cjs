@@ -9,7 +9,7 @@
 // Environment:
 //   VSCODE_TEST_SERVER      code-server install directory (required; see install-code-server.sh)
 //   CHROMIUM_PATH           browser binary (default: chromium on PATH, as Debian's package installs it)
-//   VSCODE_TEST_TIMEOUT_MS  limit for the whole test run (default: 300000)
+//   VSCODE_TEST_TIMEOUT_MS  limit for the whole test run (default: 600000; the trusted pass takes about 4 minutes on 2 busy cores)
 //   VSCODE_TEST_VERBOSE=1   also print server, browser and workbench noise
 //
 // Each run gets a fresh user-data and extensions directory in a temporary folder: --user-data-dir
@@ -299,7 +299,7 @@ async function runTestsInBrowser(session, args, port) {
   const target = args.folder ? `folder=${encodeURIComponent(args.folder)}` : 'ew=true';
   await page.goto(`http://127.0.0.1:${port}/?${target}&payload=${encodeURIComponent(JSON.stringify(payload))}`);
 
-  const timeoutMs = Number(process.env.VSCODE_TEST_TIMEOUT_MS || 300_000);
+  const timeoutMs = Number(process.env.VSCODE_TEST_TIMEOUT_MS || 600_000);
   let timer;
   const timedOut = new Promise((resolve) => (timer = setTimeout(() => resolve(`no result within ${timeoutMs} ms`), timeoutMs)));
   const result = await Promise.race([outcome, timedOut]);

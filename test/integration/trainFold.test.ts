@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { TrainFoldRun } from '../../src/commands/trainFold';
 import { openFromRenderer } from '../../src/notebook/register';
+import { onPath } from '../../src/runtime/executors/slurmTools';
 
 /**
  * "TRIPLEX: Train Fold" in a real VS Code, on a small synthetic store made by the CLI: a run to
@@ -107,16 +108,18 @@ suite('Train fold in VS Code', function () {
     assert.match(outcome.message, /mode full fine-tunes the target encoder, but this configuration has no target view/);
   });
 
-  test('from the palette: six questions, each offering the choice made last time first', async () => {
+  test('from the palette: six questions (seven where sbatch is on the PATH), each offering the choice made last time first', async () => {
     // The run above is the workspace's last choice; accepting every first offer must repeat it.
+    // Where sbatch is on the PATH a seventh asks where to train, this machine first.
+    const questions = onPath('sbatch') ? 7 : 6;
     const started = vscode.commands.executeCommand<TrainFoldRun | undefined>('triplex.trainFold');
-    for (let step = 0; step < 6; step++) {
+    for (let step = 0; step < questions; step++) {
       await new Promise((r) => setTimeout(r, 700));
       await vscode.commands.executeCommand('workbench.action.acceptSelectedQuickOpenItem');
     }
     const run = await started;
     assert.ok(run, 'the questions were not answered');
-    assert.deepEqual({ ...run.request, store: path.resolve(run.request.store) }, { store: path.resolve(store), variant: 'nem', fold: 0, mode: 'full', preset: 'demo', epochs: 1 });
+    assert.deepEqual({ ...run.request, store: path.resolve(run.request.store) }, { store: path.resolve(store), variant: 'nem', fold: 0, mode: 'full', preset: 'demo', epochs: 1, executor: 'local' });
     assert.equal((await run.done).status, 'failed');
   });
 });
