@@ -24,14 +24,26 @@ const selection = {
 let summaryLine: HTMLElement | undefined;
 const toolButtons = new Map<Tool, HTMLElement>();
 
-/** The outline (dashed) and a white-and-black ring around each selected spot. */
-const drawSelection: OverlayDraw = (ctx, view, _size, layer) => {
+/** The theme's focus colour for the outline, read once per theme (getComputedStyle in every frame slowed panning). */
+let outlineColour: { theme: string; colour: string } | undefined;
+function focusColour(): string {
+  const theme = document.body.className;
+  if (outlineColour?.theme !== theme) {
+    outlineColour = { theme, colour: getComputedStyle(document.body).getPropertyValue('--vscode-focusBorder').trim() || '#0078d4' };
+  }
+  return outlineColour.colour;
+}
+
+/** The outline (dashed) and a white-and-black ring around each selected spot in view. */
+const drawSelection: OverlayDraw = (ctx, view, size, layer) => {
   const r = Math.max(1.5, layer.radius * view.scale);
   if (selection.picked.length) {
     const rings = new Path2D();
+    const margin = r + 3;
     for (const i of selection.picked) {
       const sx = layer.x[i] * view.scale + view.tx;
       const sy = layer.y[i] * view.scale + view.ty;
+      if (sx < -margin || sy < -margin || sx > size.width + margin || sy > size.height + margin) continue;
       rings.moveTo(sx + r, sy);
       rings.arc(sx, sy, r, 0, 2 * Math.PI);
     }
@@ -48,7 +60,7 @@ const drawSelection: OverlayDraw = (ctx, view, _size, layer) => {
     if (!selection.drawing || selection.tool === 'rectangle') ctx.closePath();
     ctx.setLineDash([6, 4]);
     ctx.lineWidth = 1.5;
-    ctx.strokeStyle = getComputedStyle(document.body).getPropertyValue('--vscode-focusBorder').trim() || '#0078d4';
+    ctx.strokeStyle = focusColour();
     ctx.stroke();
   }
 };
