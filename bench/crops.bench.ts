@@ -1,3 +1,4 @@
+import { startRssSampler } from './timing';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { cropSpots, type SpotCentre } from '../src/runtime/image/crops';
@@ -119,19 +120,6 @@ async function timePasses(iterations: number, pass: () => Promise<number>): Prom
   return { mean: rates.length / seconds, best: Math.max(...rates) };
 }
 
-/** Samples RSS every few ms; libvips decodes off the main thread, so the timer runs meanwhile. */
-function startRssSampler(): { stop(): number } {
-  let peak = process.memoryUsage.rss();
-  const timer = setInterval(() => {
-    peak = Math.max(peak, process.memoryUsage.rss());
-  }, 5);
-  return {
-    stop() {
-      clearInterval(timer);
-      return Math.max(peak, process.memoryUsage.rss());
-    },
-  };
-}
 
 /** pixel_x / pixel_y of a HER2+ spot file (tab-separated, with a header). */
 function readSpotCentres(file: string): SpotCentre[] {

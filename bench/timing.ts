@@ -9,3 +9,17 @@ export async function throughput(items: number, iterations: number, run: () => P
   }
   return { mean: items / (times.reduce((a, b) => a + b, 0) / times.length), best: items / Math.min(...times) };
 }
+
+/** Samples RSS every few ms until stopped, and gives the peak; libvips and geotiff decode off the main thread, so the timer runs meanwhile. */
+export function startRssSampler(): { stop(): number } {
+  let peak = process.memoryUsage.rss();
+  const timer = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage.rss());
+  }, 5);
+  return {
+    stop() {
+      clearInterval(timer);
+      return Math.max(peak, process.memoryUsage.rss());
+    },
+  };
+}

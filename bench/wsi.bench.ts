@@ -1,3 +1,4 @@
+import { startRssSampler } from './timing';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -63,18 +64,6 @@ export async function writeBenchSlide(file: string): Promise<number> {
   return writeTiledTiff(file, levels, { bigTiff: true });
 }
 
-function startRssSampler(): { stop(): number } {
-  let peak = process.memoryUsage.rss();
-  const timer = setInterval(() => {
-    peak = Math.max(peak, process.memoryUsage.rss());
-  }, 5);
-  return {
-    stop() {
-      clearInterval(timer);
-      return Math.max(peak, process.memoryUsage.rss());
-    },
-  };
-}
 
 export async function benchWsi(): Promise<WsiBenchResult> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'triplex-wsi-bench-'));
