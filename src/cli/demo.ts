@@ -37,6 +37,8 @@ export function demoCommand(): Command {
       const elapsed = () => `${((performance.now() - started) / 1000).toFixed(1)} s`;
       const report = await initCompute(computeOptions(cmd));
       console.log(`compute: ${report.backend} ${report.version}, ${report.threads} thread(s)${report.fallbackReason ? ` (${report.fallbackReason})` : ''}`);
+      // Which engine trains, or why TF.js does (onnxruntime missing or failing to load): said before anything runs.
+      console.log(`engine: ${(await selectEngine()).reason}`);
 
       const dataDir = path.join(opts.dir, 'synthetic');
       const storeDir = path.join(opts.dir, 'store');
@@ -71,7 +73,6 @@ export function demoCommand(): Command {
       console.log(`5. cross-validation, leave one patient out, target encoder frozen: ${models.join(', ')} (preset demo, up to ${opts.epochs} epochs, ` +
         `batch ${t.batchSize}, Adam lr ${t.learningRate}, inputs standardised, early stopping on a held-out training patient)`);
       const data = loadTrainingData(storeDir, { views: ALL_VIEWS, features: path.basename(summary.dir) });
-      console.log(`   engine: ${(await selectEngine()).reason}`);
       const rows: { model: string; summary: Summary }[] = [];
       for (const model of models) {
         const t0 = performance.now();
@@ -107,7 +108,6 @@ async function benchmarkStep(storeDir: string, features: string, outDir: string,
   const t = DEMO_TRAINING;
   console.log(`5. the paper's comparison, leave one patient out: ${BENCHMARK_MODELS.join(', ')} (demo sizes, up to ${epochs} epochs, batch ${t.batchSize}, ` +
     `Adam lr ${t.learningRate}, early stopping on a held-out training patient)`);
-  console.log(`   engine: ${(await selectEngine()).reason}`);
   const result = await runBenchmark({
     storeDir, outDir, features, preset: 'demo', folds: 'lopo', mode: 'frozen', epochs, patience: t.patience, batchSize: t.batchSize, learningRate: t.learningRate,
     seed: 0, init: t.init, standardizeInputs: t.standardizeInputs,

@@ -7,6 +7,7 @@ import { crossValidate, cvCells, foldDir, trainCvCell, writePredictions, ALL_VIE
 import { loadTrainingData } from '../runtime/train/data';
 import { trainingScaleNotes } from '../runtime/image/cropScale';
 import { predictSections, prepareTargetInputs, type TargetMode, type TrainProgress } from '../runtime/train/trainer';
+import { againOnCpuIfDeviceLost } from '../runtime/train/deviceRecovery';
 import { CheckpointUsageError, loadModelCheckpoint } from '../runtime/train/referenceCheckpoint';
 import type { Fold } from '../runtime/eval/folds';
 import { BASELINES } from '../runtime/baselines/model';
@@ -258,8 +259,17 @@ export function predictCommand(): Command {
       for (const line of notes) say.log(line);
       try {
         const chosen = [...data.sections.values()];
-        await prepareTargetInputs(model, data, chosen);
-        const preds = await predictSections(model, data, chosen);
+        // A GPU device lost under the predictions: they start again on the CPU, with the checkpoint loaded there.
+        let attempt = 0;
+        const preds = await againOnCpuIfDeviceLost('the predictions', async () => {
+          const m = attempt++ === 0 ? model : (await loadModelCheckpoint(o.checkpoint, data, { genes: o.genes })).model;
+          try {
+            await prepareTargetInputs(m, data, chosen);
+            return await predictSections(m, data, chosen);
+          } finally {
+            if (m !== model) await m.dispose();
+          }
+        }, (line) => say.log(line));
         const out = o.out ?? path.join(store, 'predictions', `${path.basename(path.dirname(path.resolve(o.checkpoint)))}.arrow`);
         await writePredictions(out, chosen, preds, info.genes, { checkpoint: path.relative(path.dirname(path.resolve(out)), path.resolve(o.checkpoint)), mode: info.mode, config: info.config });
         const spots = chosen.reduce((n, s) => n + s.n, 0);

@@ -80,6 +80,19 @@ export function ortExecutor(): Promise<Executor | { unavailable: string }> {
   return chosen;
 }
 
+/**
+ * After a GPU device was lost mid-run: the process's onnxruntime executor becomes the CPU
+ * provider's (with the lost executor's threads), so that what runs next (the run's resume, the
+ * next folds, predictions) stays on the CPU; `info`'s provider line says why.
+ */
+export async function cpuAfterDeviceLoss(lost: Executor, why: string): Promise<Executor> {
+  const cpu = await createOrtExecutor({ threads: lost.threads ?? (Number(process.env.TRIPLEX_THREADS) || undefined), provider: 'cpu' });
+  if ('unavailable' in cpu) throw new Error(`the ${lost.provider ?? 'GPU'} device was lost and the CPU provider cannot take over: ${cpu.unavailable}`);
+  providerWhy = `the ${lost.provider ?? 'GPU'} device was lost mid-run (${why}); the CPU took over`;
+  ort = Promise.resolve(cpu);
+  return cpu;
+}
+
 export function parseEngineChoice(value: string | undefined, where: string): EngineChoice | undefined {
   if (value === undefined || value === '') return undefined;
   if (!(ENGINE_CHOICES as readonly string[]).includes(value)) throw new Error(`${where}: unknown engine '${value}'; choose one of ${ENGINE_CHOICES.join(', ')}`);

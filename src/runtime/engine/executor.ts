@@ -25,6 +25,8 @@ export interface Executor {
   readonly kind: 'ort' | 'tfjs';
   /** onnxruntime's execution provider (cpu, webgpu, cuda). */
   readonly provider?: string;
+  /** onnxruntime's intra-op threads. */
+  readonly threads?: number;
   /** One line for reports: engine, version, execution provider, threads. */
   describe(): string;
   compile(outputs: Readonly<Record<string, Sym>>, name?: string): Promise<Program>;

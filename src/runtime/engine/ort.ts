@@ -59,6 +59,7 @@ export async function createOrtExecutor(options: OrtExecutorOptions = {}): Promi
   return {
     kind: 'ort',
     provider,
+    threads,
     describe: () => `onnxruntime-node ${status.version ?? '?'} (${provider} execution provider, ${threads} CPU thread${threads === 1 ? '' : 's'})`,
     async compile(outputs: Readonly<Record<string, Sym>>, name?: string): Promise<Program> {
       const model = emitOnnx(outputs, name);

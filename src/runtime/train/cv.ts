@@ -11,6 +11,7 @@ import { sectionsWithoutImage } from './targetCrops';
 import { loadTrainingData, requireCounts, type SectionInputs, type TrainingData } from './data';
 import { loadTrainedModel, predictSections, prepareTargetInputs, trainFold, type TargetMode, type TrainProgress, type TrainResult } from './trainer';
 import { readPredictions } from '../store/predictions';
+import { againOnCpuIfDeviceLost } from './deviceRecovery';
 import { CELL_RECORD, finishedCell, writeCellRecord, type CellRecord } from '../executors/grid';
 import { runLocal } from '../executors/local';
 
@@ -170,22 +171,24 @@ async function trainCell(plan: CvPlan, fold: Fold, o: CvOptions, first = true): 
   const train = await trainFold(data, {
     config, mode, train: split.train, validation: split.validation, outDir: dir, epochs: o.epochs, patience: o.patience,
     batchSize: o.batchSize, microBatch: o.microBatch, learningRate: o.learningRate, seed: o.seed ?? 0, init: o.init, weights: o.weights, signal: o.signal,
-    onProgress: (e) => o.onProgress?.(fold, e), ...(first ? { onEngine: log } : {}),
+    onProgress: (e) => o.onProgress?.(fold, e), ...(first ? { onEngine: log } : {}), onDeviceLost: log,
   });
   if (train.aborted) {
     log(`fold ${fold.index}: stopped on request after ${train.epochsRun} epoch(s); its last checkpoint is kept in ${dir}`);
     return { stopped: true };
   }
   const predictions = path.join(dir, 'predictions.arrow');
-  const { model } = await loadTrainedModel(train.checkpoint, data);
-  try {
-    const tests = fold.test.map((id) => data.sections.get(id)!);
-    await prepareTargetInputs(model, data, tests);
-    const preds = await predictSections(model, data, tests);
-    await writePredictions(predictions, tests, preds, data.genes, { variant, mode, fold: fold.index, checkpoint: path.relative(dir, train.checkpoint) });
-  } finally {
-    await model.dispose();
-  }
+  const tests = fold.test.map((id) => data.sections.get(id)!);
+  const preds = await againOnCpuIfDeviceLost(`fold ${fold.index}'s predictions`, async () => {
+    const { model } = await loadTrainedModel(train.checkpoint, data);
+    try {
+      await prepareTargetInputs(model, data, tests);
+      return await predictSections(model, data, tests);
+    } finally {
+      await model.dispose();
+    }
+  }, log);
+  await writePredictions(predictions, tests, preds, data.genes, { variant, mode, fold: fold.index, checkpoint: path.relative(dir, train.checkpoint) });
   const record = await writeCellRecord(dir, {
     cell: `${variant}/fold-${fold.index}`, settings: cellSettings(o),
     training: { test: fold.test, validation: split.validation, bestEpoch: train.bestEpoch, epochsRun: train.epochsRun, bestValidationPcc: train.bestValidationPcc, stoppedEarly: train.stoppedEarly, checkpoint: path.relative(dir, train.checkpoint) },

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { selectEngine, type EngineChoice } from '../engine/choice';
+import { trainWithDeviceRecovery, type RunPosition } from './deviceRecovery';
 import type { Executor } from '../engine/executor';
 import { createTfjsExecutor } from '../engine/tfjs';
 import { slideMetrics } from '../eval/metrics';
@@ -78,6 +79,10 @@ export interface TrainOptions {
   engine?: EngineChoice;
   /** One line saying which engine trains, and why. */
   onEngine?: (line: string) => void;
+  /** The executor instead of the engine choice (the bench, tests); a GPU device lost mid-run moves the run to the CPU (deviceRecovery.ts). */
+  executor?: Executor;
+  /** The one line saying a GPU device was lost and where the run goes on (default: stderr). */
+  onDeviceLost?: (line: string) => void;
   signal?: AbortSignal;
   onProgress?: (event: TrainProgress) => void;
 }
@@ -98,7 +103,7 @@ export interface TrainProgress {
 }
 
 /** An epoch's timings (timings.json). */
-export interface EpochTiming { epoch: number; seconds: number; spotsPerSecond: number }
+export interface EpochTiming { epoch: number; seconds: number; spotsPerSecond: number; /** The first epoch after a GPU device was lost: the line that said so. */ deviceLost?: string }
 
 export interface TrainResult {
   /** The best epoch's weights (the last epoch's without validation). */
@@ -110,6 +115,7 @@ export interface TrainResult {
   aborted: boolean;
   resumedFrom: number | null;
   history: EpochRecord[];
+  /** The line saying a GPU device was lost and the run went on from its last checkpoint on the CPU. */ deviceLost?: string;
 }
 
 /** Spots per forward/backward pass unless told (gradients are accumulated up to the batch). */
@@ -122,8 +128,8 @@ export const DEFAULT_MICRO_BATCH_FULL = 8;
  * load). `trunk`: the TF.js ResNet18 the target encoder starts from (modes layer4 and full); the
  * TF.js learner takes it over, the native one copies its weights (the caller then disposes it).
  */
-export async function createLearner(config: TriplexConfig, o: { seed?: number; trunk?: ResNet18; trained?: 'all' | 'layer4'; engine?: EngineChoice; onEngine?: (line: string) => void }): Promise<Learner> {
-  const engine = await selectEngine(o.engine);
+export async function createLearner(config: TriplexConfig, o: { seed?: number; trunk?: ResNet18; trained?: 'all' | 'layer4'; engine?: EngineChoice; onEngine?: (line: string) => void; executor?: Executor }): Promise<Learner> {
+  const engine = o.executor ? { executor: o.executor, reason: o.executor.describe() } : await selectEngine(o.engine);
   o.onEngine?.(`engine: ${engine.reason}`);
   if (!engine.executor) return new TfjsLearner(config, { seed: o.seed, trunk: o.trunk, trained: o.trained });
   const trunk = o.trunk ? { mode: o.trained === 'layer4' ? 'layer4' as const : 'full' as const, weights: await o.trunk.stateDict() } : undefined;
@@ -146,7 +152,7 @@ export async function trainFold(data: TrainingData, options: TrainOptions): Prom
   const job = currentExecutor().job;
   return withLock(options.outDir, job ? `fold training (slurm job ${job})` : 'fold training', (lock) => {
     if (lock.tookOver) console.warn(`warning: ${lock.tookOver}`);
-    return trainFoldLocked(data, options);
+    return trainWithDeviceRecovery(options, (opts, at, deviceLost) => trainFoldLocked(data, opts, at, deviceLost));
   });
 }
 
@@ -164,7 +170,7 @@ interface FoldSetup {
   load(sd: StateDict, source: string, optimizerStep?: number): void;
 }
 
-async function trainFoldLocked(data: TrainingData, options: TrainOptions): Promise<TrainResult> {
+async function trainFoldLocked(data: TrainingData, options: TrainOptions, at: RunPosition, lostLine?: string): Promise<TrainResult> {
   // Options left undefined (cv passes every one it has) take the defaults, not `undefined`.
   const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as TrainOptions;
   const o = {
@@ -206,6 +212,7 @@ async function trainFoldLocked(data: TrainingData, options: TrainOptions): Promi
   const historyFile = path.join(o.outDir, 'history.json');
   const timingsFile = path.join(o.outDir, 'timings.json');
   let timings: EpochTiming[] = [];
+  let deviceLost = lostLine; // noted on the first epoch after a device loss
   try {
     fs.mkdirSync(o.outDir, { recursive: true });
     await removePartials(o.outDir); // a checkpoint half-written when a run was killed
@@ -249,6 +256,7 @@ async function trainFoldLocked(data: TrainingData, options: TrainOptions): Promi
     const perEpoch = trainSections.reduce((n, s) => n + s.n, 0);
     for (let epoch = startEpoch; epoch < o.epochs && !stopped(); epoch++) {
       const t0 = performance.now();
+      at.epoch = epoch;
       const learningRate = stepLR(o.learningRate, epoch, o.lrStep, o.lrGamma);
       const augment = mulberry32(streamSeed(o.seed, 2, epoch));
       const batches = setup.batchesOf(trainSections, o.batchSize, streamSeed(o.seed, 3, epoch));
@@ -257,6 +265,7 @@ async function trainFoldLocked(data: TrainingData, options: TrainOptions): Promi
       for (let b = 0; b < batches.length; b++) {
         if (o.signal?.aborted) { aborted = true; break; }
         const batch = batches[b];
+        at.batch = b + 1;
         const loss = await learner.trainBatch(batch, { learningRate, dropoutSeed: streamSeed(o.seed, 1, epoch * 100_003 + b), augment, microBatch: setup.microBatch });
         lossSum += loss * batch.length;
         spots += batch.length;
@@ -270,10 +279,12 @@ async function trainFoldLocked(data: TrainingData, options: TrainOptions): Promi
         await new Promise((resolve) => setImmediate(resolve));
       }
       if (aborted) break;
+      at.batch = 0;
       const validationPcc = validationSections.length ? await meanValidationPcc(learner, data, validationSections, setup.target) : null;
       const seconds = (performance.now() - t0) / 1000;
       history.push({ epoch, loss: lossSum / spots, validationPcc, learningRate });
-      timings.push({ epoch, seconds, spotsPerSecond: spots / seconds });
+      timings.push({ epoch, seconds, spotsPerSecond: spots / seconds, ...(deviceLost ? { deviceLost } : {}) });
+      deviceLost = undefined;
       const improved = validationPcc === null || bestPcc === null || validationPcc > bestPcc;
       if (improved) {
         bestEpoch = epoch;
@@ -281,6 +292,7 @@ async function trainFoldLocked(data: TrainingData, options: TrainOptions): Promi
         await writeCheckpoint(bestFile, learner, info(epoch + 1), false);
       }
       await writeCheckpoint(lastFile, learner, info(epoch + 1), true);
+      at.wrote = true;
       await writeHistory();
       const rate = spotsDone / ((performance.now() - started) / 1000);
       o.onProgress?.({
@@ -335,7 +347,7 @@ async function triplexSetup(data: TrainingData, config: TriplexConfig, o: Resolv
   const trainsTrunk = o.mode !== 'frozen' && views.includes('target');
   if (o.mode !== 'frozen' && !trainsTrunk) throw new Error(`mode ${o.mode} fine-tunes the target encoder, but this configuration has no target view; train it in mode frozen`);
   const start = trainsTrunk ? await initialTrunk(data.featuresDir, o.weights) : undefined;
-  const learner = await createLearner(config, { seed: o.seed, trunk: start?.trunk, trained: o.mode === 'layer4' ? 'layer4' : 'all', engine: o.engine, onEngine: o.onEngine });
+  const learner = await createLearner(config, { seed: o.seed, trunk: start?.trunk, trained: o.mode === 'layer4' ? 'layer4' : 'all', engine: o.engine, onEngine: o.onEngine, executor: o.executor });
   try {
     if (start) {
       await loadTargetCrops(data, [...trainSections, ...validationSections]);
@@ -363,8 +375,8 @@ async function triplexSetup(data: TrainingData, config: TriplexConfig, o: Resolv
  * Where a baseline's graphs run: onnxruntime, or where it is missing or TF.js is asked for, the
  * engine's TF.js interpreter of the same graphs (much slower; the line says so).
  */
-async function baselineExecutor(choice?: EngineChoice, onEngine?: (line: string) => void): Promise<Executor> {
-  const engine = await selectEngine(choice);
+async function baselineExecutor(choice?: EngineChoice, onEngine?: (line: string) => void, given?: Executor): Promise<Executor> {
+  const engine = given ? { executor: given, reason: given.describe() } : await selectEngine(choice);
   if (engine.executor) {
     onEngine?.(`engine: ${engine.reason}`);
     return engine.executor;
@@ -377,7 +389,7 @@ async function baselineExecutor(choice?: EngineChoice, onEngine?: (line: string)
 async function baselineSetup(data: TrainingData, settings: BaselineSettings, o: ResolvedOptions, trainSections: SectionInputs[], validationSections: SectionInputs[]): Promise<FoldSetup> {
   if (o.mode !== 'frozen') throw new Error(`--mode ${o.mode} is TRIPLEX's (how its target encoder trains); ${settings.model} trains as its paper does, leave --mode out`);
   const net = createBaselineNet(settings, { genes: data.genes.length, featureDim: data.dim }, o.seed);
-  const executor = await baselineExecutor(o.engine, o.onEngine);
+  const executor = await baselineExecutor(o.engine, o.onEngine, o.executor);
   const start = await baselineStart(settings, o.weights);
   const learner = new BaselineLearner(net, executor, start?.weights);
   await learner.prepare(data, trainSections, validationSections);
