@@ -269,7 +269,7 @@ export function predictCommand(): Command {
           } finally {
             if (m !== model) await m.dispose();
           }
-        }, (line) => say.log(line));
+        }, { say: (line) => say.log(line) });
         const out = o.out ?? path.join(store, 'predictions', `${path.basename(path.dirname(path.resolve(o.checkpoint)))}.arrow`);
         await writePredictions(out, chosen, preds, info.genes, { checkpoint: path.relative(path.dirname(path.resolve(out)), path.resolve(o.checkpoint)), mode: info.mode, config: info.config });
         const spots = chosen.reduce((n, s) => n + s.n, 0);

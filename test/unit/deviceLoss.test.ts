@@ -8,6 +8,8 @@ import { engineReport, selectEngine } from '../../src/runtime/engine/choice';
 import { isDeviceLoss } from '../../src/runtime/engine/deviceLoss';
 import { createOrtExecutor } from '../../src/runtime/engine/ort';
 import type { Executor } from '../../src/runtime/engine/executor';
+import { Graph } from '../../src/runtime/engine/graph';
+import { againOnCpuIfDeviceLost } from '../../src/runtime/train/deviceRecovery';
 import { readCheckpoint, trainFold, type TrainOptions } from '../../src/runtime/train/trainer';
 import { DAWN_DEVICE_LOST, failingAt } from './helpers/executors';
 import { config, syntheticData } from './helpers/trainingData';
@@ -17,7 +19,8 @@ import { config, syntheticData } from './helpers/trainingData';
  * do not), and a training run whose WebGPU device is lost in its third epoch: one line says so, the
  * run goes on from its last checkpoint on the CPU provider, and ends with the weights of a run
  * stopped at that checkpoint and resumed on the CPU. The GPU is a real onnxruntime CPU executor
- * that reports 'webgpu' and fails from its Nth session run on (helpers/executors.ts).
+ * that reports 'webgpu' and fails from its Nth session run on (helpers/executors.ts). Predictions
+ * lost mid-way start again on the CPU; other errors are not retried.
  */
 
 describe('a GPU device lost mid-run', () => {
@@ -97,6 +100,31 @@ describe('a GPU device lost mid-run', () => {
     const after = await selectEngine('ort');
     assert.equal(after.executor?.provider, 'cpu');
     assert.match((await engineReport()).providerWhy ?? '', /the webgpu device was lost mid-run \(.*\[Device\] is lost\.\); the CPU took over/);
+  });
+
+  test('predictions lost mid-way start again on the CPU, given the CPU executor', async () => {
+    const g = new Graph('float32');
+    const x = g.input('x', [2, 2]);
+    const outputs = { y: g.add(x, x) };
+    const given: (string | undefined)[] = [];
+    const predict = async (executor?: Executor) => {
+      given.push(executor?.provider);
+      const program = await executor!.compile(outputs);
+      try {
+        return (await program.run({ x: Float32Array.of(1, 2, 3, 4) })).y as Float32Array;
+      } finally {
+        await program.dispose();
+      }
+    };
+    const lines: string[] = [];
+    const y = await againOnCpuIfDeviceLost('the predictions', predict, { executor: failingAt(cpu, { provider: 'webgpu', failAtRun: 1 }), say: (l) => lines.push(l) });
+    assert.deepEqual(Array.from(y), [2, 4, 6, 8]);
+    assert.deepEqual(given, ['webgpu', 'cpu']);
+    assert.equal(lines.length, 1);
+    assert.match(lines[0], /^device lost: the webgpu execution provider failed during the predictions \(.*\[Device\] is lost\.\); the predictions start again on the CPU provider$/);
+    const shapeError = 'Got invalid dimensions for input: x';
+    await assert.rejects(againOnCpuIfDeviceLost('the predictions', predict, { executor: failingAt(cpu, { provider: 'webgpu', failAtRun: 1, error: shapeError }), say: () => assert.fail('not a loss') }),
+      (e: Error) => e.message === shapeError);
   });
 
   test('errors that are not a device loss, and any error on the CPU, are not retried', async () => {

@@ -187,7 +187,7 @@ async function trainCell(plan: CvPlan, fold: Fold, o: CvOptions, first = true): 
     } finally {
       await model.dispose();
     }
-  }, log);
+  }, { say: log });
   await writePredictions(predictions, tests, preds, data.genes, { variant, mode, fold: fold.index, checkpoint: path.relative(dir, train.checkpoint) });
   const record = await writeCellRecord(dir, {
     cell: `${variant}/fold-${fold.index}`, settings: cellSettings(o),

@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { cpuAfterDeviceLoss, selectEngine } from '../engine/choice';
 import { errorLine, isDeviceLoss, onGpu } from '../engine/deviceLoss';
+import type { Executor } from '../engine/executor';
 import { readCheckpoint } from './checkpoints';
 import type { TrainOptions, TrainResult } from './trainer';
 
@@ -35,18 +36,19 @@ export async function trainWithDeviceRecovery(options: TrainOptions, train: (o: 
 }
 
 /**
- * Predictions (or any work that takes the process's engine) when a GPU device is lost under them:
- * one line says so, the process moves to the CPU provider, and `work` runs again from its start
- * there (it loads its model again). Other errors are not retried.
+ * Predictions (or any work on an executor) when a GPU device is lost under them: one line says
+ * so, the process moves to the CPU provider, and `work` runs again from its start there (it loads
+ * its model again), given the CPU executor. `executor`: the one `work` is first given (default:
+ * none, i.e. work takes the process's engine choice, which is then the CPU too). Other errors are
+ * not retried.
  */
-export async function againOnCpuIfDeviceLost<T>(what: string, work: () => Promise<T>, say: (line: string) => void = console.warn): Promise<T> {
+export async function againOnCpuIfDeviceLost<T>(what: string, work: (executor?: Executor) => Promise<T>, o: { say?: (line: string) => void; executor?: Executor } = {}): Promise<T> {
   try {
-    return await work();
+    return await work(o.executor);
   } catch (e) {
-    const used = (await selectEngine()).executor;
+    const used = o.executor ?? (await selectEngine()).executor;
     if (!used || !onGpu(used.provider) || !isDeviceLoss(e)) throw e;
-    say(`device lost: the ${used.provider} execution provider failed during ${what} (${errorLine(e)}); ${what} start again on the CPU provider`);
-    await cpuAfterDeviceLoss(used, errorLine(e));
-    return work();
+    (o.say ?? console.warn)(`device lost: the ${used.provider} execution provider failed during ${what} (${errorLine(e)}); ${what} start again on the CPU provider`);
+    return work(await cpuAfterDeviceLoss(used, errorLine(e)));
   }
 }
