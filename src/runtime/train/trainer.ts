@@ -79,7 +79,7 @@ export interface TrainOptions {
   engine?: EngineChoice;
   /** One line saying which engine trains, and why. */
   onEngine?: (line: string) => void;
-  /** The executor instead of the engine choice (the bench, tests); a GPU device lost mid-run moves the run to the CPU (deviceRecovery.ts). */
+  /** The executor instead of the engine choice (tests, programs that hold one); a GPU device lost mid-run moves the run to the CPU (deviceRecovery.ts). */
   executor?: Executor;
   /** The one line saying a GPU device was lost and where the run goes on (default: stderr). */
   onDeviceLost?: (line: string) => void;
