@@ -258,7 +258,10 @@ export function predictCommand(): Command {
       for (const line of notes) say.log(line);
       try {
         const chosen = [...data.sections.values()];
-        await prepareTargetInputs(model, data, chosen);
+        await prepareTargetInputs(model, data, chosen, (line) => {
+          notes.push(line);
+          say.log(line);
+        });
         const preds = await predictSections(model, data, chosen);
         const out = o.out ?? path.join(store, 'predictions', `${path.basename(path.dirname(path.resolve(o.checkpoint)))}.arrow`);
         await writePredictions(out, chosen, preds, info.genes, { checkpoint: path.relative(path.dirname(path.resolve(out)), path.resolve(o.checkpoint)), mode: info.mode, config: info.config });

@@ -170,7 +170,7 @@ async function trainCell(plan: CvPlan, fold: Fold, o: CvOptions, first = true): 
   const train = await trainFold(data, {
     config, mode, train: split.train, validation: split.validation, outDir: dir, epochs: o.epochs, patience: o.patience,
     batchSize: o.batchSize, microBatch: o.microBatch, learningRate: o.learningRate, seed: o.seed ?? 0, init: o.init, weights: o.weights, signal: o.signal,
-    onProgress: (e) => o.onProgress?.(fold, e), ...(first ? { onEngine: log } : {}),
+    onProgress: (e) => o.onProgress?.(fold, e), onNote: log, ...(first ? { onEngine: log } : {}),
   });
   if (train.aborted) {
     log(`fold ${fold.index}: stopped on request after ${train.epochsRun} epoch(s); its last checkpoint is kept in ${dir}`);
@@ -180,7 +180,7 @@ async function trainCell(plan: CvPlan, fold: Fold, o: CvOptions, first = true): 
   const { model } = await loadTrainedModel(train.checkpoint, data);
   try {
     const tests = fold.test.map((id) => data.sections.get(id)!);
-    await prepareTargetInputs(model, data, tests);
+    await prepareTargetInputs(model, data, tests, log);
     const preds = await predictSections(model, data, tests);
     await writePredictions(predictions, tests, preds, data.genes, { variant, mode, fold: fold.index, checkpoint: path.relative(dir, train.checkpoint) });
   } finally {
