@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import sharp from 'sharp';
 import { ImageFileError } from '../../src/runtime/image/imageError';
 import { isWholeSlideFile, openWholeSlide, REGION_PIXELS } from '../../src/runtime/image/wsi';
+import { wsiThumbnail } from '../../src/runtime/image/wsiImage';
 import { expected, maxDiff, pattern, writeSlide } from './helpers/slideFixtures';
 import { tempDir } from './helpers/spatialFixtures';
 import { TORCH_PYTHON } from './helpers/torch';
@@ -133,6 +134,13 @@ describe('crafted whole-slide headers', () => {
     const whole = await openWholeSlide(file);
     await assert.rejects(whole.readRegion(0, 0, 0, 100_000, 100_000), new RegExp(`more than the ${REGION_PIXELS} px one read may take`));
     whole.close();
+
+    // Reduced views of a whole level (the overview, the tissue search) read it in bands within the budget: the same pixels.
+    const ome = await writeSlide(path.join(dir, 'bands.ome.tif'), { kind: 'ome-tiff', width: W, height: H, pixel: pattern, mpp: 0.5, subIfds: true });
+    const banded = await wsiThumbnail(ome, 400, { regionPixels: 50_000 });
+    const once = await wsiThumbnail(ome, 400);
+    assert.deepEqual([banded.width, banded.height], [400, 308]);
+    assert.equal(maxDiff(banded.rgb, once.rgb), 0);
 
     // A 2048 x 2048 px JPEG where the level's tiles are 256 px: refused by libjpeg's caller before it is decoded.
     const bomb = await sharp({ create: { width: 2048, height: 2048, channels: 3, background: { r: 9, g: 9, b: 9 } } }).jpeg().toBuffer();
