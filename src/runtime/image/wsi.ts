@@ -9,8 +9,9 @@ import { isTiledDirectory, levelHeader, pyramidDirectories, readTiffLayout, soun
  * A whole-slide image read by region and pyramid level (geotiff.js, plain JS): tiled and
  * pyramidal TIFF, BigTIFF, OME-TIFF and JPEG-tiled Aperio SVS. Only the tiles a region covers are
  * read and decoded, and decoded tiles are kept in a small least-recently-used cache, so memory
- * stays bounded whatever the slide's size. Levels are the tiled images of the file's IFD chain,
- * largest first; level 0 is full resolution.
+ * stays bounded whatever the slide's size. Levels are the tiled images of the file's IFD chain, or
+ * the first one and its SubIFDs (OME-TIFF), largest first; level 0 is full resolution. The
+ * file's structure is checked from its bytes before geotiff.js parses it (tiffLayout.ts).
  */
 
 export interface SlideLevel {
