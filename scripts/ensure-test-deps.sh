@@ -6,6 +6,7 @@
 #   chromium                            the real browser the notebook renderers are tested in
 #   python3-anndata python3-h5py        the readers the h5ad export is checked with (what scanpy users read)
 #   python3-nbformat                    Jupyter's validator for the notebooks we save (figures as SVG)
+#   python3-tifffile                    an independent reader of the OME-TIFF pyramids the slide tests write
 # Installed with apt-get when missing and running as root on Debian; otherwise explains and fails.
 # TRIPLEX_SKIP_TORCH=1 skips the PyTorch checks on a machine that cannot have them.
 set -eu
@@ -18,11 +19,11 @@ else
 fi
 if [ -z "${TRIPLEX_SKIP_TORCH:-}" ]; then
   if command -v dpkg >/dev/null 2>&1; then
-    for p in python3-torch python3-torchvision libopenblas0-pthread python3-anndata python3-h5py python3-nbformat; do
+    for p in python3-torch python3-torchvision libopenblas0-pthread python3-anndata python3-h5py python3-nbformat python3-tifffile; do
       dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
     done
-  elif ! ${TRIPLEX_TORCH_PYTHON:-python3} -c 'import torch, torchvision, anndata, h5py, nbformat' 2>/dev/null; then
-    missing="$missing torch torchvision anndata h5py nbformat"
+  elif ! ${TRIPLEX_TORCH_PYTHON:-python3} -c 'import torch, torchvision, anndata, h5py, nbformat, tifffile' 2>/dev/null; then
+    missing="$missing torch torchvision anndata h5py nbformat tifffile"
   fi
 fi
 [ -z "$missing" ] && exit 0

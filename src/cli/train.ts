@@ -262,9 +262,13 @@ export function predictCommand(): Command {
         // A GPU device lost under the predictions: they start again on the CPU, with the checkpoint loaded there.
         let attempt = 0;
         const preds = await againOnCpuIfDeviceLost('the predictions', async () => {
-          const m = attempt++ === 0 ? model : (await loadModelCheckpoint(o.checkpoint, data, { genes: o.genes })).model;
+          const first = attempt++ === 0;
+          const m = first ? model : (await loadModelCheckpoint(o.checkpoint, data, { genes: o.genes })).model;
           try {
-            await prepareTargetInputs(m, data, chosen);
+            await prepareTargetInputs(m, data, chosen, first ? (line) => {
+              notes.push(line);
+              say.log(line);
+            } : undefined);
             return await predictSections(m, data, chosen);
           } finally {
             if (m !== model) await m.dispose();

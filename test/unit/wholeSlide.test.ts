@@ -8,35 +8,15 @@ import { isWholeSlideFile, openWholeSlide, readRegion } from '../../src/runtime/
 import { ensureSlideTile, writeSlideTilePyramid } from '../../src/runtime/image/slideTiles';
 import { writeTilePyramid } from '../../src/runtime/image/tiles';
 import sharp from 'sharp';
-import { writeSlide, type Pixel } from './helpers/slideFixtures';
+import { expected, maxDiff, pattern, writeSlide, type Pixel } from './helpers/slideFixtures';
 import { tempDir } from './helpers/spatialFixtures';
 import { deflateTile, jpegTile, solidTile, writeTiledTiff } from './helpers/tiffWriter';
 
-// A pattern that tells apart every shift a region read could get wrong (1 px, a tile, axes).
-const pattern: Pixel = (x, y) => [(x * 7 + y * 3) & 255, (x + y * 11 + 1) & 255, ((x >> 4) * 13 + (y >> 4) * 17 + 5) & 255];
 // Smooth, so that JPEG tiles stay within a few levels of it.
 const smooth: Pixel = (x, y) => [Math.round(128 + 100 * Math.sin(x / 90)), Math.round(128 + 100 * Math.cos(y / 70)), 160];
 
 const W = 1300;
 const H = 1000;
-
-function expected(f: Pixel, d: number, lw: number, lh: number, x0: number, y0: number, w: number, h: number): Uint8Array {
-  const out = new Uint8Array(w * h * 3);
-  for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      const [lx, ly] = [x0 + x, y0 + y];
-      if (lx >= 0 && ly >= 0 && lx < lw && ly < lh) out.set(f(lx * d, ly * d), (y * w + x) * 3);
-    }
-  }
-  return out;
-}
-
-function maxDiff(a: Uint8Array, b: Uint8Array): number {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
 
 function meanDiff(a: Uint8Array, b: Uint8Array): number {
   assert.equal(a.length, b.length);

@@ -6,7 +6,7 @@ import { checkImageData } from '../image/slideImage';
 import { fileScale } from '../image/cropScale';
 import { agreeingScale, ScaleConflictError, type Scale } from '../image/scale';
 import { isWholeSlideFile, openWholeSlide } from '../image/wsi';
-import { resampleRgb } from '../image/wsiImage';
+import { resampledLevel } from '../image/wsiImage';
 import { checkRegularFile } from './files';
 import { parseDecimal } from './numbers';
 import { readImageSize } from './her2st';
@@ -142,7 +142,7 @@ async function wholeSlideTissueGrid(file: string, spacing: number, minTissue: nu
     const g = spacing / CELL_PX / ds; // level pixels per thumbnail pixel
     const sw = Math.ceil(cols * spacing / ds) + 1;
     const sh = Math.ceil(rows * spacing / ds) + 1;
-    const thumb = resampleRgb(await slide.readRegion(level, 0, 0, sw, sh), sw, sh, 0, 0, g, cols * CELL_PX, rows * CELL_PX);
+    const thumb = await resampledLevel(slide, level, sw, sh, g, cols * CELL_PX, rows * CELL_PX);
     const colour = new Uint8Array(thumb.length / 3);
     for (let i = 0; i < colour.length; i++) {
       const [r, gg, b] = [thumb[i * 3], thumb[i * 3 + 1], thumb[i * 3 + 2]];

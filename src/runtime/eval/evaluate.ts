@@ -172,7 +172,7 @@ export async function evaluateOnStore(o: EvaluateOptions): Promise<EvaluationRep
     const { model, info } = await loadModelForStore(c.file, data, o.genes);
     let preds: Map<string, Float32Array>;
     try {
-      await prepareTargetInputs(model, data, sections);
+      await prepareTargetInputs(model, data, sections, log);
       preds = await predictSections(model, data, sections);
     } finally {
       await model.dispose();

@@ -1,4 +1,5 @@
 import type { GeoTIFFImage } from 'geotiff';
+import { ImageFileError } from './imageError';
 
 /**
  * Microns per pixel (um/px) of an image and where the value came from, so that a conflict or a
@@ -27,8 +28,14 @@ export async function scaleFromTiff(file: string, im: GeoTIFFImage): Promise<Sca
   const description = String(await tag('ImageDescription') ?? '');
   const aperio = /^Aperio/.test(description) ? /\|\s*MPP\s*=\s*([0-9.eE+-]+)/.exec(description) : null;
   if (aperio) return plausible(Number(aperio[1]), `the Aperio MPP of ${file}`);
-  const ome = omePhysicalSize(description);
-  if (ome !== undefined) return plausible(ome, `the OME PhysicalSizeX of ${file}`);
+  const ome = omePhysicalSize(description, 'X');
+  if (ome !== undefined) {
+    const y = omePhysicalSize(description, 'Y');
+    if (y !== undefined && scalesDiffer(ome, y)) {
+      throw new ImageFileError(file, `its OME-XML gives pixels of PhysicalSizeX ${ome} um by PhysicalSizeY ${y} um; crops need square pixels: resample the slide to square pixels (or correct the OME-XML if it is wrong)`);
+    }
+    return plausible(ome, `the OME PhysicalSizeX of ${file}`);
+  }
   const res = await tag('XResolution') as ArrayLike<number> | number | undefined;
   const unit = Number(await tag('ResolutionUnit') ?? 2);
   const perUnit = typeof res === 'number' ? res : res && res.length >= 2 ? res[0] / res[1] : undefined;
@@ -42,13 +49,13 @@ function plausible(mpp: number, source: string): Scale | undefined {
 
 const OME_UNITS: Record<string, number> = { 'µm': 1, 'um': 1, 'μm': 1, 'micron': 1, 'nm': 1e-3, 'mm': 1e3, 'cm': 1e4, 'm': 1e6 };
 
-/** PhysicalSizeX of an OME-XML description's first Pixels element, in microns (OME's default unit). */
-export function omePhysicalSize(description: string): number | undefined {
+/** PhysicalSizeX (or Y) of an OME-XML description's first Pixels element, in microns (OME's default unit). */
+export function omePhysicalSize(description: string, axis: 'X' | 'Y' = 'X'): number | undefined {
   if (!/<OME[\s>]/.test(description)) return undefined;
   const pixels = /<(?:\w+:)?Pixels\b[^>]*>/.exec(description)?.[0];
   if (!pixels) return undefined;
-  const size = /\bPhysicalSizeX\s*=\s*"([^"]+)"/.exec(pixels)?.[1];
-  const unit = /\bPhysicalSizeXUnit\s*=\s*"([^"]+)"/.exec(pixels)?.[1] ?? 'µm';
+  const size = new RegExp(`\\bPhysicalSize${axis}\\s*=\\s*"([^"]+)"`).exec(pixels)?.[1];
+  const unit = new RegExp(`\\bPhysicalSize${axis}Unit\\s*=\\s*"([^"]+)"`).exec(pixels)?.[1] ?? 'µm';
   const factor = OME_UNITS[unit];
   const v = Number(size);
   return size !== undefined && factor !== undefined && v > 0 ? v * factor : undefined;

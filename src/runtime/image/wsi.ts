@@ -1,15 +1,17 @@
 import * as fs from 'node:fs';
-import { fromFile, type GeoTIFF, type GeoTIFFImage } from 'geotiff';
+import { fromFile, GeoTIFFImage, type GeoTIFF } from 'geotiff';
 import sharp from 'sharp';
 import { ImageFileError } from './imageError';
 import { scaleFromTiff, type Scale } from './scale';
+import { isTiledDirectory, levelHeader, pyramidDirectories, readTiffLayout, soundTiffLayout, TAG, tagValue } from './tiffLayout';
 
 /**
  * A whole-slide image read by region and pyramid level (geotiff.js, plain JS): tiled and
  * pyramidal TIFF, BigTIFF, OME-TIFF and JPEG-tiled Aperio SVS. Only the tiles a region covers are
  * read and decoded, and decoded tiles are kept in a small least-recently-used cache, so memory
- * stays bounded whatever the slide's size. Levels are the tiled images of the file's IFD chain,
- * largest first; level 0 is full resolution.
+ * stays bounded whatever the slide's size. Levels are the tiled images of the file's IFD chain, or
+ * the first one and its SubIFDs (OME-TIFF), largest first; level 0 is full resolution. The
+ * file's structure is checked from its bytes before geotiff.js parses it (tiffLayout.ts).
  */
 
 export interface SlideLevel {
@@ -39,7 +41,12 @@ export interface WholeSlide {
 export interface WholeSlideOptions {
   /** Most decoded tile bytes to keep (default 64 MiB). */
   cacheBytes?: number;
+  /** Most pixels one readRegion may return (default REGION_PIXELS). */
+  regionPixels?: number;
 }
+
+/** Most pixels one region read returns by default: 8192 x 8192 (192 MiB of RGB). */
+export const REGION_PIXELS = 8192 * 8192;
 
 /** Compression codes geotiff.js cannot decode, and what they are. */
 const NEEDS_OPENSLIDE: Record<number, string> = { 33003: 'JPEG 2000 (Aperio YCbCr)', 33005: 'JPEG 2000 (Aperio RGB)', 34712: 'JPEG 2000' };
@@ -68,40 +75,16 @@ export function isWholeSlideFile(path: string): boolean {
   let fd: number | undefined;
   try {
     fd = fs.openSync(path, 'r');
-    const head = Buffer.alloc(4);
-    if (fs.readSync(fd, head, 0, 4, 0) < 4) return false;
-    const le = head.toString('latin1', 0, 2);
-    if (le !== 'II' && le !== 'MM') return false;
-    const magic = le === 'II' ? head.readUInt16LE(2) : head.readUInt16BE(2);
-    if (magic === 43) return countTiledIfds(fd, le === 'II', true) > 0;
-    if (magic !== 42) return false;
-    return countTiledIfds(fd, le === 'II', false) > 1;
+    const layout = readTiffLayout(fd, fs.fstatSync(fd).size);
+    if (!layout) return false;
+    const tiled = layout.directories.reduce((n, d) => n + (isTiledDirectory(d) ? 1 : 0) + d.subIfds.filter(isTiledDirectory).length, 0);
+    // A damaged or crafted tiled TIFF is a whole slide still: openWholeSlide says what is wrong.
+    return tiled > (layout.bigTiff || layout.problem ? 0 : 1);
   } catch {
     return false;
   } finally {
     if (fd !== undefined) fs.closeSync(fd);
   }
-}
-
-/** Tiled IFDs in a (Big)TIFF's chain (stops at 64: enough to call it a pyramid). */
-function countTiledIfds(fd: number, le: boolean, big: boolean): number {
-  const buf = Buffer.alloc(8);
-  const u16 = (b: Buffer, o: number) => (le ? b.readUInt16LE(o) : b.readUInt16BE(o));
-  const word = (b: Buffer, o: number) => (big ? Number(le ? b.readBigUInt64LE(o) : b.readBigUInt64BE(o)) : le ? b.readUInt32LE(o) : b.readUInt32BE(o));
-  const [countSize, entrySize, wordSize] = big ? [8, 20, 8] : [2, 12, 4];
-  if (fs.readSync(fd, buf, 0, wordSize, big ? 8 : 4) < wordSize) return 0;
-  let offset = word(buf, 0);
-  let tiled = 0;
-  for (let i = 0; offset > 0 && i < 64; i++) {
-    if (fs.readSync(fd, buf, 0, countSize, offset) < countSize) break;
-    const n = big ? word(buf, 0) : u16(buf, 0);
-    if (n > 4096) break; // not a directory
-    const entries = Buffer.alloc(n * entrySize + wordSize);
-    if (fs.readSync(fd, entries, 0, entries.length, offset + countSize) < entries.length) break;
-    for (let e = 0; e < n; e++) if (u16(entries, e * entrySize) === 322) tiled++;
-    offset = word(entries, n * entrySize);
-  }
-  return tiled;
 }
 
 /** Opens a whole slide; reads its IFDs, levels and scale, and checks its tiles lie inside the file. */
@@ -115,39 +98,49 @@ export async function openWholeSlide(path: string, opts: WholeSlideOptions = {})
   } catch (e) {
     throw new ImageFileError(path, `cannot be read: ${messageOf(e)}`, { cause: e });
   }
+  // The structure and every level's sizes are checked from the file's bytes first: geotiff.js
+  // allocates what a header declares, so a crafted one is refused before it parses anything.
+  const fail = (problem: string) => new ImageFileError(path, problem);
+  const dirs = pyramidDirectories(soundTiffLayout(path, fail)).sort((a, b) => (tagValue(b, TAG.width) ?? 0) - (tagValue(a, TAG.width) ?? 0));
+  if (dirs.length === 0) throw new ImageFileError(path, 'has no tiled image: not a whole-slide TIFF; give it as an ordinary image');
+  dirs.forEach((d, k) => levelHeader(d, k, fail));
   let tiff: GeoTIFF;
-  const images: GeoTIFFImage[] = [];
+  let pyramid: GeoTIFFImage[];
   try {
     tiff = await fromFile(path);
-    const count = await tiff.getImageCount();
-    for (let i = 0; i < count; i++) images.push(await tiff.getImage(i));
+    const t = tiff;
+    pyramid = await Promise.all(dirs.map(async (d) => new GeoTIFFImage(await t.parser.parseFileDirectoryAt(d.offset), t.littleEndian, t.cache, t.source)));
   } catch (e) {
     throw new ImageFileError(path, `cannot be read as a TIFF slide (${messageOf(e)}); is the file complete?`, { cause: e });
   }
-  const pyramid = images.filter((im) => im.isTiled).sort((a, b) => b.getWidth() - a.getWidth());
-  if (pyramid.length === 0) throw new ImageFileError(path, 'has no tiled image: not a whole-slide TIFF; give it as an ordinary image');
   const first = pyramid[0];
   const description = first.fileDirectory.hasTag('ImageDescription') ? String(await first.fileDirectory.loadValue('ImageDescription')) : '';
   const format = /^Aperio/.test(description) ? 'svs' : /<OME[\s>]/.test(description) ? 'ome-tiff' : 'tiff';
   const levels: SlideLevel[] = [];
   const codecs: TileCodec[] = [];
-  for (const [k, im] of pyramid.entries()) {
-    const compression = Number(im.fileDirectory.getValue('Compression') ?? 1);
-    if (NEEDS_OPENSLIDE[compression]) {
-      throw new ImageFileError(path, `level ${k} is compressed with ${NEEDS_OPENSLIDE[compression]}, which this reader cannot decode; ${INSTALL_OPENSLIDE}`);
+  try {
+    for (const [k, im] of pyramid.entries()) {
+      const compression = Number(im.fileDirectory.getValue('Compression') ?? 1);
+      if (NEEDS_OPENSLIDE[compression]) {
+        throw new ImageFileError(path, `level ${k} is compressed with ${NEEDS_OPENSLIDE[compression]}, which this reader cannot decode; ${INSTALL_OPENSLIDE}`);
+      }
+      const samples = im.getSamplesPerPixel();
+      const bits = im.getBitsPerSample(0);
+      if (bits !== 8 || samples < 3) {
+        throw new ImageFileError(path, `level ${k} has ${samples} sample(s) of ${bits} bits per pixel; an H&E slide is 8-bit RGB`);
+      }
+      const level: SlideLevel = { width: im.getWidth(), height: im.getHeight(), tileWidth: im.getTileWidth(), tileHeight: im.getTileHeight(), downsample: 1 };
+      level.downsample = (levels[0]?.width ?? level.width) / level.width;
+      if (levels.length > 0) checkAspect(path, levels[0], level, k);
+      codecs.push(await tileCodec(path, im, k, size));
+      levels.push(level);
     }
-    const samples = im.getSamplesPerPixel();
-    const bits = im.getBitsPerSample(0);
-    if (bits !== 8 || samples < 3) {
-      throw new ImageFileError(path, `level ${k} has ${samples} sample(s) of ${bits} bits per pixel; an H&E slide is 8-bit RGB`);
-    }
-    const level: SlideLevel = { width: im.getWidth(), height: im.getHeight(), tileWidth: im.getTileWidth(), tileHeight: im.getTileHeight(), downsample: 1 };
-    level.downsample = (levels[0]?.width ?? level.width) / level.width;
-    if (levels.length > 0) checkAspect(path, levels[0], level, k);
-    codecs.push(await tileCodec(path, im, k, size));
-    levels.push(level);
+    const scale = await scaleFromTiff(path, first);
+    return new TiffSlide(path, format, levels, pyramid, codecs, scale, { tiff, cacheBytes: opts.cacheBytes ?? 64 * 2 ** 20, regionPixels: opts.regionPixels ?? REGION_PIXELS });
+  } catch (e) {
+    closeQuietly(tiff);
+    throw e;
   }
-  return new TiffSlide(path, format, levels, pyramid, codecs, await scaleFromTiff(path, first), opts.cacheBytes ?? 64 * 2 ** 20);
 }
 
 /** A reduced level must have level 0's aspect (within a pixel of rounding, and 1%). */
@@ -198,7 +191,7 @@ class TiffSlide implements WholeSlide {
 
   constructor(readonly path: string, readonly format: WholeSlide['format'], readonly levels: readonly SlideLevel[],
     private readonly images: readonly GeoTIFFImage[], private readonly codecs: readonly TileCodec[], readonly scale: Scale | undefined,
-    private readonly cacheBytes: number) {}
+    private readonly limits: { tiff: GeoTIFF; cacheBytes: number; regionPixels: number }) {}
 
   levelFor(downsample: number): number {
     let best = 0;
@@ -214,6 +207,10 @@ class TiffSlide implements WholeSlide {
     if (!L) throw new RangeError(`${this.path} has levels 0..${this.levels.length - 1}, not ${level}`);
     if (![x, y, w, h].every(Number.isSafeInteger) || w < 0 || h < 0) {
       throw new RangeError(`${this.path}: readRegion(${level}, ${x}, ${y}, ${w}, ${h}) needs integer coordinates and a non-negative size`);
+    }
+    if (w * h > this.limits.regionPixels) {
+      throw new ImageFileError(this.path, `a region of ${w} x ${h} px of level ${level} (${L.width} x ${L.height} px) was asked, more than the ${this.limits.regionPixels} px ` +
+        `one read may take; read a reduced level (this slide has ${this.levels.length}: ${this.levels.map((l) => `${l.width} x ${l.height}`).join(', ')}) or smaller regions`);
     }
     const out = new Uint8Array(w * h * 3);
     const left = Math.max(0, x);
@@ -244,6 +241,7 @@ class TiffSlide implements WholeSlide {
 
   close(): void {
     this.closed = true;
+    closeQuietly(this.limits.tiff);
     void this.handle?.then((h) => h.close(), () => undefined);
     this.handle = undefined;
     this.cache.clear();
@@ -258,7 +256,8 @@ class TiffSlide implements WholeSlide {
     const { bytesRead } = await handle.read(bytes, 0, bytes.length, offsets[index]);
     if (bytesRead !== bytes.length) throw new Error(`read ${bytesRead} of its ${bytes.length} bytes`);
     // An abbreviated stream takes the level's tables; tables of its own, if any, come later and win.
-    return decodeJpegTile(jpegTables ? Buffer.concat([jpegTables, bytes.subarray(2)]) : bytes, w, h);
+    const L = this.levels[level];
+    return decodeJpegTile(jpegTables ? Buffer.concat([jpegTables, bytes.subarray(2)]) : bytes, w, h, L.tileWidth * L.tileHeight);
   }
 
   private handle: Promise<fs.promises.FileHandle> | undefined;
@@ -298,7 +297,7 @@ class TiffSlide implements WholeSlide {
     this.cache.set(key, rgb);
     this.cachedBytes += rgb.length;
     for (const [k, v] of this.cache) {
-      if (this.cachedBytes <= this.cacheBytes || this.cache.size <= 1) break;
+      if (this.cachedBytes <= this.limits.cacheBytes || this.cache.size <= 1) break;
       this.cache.delete(k);
       this.cachedBytes -= v.length;
     }
@@ -306,9 +305,12 @@ class TiffSlide implements WholeSlide {
   }
 }
 
-/** Decodes a JPEG stream to RGB [h, w, 3], the top-left w x h of its pixels (edge tiles are padded). */
-async function decodeJpegTile(stream: Uint8Array, w: number, h: number): Promise<Uint8Array> {
-  const { data, info } = await sharp(stream, { failOn: 'truncated' }).extract({ left: 0, top: 0, width: w, height: h })
+/**
+ * Decodes a JPEG stream to RGB [h, w, 3], the top-left w x h of its pixels (edge tiles are
+ * padded). A stream declaring more than the level's `tilePixels` is refused before it is decoded.
+ */
+async function decodeJpegTile(stream: Uint8Array, w: number, h: number, tilePixels: number): Promise<Uint8Array> {
+  const { data, info } = await sharp(stream, { failOn: 'truncated', limitInputPixels: tilePixels }).extract({ left: 0, top: 0, width: w, height: h })
     .removeAlpha().toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
   if (info.width !== w || info.height !== h || info.channels !== 3) throw new Error(`decoded to ${info.width} x ${info.height} x ${info.channels}, not ${w} x ${h} x 3`);
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
@@ -317,6 +319,11 @@ async function decodeJpegTile(stream: Uint8Array, w: number, h: number): Promise
 /** Reads a region of a level (see WholeSlide.readRegion): the API other components call. */
 export function readRegion(slide: WholeSlide, level: number, x: number, y: number, w: number, h: number): Promise<Uint8Array> {
   return slide.readRegion(level, x, y, w, h);
+}
+
+/** Closes geotiff.js' own file handle (it has one only when it opened a file). */
+function closeQuietly(tiff: GeoTIFF): void {
+  void Promise.resolve(tiff.close()).catch(() => undefined);
 }
 
 function messageOf(e: unknown): string {

@@ -1,5 +1,5 @@
 import type { SlideImage } from './slideImage';
-import { openWholeSlide, type WholeSlide } from './wsi';
+import { openWholeSlide, REGION_PIXELS, type WholeSlide, type WholeSlideOptions } from './wsi';
 
 /**
  * Whole slides as the crops see images (SlideImage), and any image seen at another scale: a
@@ -29,8 +29,8 @@ export async function openWsiImage(path: string): Promise<WholeSlideImage> {
  * The whole slide shrunk so that its longer side is at most `maxSide` px, read from the smallest
  * level that is still at least that large (downsampledImage's result, for whole slides).
  */
-export async function wsiThumbnail(path: string, maxSide: number): Promise<{ rgb: Uint8Array; width: number; height: number; fullWidth: number; fullHeight: number; scale: number }> {
-  const slide = await openWholeSlide(path);
+export async function wsiThumbnail(path: string, maxSide: number, opts: WholeSlideOptions = {}): Promise<{ rgb: Uint8Array; width: number; height: number; fullWidth: number; fullHeight: number; scale: number }> {
+  const slide = await openWholeSlide(path, opts);
   try {
     const { width: fullWidth, height: fullHeight } = slide.levels[0];
     const scale = Math.min(1, maxSide / Math.max(fullWidth, fullHeight));
@@ -38,8 +38,8 @@ export async function wsiThumbnail(path: string, maxSide: number): Promise<{ rgb
     const height = Math.max(1, Math.round(fullHeight * scale));
     const level = slide.levelFor(1 / scale);
     const L = slide.levels[level];
-    const src = await slide.readRegion(level, 0, 0, L.width, L.height);
-    return { rgb: resampleRgb(src, L.width, L.height, 0, 0, L.width / width, width, height), width, height, fullWidth, fullHeight, scale };
+    const rgb = await resampledLevel(slide, level, L.width, L.height, L.width / width, width, height, opts.regionPixels);
+    return { rgb, width, height, fullWidth, fullHeight, scale };
   } finally {
     slide.close();
   }
@@ -75,6 +75,24 @@ export function resampledImage(img: SlideImage, factor: number): SlideImage {
     stats: () => img.stats(),
     close: () => img.close(),
   };
+}
+
+/**
+ * resampleRgb of the region [0, sw) x [0, sh) of a slide's level (zero beyond it) to [h, w, 3]
+ * at g >= 1 level px per output px, read in bands of rows of at most a quarter of `regionPixels`
+ * source pixels: the same pixels as one read, in bounded memory whatever the level's size.
+ */
+export async function resampledLevel(slide: WholeSlide, level: number, sw: number, sh: number, g: number, w: number, h: number, regionPixels = REGION_PIXELS): Promise<Uint8Array> {
+  const out = new Uint8Array(w * h * 3);
+  const rows = Math.max(1, Math.floor(regionPixels / 4 / (sw * Math.max(1, g)))); // output rows per band
+  for (let j0 = 0; j0 < h; j0 += rows) {
+    const j1 = Math.min(h, j0 + rows);
+    const top = Math.min(sh - 1, Math.floor(j0 * g));
+    const bandHeight = Math.min(sh, Math.ceil(j1 * g) + 1) - top;
+    const src = await slide.readRegion(level, 0, top, sw, bandHeight);
+    out.set(resampleRgb(src, sw, bandHeight, 0, j0 * g - top, g, w, j1 - j0), j0 * w * 3);
+  }
+  return out;
 }
 
 /**

@@ -171,7 +171,7 @@ async function trainCell(plan: CvPlan, fold: Fold, o: CvOptions, first = true): 
   const train = await trainFold(data, {
     config, mode, train: split.train, validation: split.validation, outDir: dir, epochs: o.epochs, patience: o.patience,
     batchSize: o.batchSize, microBatch: o.microBatch, learningRate: o.learningRate, seed: o.seed ?? 0, init: o.init, weights: o.weights, signal: o.signal,
-    onProgress: (e) => o.onProgress?.(fold, e), ...(first ? { onEngine: log } : {}), onDeviceLost: log,
+    onProgress: (e) => o.onProgress?.(fold, e), onNote: log, ...(first ? { onEngine: log } : {}), onDeviceLost: log,
   });
   if (train.aborted) {
     log(`fold ${fold.index}: stopped on request after ${train.epochsRun} epoch(s); its last checkpoint is kept in ${dir}`);
@@ -179,10 +179,12 @@ async function trainCell(plan: CvPlan, fold: Fold, o: CvOptions, first = true): 
   }
   const predictions = path.join(dir, 'predictions.arrow');
   const tests = fold.test.map((id) => data.sections.get(id)!);
+  let noted = false; // the resampling line once, not again on a retry on the CPU
   const preds = await againOnCpuIfDeviceLost(`fold ${fold.index}'s predictions`, async () => {
     const { model } = await loadTrainedModel(train.checkpoint, data);
     try {
-      await prepareTargetInputs(model, data, tests);
+      await prepareTargetInputs(model, data, tests, noted ? undefined : log);
+      noted = true;
       return await predictSections(model, data, tests);
     } finally {
       await model.dispose();

@@ -1,7 +1,9 @@
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { cropSpots, SPOT_SIZE, toNormalizedFloat } from '../image/crops';
+import { cropScalePlan } from '../image/cropScale';
 import { openSlideImage } from '../image/slideImage';
+import { resampledImage } from '../image/wsiImage';
 import { createResNet18, seededResNet18StateDict, type ResNet18 } from '../model/resnet18';
 import { resnet18FeaturesKey } from '../features/encoders';
 import { openDatasetStore } from '../store/datasetStore';
@@ -11,8 +13,9 @@ import type { SectionInputs, TrainingData } from './data';
 
 /**
  * The target view's inputs when the ResNet18 trunk itself is trained (modes `full` and
- * `layer4`): the spots' 224 px crops cut from the sections' images, and for `layer4` those crops
- * once through the frozen conv1..layer3. Frozen mode needs neither: it reads the cached token maps.
+ * `layer4`): the spots' 224 px crops cut from the sections' images at the run's training scale,
+ * and for `layer4` those crops once through the frozen conv1..layer3. Frozen mode needs neither:
+ * it reads the cached token maps.
  *
  * Memory: a crop is 147 KB (uint8) and a layer3 map 196 KB (float32) per spot, held for every
  * section of the run (about 0.35 GB per 1,000 spots in mode layer4).
@@ -24,19 +27,31 @@ export function sectionsWithoutImage(storeDir: string, ids: Iterable<string>): s
   return openDatasetStore(storeDir).manifest.sections.filter((s) => wanted.has(s.id) && !s.image?.path).map((s) => s.id);
 }
 
-/** Cuts the 224 px target crop of every spot of the sections not yet cut (held in `section.crops`). */
-export async function loadTargetCrops(data: TrainingData, sections: readonly SectionInputs[], why = 'modes layer4 and full train the target encoder on the spots\' crops'): Promise<void> {
+/**
+ * Cuts the 224 px target crop of every spot of the sections not yet cut (held in `section.crops`),
+ * at the run's training scale (`data.cropMpp`, the scale its features were extracted at): a
+ * section scanned at another scale is resampled by the plan and helper extraction uses, and
+ * `say` is told so in one line.
+ */
+export async function loadTargetCrops(data: TrainingData, sections: readonly SectionInputs[], why = 'modes layer4 and full train the target encoder on the spots\' crops',
+  say?: (line: string) => void): Promise<void> {
   const todo = sections.filter((s) => !s.crops);
   if (todo.length === 0) return;
   const store = openDatasetStore(data.storeDir);
   const xs = store.spots.getChild('pixel_x')?.toArray() as Float64Array;
   const ys = store.spots.getChild('pixel_y')?.toArray() as Float64Array;
   for (const section of todo) {
-    const image = store.manifest.sections.find((s) => s.id === section.id)?.image?.path;
-    if (!image) throw new Error(`${data.storeDir}: section ${section.id} has no image, and ${why} (re-run preprocess with --with-images${why.startsWith('modes') ? ', or train in mode frozen' : ''})`);
-    const img = await openSlideImage(image);
+    const record = store.manifest.sections.find((s) => s.id === section.id);
+    const image = record?.image?.path;
+    if (!record || !image) throw new Error(`${data.storeDir}: section ${section.id} has no image, and ${why} (re-run preprocess with --with-images${why.startsWith('modes') ? ', or train in mode frozen' : ''})`);
+    const scale = await cropScalePlan(data.storeDir, record, data.cropMpp);
+    if (scale.note) say?.(scale.note);
+    if (scale.warning) say?.(`warning: ${scale.warning}`);
+    const opened = await openSlideImage(image);
+    const img = scale.factor === 1 ? opened : resampledImage(opened, scale.factor);
     try {
-      const spots = section.storeRows.map((r, i) => ({ x: xs[r], y: ys[r], id: section.spotIds[i] }));
+      // Spot centres in the resampled image's pixels, as extraction has them.
+      const spots = section.storeRows.map((r, i) => ({ x: xs[r] / scale.factor, y: ys[r] / scale.factor, id: section.spotIds[i] }));
       section.crops = (await cropSpots(img, spots, { target: true, neighbor: false })).target!;
     } finally {
       img.close();

@@ -83,6 +83,8 @@ export interface TrainOptions {
   executor?: Executor;
   /** The one line saying a GPU device was lost and where the run goes on (default: stderr). */
   onDeviceLost?: (line: string) => void;
+  /** Lines about the run's inputs: a section's crops resampled to the training scale (modes layer4 and full). */
+  onNote?: (line: string) => void;
   signal?: AbortSignal;
   onProgress?: (event: TrainProgress) => void;
 }
@@ -350,7 +352,7 @@ async function triplexSetup(data: TrainingData, config: TriplexConfig, o: Resolv
   const learner = await createLearner(config, { seed: o.seed, trunk: start?.trunk, trained: o.mode === 'layer4' ? 'layer4' : 'all', engine: o.engine, onEngine: o.onEngine, executor: o.executor });
   try {
     if (start) {
-      await loadTargetCrops(data, [...trainSections, ...validationSections]);
+      await loadTargetCrops(data, [...trainSections, ...validationSections], undefined, o.onNote);
       // conv1..layer3 are frozen and run in inference mode: their output is cached once.
       if (o.mode === 'layer4') cacheLayer3(start.trunk, start.identity, [...trainSections, ...validationSections]);
     }
@@ -504,6 +506,6 @@ export async function triplexModelWithWeights(config: TriplexConfig, mode: Targe
 }
 
 /** Loads what a model's target view needs beyond the frozen features: the crops, when it has a trained trunk. */
-export async function prepareTargetInputs(model: FoldLearner, data: TrainingData, sections: readonly SectionInputs[]): Promise<void> {
-  if (model.hasTrunk) await loadTargetCrops(data, sections);
+export async function prepareTargetInputs(model: FoldLearner, data: TrainingData, sections: readonly SectionInputs[], say?: (line: string) => void): Promise<void> {
+  if (model.hasTrunk) await loadTargetCrops(data, sections, undefined, say);
 }

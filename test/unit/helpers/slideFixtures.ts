@@ -18,6 +18,12 @@ export interface SlideSpec {
   kind: 'tiff' | 'bigtiff' | 'ome-tiff' | 'svs';
   /** Microns per pixel stated in the file (Aperio MPP, OME PhysicalSizeX, or resolution tags). */
   mpp?: number;
+  /** OME-TIFF: PhysicalSizeY when it is not `mpp` (non-square pixels). */
+  mppY?: number;
+  /** OME-TIFF: reduced levels as SubIFDs of the full-resolution image (OME's layout since 2020). */
+  subIfds?: boolean;
+  /** BigTIFF or classic TIFF (default: BigTIFF for 'bigtiff' and 'ome-tiff'). */
+  bigTiff?: boolean;
 }
 
 /** Pixels [size, size, 3] of tile (col, row) of a level with downsample d; outside is white. */
@@ -55,7 +61,7 @@ export async function writeSlide(file: string, spec: SlideSpec): Promise<string>
   }
   levels[0].description = describe(spec);
   if (spec.kind !== 'svs' && spec.kind !== 'ome-tiff' && spec.mpp) levels[0].resolution = { perUnit: 1e4 / spec.mpp, unit: 'cm' };
-  writeTiledTiff(file, levels, { bigTiff: spec.kind === 'bigtiff' || spec.kind === 'ome-tiff' });
+  writeTiledTiff(file, levels, { bigTiff: spec.bigTiff ?? (spec.kind === 'bigtiff' || spec.kind === 'ome-tiff'), subIfds: spec.subIfds ?? false });
   return file;
 }
 
@@ -65,8 +71,31 @@ function describe(spec: SlideSpec): string | undefined {
       `|AppMag = 40${spec.mpp ? `|MPP = ${spec.mpp.toFixed(4)}` : ''}|ScanScope ID = SS1234`;
   }
   if (spec.kind === 'ome-tiff') {
-    const size = spec.mpp ? ` PhysicalSizeX="${spec.mpp}" PhysicalSizeXUnit="µm" PhysicalSizeY="${spec.mpp}" PhysicalSizeYUnit="µm"` : '';
+    const size = spec.mpp ? ` PhysicalSizeX="${spec.mpp}" PhysicalSizeXUnit="µm" PhysicalSizeY="${spec.mppY ?? spec.mpp}" PhysicalSizeYUnit="µm"` : '';
     return `<?xml version="1.0" encoding="UTF-8"?><OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06"><Image ID="Image:0"><Pixels ID="Pixels:0" DimensionOrder="XYCZT" Type="uint8" SizeX="${spec.width}" SizeY="${spec.height}" SizeC="3" SizeZ="1" SizeT="1"${size}><Channel ID="Channel:0:0" SamplesPerPixel="3"/></Pixels></Image></OME>`;
   }
   return undefined;
+}
+
+/** A pattern that tells apart every shift a region read could get wrong (1 px, a tile, axes). */
+export const pattern: Pixel = (x, y) => [(x * 7 + y * 3) & 255, (x + y * 11 + 1) & 255, ((x >> 4) * 13 + (y >> 4) * 17 + 5) & 255];
+
+/** The pixels a region [x0, x0+w) x [y0, y0+h) of a level (downsample d, lw x lh px) of a `writeSlide` slide must hold; zero outside. */
+export function expected(f: Pixel, d: number, lw: number, lh: number, x0: number, y0: number, w: number, h: number): Uint8Array {
+  const out = new Uint8Array(w * h * 3);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const [lx, ly] = [x0 + x, y0 + y];
+      if (lx >= 0 && ly >= 0 && lx < lw && ly < lh) out.set(f(lx * d, ly * d), (y * w + x) * 3);
+    }
+  }
+  return out;
+}
+
+/** Largest absolute difference of two equally long byte arrays (throws if their lengths differ). */
+export function maxDiff(a: Uint8Array, b: Uint8Array): number {
+  if (a.length !== b.length) throw new Error(`lengths differ: ${a.length} and ${b.length}`);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
 }

@@ -5,8 +5,9 @@ import sharp from 'sharp';
 /**
  * A small writer of tiled, multi-level TIFF and BigTIFF files, for tests and the bench: the
  * slides scanners write (Aperio SVS, pyramidal/OME TIFF) made from pixels the test chooses. Each
- * level is one IFD of the top-level chain (as SVS and libvips' `--pyramid` files store them);
- * tiles are RGB, deflate- (8) or JPEG- (7) compressed. A tile given twice (the same Buffer) is
+ * level is one IFD of the top-level chain (as SVS and libvips' `--pyramid` files store them), or,
+ * with `subIfds`, the reduced levels are SubIFDs (tag 330) of the first (OME-TIFF since 2020,
+ * as raw2ometiff and QuPath write them); tiles are RGB, deflate- (8) or JPEG- (7) compressed. A tile given twice (the same Buffer) is
  * written once and referenced twice, so a 100,000 px slide of mostly empty glass stays small.
  */
 
@@ -24,6 +25,8 @@ export interface TiffLevelSpec {
   resolution?: { perUnit: number; unit: 'cm' | 'inch' | 'none' };
   /** NewSubfileType: 0 for the full image, 1 for a reduced level (default: 0 first, then 1). */
   subfileType?: number;
+  /** For tests of crafted headers: edits the level's directory entries (absurd sizes, counts beyond the values). */
+  entries?: (entries: TiffEntry[]) => TiffEntry[];
 }
 
 /** Tile-grid size of a level. */
@@ -49,15 +52,18 @@ export function solidTile(size: number, rgb: readonly [number, number, number]):
   return out;
 }
 
-const T = { SHORT: 3, LONG: 4, RATIONAL: 5, ASCII: 2, LONG8: 16 } as const;
-interface Entry { tag: number; type: number; values: number[] | string }
+const T = { SHORT: 3, LONG: 4, RATIONAL: 5, ASCII: 2, IFD: 13, LONG8: 16, IFD8: 18 } as const;
+/** A directory entry; `count` overrides the count its values give (a crafted header). */
+export interface TiffEntry { tag: number; type: number; values: number[] | string; count?: number }
+type Entry = TiffEntry;
 
 /**
  * Writes the levels to `file` (BigTIFF when `bigTiff`); returns the file's size in bytes. The
  * IFDs come first and the tile data last, so a copy cut short loses tiles, not the directory.
  */
-export function writeTiledTiff(file: string, levels: readonly TiffLevelSpec[], opts: { bigTiff?: boolean } = {}): number {
+export function writeTiledTiff(file: string, levels: readonly TiffLevelSpec[], opts: { bigTiff?: boolean; subIfds?: boolean } = {}): number {
   const big = opts.bigTiff ?? false;
+  const subIfds = (opts.subIfds ?? false) && levels.length > 1;
   // Pass 1: every level's tiles, each distinct Buffer once.
   const unique = new Map<Buffer, number>(); // tile -> index into `data`
   const data: Buffer[] = [];
@@ -78,7 +84,7 @@ export function writeTiledTiff(file: string, levels: readonly TiffLevelSpec[], o
     }
     return ids;
   });
-  const entriesOf = (level: TiffLevelSpec, li: number, where: readonly number[]): Entry[] => {
+  const entriesOf = (level: TiffLevelSpec, li: number, where: readonly number[], ifds: readonly number[]): Entry[] => {
     const ids = refs[li];
     const entries: Entry[] = [
       { tag: 254, type: T.LONG, values: [level.subfileType ?? (li === 0 ? 0 : 1)] },
@@ -95,12 +101,13 @@ export function writeTiledTiff(file: string, levels: readonly TiffLevelSpec[], o
       { tag: 325, type: T.LONG, values: Array.from(ids, (id) => data[id].length) },
     ];
     if (level.description !== undefined) entries.push({ tag: 270, type: T.ASCII, values: level.description });
+    if (subIfds && li === 0) entries.push({ tag: 330, type: big ? T.IFD8 : T.IFD, values: ifds.slice(1) });
     if (level.resolution) {
       const [num, den] = rational(level.resolution.perUnit);
       entries.push({ tag: 282, type: T.RATIONAL, values: [num, den] }, { tag: 283, type: T.RATIONAL, values: [num, den] });
       entries.push({ tag: 296, type: T.SHORT, values: [{ none: 1, inch: 2, cm: 3 }[level.resolution.unit]] });
     }
-    return entries.sort((a, b) => a.tag - b.tag);
+    return (level.entries ? level.entries(entries) : entries).sort((a, b) => a.tag - b.tag);
   };
   // Pass 2: IFD sizes do not depend on the offsets they hold, so lay out IFDs, then tile data.
   const even = (n: number) => n + (n % 2);
@@ -109,7 +116,7 @@ export function writeTiledTiff(file: string, levels: readonly TiffLevelSpec[], o
   let at = big ? 16 : 8;
   levels.forEach((level, li) => {
     ifdAt.push(at);
-    const { ifd, values } = encodeIfd(entriesOf(level, li, zeros), at, big);
+    const { ifd, values } = encodeIfd(entriesOf(level, li, zeros, levels.map(() => 0)), at, big);
     at = even(at + ifd.length + values.length);
   });
   const where = data.map((tile) => {
@@ -131,8 +138,8 @@ export function writeTiledTiff(file: string, levels: readonly TiffLevelSpec[], o
     }
     fs.writeSync(fd, header, 0, header.length, 0);
     levels.forEach((level, li) => {
-      const { ifd, values, nextAt } = encodeIfd(entriesOf(level, li, where), ifdAt[li], big);
-      const next = ifdAt[li + 1] ?? 0;
+      const { ifd, values, nextAt } = encodeIfd(entriesOf(level, li, where, ifdAt), ifdAt[li], big);
+      const next = subIfds ? 0 : ifdAt[li + 1] ?? 0; // SubIFDs are listed by level 0, not chained
       if (big) ifd.writeBigUInt64LE(BigInt(next), nextAt); else ifd.writeUInt32LE(next, nextAt);
       const block = Buffer.concat([ifd, values]);
       fs.writeSync(fd, block, 0, block.length, ifdAt[li]);
@@ -149,7 +156,7 @@ function rational(v: number): [number, number] {
   return [Math.round(v * den), den];
 }
 
-const SIZE: Record<number, number> = { [T.SHORT]: 2, [T.LONG]: 4, [T.RATIONAL]: 8, [T.ASCII]: 1, [T.LONG8]: 8 };
+const SIZE: Record<number, number> = { [T.SHORT]: 2, [T.LONG]: 4, [T.RATIONAL]: 8, [T.ASCII]: 1, [T.IFD]: 4, [T.LONG8]: 8, [T.IFD8]: 8 };
 
 /** One IFD written at file offset `base`: the directory, then the values that do not fit inline. */
 function encodeIfd(entries: Entry[], base: number, big: boolean): { ifd: Buffer; values: Buffer; nextAt: number } {
@@ -162,7 +169,7 @@ function encodeIfd(entries: Entry[], base: number, big: boolean): { ifd: Buffer;
   let extraAt = base + ifd.length;
   entries.forEach((e, i) => {
     const data = encodeValues(e);
-    const count = typeof e.values === 'string' ? data.length : e.type === T.RATIONAL ? e.values.length / 2 : e.values.length;
+    const count = e.count ?? (typeof e.values === 'string' ? data.length : e.type === T.RATIONAL ? e.values.length / 2 : e.values.length);
     const o = countSize + i * entrySize;
     ifd.writeUInt16LE(e.tag, o);
     ifd.writeUInt16LE(e.type, o + 2);
@@ -187,7 +194,7 @@ function encodeValues(e: Entry): Buffer {
   const out = Buffer.alloc(e.type === T.RATIONAL ? n * 4 : n * size);
   e.values.forEach((v, i) => {
     if (e.type === T.SHORT) out.writeUInt16LE(v, i * 2);
-    else if (e.type === T.LONG8) out.writeBigUInt64LE(BigInt(v), i * 8);
+    else if (e.type === T.LONG8 || e.type === T.IFD8) out.writeBigUInt64LE(BigInt(v), i * 8);
     else out.writeUInt32LE(v, i * 4); // LONG, and each half of a RATIONAL
   });
   return out;

@@ -1,0 +1,153 @@
+import { before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import sharp from 'sharp';
+import { ImageFileError } from '../../src/runtime/image/imageError';
+import { isWholeSlideFile, openWholeSlide, REGION_PIXELS } from '../../src/runtime/image/wsi';
+import { wsiThumbnail } from '../../src/runtime/image/wsiImage';
+import { expected, maxDiff, pattern, writeSlide } from './helpers/slideFixtures';
+import { tempDir } from './helpers/spatialFixtures';
+import { TORCH_PYTHON } from './helpers/torch';
+import { deflateTile, solidTile, writeTiledTiff, type TiffEntry, type TiffLevelSpec } from './helpers/tiffWriter';
+
+/**
+ * OME-TIFF pyramids stored as SubIFDs (OME's layout since 2020: bioformats2raw/raw2ometiff,
+ * QuPath), read by region at every level with the OME-XML's scale and checked against Debian's
+ * tifffile; and crafted headers (absurd sizes, tile tables that do not fit the file, looping
+ * directories, oversized tiles and regions), each refused by name before anything big is
+ * allocated.
+ */
+
+const W = 1300;
+const H = 1000;
+const tifffileMissing = spawnSync(TORCH_PYTHON, ['-c', 'import tifffile'], { encoding: 'utf8' }).status !== 0;
+
+describe('OME-TIFF with its pyramid in SubIFDs', () => {
+  const dir = tempDir('wsi-ome');
+  const files: Record<string, string> = {};
+  before(async () => {
+    files.classic = await writeSlide(path.join(dir, 'subifd.ome.tif'), { kind: 'ome-tiff', width: W, height: H, pixel: pattern, mpp: 0.2201, subIfds: true, bigTiff: false });
+    files.big = await writeSlide(path.join(dir, 'subifd-big.ome.tif'), { kind: 'ome-tiff', width: W, height: H, pixel: pattern, mpp: 0.5, subIfds: true });
+  });
+
+  it('reads every level by region, at the OME-XML\'s microns per pixel times the level\'s downsample', async () => {
+    for (const [file, mpp] of [[files.classic, 0.2201], [files.big, 0.5]] as const) {
+      assert.ok(isWholeSlideFile(file), `${file}: one IFD with SubIFDs is a pyramid`);
+      const slide = await openWholeSlide(file);
+      assert.equal(slide.format, 'ome-tiff');
+      assert.deepEqual(slide.levels.map((l) => [l.width, l.height]), [[W, H], [325, 250], [82, 63]]);
+      assert.deepEqual(slide.scale, { mpp, source: `the OME PhysicalSizeX of ${file}` });
+      const levelMpp = slide.levels.map((l) => +(mpp * l.downsample).toFixed(4));
+      assert.deepEqual(levelMpp, [mpp, +(mpp * 4).toFixed(4), +(mpp * W / 82).toFixed(4)]);
+      for (const [level, x, y, w, h] of [[0, 250, 240, 300, 40], [0, 1290, 990, 30, 30], [1, 200, 100, 125, 150], [2, 0, 0, 82, 63]]) {
+        const L = slide.levels[level];
+        const got = await slide.readRegion(level, x, y, w, h);
+        assert.equal(maxDiff(got, expected(pattern, [1, 4, 16][level], L.width, L.height, x, y, w, h)), 0, `${file} level ${level} at (${x}, ${y})`);
+      }
+      slide.close();
+    }
+  });
+
+  it('is the same pyramid for tifffile (an independent reader)', { skip: tifffileMissing ? 'needs Debian\'s python3-tifffile (scripts/ensure-test-deps.sh installs it when run as root)' : false }, async () => {
+    const script = [
+      'import hashlib, json, sys, tifffile',
+      'with tifffile.TiffFile(sys.argv[1]) as t:',
+      '    s = t.series[0]',
+      '    print(json.dumps({"ome": t.is_ome, "levels": [[list(l.shape), hashlib.sha256(l.asarray().tobytes()).hexdigest()] for l in s.levels]}))',
+    ].join('\n');
+    const r = spawnSync(TORCH_PYTHON, ['-c', script, files.classic], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const theirs = JSON.parse(r.stdout) as { ome: boolean; levels: [number[], string][] };
+    const slide = await openWholeSlide(files.classic);
+    const ours = await Promise.all(slide.levels.map(async (l, k) => [[l.height, l.width, 3], createHash('sha256').update(await slide.readRegion(k, 0, 0, l.width, l.height)).digest('hex')]));
+    slide.close();
+    assert.equal(theirs.ome, true);
+    assert.deepEqual(theirs.levels, ours);
+  });
+
+  it('refuses non-square OME pixels, naming both sizes', async () => {
+    const file = await writeSlide(path.join(dir, 'oblong.ome.tif'), { kind: 'ome-tiff', width: 300, height: 200, pixel: pattern, mpp: 0.25, mppY: 0.5, subIfds: true, downsamples: [2] });
+    await assert.rejects(openWholeSlide(file), (e: Error) => e instanceof ImageFileError && e.message.startsWith(`${file}: its OME-XML gives pixels of PhysicalSizeX 0.25 um by PhysicalSizeY 0.5 um`));
+  });
+});
+
+describe('crafted whole-slide headers', () => {
+  const dir = tempDir('wsi-crafted');
+  const good = deflateTile(solidTile(256, [200, 100, 150]));
+  /** A 512 x 512 level and a 128 x 128 one, level 0's directory edited by `edit`. */
+  const crafted = (name: string, edit: (entries: TiffEntry[]) => TiffEntry[], opts: { subIfds?: boolean } = {}): string => {
+    const file = path.join(dir, name);
+    const level = (size: number): TiffLevelSpec => ({ width: size, height: size, tileSize: 256, tile: () => good, compression: 'deflate' });
+    writeTiledTiff(file, [{ ...level(512), entries: edit }, level(128)], opts);
+    return file;
+  };
+  const set = (tag: number, values: number[], count?: number) => (entries: TiffEntry[]) => entries.map((e) => (e.tag === tag ? { ...e, values, ...(count !== undefined ? { count } : {}) } : e));
+  const refused = async (file: string, message: RegExp) => {
+    const rss = process.memoryUsage().rss;
+    assert.ok(isWholeSlideFile(file), `${file} is taken for a slide, so that its reader says what is wrong`);
+    await assert.rejects(openWholeSlide(file), (e: Error) => {
+      assert.ok(e instanceof ImageFileError, `${e.name}: ${e.message}`);
+      assert.ok(e.message.startsWith(`${file}: `), e.message);
+      assert.match(e.message, message);
+      return true;
+    });
+    assert.ok(process.memoryUsage().rss - rss < 100 * 2 ** 20, 'nothing big was allocated');
+  };
+
+  it('refuses absurd sizes and tiles before reading them', async () => {
+    await refused(crafted('huge.tif', (e) => set(257, [10_000_000])(set(256, [10_000_000])(e))), /level 0 claims 10000000 x 10000000 px, more than the 1000000 px a side of any slide/);
+    await refused(crafted('bigtiles.tif', (e) => set(323, [65_536])(set(322, [65_536])(e))), /level 0 has tiles of 65536 x 65536 px; a tile must be 1 to 16777216 px/);
+    await refused(crafted('notiles.tif', set(322, [0])), /level 0 has tiles of 0 x 256 px/);
+  });
+
+  it('refuses tile tables that do not fit the file or the image', async () => {
+    // 10^9 tile offsets declared (4 GB) in a file of a few kB: geotiff.js would allocate them.
+    await refused(crafted('offsets.tif', (e) => e.map((x) => (x.tag === 324 ? { ...x, count: 1e9 } : x))), /directory 0 at byte 8: tag 324 declares 1000000000 values \(4000000000 bytes\) at byte \d+, past the end of the file \(\d+ bytes\)/);
+    // The grid of a 1024 px wide image has 8 tiles, the table 4.
+    await refused(crafted('grid.tif', set(256, [1024])), /level 0 lists 4 tile offsets, but 1024 x 512 px in 256 x 256 px tiles make 8/);
+    // A tile said to hold 2 GB.
+    await refused(crafted('counts.tif', (e) => e.map((x) => (x.tag === 325 ? { ...x, values: [good.length, 2 ** 31, good.length, good.length] } : x))),
+      /level 0, tile \(column 1, row 0\) ends at byte \d+ but the file has \d+ bytes/);
+    // A SubIFD past the end of the file.
+    await refused(crafted('subifd.tif', (e) => [...e, { tag: 330, type: 13, values: [10 ** 9] }]), /SubIFD 0 of directory 0 at byte 1000000000 lies past the end of the file/);
+  });
+
+  it('refuses a directory chain that loops (geotiff.js would follow it for ever)', async () => {
+    const file = crafted('loop.tif', (e) => e);
+    const b = fs.readFileSync(file);
+    const first = b.readUInt32LE(4);
+    const second = b.readUInt32LE(first + 2 + b.readUInt16LE(first) * 12);
+    b.writeUInt32LE(first, second + 2 + b.readUInt16LE(second) * 12);
+    fs.writeFileSync(file, b);
+    await refused(file, /its directories loop \(directory 2 at byte 8 was read before\)/);
+  });
+
+  it('refuses a region beyond the pixel budget, and a JPEG tile larger than its level\'s tiles, naming level and tile', async () => {
+    const file = crafted('fine.tif', (e) => e);
+    const slide = await openWholeSlide(file, { regionPixels: 100 * 100 });
+    assert.equal((await slide.readRegion(0, 0, 0, 100, 100))[0], 200);
+    await assert.rejects(slide.readRegion(1, 0, 0, 101, 100), new RegExp(`^ImageFileError: ${file}: a region of 101 x 100 px of level 1 \\(128 x 128 px\\) was asked, more than the 10000 px one read may take; read a reduced level`));
+    slide.close();
+    const whole = await openWholeSlide(file);
+    await assert.rejects(whole.readRegion(0, 0, 0, 100_000, 100_000), new RegExp(`more than the ${REGION_PIXELS} px one read may take`));
+    whole.close();
+
+    // Reduced views of a whole level (the overview, the tissue search) read it in bands within the budget: the same pixels.
+    const ome = await writeSlide(path.join(dir, 'bands.ome.tif'), { kind: 'ome-tiff', width: W, height: H, pixel: pattern, mpp: 0.5, subIfds: true });
+    const banded = await wsiThumbnail(ome, 400, { regionPixels: 50_000 });
+    const once = await wsiThumbnail(ome, 400);
+    assert.deepEqual([banded.width, banded.height], [400, 308]);
+    assert.equal(maxDiff(banded.rgb, once.rgb), 0);
+
+    // A 2048 x 2048 px JPEG where the level's tiles are 256 px: refused by libjpeg's caller before it is decoded.
+    const bomb = await sharp({ create: { width: 2048, height: 2048, channels: 3, background: { r: 9, g: 9, b: 9 } } }).jpeg().toBuffer();
+    const svs = path.join(dir, 'bomb.svs');
+    writeTiledTiff(svs, [{ width: 512, height: 256, tileSize: 256, tile: (c) => (c === 1 ? bomb : good), compression: 'jpeg' }]);
+    const s = await openWholeSlide(svs);
+    await assert.rejects(s.readRegion(0, 300, 0, 10, 10), (e: Error) => e instanceof ImageFileError && e.message.startsWith(`${svs}: level 0, tile (column 1, row 0) cannot be decoded`) && /pixel limit/.test(e.message));
+    s.close();
+  });
+});
