@@ -111,6 +111,7 @@ export async function openSlideViewer(context: vscode.ExtensionContext, request:
           if ('error' in a) log.appendLine(`[viewer] ${id}: tile ${a.tile}: ${a.error}`);
           void post<ViewerInbound, 'tile'>(panel.webview, 'tile', 'error' in a ? { tile: a.tile, error: a.error } : { tile: a.tile });
         });
+        onDemand.warm();
       }
       return { base, width: p.width, height: p.height, tileSize: p.tileSize, maxLevel: p.maxLevel, format: 'jpeg', ...(p.onDemand ? { onDemand: true as const, writtenLevels: p.writtenLevels ?? 0 } : {}) };
     } catch (err) {

@@ -16,6 +16,8 @@ export class SlideTileRequests {
   private child: ChildProcessWithoutNullStreams | undefined;
   private queue: string[] = [];
   private readonly inFlight = new Set<string>();
+  /** Tiles answered (a file on disk or an error): a list the webview sent before it had the answer may name them again. */
+  private readonly answered = new Set<string>();
   private stderr = '';
   private closed = false;
   /** Tiles handed to the cutter, in order; tiles dropped from the queue before that (stale). */
@@ -27,11 +29,16 @@ export class SlideTileRequests {
   /** The tiles the view needs now, most wanted first (it replaces the previous list). */
   want(tiles: readonly string[]): void {
     if (this.closed) return;
-    const next = [...new Set(tiles)].filter((t) => !this.inFlight.has(t));
+    const next = [...new Set(tiles)].filter((t) => !this.inFlight.has(t) && !this.answered.has(t));
     const kept = new Set(next);
     this.dropped += this.queue.filter((t) => !kept.has(t)).length;
     this.queue = next;
     this.pump();
+  }
+
+  /** Starts the child now (when the viewer opens a whole slide), so that the first zoom does not wait for it. */
+  warm(): void {
+    if (!this.closed) this.start();
   }
 
   /** Tiles being cut now. */
@@ -71,6 +78,7 @@ export class SlideTileRequests {
         return;
       }
       this.inFlight.delete(a.tile);
+      this.answered.add(a.tile);
       if (!this.closed) this.onAnswer(a);
       this.pump();
     });

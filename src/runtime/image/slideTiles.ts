@@ -107,8 +107,7 @@ export class SlideTileCutter {
     const file = path.join(this.pyramid.dir, 'slide_files', String(t.level), `${t.col}_${t.row}.jpeg`);
     if (fs.existsSync(file)) return file;
     if (!this.pyramid.onDemand) throw new RangeError(`${this.image}: no Deep Zoom tile ${name} (levels 0..${this.pyramid.maxLevel})`);
-    this.slide ??= openWholeSlide(this.image);
-    const slide = await this.slide;
+    const slide = await this.open();
     try {
       writeTile(file, await deepZoomTile(slide, this.pyramid.maxLevel, t.level, t.col, t.row));
     } catch (err) {
@@ -116,6 +115,15 @@ export class SlideTileCutter {
       throw new Error(`Deep Zoom tile ${name}: ${(err as Error).message}`, { cause: err });
     }
     return file;
+  }
+
+  /** Opens the slide (once; the first tile cut does it otherwise). */
+  open(): Promise<WholeSlide> {
+    if (!this.slide) {
+      this.slide = openWholeSlide(this.image);
+      this.slide.catch(() => undefined); // reported by the tiles that need it
+    }
+    return this.slide;
   }
 
   close(): void {

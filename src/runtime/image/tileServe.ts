@@ -7,8 +7,9 @@ import type { TilePyramid } from './tiles';
  * `triplex tiles --serve`: the slide viewer's tile cutter as a long-lived process. It reads Deep
  * Zoom tile names (`level/col_row`), one a line, and answers each with one JSON line,
  * `{"tile": name, "file": path}` or `{"tile": name, "error": message}`, in the order the tiles
- * are done (several at once: the host bounds how many it sends). The slide is opened once, with
- * its cache of decoded tiles; tiles already on disk are answered at once. Ends when the input ends.
+ * are done (several at once: the host bounds how many it sends). The slide is opened at the start,
+ * once, with its cache of decoded tiles; tiles already on disk are answered at once. Ends when the
+ * input ends.
  */
 
 /** What one answer line says. */
@@ -21,6 +22,7 @@ export async function serveSlideTiles(image: string, pyramid: TilePyramid, input
   const cutter = new SlideTileCutter(image, pyramid);
   const pending = new Set<Promise<void>>();
   const answer = (a: TileAnswer) => { output.write(`${JSON.stringify(a)}\n`); };
+  if (pyramid.onDemand) void cutter.open(); // before the first name arrives: the viewer is waiting
   try {
     for await (const line of readline.createInterface({ input, crlfDelay: Infinity })) {
       const name = line.trim();
