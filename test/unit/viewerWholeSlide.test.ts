@@ -64,9 +64,9 @@ describe('slide viewer on a whole slide: tiles on demand', () => {
     // The extension's side: messages validated as the panel validates them, wantTiles to the queue, answers back as `tile`.
     const wants: string[][] = [];
     const drawn: ViewerOutbound['tilesDrawn'][] = [];
-    let page: ViewerPage | undefined;
+    const shown: { page?: ViewerPage } = {}; // the page, once open
     const requests = new SlideTileRequests({ file: process.execPath, args: [cli, 'tiles', store, '--section', SECTION, '--serve'] },
-      (a: TileAnswer) => void page?.deliver('tile', 'error' in a ? { tile: a.tile, error: a.error } : { tile: a.tile }));
+      (a: TileAnswer) => void shown.page?.deliver('tile', 'error' in a ? { tile: a.tile, error: a.error } : { tile: a.tile }));
     const toHost = (raw: unknown) => {
       const m = parseViewerOutbound(raw);
       if (m?.type === 'wantTiles') {
@@ -77,7 +77,7 @@ describe('slide viewer on a whole slide: tiles on demand', () => {
     };
     requests.warm(); // as the panel does when it opens a whole slide
     const v = await ViewerPage.open(browser, server.base, 'light', undefined, toHost);
-    page = v;
+    shown.page = v;
     try {
       const mpp = openDatasetStore(store).manifest.sections[0].mpp;
       assert.equal(mpp, STRIPED.mpp, 'the store has the slide\'s microns per pixel');
