@@ -9,6 +9,7 @@ import { writeSlideTilePyramid, type SlideTilePyramid } from '../../src/runtime/
 import { serveSlideTiles, type TileAnswer } from '../../src/runtime/image/tileServe';
 import { writeTilePyramid } from '../../src/runtime/image/tiles';
 import { viewerDir } from '../../src/cli/viewer';
+import { MAX_TILE_REQUESTS, parseViewerInbound, parseViewerOutbound } from '../../src/protocol/webviews';
 import { SlideTileRequests } from '../../src/webviews/tileRequests';
 import { repoRoot } from './helpers/paths';
 import { tempDir } from './helpers/spatialFixtures';
@@ -126,6 +127,18 @@ describe('on-demand tiles of a whole slide, host side', () => {
     assert.match(both.stderr, /--tile and --serve: give one of them/);
   });
 
+  it('validates the tile messages on receipt: names only, at most MAX_TILE_REQUESTS, deduplicated', () => {
+    assert.deepEqual(parseViewerOutbound({ type: 'wantTiles', payload: { tiles: ['13/1_2', '13/1_2', '12/0_0'] } }), { type: 'wantTiles', payload: { tiles: ['13/1_2', '12/0_0'] } });
+    assert.deepEqual(parseViewerOutbound({ type: 'wantTiles', payload: { tiles: [] } }), { type: 'wantTiles', payload: { tiles: [] } }, 'an empty list cancels');
+    const many = Array.from({ length: MAX_TILE_REQUESTS + 1 }, (_, i) => `13/${i}_0`);
+    for (const tiles of [many, ['../../etc/passwd'], ['13/1_2\n13/3_4'], ['13/1_2.jpeg'], [13], 'x']) {
+      assert.equal(parseViewerOutbound({ type: 'wantTiles', payload: { tiles } }), undefined, JSON.stringify(tiles));
+    }
+    assert.deepEqual(parseViewerInbound({ type: 'tile', payload: { tile: '13/1_2', error: 'damaged' } }), { type: 'tile', payload: { tile: '13/1_2', error: 'damaged' } });
+    assert.equal(parseViewerInbound({ type: 'tile', payload: { tile: '13/../1_2' } }), undefined);
+    assert.equal(parseViewerInbound({ type: 'tile', payload: { tile: '13/1_2', error: 7 } }), undefined);
+  });
+
   it('SlideTileRequests: one serving child, at most two tiles in flight, a new list drops the stale queue', async () => {
     const answers: TileAnswer[] = [];
     const handedBeforeAnswer: number[] = [];
@@ -154,5 +167,19 @@ describe('on-demand tiles of a whole slide, host side', () => {
     } finally {
       requests.close();
     }
+  });
+
+  it('SlideTileRequests: a cutter that cannot start answers the tiles in flight with its error', async () => {
+    const answers: TileAnswer[] = [];
+    const got = new Promise<void>((resolve) => {
+      const requests = new SlideTileRequests({ file: process.execPath, args: [cli, 'tiles', store, '--section', 'S9', '--serve'] }, (a) => {
+        answers.push(a);
+        if (answers.length === 2) { requests.close(); resolve(); }
+      });
+      requests.want(['13/0_0', '13/1_0', '13/2_0']);
+    });
+    await got;
+    assert.deepEqual(answers.map((a) => a.tile).sort(), ['13/0_0', '13/1_0']);
+    for (const a of answers) assert.match((a as { error: string }).error, /^the tile cutter stopped: .*no section 'S9'/);
   });
 });
