@@ -1,7 +1,3 @@
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { readSlide } from '../../../src/runtime/data/slide';
-import { writeSpotStore } from '../../../src/runtime/store/datasetStore';
 import { deflateTile, jpegTile, tileGrid, writeTiledTiff, type TiffLevelSpec } from './tiffWriter';
 
 /**
@@ -73,20 +69,4 @@ function describe(spec: SlideSpec): string | undefined {
     return `<?xml version="1.0" encoding="UTF-8"?><OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06"><Image ID="Image:0"><Pixels ID="Pixels:0" DimensionOrder="XYCZT" Type="uint8" SizeX="${spec.width}" SizeY="${spec.height}" SizeC="3" SizeZ="1" SizeT="1"${size}><Channel ID="Channel:0:0" SamplesPerPixel="3"/></Pixels></Image></OME>`;
   }
   return undefined;
-}
-
-/**
- * A store of one whole slide (as `triplex slide --spots` makes it): the slide written from `spec`
- * into `dir` as `<section>.tif`, spots on a 512 px grid over it. Returns the store and the slide.
- */
-export async function writeSlideStore(dir: string, section: string, spec: SlideSpec): Promise<{ store: string; slide: string }> {
-  fs.mkdirSync(dir, { recursive: true });
-  const slide = await writeSlide(path.join(dir, `${section}.tif`), spec);
-  const rows = ['spot_id,pixel_x,pixel_y'];
-  for (let y = 256; y < spec.height; y += 512) for (let x = 256; x < spec.width; x += 512) rows.push(`s${x}x${y},${x},${y}`);
-  const table = path.join(dir, `${section}-spots.csv`);
-  fs.writeFileSync(table, `${rows.join('\n')}\n`);
-  const store = path.join(dir, 'store');
-  await writeSpotStore(store, { path: slide }, [await readSlide(slide, { spots: table, section })]);
-  return { store, slide };
 }

@@ -1,4 +1,8 @@
-import { writeSlideStore, type Pixel } from './slideFixtures';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { readSlide } from '../../../src/runtime/data/slide';
+import { writeSpotStore } from '../../../src/runtime/store/datasetStore';
+import { writeSlide, type Pixel, type SlideSpec } from './slideFixtures';
 
 /**
  * A slide whose full resolution shows what its reduced levels do not: dark and light stripes 3 px
@@ -23,4 +27,20 @@ export const STRIPED = { width: 6144, height: 3072, mpp: 0.5, maxLevel: 13, writ
 
 export function writeStripedSlideStore(dir: string, section: string): Promise<{ store: string; slide: string }> {
   return writeSlideStore(dir, section, { kind: 'tiff', width: STRIPED.width, height: STRIPED.height, mpp: STRIPED.mpp, pixel: stripes });
+}
+
+/**
+ * A store of one whole slide (as `triplex slide --spots` makes it): the slide written from `spec`
+ * into `dir` as `<section>.tif`, spots on a 512 px grid over it. Returns the store and the slide.
+ */
+export async function writeSlideStore(dir: string, section: string, spec: SlideSpec): Promise<{ store: string; slide: string }> {
+  fs.mkdirSync(dir, { recursive: true });
+  const slide = await writeSlide(path.join(dir, `${section}.tif`), spec);
+  const rows = ['spot_id,pixel_x,pixel_y'];
+  for (let y = 256; y < spec.height; y += 512) for (let x = 256; x < spec.width; x += 512) rows.push(`s${x}x${y},${x},${y}`);
+  const table = path.join(dir, `${section}-spots.csv`);
+  fs.writeFileSync(table, `${rows.join('\n')}\n`);
+  const store = path.join(dir, 'store');
+  await writeSpotStore(store, { path: slide }, [await readSlide(slide, { spots: table, section })]);
+  return { store, slide };
 }
