@@ -11,6 +11,7 @@ import { benchData, extractChild } from './data.bench';
 import { benchTriplex } from './triplex.bench';
 import { benchKernel } from './kernel.bench';
 import { benchViewer } from './viewer.bench';
+import { benchViewerWholeSlide } from './viewerWsi.bench';
 import { benchEngine } from './engine.bench';
 import { benchEngineResnet } from './engineResnet.bench';
 import { baselineChild, benchBaselines } from './baselines.bench';
@@ -44,11 +45,11 @@ function runTorchPeer(threads: number, iterations: number): TorchResult | string
 }
 
 /**
- * BENCH_ONLY=crops,wsi,resnet18,features,data,engine,engine-resnet,triplex,global-scale,visium,kernel,viewer,baselines runs only
+ * BENCH_ONLY=crops,wsi,resnet18,features,data,engine,engine-resnet,triplex,global-scale,visium,kernel,viewer,viewer-wsi,baselines runs only
  * those parts (default: all but baselines, in this order). `baselines` (the five published models at
  * their paper sizes beside PyTorch, 15-20 minutes on 2 cores) runs only when named: BENCH_ONLY=baselines.
  */
-const PARTS = ['crops', 'wsi', 'resnet18', 'features', 'data', 'engine', 'engine-resnet', 'triplex', 'global-scale', 'visium', 'kernel', 'viewer', 'baselines'] as const;
+const PARTS = ['crops', 'wsi', 'resnet18', 'features', 'data', 'engine', 'engine-resnet', 'triplex', 'global-scale', 'visium', 'kernel', 'viewer', 'viewer-wsi', 'baselines'] as const;
 const DEFAULT_PARTS = PARTS.filter((p) => p !== 'baselines');
 const only = (process.env.BENCH_ONLY ?? DEFAULT_PARTS.join(',')).split(',').map((p) => p.trim());
 const unknown = only.filter((p) => !(PARTS as readonly string[]).includes(p));
@@ -78,6 +79,7 @@ async function main(): Promise<void> {
   if (wants('visium')) await benchVisium();
   if (wants('kernel')) await benchKernel();
   if (wants('viewer')) await benchViewer();
+  if (wants('viewer-wsi')) await benchViewerWholeSlide();
   if (wants('baselines')) await benchBaselines(iterations);
 }
 

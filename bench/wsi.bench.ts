@@ -18,8 +18,8 @@ import { mib, printTable } from './table';
  * neighbour views at 2 um/px (read from the 1/4 level); peak RSS sampled every 5 ms.
  */
 
-const WIDTH = 100_000;
-const HEIGHT = 80_000;
+export const WIDTH = 100_000;
+export const HEIGHT = 80_000;
 const TILE = 256;
 const MPP = 0.25;
 const CROPS = 1000;
@@ -33,7 +33,7 @@ export interface WsiBenchResult {
 }
 
 /** Inside the tissue ellipse (full-resolution px). */
-const inTissue = (x: number, y: number) => ((x - WIDTH / 2) / (WIDTH * 0.35)) ** 2 + ((y - HEIGHT / 2) / (HEIGHT * 0.35)) ** 2 <= 1;
+export const inTissue = (x: number, y: number) => ((x - WIDTH / 2) / (WIDTH * 0.35)) ** 2 + ((y - HEIGHT / 2) / (HEIGHT * 0.35)) ** 2 <= 1;
 
 async function textures(n: number): Promise<Buffer[]> {
   const rand = mulberry32(7);

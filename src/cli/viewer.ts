@@ -1,7 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command } from 'commander';
-import { ensureSlideTile } from '../runtime/image/slideTiles';
+import { parseTileName, SlideTileCutter } from '../runtime/image/slideTiles';
+import { serveSlideTiles } from '../runtime/image/tileServe';
 import { writeTilePyramid } from '../runtime/image/tiles';
 import { spotImages } from '../runtime/notebook/outputs';
 import { openDatasetStore } from '../runtime/store/datasetStore';
@@ -22,19 +23,31 @@ export function tilesCommand(): Command {
     .description('tile pyramid (Deep Zoom, 256 px JPEG) of a section\'s image for the slide viewer; reused when made from the same file')
     .argument('<store>', 'dataset store')
     .requiredOption('--section <id>', 'section')
-    .option('--tile <level/col_row>', 'a whole slide\'s pyramid is cut on demand: write this tile (e.g. 14/3_5) and print its file')
-    .action(async (store: string, o: { section: string; tile?: string }, cmd: Command) => {
+    .option('--tile <level/col_row...>', 'a whole slide\'s pyramid is cut on demand: write these tiles (e.g. 14/3_5 14/4_5) and print their files')
+    .option('--serve', 'a whole slide\'s tiles on demand for the slide viewer: read tile names on stdin, one a line, and answer each with a JSON line (its file or an error)')
+    .action(async (store: string, o: { section: string; tile?: string[]; serve?: boolean }, cmd: Command) => {
+      if (o.tile && o.serve) cmd.error('error: --tile and --serve: give one of them', { exitCode: 2 });
+      const bad = o.tile?.find((t) => !parseTileName(t));
+      if (bad !== undefined) cmd.error(`error: --tile ${bad}: expected <level>/<col>_<row>, e.g. 14/3_5`, { exitCode: 2 });
       const s = openDatasetStore(store).manifest.sections.find((x) => x.id === o.section);
       if (!s) throw new Error(`${store}: no section '${o.section}'`);
       if (!s.image) throw new Error(`${store}: section '${o.section}' has no image`);
       const pyramid = await writeTilePyramid(s.image.path, path.join(viewerDir(store, o.section), 'tiles'));
+      if (o.serve) {
+        // A plain image's pyramid is whole: every name is answered from disk, or as missing.
+        return serveSlideTiles(s.image.path, pyramid, process.stdin, process.stdout);
+      }
       if (o.tile === undefined) return console.log(JSON.stringify(pyramid));
-      const m = /^(\d+)\/(\d+)_(\d+)$/.exec(o.tile);
-      if (!m) cmd.error(`error: --tile ${o.tile}: expected <level>/<col>_<row>, e.g. 14/3_5`, { exitCode: 2 });
-      const [level, col, row] = m!.slice(1).map(Number);
-      const file = pyramid.onDemand ? await ensureSlideTile(s.image.path, pyramid, level, col, row) : path.join(pyramid.dir, 'slide_files', String(level), `${col}_${row}.jpeg`);
-      if (!fs.existsSync(file)) throw new Error(`${store}: section '${o.section}' has no tile ${o.tile} (levels 0..${pyramid.maxLevel})`);
-      console.log(JSON.stringify({ file }));
+      const cutter = new SlideTileCutter(s.image.path, pyramid);
+      try {
+        const files: string[] = [];
+        for (const name of o.tile) {
+          files.push(await cutter.file(name));
+        }
+        console.log(JSON.stringify(files.length === 1 ? { file: files[0] } : { files }));
+      } finally {
+        cutter.close();
+      }
     });
 }
 

@@ -65,8 +65,17 @@ export function parseResultsInbound(value: unknown): Message<ResultsInbound> | u
   return { type: 'results', payload: p as unknown as ResultsInbound['results'] };
 }
 
-/** The tile pyramid as the viewer loads it: `base` + `<level>/<col>_<row>.jpeg`. */
-export interface TileSource { base: string; width: number; height: number; tileSize: number; maxLevel: number; format: 'jpeg' }
+/**
+ * The tile pyramid as the viewer loads it: `base` + `<level>/<col>_<row>.jpeg`. A whole slide's
+ * (`onDemand`) has levels 0..writtenLevels on disk; the viewer asks for the tiles of higher levels
+ * it shows (`wantTiles`) and loads each once the extension says it is cut (`tile`).
+ */
+export interface TileSource { base: string; width: number; height: number; tileSize: number; maxLevel: number; format: 'jpeg'; onDemand?: true; writtenLevels?: number }
+
+/** A Deep Zoom tile's name, `level/col_row`, as the viewer asks for it. */
+export const TILE_NAME = /^\d{1,2}\/\d{1,7}_\d{1,7}$/;
+/** Tiles asked for at once (the viewer's bound on requests in flight). */
+export const MAX_TILE_REQUESTS = 8;
 
 /** The models of a comparison: Table 1's label, and the fold whose held-out prediction is shown. */
 export interface ComparisonPanels {
@@ -153,6 +162,8 @@ export interface ViewerInbound {
   /** Several genes' values for a grid or a score: from the ground truth where the store has counts, else the prediction. */
   multiples: { purpose: 'grid' | 'score'; source: 'ground truth' | 'prediction'; genes: { gene: string; values: number[] }[]; unknown: string[] };
   error: { message: string };
+  /** An on-demand tile is cut (load it from the tile source), or why it cannot be. */
+  tile: { tile: string; error?: string };
   /** The categorical columns again, after a selection was saved as one (`saved` says which). */
   categories: { columns: CategoryColumnView[]; saved?: { name: string; label: string; spots: number } };
 }
@@ -178,6 +189,10 @@ export interface ViewerOutbound {
   selectSection: { section: string };
   /** The current view as an image to save: a PNG as a data: URL, or SVG text. */
   exportView: { format: 'png' | 'svg'; data: string; name: string };
+  /** The on-demand tiles the view shows and lacks, most wanted first (at most MAX_TILE_REQUESTS; replaces the previous list). */
+  wantTiles: { tiles: string[] };
+  /** The on-demand tiles a view lacked are all drawn (`tiles` of them in the last frame): the first `firstMs` and all `allMs` after the view first lacked them. */
+  tilesDrawn: { tiles: number; firstMs: number; allMs: number };
 }
 
 /** At most a section's spots, each a short id. */
@@ -206,6 +221,12 @@ export function parseViewerOutbound(value: unknown): Message<ViewerOutbound> | u
     case 'exportView':
       return (p.format === 'png' || p.format === 'svg') && typeof p.data === 'string' && p.data.length < MAX_EXPORT && typeof p.name === 'string' && p.name.length < 200
         ? { type: 'exportView', payload: { format: p.format, data: p.data, name: p.name } } : undefined;
+    case 'wantTiles':
+      return Array.isArray(p.tiles) && p.tiles.length <= MAX_TILE_REQUESTS && p.tiles.every((t) => typeof t === 'string' && TILE_NAME.test(t))
+        ? { type: 'wantTiles', payload: { tiles: [...new Set(p.tiles as string[])] } } : undefined;
+    case 'tilesDrawn':
+      return Number.isInteger(p.tiles) && typeof p.firstMs === 'number' && typeof p.allMs === 'number'
+        ? { type: 'tilesDrawn', payload: { tiles: p.tiles as number, firstMs: p.firstMs, allMs: p.allMs } } : undefined;
     default: return undefined;
   }
 }
@@ -279,6 +300,9 @@ export function parseViewerInbound(value: unknown): Message<ViewerInbound> | und
         ? { type: 'multiples', payload: p as unknown as ViewerInbound['multiples'] } : undefined;
     case 'error':
       return typeof p.message === 'string' ? { type: 'error', payload: { message: p.message } } : undefined;
+    case 'tile':
+      return typeof p.tile === 'string' && TILE_NAME.test(p.tile) && (p.error === undefined || typeof p.error === 'string')
+        ? { type: 'tile', payload: { tile: p.tile, ...(p.error !== undefined ? { error: p.error as string } : {}) } } : undefined;
     case 'categories':
       // Its columns' lengths are checked against the section by the viewer (it knows the spots).
       if (!isCategoryColumns(p.columns, Array.isArray(p.columns) && isObject(p.columns[0]) && Array.isArray(p.columns[0].values) ? p.columns[0].values.length : 0)) return undefined;

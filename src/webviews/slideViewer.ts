@@ -10,6 +10,8 @@ import { readPredictions } from '../runtime/store/predictions';
 import { computeEnv } from '../notebook/controller';
 import { post, webviewHtml } from './html';
 import { exportAsH5ad } from '../commands/exportH5ad';
+import type { TilePyramid } from '../runtime/image/tiles';
+import { SlideTileRequests } from './tileRequests';
 import { viewerExportChoices } from '../commands/h5adExportTask';
 import { viewerPanels } from '../runtime/eval/slideComparison';
 import { multiplesFor, restoredRequest, sectionData, sectionView, valuesFor, viewerGenes, type SectionData } from './viewerData';
@@ -53,9 +55,11 @@ export interface SlideViewerHandle {
   exported: string[];
 }
 
+const cliEnv = () => ({ ...process.env, ...computeEnv(), ELECTRON_RUN_AS_NODE: '1' });
+
 function runCli(extensionPath: string, args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, [path.join(extensionPath, 'dist', 'cli.js'), ...args], { env: { ...process.env, ...computeEnv(), ELECTRON_RUN_AS_NODE: '1' }, maxBuffer: 4 * 1024 * 1024 },
+    execFile(process.execPath, [path.join(extensionPath, 'dist', 'cli.js'), ...args], { env: cliEnv(), maxBuffer: 4 * 1024 * 1024 },
       (error, stdout, stderr) => (error ? reject(new Error(stderr.trim().split('\n').pop() || error.message, { cause: error })) : resolve(stdout)));
   });
 }
@@ -92,12 +96,24 @@ export async function openSlideViewer(context: vscode.ExtensionContext, request:
   panel.title = title();
   panel.webview.html = webviewHtml(panel.webview, { title: title(), script: vscode.Uri.joinPath(context.extensionUri, 'dist', 'webview', 'viewer.js'), imgFromRoots: true });
 
+  // A whole slide's tiles above its overview are cut when the view needs them, by one
+  // `triplex tiles --serve` child per section shown (tileRequests.ts).
+  let onDemand: SlideTileRequests | undefined;
   const tilesOf = async (id: string): Promise<TileSource | undefined> => {
+    onDemand?.close();
+    onDemand = undefined;
     if (!manifest.sections.find((s) => s.id === id)?.image) return undefined;
     try {
-      const p = JSON.parse(await runCli(context.extensionPath, ['tiles', request.store, '--section', id])) as { dir: string; width: number; height: number; tileSize: number; maxLevel: number };
+      const p = JSON.parse(await runCli(context.extensionPath, ['tiles', request.store, '--section', id])) as TilePyramid;
       const base = panel.webview.asWebviewUri(vscode.Uri.file(path.join(path.resolve(p.dir), 'slide_files'))).toString();
-      return { base, width: p.width, height: p.height, tileSize: p.tileSize, maxLevel: p.maxLevel, format: 'jpeg' };
+      if (p.onDemand) {
+        onDemand = new SlideTileRequests({ file: process.execPath, args: [path.join(context.extensionPath, 'dist', 'cli.js'), 'tiles', request.store, '--section', id, '--serve'], env: cliEnv() }, (a) => {
+          if ('error' in a) log.appendLine(`[viewer] ${id}: tile ${a.tile}: ${a.error}`);
+          void post<ViewerInbound, 'tile'>(panel.webview, 'tile', 'error' in a ? { tile: a.tile, error: a.error } : { tile: a.tile });
+        });
+        onDemand.warm();
+      }
+      return { base, width: p.width, height: p.height, tileSize: p.tileSize, maxLevel: p.maxLevel, format: 'jpeg', ...(p.onDemand ? { onDemand: true as const, writtenLevels: p.writtenLevels ?? 0 } : {}) };
     } catch (err) {
       log.appendLine(`[viewer] no tiles for ${id}: ${(err as Error).message}`);
       void post<ViewerInbound, 'error'>(panel.webview, 'error', { message: `The image of ${id} could not be tiled: ${(err as Error).message}` });
@@ -200,6 +216,12 @@ export async function openSlideViewer(context: vscode.ExtensionContext, request:
       case 'exportSelection':
         await exportSelectionCsv(selection(), message.payload);
         break;
+      case 'wantTiles':
+        onDemand?.want(message.payload.tiles);
+        break;
+      case 'tilesDrawn':
+        log.appendLine(`[viewer] ${section}: on-demand tiles drawn, the first in ${message.payload.firstMs.toFixed(0)} ms, all in ${message.payload.allMs.toFixed(0)} ms`);
+        break;
       case 'selected':
         log.appendLine(`[viewer] ${section}: ${message.payload.count} spots selected in ${message.payload.ms.toFixed(1)} ms`);
         break;
@@ -220,6 +242,7 @@ export async function openSlideViewer(context: vscode.ExtensionContext, request:
     }
     await handle(message);
   }, undefined, context.subscriptions);
+  panel.onDidDispose(() => onDemand?.close(), undefined, context.subscriptions);
 
   return {
     panel, received, exported,

@@ -1,6 +1,6 @@
 // One panel of the slide viewer: the tiled H&E image and the spots, drawn on a canvas under a
 // shared view transform (screen = image * scale + offset).
-import type { TileSource } from '../../src/protocol/webviews';
+import { MAX_TILE_REQUESTS, type TileSource } from '../../src/protocol/webviews';
 import { bucket, CATEGORIES } from './colormap';
 
 export interface View { scale: number; tx: number; ty: number }
@@ -41,24 +41,109 @@ export function forEachVisible(spots: SpotLayer, view: View, w: number, h: numbe
   }
 }
 
-/** Tiles shared by all panels: each image is loaded once. */
+/**
+ * Tiles shared by all panels: each image is loaded once. A whole slide's tiles above its written
+ * levels (source.onDemand) are not on disk until the extension cuts them: a frame notes those it
+ * shows and lacks (`get`), and `endFrame` asks for the nearest MAX_TILE_REQUESTS of them, only
+ * when that list changes (the extension drops what is no longer asked for); `answered` marks one
+ * cut, and it loads like any other.
+ */
 export class TileCache {
   private readonly images = new Map<string, HTMLImageElement>();
   private loading = 0;
   private readonly queue: string[] = [];
+  /** On-demand tiles: cut (loadable), failed (the extension said why), and those this frame lacks (by distance from the view's centre). */
+  private readonly ready = new Set<string>();
+  private readonly failed = new Map<string, string>();
+  private readonly wanted = new Map<string, number>();
+  private asked: string[] = [];
+  /** Since when the view lacks on-demand tiles (0: it lacks none), and when the first of them was drawn. */
+  private lackingSince = 0;
+  private firstDrawn = 0;
+  private drawnOnDemand = 0;
+  /** On-demand tiles of this frame cut but still loading. */
+  private loadingOnDemand = 0;
 
-  constructor(readonly source: TileSource, private readonly onLoad: () => void) {}
+  constructor(readonly source: TileSource, private readonly onLoad: () => void, private readonly ask?: (tiles: string[]) => void,
+    private readonly onDrawn?: (report: { tiles: number; firstMs: number; allMs: number }) => void) {}
 
-  get(level: number, col: number, row: number): HTMLImageElement | undefined {
-    const url = `${this.source.base}/${level}/${col}_${row}.${this.source.format}`;
+  /** Whether tiles of `level` are cut on demand. */
+  onDemand(level: number): boolean {
+    return !!this.source.onDemand && level > (this.source.writtenLevels ?? this.source.maxLevel);
+  }
+
+  /** A tile's image once loaded; asks for it otherwise (`distance`: how far from the view's centre, to ask for the nearest first). */
+  get(level: number, col: number, row: number, distance = 0): HTMLImageElement | undefined {
+    if (this.onDemand(level)) {
+      const name = `${level}/${col}_${row}`;
+      if (!this.ready.has(name)) {
+        if (!this.failed.has(name)) this.wanted.set(name, Math.min(distance, this.wanted.get(name) ?? Infinity));
+        return undefined;
+      }
+    }
+    const url = this.url(level, col, row);
     const img = this.images.get(url);
-    if (img) return img.complete && img.naturalWidth > 0 ? img : undefined;
+    if (img) {
+      if (!(img.complete && img.naturalWidth > 0)) {
+        if (this.onDemand(level)) this.loadingOnDemand++;
+        return undefined;
+      }
+      if (this.lackingSince && this.onDemand(level)) {
+        this.firstDrawn ||= performance.now();
+        this.drawnOnDemand++;
+      }
+      return img;
+    }
     const fresh = new Image();
     fresh.crossOrigin = 'anonymous'; // VS Code serves webview resources with CORS: exports may read the canvas back
     this.images.set(url, fresh);
+    if (this.onDemand(level)) this.loadingOnDemand++;
     this.queue.push(url);
     this.pump();
     return undefined;
+  }
+
+  /** A tile's image if it is loaded, without asking for it. */
+  peek(level: number, col: number, row: number): HTMLImageElement | undefined {
+    const img = this.images.get(this.url(level, col, row));
+    return img?.complete && img.naturalWidth > 0 ? img : undefined;
+  }
+
+  /**
+   * Before the panels draw: the on-demand tiles lacking are counted again. When a view that lacked
+   * some lacks none, `onDrawn` says how long its first and its last took since the view lacked them.
+   */
+  beginFrame(): void {
+    this.wanted.clear();
+    this.drawnOnDemand = 0;
+    this.loadingOnDemand = 0;
+  }
+
+  /** After the panels drew: asks for the nearest tiles lacking, if that list changed (an empty list cancels what was asked). */
+  endFrame(): void {
+    const now = performance.now();
+    const lacking = this.wanted.size + this.loadingOnDemand;
+    if (lacking && !this.lackingSince) [this.lackingSince, this.firstDrawn] = [now, 0];
+    if (!lacking && this.lackingSince) {
+      // (a view left before its tiles came, zoomed out or panned to written levels, reports nothing)
+      if (this.drawnOnDemand) this.onDrawn?.({ tiles: this.drawnOnDemand, firstMs: (this.firstDrawn || now) - this.lackingSince, allMs: now - this.lackingSince });
+      this.lackingSince = 0;
+    }
+    const list = [...this.wanted].sort((a, b) => a[1] - b[1]).slice(0, MAX_TILE_REQUESTS).map(([name]) => name);
+    if (list.join() === this.asked.join()) return;
+    this.asked = list;
+    this.ask?.(list);
+  }
+
+  /** The extension's answer for an on-demand tile: cut (it loads at the next frame), or why not (not asked for again). */
+  answered(tile: string, error?: string): void {
+    if (error === undefined) this.ready.add(tile);
+    else this.failed.set(tile, error);
+    this.onLoad();
+  }
+
+  private url(level: number, col: number, row: number): string {
+    return `${this.source.base}/${level}/${col}_${row}.${this.source.format}`;
   }
 
   private pump(): void {
@@ -135,7 +220,11 @@ export function drawPanel(canvas: HTMLCanvasElement, view: View, tiles: TileCach
 /** The colour of a spot without a value. */
 export const MISSING = 'rgba(128,128,128,0.5)';
 
-/** The visible tiles of the view, a coarse level first (exported images use it for their raster). */
+/**
+ * The visible tiles of the view, a coarse level first (exported images use it for their raster);
+ * where a tile of the view's level is not loaded yet, the nearest lower level's tile that is
+ * (for a whole slide, at least its top written level) is drawn scaled up, as map viewers do.
+ */
 export function drawTiles(ctx: CanvasRenderingContext2D, view: View, tiles: TileCache, w: number, h: number, dpr: number): void {
   const s = tiles.source;
   const want = Math.ceil(s.maxLevel + Math.log2(view.scale * dpr));
@@ -153,13 +242,39 @@ export function drawTiles(ctx: CanvasRenderingContext2D, view: View, tiles: Tile
     const r1 = Math.min(rows - 1, Math.floor((h - view.ty) / view.scale / span));
     for (let r = r0; r <= r1; r++) {
       for (let c = c0; c <= c1; c++) {
-        const img = tiles.get(l, c, r);
-        if (!img) continue;
         const x = c * span * view.scale + view.tx;
         const y = r * span * view.scale + view.ty;
-        // +0.5 px hides the seams between tiles at fractional scales.
-        ctx.drawImage(img, x, y, img.naturalWidth * f * view.scale + 0.5, img.naturalHeight * f * view.scale + 0.5);
+        const size = span * view.scale;
+        const img = tiles.get(l, c, r, Math.hypot(x + size / 2 - w / 2, y + size / 2 - h / 2));
+        if (img) {
+          // +0.5 px hides the seams between tiles at fractional scales.
+          ctx.drawImage(img, x, y, img.naturalWidth * f * view.scale + 0.5, img.naturalHeight * f * view.scale + 0.5);
+        } else if (l > coarse) {
+          drawAncestor(ctx, tiles, l, coarse, c, r, x, y, view.scale);
+        }
       }
     }
+  }
+}
+
+/** Tile (c, r) of level l, drawn at (x, y) from the part of the nearest loaded lower level's tile above `coarse` that covers it. */
+function drawAncestor(ctx: CanvasRenderingContext2D, tiles: TileCache, l: number, coarse: number, c: number, r: number, x: number, y: number, scale: number): void {
+  const s = tiles.source;
+  const top = s.onDemand ? (s.writtenLevels ?? 0) : -1;
+  for (let k = 1; l - k > coarse; k++) {
+    const al = l - k;
+    const [ac, ar] = [c >> k, r >> k];
+    // The top written level of a whole slide is loaded for this; other levels only if already shown.
+    const img = al === top ? tiles.get(al, ac, ar) : tiles.peek(al, ac, ar);
+    if (!img) continue;
+    const part = s.tileSize / 2 ** k; // the tile's side in the ancestor's pixels
+    const sx = (c - (ac << k)) * part;
+    const sy = (r - (ar << k)) * part;
+    const sw = Math.min(part, img.naturalWidth - sx);
+    const sh = Math.min(part, img.naturalHeight - sy);
+    if (sw <= 0 || sh <= 0) return;
+    const f = 2 ** (s.maxLevel - al);
+    ctx.drawImage(img, sx, sy, sw, sh, x, y, sw * f * scale + 0.5, sh * f * scale + 0.5);
+    return;
   }
 }

@@ -66,7 +66,7 @@ function build(init: ViewerInbound['init']): void {
     init, panels, annotations: false, labels,
     view: same?.view ? { ...same.view } : { scale: 1, tx: 0, ty: 0 },
     categories: labels.length ? init.spots.labels.map((l) => (l ? labels.indexOf(l) : -1)) : undefined,
-    tiles: init.tiles ? new TileCache(init.tiles, schedule) : undefined,
+    tiles: init.tiles ? new TileCache(init.tiles, schedule, (tiles) => post('wantTiles', { tiles }), (report) => post('tilesDrawn', report)) : undefined,
   };
   viewer.asked = undefined;
   resetHitTest();
@@ -85,6 +85,18 @@ function build(init: ViewerInbound['init']): void {
     viewer.asked = same.multiples;
     post('selectGenes', same.multiples);
   }
+}
+
+/** One status line for the slide's tiles (the latest problem), under the panels. */
+function tileStatus(text: string): void {
+  let line = document.getElementById('tile-status');
+  if (!line) {
+    line = el('div', 'error');
+    line.id = 'tile-status';
+    line.setAttribute('role', 'status');
+    root.append(line);
+  }
+  line.textContent = text;
 }
 
 window.addEventListener('message', (event: MessageEvent<unknown>) => {
@@ -126,6 +138,11 @@ window.addEventListener('message', (event: MessageEvent<unknown>) => {
       break;
     case 'error':
       root.append(el('div', 'error', message.payload.message));
+      break;
+    case 'tile':
+      if (!s?.tiles) return;
+      s.tiles.answered(message.payload.tile, message.payload.error);
+      if (message.payload.error) tileStatus(`Tile ${message.payload.tile} of ${s.init.section} cannot be shown: ${message.payload.error}`);
       break;
   }
 });

@@ -119,6 +119,7 @@ function draw(): void {
   if (!s) return;
   const ls = layers();
   const gene = s.values?.gene ?? s.init.gene;
+  s.tiles?.beginFrame();
   document.querySelectorAll<HTMLElement>('.panel').forEach((p, i) => {
     const layer = ls[i];
     const canvas = p.querySelector<HTMLCanvasElement>('canvas.slide');
@@ -129,6 +130,7 @@ function draw(): void {
     const box = p.querySelector('.scale');
     if (box) labelBar(box, layer);
   });
+  s.tiles?.endFrame(); // a whole slide's tiles the panels lack are asked for
   const shared = document.getElementById('shared-scale');
   if (shared && ls[0]) {
     const bar = shared.querySelector('canvas');

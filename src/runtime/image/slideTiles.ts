@@ -85,15 +85,59 @@ export async function writeSlideTilePyramid(image: string, dir: string, source: 
   }
 }
 
+/** A Deep Zoom tile's name as the viewer and `triplex tiles --tile` write it: `level/col_row`. */
+export function parseTileName(name: string): { level: number; col: number; row: number } | undefined {
+  const m = /^(\d{1,2})\/(\d{1,7})_(\d{1,7})$/.exec(name);
+  return m ? { level: Number(m[1]), col: Number(m[2]), row: Number(m[3]) } : undefined;
+}
+
+/**
+ * Cuts a whole slide's Deep Zoom tiles on demand into its pyramid folder, the slide opened once
+ * (its decoded-tile cache shared by every tile asked for); tiles already on disk are reused.
+ */
+export class SlideTileCutter {
+  private slide: Promise<WholeSlide> | undefined;
+
+  constructor(readonly image: string, readonly pyramid: TilePyramid) {}
+
+  /** The file of tile `name` (`level/col_row`), cut now if missing; errors name the slide, the level and the tile. */
+  async file(name: string): Promise<string> {
+    const t = parseTileName(name);
+    if (!t) throw new RangeError(`${this.image}: '${name.slice(0, 80)}' is not a Deep Zoom tile name (expected <level>/<col>_<row>, e.g. 14/3_5)`);
+    const file = path.join(this.pyramid.dir, 'slide_files', String(t.level), `${t.col}_${t.row}.jpeg`);
+    if (fs.existsSync(file)) return file;
+    if (!this.pyramid.onDemand) throw new RangeError(`${this.image}: no Deep Zoom tile ${name} (levels 0..${this.pyramid.maxLevel})`);
+    const slide = await this.open();
+    try {
+      writeTile(file, await deepZoomTile(slide, this.pyramid.maxLevel, t.level, t.col, t.row));
+    } catch (err) {
+      if (err instanceof RangeError) throw err;
+      throw new Error(`Deep Zoom tile ${name}: ${(err as Error).message}`, { cause: err });
+    }
+    return file;
+  }
+
+  /** Opens the slide (once; the first tile cut does it otherwise). */
+  open(): Promise<WholeSlide> {
+    if (!this.slide) {
+      this.slide = openWholeSlide(this.image);
+      this.slide.catch(() => undefined); // reported by the tiles that need it
+    }
+    return this.slide;
+  }
+
+  close(): void {
+    void this.slide?.then((s) => s.close(), () => undefined);
+    this.slide = undefined;
+  }
+}
+
 /** The file of Deep Zoom tile `level`/`col`_`row` of a whole slide's pyramid in `dir`, cut now if missing. */
 export async function ensureSlideTile(image: string, pyramid: TilePyramid, level: number, col: number, row: number): Promise<string> {
-  const file = path.join(pyramid.dir, 'slide_files', String(level), `${col}_${row}.jpeg`);
-  if (fs.existsSync(file)) return file;
-  const slide = await openWholeSlide(image);
+  const cutter = new SlideTileCutter(image, pyramid);
   try {
-    writeTile(file, await deepZoomTile(slide, pyramid.maxLevel, level, col, row));
-    return file;
+    return await cutter.file(`${level}/${col}_${row}`);
   } finally {
-    slide.close();
+    cutter.close();
   }
 }

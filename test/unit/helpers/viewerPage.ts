@@ -10,18 +10,20 @@ import { THEMES } from './browser';
 export class ViewerPage {
   private constructor(readonly page: Page) {}
 
-  static async open(browser: Browser, base: string, theme: keyof typeof THEMES, state?: unknown): Promise<ViewerPage> {
+  /** `toHost`, when given, receives every message the page sends as it is sent (the extension's side of a test). */
+  static async open(browser: Browser, base: string, theme: keyof typeof THEMES, state?: unknown, toHost?: (message: unknown) => void): Promise<ViewerPage> {
     const page = await browser.newPage({ viewport: { width: 1000, height: 700 } });
+    if (toHost) await page.exposeFunction('__toHost', toHost);
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(e.message));
     await page.goto(base);
     await page.evaluate(([vars, saved]) => {
       for (const [k, v] of Object.entries(vars as Record<string, string>)) document.documentElement.style.setProperty(k, v);
       const sent: unknown[] = [];
-      const w = window as unknown as { __sent: unknown[]; __state: unknown };
+      const w = window as unknown as { __sent: unknown[]; __state: unknown; __toHost?: (m: unknown) => void };
       w.__sent = sent;
       w.__state = saved;
-      Object.assign(window, { acquireVsCodeApi: () => ({ postMessage: (m: unknown) => sent.push(m), getState: () => w.__state, setState: (s: unknown) => { w.__state = JSON.parse(JSON.stringify(s)); } }) });
+      Object.assign(window, { acquireVsCodeApi: () => ({ postMessage: (m: unknown) => { sent.push(m); void w.__toHost?.(m); }, getState: () => w.__state, setState: (s: unknown) => { w.__state = JSON.parse(JSON.stringify(s)); } }) });
     }, [THEMES[theme], state ?? null] as const);
     await page.addScriptTag({ url: `${base}/viewer.js` });
     if (errors.length) throw new Error(`the viewer failed to load: ${errors.join('; ')}`);
