@@ -146,6 +146,17 @@ describe('modes layer4 and full', () => {
     }
   });
 
+  test('on TF.js, mode layer4 trains the engine\'s trunk on its TF.js interpreter, and says so', async () => {
+    const lines: string[] = [];
+    const result = await trainFold(data, options('layer4', 'tfjs-layer4', { engine: 'tfjs', onEngine: (l) => lines.push(l) }));
+    assert.ok(lines.some((l) => /TF\.js/.test(l)), lines.join('\n'));
+    const { info, weights } = await readCheckpoint(result.checkpoint);
+    assert.equal(info.mode, 'layer4');
+    const start = seededResNet18StateDict(0);
+    assert.ok(changed(weights.get('target_encoder.layer4.0.conv1.weight')!.data, start.get('layer4.0.conv1.weight')!.data), 'layer4 was not trained');
+    assert.ok(!changed(weights.get('target_encoder.layer3.0.conv1.weight')!.data, start.get('layer3.0.conv1.weight')!.data), 'layer3 changed');
+  });
+
   test('clear errors: other weights than the features\', a model without the target view, a store without images', async () => {
     const other = path.join(tmp, 'other.safetensors');
     fs.writeFileSync(other, encodeSafetensors(seededResNet18StateDict(1)));

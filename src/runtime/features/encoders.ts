@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { selectEngine } from '../engine/choice';
+import { selectEngine, type EngineChoice } from '../engine/choice';
 import type { Executor } from '../engine/executor';
 import { createTfjsExecutor } from '../engine/tfjs';
 import { seededResNet18StateDict } from '../models/resnet18Weights';
@@ -41,10 +41,11 @@ const sha256File = (file: string): string => createHash('sha256').update(fs.read
 /**
  * The engine frozen ResNet18 features run on: onnxruntime when it loads (the process's executor:
  * TRIPLEX_THREADS, the execution provider of `triplex info`), else the engine's TF.js interpreter
- * of the same graphs; `engine` says which, and why not onnxruntime, in one line.
+ * of the same graphs; `choice` as --engine (TRIPLEX_ENGINE wins). `engine` says which, and why
+ * not onnxruntime, in one line.
  */
-export async function resnet18Executor(): Promise<{ executor: Executor; engine: string }> {
-  const selected = await selectEngine();
+export async function resnet18Executor(choice?: EngineChoice): Promise<{ executor: Executor; engine: string }> {
+  const selected = await selectEngine(choice);
   if (selected.executor) return { executor: selected.executor, engine: selected.executor.describe() };
   const report = await ensureCompute();
   return { executor: createTfjsExecutor(), engine: `tfjs-${report.backend} (${selected.reason})` };

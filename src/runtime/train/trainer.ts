@@ -125,7 +125,7 @@ export const DEFAULT_MICRO_BATCH_FULL = 8;
  */
 export async function createLearner(config: TriplexConfig, o: { seed?: number; trunk?: StateDict; trained?: 'all' | 'layer4'; engine?: EngineChoice; onEngine?: (line: string) => void }): Promise<Learner> {
   const engine = await selectEngine(o.engine);
-  o.onEngine?.(`engine: ${engine.reason}`);
+  o.onEngine?.(`engine: ${engine.reason}${!engine.executor && o.trunk ? '; the ResNet18 trunk trains as engine graphs on the TF.js interpreter' : ''}`);
   const trunk = o.trunk ? { mode: o.trained === 'layer4' ? 'layer4' as const : 'full' as const, weights: o.trunk } : undefined;
   if (!engine.executor) return trunk ? new EngineLearner(config, createTfjsExecutor(), o.seed ?? 0, trunk) : new TfjsLearner(config, { seed: o.seed });
   return new EngineLearner(config, engine.executor, o.seed ?? 0, trunk);
@@ -341,7 +341,7 @@ async function triplexSetup(data: TrainingData, config: TriplexConfig, o: Resolv
     if (start) {
       await loadTargetCrops(data, [...trainSections, ...validationSections]);
       // conv1..layer3 are frozen and run in inference mode: their output is cached once.
-      if (o.mode === 'layer4') await cacheLayer3(start, [...trainSections, ...validationSections]);
+      if (o.mode === 'layer4') await cacheLayer3(start, [...trainSections, ...validationSections], { engine: o.engine });
     }
   } catch (e) {
     await learner.dispose();
