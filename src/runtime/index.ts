@@ -4,14 +4,14 @@
  */
 export { initCompute, computeReport, backendMemoryBytes } from './compute/backend';
 export type { BackendChoice, BackendName, ComputeOptions, ComputeReport, EngineStatus } from './compute/backend';
-export { createResNet18, normalizeImageNet, resnet18ParameterShapes, resnet18TensorsFrom } from './model/resnet18';
-export type { ForwardMode, ResNet18, ResNet18Options } from './model/resnet18';
+export { resnet18ParameterShapes, resnet18TensorsFrom, seededResNet18StateDict } from './models/resnet18Weights';
+export { openResNet18Encoder } from './features/encoders';
+export type { ResNet18Encoder } from './features/resnet18Encoder';
 export { loadStateDict, readPytorchCheckpoint, readSafetensors, stripKeyPrefixes, WeightFileError } from './weights';
 export type { HostTensor, StateDict } from './weights';
-export { buildResNet18Onnx, readOnnxModel } from './onnx/resnet18Graph';
+export { readOnnxModel } from './engine/onnxProto';
 export { createOnnxEncoder, loadOnnxRuntime, onnxRuntimeStatus } from './onnx/engine';
 export type { ImageEncoder, OnnxEncoderOptions } from './onnx/engine';
-export { createTfjsResNet18Encoder } from './onnx/tfjsEncoder';
 export { openSlideImage, ImageFileError } from './image/slideImage';
 export type { SlideImage, SlideImageOptions } from './image/slideImage';
 export { cropSpots, neighborMask, neighborView, spotCrop, toNormalizedFloat } from './image/crops';

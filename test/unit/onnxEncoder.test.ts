@@ -5,17 +5,21 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initCompute } from '../../src/runtime/compute/backend';
-import { createResNet18, normalizeImageNet, type ResNet18 } from '../../src/runtime/model/resnet18';
 import type { StateDict } from '../../src/runtime/weights/stateDict';
 import { mulberry32, normal } from '../../src/runtime/util/random';
-import { buildResNet18Onnx, OnnxGraphBuilder, readOnnxModel, type OnnxDim } from '../../src/runtime/onnx/resnet18Graph';
-import { createOnnxEncoder, loadOnnxRuntime, onnxRuntimeStatus, type ImageEncoder } from '../../src/runtime/onnx/engine';
-import { createTfjsResNet18Encoder } from '../../src/runtime/onnx/tfjsEncoder';
+import { OnnxGraphBuilder, type OnnxDim } from '../../src/runtime/engine/onnxProto';
+import { createOrtExecutor } from '../../src/runtime/engine/ort';
+import { createTfjsExecutor } from '../../src/runtime/engine/tfjs';
+import type { Executor } from '../../src/runtime/engine/executor';
+import { ResNet18Encoder } from '../../src/runtime/features/resnet18Encoder';
+import { seededResNet18StateDict } from '../../src/runtime/models/resnet18Weights';
+import { createOnnxEncoder, loadOnnxRuntime, onnxRuntimeStatus } from '../../src/runtime/onnx/engine';
 import { relativeError } from './helpers/compare';
 
 /**
- * The ResNet18 graph we write ourselves, run by onnxruntime-node, against the TF.js trunk with the
- * same weights; users' ONNX encoders against values computed by hand; and the failure modes.
+ * The built-in ResNet18 encoder (the engine's graph) on onnxruntime against the same graph on the
+ * engine's TF.js interpreter (torchvision parity: resnet18.test.ts); users' ONNX encoders against
+ * values computed by hand; and the failure modes.
  * onnxruntime-node is optional: TRIPLEX_SKIP_ONNX=1 skips these on a machine without it.
  */
 const onnxSkip: string | false = process.env.TRIPLEX_SKIP_ONNX ? 'needs onnxruntime-node, and TRIPLEX_SKIP_ONNX is set' : false;
@@ -35,14 +39,6 @@ function randomiseBatchNorms(sd: StateDict, seed: number): void {
   }
 }
 
-async function tfReference(net: ResNet18, x: tf.Tensor4D): Promise<{ tokens: Float32Array; pooled: Float32Array }> {
-  const tokens = net.tokens(x, 'inference');
-  const pooled = net.pooled(x, 'inference');
-  const out = { tokens: (await tokens.data()) as Float32Array, pooled: (await pooled.data()) as Float32Array };
-  tf.dispose([tokens, pooled]);
-  return out;
-}
-
 describe('onnxruntime-node loads', { skip: onnxSkip }, () => {
   test('the optional package is found and reports its version', async () => {
     const ort = await loadOnnxRuntime();
@@ -53,112 +49,76 @@ describe('onnxruntime-node loads', { skip: onnxSkip }, () => {
   });
 });
 
-describe('our ONNX ResNet18 equals the TF.js trunk', { skip: onnxSkip }, () => {
-  const n = 3;
-  let net: ResNet18;
+describe('the ResNet18 encoder on onnxruntime equals the TF.js interpreter', { skip: onnxSkip }, () => {
+  const n = 5;
   let sd: StateDict;
-  let images: Float32Array; // [3, 224, 224, 3], ImageNet-normalised
+  let images: Float32Array; // [5, 224, 224, 3], ImageNet-normalised
+  let ort: Executor;
+  let encoder: ResNet18Encoder; // onnxruntime, 2 crops a run: 5 crops are three runs, the last padded
   let expected: { tokens: Float32Array; pooled: Float32Array };
-  let encoder: ImageEncoder;
 
   before(async () => {
     await initCompute({ backend: 'wasm' });
-    net = createResNet18({ seed: 11 });
-    sd = await net.stateDict();
+    sd = seededResNet18StateDict(11);
     randomiseBatchNorms(sd, 12);
-    net.loadStateDict(sd, 'randomised');
     images = normal(mulberry32(13), n * SIZE * SIZE * 3);
-    const x = tf.tensor4d(images, [n, SIZE, SIZE, 3]);
-    expected = await tfReference(net, x);
-    x.dispose();
-    encoder = await createOnnxEncoder(buildResNet18Onnx(sd), { threads: 2, name: 'resnet18 (random weights)' });
+    const made = await createOrtExecutor({ threads: 2 });
+    if ('unavailable' in made) throw new Error(made.unavailable);
+    ort = made;
+    encoder = new ResNet18Encoder(ort, sd, 'randomised', 2);
+    const tfjs = new ResNet18Encoder(createTfjsExecutor(), sd, 'randomised', 8);
+    expected = await tfjs.encode(images, n);
+    const tensors = tf.memory().numTensors;
+    await tfjs.encode(images, n);
+    assert.equal(tf.memory().numTensors, tensors, 'a TF.js run left tensors behind');
+    await tfjs.dispose();
   });
   after(async () => {
     await encoder?.dispose();
-    net?.dispose();
-  });
-
-  test('the graph: opset 17, IR 8, NHWC input with dynamic batch, batch norm folded', () => {
-    const model = readOnnxModel(buildResNet18Onnx(sd));
-    assert.equal(model.ir_version, 8);
-    assert.deepEqual(model.opset_import.map((o) => o.version), [17]);
-    const dims = (v: (typeof model.graph.input)[number]) => v.type?.tensor_type?.shape?.dim.map((d) => d.dim_param || d.dim_value);
-    assert.deepEqual(model.graph.input.map((i) => [i.name, dims(i)]), [['images', ['N', 224, 224, 3]]]);
-    assert.deepEqual(model.graph.output.map((o) => [o.name, dims(o)]), [['tokens', ['N', 7, 7, 512]], ['pooled', ['N', 512]]]);
-    const ops = model.graph.node.map((nd) => nd.op_type);
-    assert.equal(ops.filter((o) => o === 'Conv').length, 20);
-    assert.equal(ops.filter((o) => o === 'Add').length, 8);
-    assert.ok(!ops.includes('BatchNormalization'));
-    const maxPool = model.graph.node.find((nd) => nd.op_type === 'MaxPool');
-    assert.deepEqual(maxPool?.attribute.map((a) => [a.name, a.ints]), [['kernel_shape', [3, 3]], ['strides', [2, 2]], ['pads', [1, 1, 1, 1]]]);
   });
 
   test('tokens and pooled features match within 1e-4 (random weights, random batch-norm statistics)', async (t) => {
-    assert.equal(encoder.embeddingWidth, 512);
-    assert.equal(encoder.inputSize, 224);
-    assert.equal(encoder.providesTokens, true);
+    assert.deepEqual([encoder.embeddingWidth, encoder.inputSize, encoder.providesTokens], [512, 224, true]);
     const got = await encoder.encode(images, n);
-    assert.equal(got.tokens?.length, n * 7 * 7 * 512);
-    const eTokens = relativeError(got.tokens as Float32Array, expected.tokens);
+    assert.equal(got.tokens.length, n * 7 * 7 * 512);
+    assert.equal(got.pooled.length, n * 512);
+    const eTokens = relativeError(got.tokens, expected.tokens);
     const ePooled = relativeError(got.pooled, expected.pooled);
-    t.diagnostic(`relative error vs TF.js wasm: tokens ${eTokens.toExponential(2)}, pooled ${ePooled.toExponential(2)}`);
+    t.diagnostic(`relative error vs the TF.js interpreter: tokens ${eTokens.toExponential(2)}, pooled ${ePooled.toExponential(2)}`);
     assert.ok(eTokens < 1e-4, `tokens differ by ${eTokens}`);
     assert.ok(ePooled < 1e-4, `pooled features differ by ${ePooled}`);
   });
 
-  test('normalize: true takes RGB in [0, 255] and normalises inside the graph', async (t) => {
-    const rgb = uniform(mulberry32(14), 2 * SIZE * SIZE * 3, 0, 255);
-    const x = tf.tidy(() => normalizeImageNet(tf.tensor4d(rgb, [2, SIZE, SIZE, 3])));
-    const want = await tfReference(net, x);
-    x.dispose();
-    const raw = await createOnnxEncoder(buildResNet18Onnx(sd, { normalize: true }), { threads: 2 });
-    const got = await raw.encode(rgb, 2);
-    await raw.dispose();
-    const e = relativeError(got.pooled, want.pooled);
-    t.diagnostic(`relative error with in-graph normalisation: pooled ${e.toExponential(2)}`);
-    assert.ok(e < 1e-4, `pooled features differ by ${e}`);
+  test('layer3 maps and a whole tile\'s map are the same graph, cut short or run wider', async () => {
+    const l3 = await encoder.layer3(images.subarray(0, 3 * SIZE * SIZE * 3), 3);
+    assert.equal(l3.length, 3 * 14 * 14 * 256);
+    assert.ok(l3.some((v) => v > 0) && l3.every((v) => v >= 0), 'layer3 ends in a ReLU');
+    // A 224 px image's map is its crop's tokens.
+    const map = await encoder.map(images.subarray(0, SIZE * SIZE * 3), SIZE);
+    assert.ok(relativeError(map, expected.tokens.subarray(0, 49 * 512)) < 1e-5);
+    await assert.rejects(encoder.map(new Float32Array(100 * 100 * 3), 100), /multiple of 32/);
   });
 
-  test('repeated calls give identical results and leave earlier results untouched', async () => {
+  test('repeated calls give identical results and leave earlier results untouched; any count of crops', async () => {
     const first = await encoder.encode(images, n);
     const kept = Float32Array.from(first.pooled);
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < 2; i++) {
       const again = await encoder.encode(images, n);
       assert.deepEqual(again.pooled, first.pooled);
       assert.deepEqual(again.tokens, first.tokens);
     }
     assert.deepEqual(first.pooled, kept, 'a later call overwrote the arrays an earlier call returned');
-    // A batch of one, then a batch of two: the dynamic batch dimension serves any size.
     const one = await encoder.encode(images.subarray(0, SIZE * SIZE * 3), 1);
-    assert.deepEqual(one.pooled, first.pooled.subarray(0, 512));
-    const two = await encoder.encode(images.subarray(SIZE * SIZE * 3), 2);
-    assert.ok(relativeError(two.pooled, first.pooled.subarray(512)) < 1e-6);
+    assert.ok(relativeError(one.pooled, first.pooled.subarray(0, 512)) < 1e-6);
+    const three = await encoder.encode(images.subarray(2 * SIZE * SIZE * 3), 3);
+    assert.ok(relativeError(three.pooled, first.pooled.subarray(2 * 512)) < 1e-6);
   });
 
-  test('a batch of the wrong length is refused with both sizes', async () => {
+  test('a batch of the wrong length is refused with both sizes; a disposed encoder says so', async () => {
     await assert.rejects(encoder.encode(new Float32Array(100), 1), /expected 1 NHWC images of 224x224x3 \(150528 values\), got 100/);
-  });
-});
-
-describe('the TF.js encoder (the fallback without onnxruntime-node)', () => {
-  test('gives the trunk\'s tokens and pooled features and leaks no tensors', async () => {
-    await initCompute({ backend: 'wasm' });
-    const net = createResNet18({ seed: 31 });
-    const images = normal(mulberry32(32), 2 * SIZE * SIZE * 3);
-    const x = tf.tensor4d(images, [2, SIZE, SIZE, 3]);
-    const expected = await tfReference(net, x);
-    x.dispose();
-    const encoder = createTfjsResNet18Encoder(net);
-    assert.deepEqual([encoder.embeddingWidth, encoder.inputSize, encoder.providesTokens], [512, 224, true]);
-    const tensors = tf.memory().numTensors;
-    const got = await encoder.encode(images, 2);
-    assert.equal(tf.memory().numTensors, tensors, 'encode() left tensors behind');
-    assert.ok(relativeError(got.pooled, expected.pooled) < 1e-6);
-    assert.ok(relativeError(got.tokens as Float32Array, expected.tokens) < 1e-6);
-    await assert.rejects(encoder.encode(new Float32Array(10), 1), /expected 1 NHWC images of 224x224x3/);
-    await encoder.dispose();
-    await assert.rejects(encoder.encode(images, 2), /disposed/);
-    net.dispose();
+    const other = new ResNet18Encoder(ort, sd, 'randomised', 2);
+    await other.dispose();
+    await assert.rejects(other.encode(images, n), /disposed/);
   });
 });
 

@@ -3,16 +3,20 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
 import { initCompute } from '../../src/runtime/compute/backend';
 import { relativeError } from './helpers/compare';
-import { createResNet18, type ResNet18 } from '../../src/runtime/model/resnet18';
+import type { Executor } from '../../src/runtime/engine/executor';
+import { createOrtExecutor } from '../../src/runtime/engine/ort';
+import { createTfjsExecutor } from '../../src/runtime/engine/tfjs';
+import { ResNet18Encoder } from '../../src/runtime/features/resnet18Encoder';
 import { loadStateDict, WeightFileError } from '../../src/runtime/weights';
 import { torchReference, torchSkip } from './helpers/torch';
 
 /**
- * Our ResNet18 trunk against torchvision's, with the same weights and input, loaded from each
- * file format users have. The reference files come from a script run with Debian's PyTorch.
+ * The frozen ResNet18 encoder (the engine's graph of models/resnet18.ts, inference mode) against
+ * torchvision's trunk, with the same weights and input, loaded from each file format users have,
+ * on onnxruntime and on the engine's TF.js interpreter. The reference files come from a script
+ * run with Debian's PyTorch. (Training mode and gradients: engineResnet18.test.ts.)
  */
 
 const readF32 = (file: string) => {
@@ -20,68 +24,36 @@ const readF32 = (file: string) => {
   return new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
 };
 
-describe('ResNet18 trunk matches torchvision', { skip: torchSkip }, () => {
+describe('the frozen ResNet18 encoder matches torchvision', { skip: torchSkip }, () => {
   const ref = torchReference('torchvision_resnet18_reference.py');
   let dir = '';
-  let x: tf.Tensor4D;
-  let net: ResNet18;
+  let x: Float32Array; // [2, 224, 224, 3] NHWC
+  const executors: [string, Executor][] = [];
 
   before(async () => {
     await initCompute({ backend: 'wasm' });
     dir = ref.dir();
-    x = tf.tensor4d(readF32(path.join(dir, 'input.f32')), [2, 224, 224, 3]);
-  });
-  after(() => {
-    x?.dispose();
-    net?.dispose();
+    x = readF32(path.join(dir, 'input.f32'));
+    const ort = await createOrtExecutor({ threads: 2 });
+    if ('unavailable' in ort) throw new Error(`onnxruntime-node: ${ort.unavailable}`);
+    executors.push(['onnxruntime', ort], ['TF.js', createTfjsExecutor()]);
   });
 
   for (const file of ['resnet18.pth', 'lightning.ckpt', 'resnet18.safetensors']) {
-    test(`inference from ${file}`, async (t) => {
-      net?.dispose();
-      net = createResNet18();
-      net.loadStateDict(await loadStateDict(path.join(dir, file)), file);
-      const tokens = net.tokens(x, 'inference');
-      const pooled = net.pooled(x, 'inference');
-      assert.deepEqual(tokens.shape, [2, 7, 7, 512]);
-      const eTokens = relativeError(await tokens.data(), readF32(path.join(dir, 'eval_tokens.f32')));
-      const ePooled = relativeError(await pooled.data(), readF32(path.join(dir, 'eval_pooled.f32')));
-      tf.dispose([tokens, pooled]);
-      t.diagnostic(`relative error: tokens ${eTokens.toExponential(2)}, pooled ${ePooled.toExponential(2)}`);
-      assert.ok(eTokens < 1e-4, `tokens differ from torchvision by ${eTokens}`);
-      assert.ok(ePooled < 1e-4, `pooled features differ from torchvision by ${ePooled}`);
+    test(`inference from ${file}, tokens and pooled, on both engines`, async (t) => {
+      for (const [engine, executor] of executors) {
+        const encoder = new ResNet18Encoder(executor, await loadStateDict(path.join(dir, file)), file, 2);
+        const got = await encoder.encode(x, 2);
+        await encoder.dispose();
+        assert.equal(got.tokens.length, 2 * 7 * 7 * 512);
+        const eTokens = relativeError(got.tokens, readF32(path.join(dir, 'eval_tokens.f32')));
+        const ePooled = relativeError(got.pooled, readF32(path.join(dir, 'eval_pooled.f32')));
+        t.diagnostic(`${engine}: relative error tokens ${eTokens.toExponential(2)}, pooled ${ePooled.toExponential(2)}`);
+        assert.ok(eTokens < 1e-4, `${engine}: tokens differ from torchvision by ${eTokens}`);
+        assert.ok(ePooled < 1e-4, `${engine}: pooled features differ from torchvision by ${ePooled}`);
+      }
     });
   }
-
-  test('training mode: batch statistics and running-statistics update', async (t) => {
-    net?.dispose();
-    net = createResNet18();
-    net.loadStateDict(await loadStateDict(path.join(dir, 'resnet18.pth')), 'resnet18.pth');
-    const tokens = net.tokens(x, 'training');
-    const e = relativeError(await tokens.data(), readF32(path.join(dir, 'train_tokens.f32')));
-    tokens.dispose();
-    t.diagnostic(`relative error: train-mode tokens ${e.toExponential(2)}`);
-    assert.ok(e < 1e-4, `train-mode tokens differ from torchvision by ${e}`);
-    const want = JSON.parse(fs.readFileSync(path.join(dir, 'train_running.json'), 'utf8')) as Record<string, number[]>;
-    const sd = await net.stateDict();
-    for (const [key, values] of Object.entries(want)) {
-      const got = sd.get(key);
-      assert.ok(got, key);
-      const err = relativeError(got.data, values);
-      assert.ok(err < 1e-4, `${key} after one training forward differs from torchvision by ${err}`);
-    }
-  });
-
-  test('stateDict() round-trips through loadStateDict()', async () => {
-    const sd = await net.stateDict();
-    const copy = createResNet18({ seed: 99 });
-    copy.loadStateDict(sd, 'memory');
-    const a = net.pooled(x, 'inference');
-    const b = copy.pooled(x, 'inference');
-    assert.ok(relativeError(await b.data(), await a.data()) < 1e-6);
-    tf.dispose([a, b]);
-    copy.dispose();
-  });
 });
 
 describe('bad checkpoints are refused whole', { skip: torchSkip }, () => {
@@ -93,21 +65,16 @@ describe('bad checkpoints are refused whole', { skip: torchSkip }, () => {
   });
   after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-  /** Loads `sd` into a fresh trunk, expects an error, and checks that no weight changed. */
+  /** Builds an encoder from the mutated weights: refused before any graph is built, naming the file. */
   async function expectRefused(mutate: (sd: Map<string, { shape: number[]; data: Float32Array; sourceDtype: string }>) => void, pattern: RegExp) {
     const sd = await loadStateDict(path.join(ref.dir(), 'resnet18.pth'));
     mutate(sd);
-    const net = createResNet18({ seed: 5 });
-    const before = await net.stateDict();
-    assert.throws(() => net.loadStateDict(sd, '/data/mine.pth'), (e: unknown) => {
+    assert.throws(() => new ResNet18Encoder(createTfjsExecutor(), sd, '/data/mine.pth'), (e: unknown) => {
       assert.ok(e instanceof WeightFileError, String(e));
       assert.match(e.message, /\/data\/mine\.pth/);
       assert.match(e.message, pattern);
       return true;
     });
-    const afterLoad = await net.stateDict();
-    for (const [k, v] of before) assert.deepEqual(afterLoad.get(k)?.data, v.data, `${k} was changed by a refused load`);
-    net.dispose();
   }
 
   test('a missing tensor is named', async () => {

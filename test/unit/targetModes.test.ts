@@ -6,13 +6,12 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initCompute } from '../../src/runtime/compute/backend';
 import { extractFeatures } from '../../src/runtime/features/extract';
-import { seededResNet18StateDict } from '../../src/runtime/model/resnet18';
+import { resnet18TensorsFrom, seededResNet18StateDict } from '../../src/runtime/models/resnet18Weights';
 import { triplexConfig } from '../../src/runtime/model/triplex/config';
 import { writeSyntheticStore } from './helpers/syntheticStore';
 import { moveMap, tokenPermutation, type Dihedral } from '../../src/runtime/train/batches';
 import { loadTrainingData, type TrainingData } from '../../src/runtime/train/data';
 import { cacheLayer3 } from '../../src/runtime/train/targetCrops';
-import { createResNet18 } from '../../src/runtime/model/resnet18';
 import { loadTrainedModel, predictSections, prepareTargetInputs, readCheckpoint, trainFold, type TrainOptions } from '../../src/runtime/train/trainer';
 import { encodeSafetensors } from '../../src/runtime/weights/safetensors';
 import { spawnSync } from 'node:child_process';
@@ -98,11 +97,9 @@ describe('modes layer4 and full', () => {
       const sections = [data.sections.get('A1')!];
       await prepareTargetInputs(model, data, sections);
       const fromCrops = (await predictSections(model, data, sections)).get('A1')!;
-      // The layer3 maps through a TF.js trunk holding the checkpoint's weights: an independent path.
-      const trunk = createResNet18({ seed: 0 });
-      trunk.loadStateDict(new Map([...(await readCheckpoint(result.checkpoint)).weights].filter(([k]) => k.startsWith('target_encoder.')).map(([k, v]) => [k.slice('target_encoder.'.length), v])), 'checkpoint');
-      cacheLayer3(trunk, 'checkpoint', sections);
-      trunk.dispose();
+      // The layer3 maps through the frozen encoder's graph holding the checkpoint's weights (weights as constants, a graph of its own).
+      const trunk = resnet18TensorsFrom(new Map([...(await readCheckpoint(result.checkpoint)).weights].filter(([k]) => k.startsWith('target_encoder.')).map(([k, v]) => [k.slice('target_encoder.'.length), v])), 'checkpoint');
+      await cacheLayer3({ weights: trunk, identity: 'checkpoint', source: 'checkpoint' }, sections);
       const fromCache = (await predictSections(model, data, sections, 8, 'layer3')).get('A1')!;
       const worst = fromCrops.reduce((m, v, i) => Math.max(m, Math.abs(v - fromCache[i])), 0);
       assert.ok(worst < 1e-4, `crops and cached layer3 maps differ by ${worst}`);
@@ -147,6 +144,17 @@ describe('modes layer4 and full', () => {
     } finally {
       await model.dispose();
     }
+  });
+
+  test('on TF.js, mode layer4 trains the engine\'s trunk on its TF.js interpreter, and says so', async () => {
+    const lines: string[] = [];
+    const result = await trainFold(data, options('layer4', 'tfjs-layer4', { engine: 'tfjs', onEngine: (l) => lines.push(l) }));
+    assert.ok(lines.some((l) => /TF\.js/.test(l)), lines.join('\n'));
+    const { info, weights } = await readCheckpoint(result.checkpoint);
+    assert.equal(info.mode, 'layer4');
+    const start = seededResNet18StateDict(0);
+    assert.ok(changed(weights.get('target_encoder.layer4.0.conv1.weight')!.data, start.get('layer4.0.conv1.weight')!.data), 'layer4 was not trained');
+    assert.ok(!changed(weights.get('target_encoder.layer3.0.conv1.weight')!.data, start.get('layer3.0.conv1.weight')!.data), 'layer3 changed');
   });
 
   test('clear errors: other weights than the features\', a model without the target view, a store without images', async () => {

@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import { seededResNet18StateDict } from '../model/resnet18';
+import { seededResNet18StateDict } from '../models/resnet18Weights';
 import { loadStateDict, type StateDict } from '../weights';
 import { BLEEP_PRESETS, BleepNet, bleepPretrainedWeights, type BleepConfig } from './bleep';
 import { EGN_PRESETS, EgnNet, type EgnConfig } from './egn';

@@ -2,46 +2,12 @@ import * as tf from '@tensorflow/tfjs-core';
 import { asTensor, convAttrs, convInfo, type Shape4 } from './kernelUtil';
 
 /**
- * Kernels the wasm backend needs for training, composed from its fast XNNPACK convolutions.
- *
- * tfjs-backend-wasm 4.22 has no Conv2DBackpropFilter (a training step fails outright), its
- * Conv2DBackpropInput is a plain loop (1.6-2.5 s per ResNet18 layer against ~0.1 s composed), and
- * tfjs-core's batch-norm gradient tiles per-channel values to the full activation size. NHWC only.
+ * The kernel the engine's TF.js interpreter needs for training convolutions on wasm, composed
+ * from its fast XNNPACK convolutions: tfjs-backend-wasm 4.22's Conv2DBackpropInput (what
+ * tf.conv2dTranspose runs, the engine's input gradient of a convolution, engine/ops/conv.ts) is a
+ * plain loop, 1.6-2.5 s per ResNet18 layer against ~0.1 s composed. NHWC only. (The engine's
+ * weight gradient and batch norm are composed from forward ops: no other kernel is replaced.)
  */
-
-/**
- * dW[i, j, ci, co] = sum over n, ho, wo of xpad[n, ho*s + i, wo*s + j, ci] * dy[n, ho, wo, co],
- * itself a convolution: x transposed to [Ci, H, W, N] with dy transposed to [Ho, Wo, N, Co] as
- * the filter, stride 1, dilation s, giving [Ci, kh, kw, Co].
- */
-const conv2DBackpropFilter: tf.KernelFunc = ({ inputs, attrs, backend }) => {
-  const a = convAttrs(attrs, 'convolution gradient');
-  const filterShape = attrs?.filterShape as Shape4;
-  return tf.tidy(() => {
-    const x = asTensor<tf.Rank.R4>(inputs.x, backend);
-    const dy = asTensor<tf.Rank.R4>(inputs.dy, backend);
-    const [kh, kw] = filterShape;
-    const c = convInfo(x.shape, filterShape, a, false);
-    const { top, left } = c.padInfo;
-    const [sh, sw] = [c.strideHeight, c.strideWidth];
-    let input: tf.Tensor4D = x;
-    let [H, W] = [x.shape[1], x.shape[2]];
-    let bottom = kh + (c.outHeight - 1) * sh - H - top;
-    let right = kw + (c.outWidth - 1) * sw - W - left;
-    if (bottom < 0 || right < 0) {
-      // Rows or columns the forward convolution never read ('valid' with a remainder): drop them.
-      H += Math.min(bottom, 0);
-      W += Math.min(right, 0);
-      input = tf.slice(x, [0, 0, 0, 0], [-1, H, W, -1]);
-      bottom = Math.max(bottom, 0);
-      right = Math.max(right, 0);
-    }
-    const xT = tf.transpose(input, [3, 1, 2, 0]); // [Ci, H, W, N]
-    const dyT = tf.transpose(dy, [1, 2, 0, 3]); // [Ho, Wo, N, Co]
-    const r = tf.conv2d(xT, dyT, 1, [[0, 0], [top, bottom], [left, right], [0, 0]], 'NHWC', [sh, sw]); // [Ci, kh, kw, Co]
-    return tf.transpose(r, [1, 2, 0, 3]); // [kh, kw, Ci, Co]
-  });
-};
 
 /**
  * dX = conv2d(dy with s-1 zeros inserted between rows and columns, W rotated by 180 degrees with
@@ -81,42 +47,12 @@ const conv2DBackpropInput: tf.KernelFunc = ({ inputs, attrs, backend }) => {
   });
 };
 
-/**
- * FusedBatchNorm gradient with per-channel reductions instead of tiling (same formulas as
- * tfjs-core's, which expands rsqrt(var + eps) to the activation's full shape first).
- */
-const batchNormGrad: tf.GradConfig = {
-  kernelName: tf.FusedBatchNorm,
-  inputsToSave: ['x', 'mean', 'variance', 'scale'],
-  gradFunc: (dyIn, saved, attrs) => {
-    const dy = dyIn as tf.Tensor;
-    const [x, mean, variance, scale] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor | undefined];
-    const eps = attrs.varianceEpsilon as number;
-    const axes = Array.from({ length: x.rank - mean.rank }, (_, i) => i);
-    const reduce = (t: tf.Tensor) => (mean.rank === 1 ? tf.sum(t, axes) : t);
-    const rstd = tf.rsqrt(tf.add(variance, eps));
-    const gain = scale ? tf.mul(rstd, scale) : rstd;
-    return {
-      x: () => tf.mul(dy, gain),
-      mean: () => tf.reshape(tf.neg(tf.mul(reduce(dy), gain)), mean.shape),
-      variance: () => tf.reshape(
-        tf.mul(tf.mul(tf.pow(rstd, 3), scale ? tf.mul(scale, -0.5) : -0.5), reduce(tf.mul(dy, tf.sub(x, mean)))), mean.shape),
-      scale: () => tf.reshape(tf.mul(reduce(tf.mul(dy, tf.sub(x, mean))), rstd), mean.shape),
-      offset: () => tf.reshape(reduce(dy), mean.shape),
-    };
-  },
-};
-
 let registered = false;
 
-/** Registers the training kernels on the wasm backend (idempotent). */
+/** Registers the composed Conv2DBackpropInput on the wasm backend (idempotent). */
 export function registerWasmTrainingKernels(): void {
   if (registered) return;
   registered = true;
-  tf.registerKernel({ kernelName: tf.Conv2DBackpropFilter, backendName: 'wasm', kernelFunc: conv2DBackpropFilter });
   if (tf.getKernel(tf.Conv2DBackpropInput, 'wasm')) tf.unregisterKernel(tf.Conv2DBackpropInput, 'wasm');
   tf.registerKernel({ kernelName: tf.Conv2DBackpropInput, backendName: 'wasm', kernelFunc: conv2DBackpropInput });
-  // The gradient registry is global, not per backend; these formulas hold on every backend.
-  tf.unregisterGradient(tf.FusedBatchNorm);
-  tf.registerGradient(batchNormGrad);
 }

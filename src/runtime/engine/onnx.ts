@@ -1,4 +1,4 @@
-import { OnnxDataType, OnnxGraphBuilder, type OnnxElemType } from '../onnx/resnet18Graph';
+import { OnnxDataType, OnnxGraphBuilder, type OnnxElemType } from './onnxProto';
 import { topologicalOrder } from './autodiff';
 import type { DType, HostArray, Sym } from './graph';
 import { opDefinition, type OnnxEmitter } from './registry';

@@ -1,5 +1,5 @@
 import type * as tf from '@tensorflow/tfjs-core';
-import type { OnnxAttribute } from '../onnx/resnet18Graph';
+import type { OnnxAttribute } from './onnxProto';
 import type { DType, Graph, Sym } from './graph';
 
 /**

@@ -1,8 +1,7 @@
-import type * as OrtTypes from 'onnxruntime-node';
-import * as os from 'node:os';
 import { SPOT_SIZE, toNormalizedFloat } from '../image/crops';
 import type { SlideImage } from '../image/slideImage';
-import type { ImageEncoder, OrtModule } from '../onnx/engine';
+import type { ImageEncoder } from '../onnx/engine';
+import type { ResNet18Encoder } from './resnet18Encoder';
 
 /**
  * Dense features, the fast path (issue 16 item 4): ResNet18 run fully convolutionally over the
@@ -30,8 +29,9 @@ export const MARGIN_CELLS = 4;
 export const DENSE_SETTINGS = { cell: CELL, tileCells: TILE_CELLS, marginCells: MARGIN_CELLS, snap: 'round(crop origin / 32)' };
 
 /**
- * The built-in ResNet18 graph of any input size (buildResNet18Onnx with anySize) on onnxruntime:
- * an ImageEncoder of 224 px crops (the masked tiles' all-zero input), and the map of a tile.
+ * The built-in ResNet18 (the engine's graph, resnet18Encoder.ts) run fully convolutionally: an
+ * ImageEncoder of 224 px crops (the masked tiles' all-zero input), and the map of a tile. Tiles
+ * all have one side, so the engine builds one program for them.
  */
 export class DenseTrunk implements ImageEncoder {
   readonly name = 'resnet18-dense';
@@ -39,38 +39,20 @@ export class DenseTrunk implements ImageEncoder {
   readonly inputSize = SPOT_SIZE;
   readonly providesTokens = true;
 
-  private constructor(private readonly ort: OrtModule, private readonly session: OrtTypes.InferenceSession) {}
-
-  static async open(ort: OrtModule, graph: Uint8Array, threads = os.availableParallelism()): Promise<DenseTrunk> {
-    const session = await ort.InferenceSession.create(graph, { executionProviders: ['cpu'], graphOptimizationLevel: 'all', intraOpNumThreads: threads, interOpNumThreads: 1 });
-    return new DenseTrunk(ort, session);
-  }
+  constructor(private readonly trunk: ResNet18Encoder) {}
 
   /** The layer4 map [side/32, side/32, 512] of one normalised NHWC image [side, side, 3]. */
-  async map(image: Float32Array, side: number): Promise<Float32Array> {
-    const feed = new this.ort.Tensor('float32', image, [1, side, side, 3]);
-    const result = await this.session.run({ images: feed }, ['tokens']);
-    feed.dispose();
-    const tokens = result.tokens;
-    const data = (tokens.data as Float32Array).slice();
-    tokens.dispose();
-    return data;
+  map(image: Float32Array, side: number): Promise<Float32Array> {
+    return this.trunk.map(image, side);
   }
 
-  async encode(batch: Float32Array, n: number): Promise<{ pooled: Float32Array; tokens: Float32Array }> {
-    const per = SPOT_SIZE * SPOT_SIZE * 3;
-    const pooled = new Float32Array(n * WIDTH);
-    const tokens = new Float32Array(n * WINDOW * WINDOW * WIDTH);
-    for (let b = 0; b < n; b++) {
-      const map = await this.map(batch.subarray(b * per, (b + 1) * per), SPOT_SIZE); // [7, 7, 512]
-      tokens.set(map, b * map.length);
-      pooled.set(meanOfCells(map, WINDOW * WINDOW), b * WIDTH);
-    }
-    return { pooled, tokens };
+  /** Crops encoded whole: tokens the crop's 7 x 7 map, pooled its mean (global average pooling). */
+  encode(batch: Float32Array, n: number): Promise<{ pooled: Float32Array; tokens: Float32Array }> {
+    return this.trunk.encode(batch, n);
   }
 
-  async dispose(): Promise<void> {
-    await this.session.release();
+  dispose(): Promise<void> {
+    return this.trunk.dispose();
   }
 }
 

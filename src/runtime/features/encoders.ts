@@ -1,13 +1,16 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { createResNet18, seededResNet18StateDict } from '../model/resnet18';
-import { buildResNet18Onnx } from '../onnx/resnet18Graph';
-import { createOnnxEncoder, loadOnnxRuntime, onnxRuntimeStatus, type ImageEncoder } from '../onnx/engine';
-import { createTfjsResNet18Encoder } from '../onnx/tfjsEncoder';
+import { selectEngine, type EngineChoice } from '../engine/choice';
+import type { Executor } from '../engine/executor';
+import { createTfjsExecutor } from '../engine/tfjs';
+import { seededResNet18StateDict } from '../models/resnet18Weights';
+import { createOnnxEncoder, type ImageEncoder } from '../onnx/engine';
 import { ensureCompute } from '../compute/backend';
+import type { StateDict } from '../weights/stateDict';
 import { loadStateDict } from '../weights';
 import { DenseTrunk } from './dense';
+import { DEFAULT_ENCODER_BATCH, ResNet18Encoder } from './resnet18Encoder';
 import { DENSE_ENCODER, featuresKey as keyOf, SEEDED_RESNET18_WEIGHTS } from './featuresKey';
 
 /** Which frozen encoder to extract features with. */
@@ -36,8 +39,33 @@ export interface OpenedEncoder {
 const sha256File = (file: string): string => createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 
 /**
- * Opens the encoder on the fastest engine: our ResNet18 graph on onnxruntime-node when it loads,
- * else the TF.js trunk on the active backend. Both compute the same function (parity < 1e-4).
+ * The engine frozen ResNet18 features run on: onnxruntime when it loads (the process's executor:
+ * TRIPLEX_THREADS, the execution provider of `triplex info`), else the engine's TF.js interpreter
+ * of the same graphs; `choice` as --engine (TRIPLEX_ENGINE wins). `engine` says which, and why
+ * not onnxruntime, in one line.
+ */
+export async function resnet18Executor(choice?: EngineChoice): Promise<{ executor: Executor; engine: string }> {
+  const selected = await selectEngine(choice);
+  if (selected.executor) return { executor: selected.executor, engine: selected.executor.describe() };
+  const report = await ensureCompute();
+  return { executor: createTfjsExecutor(), engine: `tfjs-${report.backend} (${selected.reason})` };
+}
+
+/**
+ * The built-in ResNet18 (models/resnet18.ts) as a frozen encoder on the engine: `weights` a
+ * state dict or a checkpoint file (.pth/.ckpt/.safetensors), none for the seeded initialisation.
+ */
+export async function openResNet18Encoder(o: { weights?: string | StateDict; batch?: number } = {}): Promise<ResNet18Encoder> {
+  const source = typeof o.weights === 'string' ? o.weights : o.weights ? 'the given state dict' : 'seeded initialisation';
+  const stateDict = typeof o.weights === 'string' ? await loadStateDict(o.weights) : o.weights ?? seededResNet18StateDict(0);
+  const { executor } = await resnet18Executor();
+  return new ResNet18Encoder(executor, stateDict, source, o.batch ?? DEFAULT_ENCODER_BATCH);
+}
+
+/**
+ * Opens the encoder: a user's .onnx on onnxruntime-node, or the built-in ResNet18's engine graph
+ * on onnxruntime (TF.js where onnxruntime is missing; identity.engine says so in one line). Both
+ * engines compute the same function (parity < 1e-4), so the engine is not part of the key.
  */
 export async function openEncoder(choice: EncoderChoice): Promise<OpenedEncoder> {
   if (choice.encoder !== 'resnet18') {
@@ -50,32 +78,11 @@ export async function openEncoder(choice: EncoderChoice): Promise<OpenedEncoder>
   }
   const { identity: weights } = resnet18FeaturesKey(choice.weights);
   const stateDict = choice.weights ? await loadStateDict(choice.weights) : seededResNet18StateDict(0);
-  if (choice.dense) {
-    const ort = await loadOnnxRuntime();
-    if (!ort) throw new Error(`--dense runs ResNet18 on onnxruntime-node, which is ${onnxRuntimeStatus().reason ?? 'not available'}; extract without --dense (per-crop features on TF.js)`);
-    const encoder = await DenseTrunk.open(ort, buildResNet18Onnx(stateDict, { source: choice.weights ?? 'seeded initialisation', anySize: true }));
-    const identity = { encoder: DENSE_ENCODER, weights, engine: 'onnxruntime-node' };
-    return { encoder, identity, key: keyOf(identity), dispose: () => encoder.dispose() };
-  }
-  if (await loadOnnxRuntime()) {
-    // Straight from the state dict: TF.js (its backend, threads and heap) is not started at all.
-    const graph = buildResNet18Onnx(stateDict, { source: choice.weights ?? 'seeded initialisation' });
-    const encoder = await createOnnxEncoder(graph, { name: 'resnet18' });
-    const identity = { encoder: 'resnet18', weights, engine: 'onnxruntime-node' };
-    return { encoder, identity, key: keyOf(identity), dispose: () => encoder.dispose() };
-  }
-  const report = await ensureCompute();
-  const net = createResNet18({ seed: 0 });
-  if (choice.weights) net.loadStateDict(stateDict, choice.weights);
-  const encoder = createTfjsResNet18Encoder(net);
-  const identity = { encoder: 'resnet18', weights, engine: `tfjs-${report.backend} (${onnxRuntimeStatus().reason ?? 'onnxruntime-node unavailable'})` };
-  return {
-    encoder, identity, key: keyOf(identity),
-    dispose: async () => {
-      await encoder.dispose();
-      net.dispose();
-    },
-  };
+  const { executor, engine } = await resnet18Executor();
+  const trunk = new ResNet18Encoder(executor, stateDict, choice.weights ?? 'seeded initialisation');
+  const encoder = choice.dense ? new DenseTrunk(trunk) : trunk;
+  const identity = { encoder: choice.dense ? DENSE_ENCODER : 'resnet18', weights, engine };
+  return { encoder, identity, key: keyOf(identity), dispose: () => encoder.dispose() };
 }
 
 /** The features folder's key, and the weights' identity, of the built-in ResNet18 with these weights (none: the seeded initialisation). */

@@ -19,7 +19,8 @@ import { mulberry32, normal } from '../util/random';
 export type Stage = 'stem' | 'layer1' | 'layer2' | 'layer3' | 'layer4';
 export const STAGES: readonly Stage[] = ['stem', 'layer1', 'layer2', 'layer3', 'layer4'];
 
-interface ConvSpec { name: string; inC: number; outC: number; k: number; stride: number; pad: number; bn: string; stage: Stage }
+/** One convolution of the trunk and the batch norm after it (torchvision's names). */
+export interface ConvSpec { name: string; inC: number; outC: number; k: number; stride: number; pad: number; bn: string; stage: Stage }
 
 const WIDTHS = [64, 128, 256, 512];
 
@@ -46,6 +47,12 @@ export interface ResNet18ApplyOptions {
   stages?: readonly Stage[];
   /** Which weights and batch-norm affines (by torchvision name, without the prefix) are trained (g.param); the rest are buffers. Default all. */
   trainable?: (name: string) => boolean;
+  /**
+   * Frozen weights held in the graph as constants (by torchvision name, every tensor of the
+   * stages run): nothing is fed, and onnxruntime folds each inference-mode batch norm into its
+   * convolution when it builds the session. Frozen features and layer3 maps run so.
+   */
+  constants?: ReadonlyMap<string, Float32Array>;
 }
 
 export class ResNet18Trunk {
@@ -54,6 +61,11 @@ export class ResNet18Trunk {
 
   private readonly specs = convSpecs();
   private readonly byName = new Map(this.specs.map((s) => [s.name, s]));
+
+  /** Every convolution with its batch norm, in torchvision's order. */
+  convolutions(): readonly ConvSpec[] {
+    return this.specs;
+  }
 
   /** Trainable tensors (conv weights, batch-norm weight and bias), torchvision's names and shapes. */
   parameterShapes(): Map<string, Shape> {
@@ -88,7 +100,15 @@ export class ResNet18Trunk {
     const stages = o.stages ?? STAGES;
     const trainable = o.trainable ?? (() => true);
     const pre = this.prefix;
-    const tensor = (name: string, shape: Shape) => (trainable(name) ? g.param(pre + name, shape) : g.buffer(pre + name, shape));
+    const held = o.constants;
+    if (held && mode === 'train') throw new Error('ResNet18Trunk: constant weights are frozen; a training-mode forward updates running statistics');
+    const constant = (name: string, shape: Shape): Sym => {
+      const v = held?.get(name);
+      if (!v) throw new Error(`ResNet18Trunk: no value for ${name} among the constant weights`);
+      return g.constant(v, shape);
+    };
+    const tensor = (name: string, shape: Shape) => (held ? constant(name, shape) : trainable(name) ? g.param(pre + name, shape) : g.buffer(pre + name, shape));
+    const stat = (name: string, shape: Shape) => (held ? constant(name, shape) : g.buffer(pre + name, shape));
     const convBn = (name: string, input: Sym): Sym => {
       const s = this.byName.get(name) as ConvSpec;
       const w = tensor(`${name}.weight`, [s.outC, s.inC, s.k, s.k]);
@@ -97,8 +117,8 @@ export class ResNet18Trunk {
       return batchNorm2d(g, y, {
         weight: tensor(`${s.bn}.weight`, [s.outC]),
         bias: tensor(`${s.bn}.bias`, [s.outC]),
-        runningMean: g.buffer(stats.runningMean, [s.outC]),
-        runningVar: g.buffer(stats.runningVar, [s.outC]),
+        runningMean: stat(`${s.bn}.running_mean`, [s.outC]),
+        runningVar: stat(`${s.bn}.running_var`, [s.outC]),
       }, mode, { update: mode === 'train' ? stats : undefined });
     };
     let h = x;

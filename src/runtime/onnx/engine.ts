@@ -109,8 +109,8 @@ function imageInput(session: OrtTypes.InferenceSession, source: string, requeste
 }
 
 /**
- * Picks the feature outputs: `pooled` (+ `tokens` [n, 7, 7, 512]) when the model is our ResNet18
- * graph, else the first output: 2-D [n, width] as is, or 3-D [n, tokens, width] pooled per
+ * Picks the feature outputs: `pooled` (+ `tokens` [n, 7, 7, 512]) when the model has both (a
+ * ResNet18 exported with TRIPLEX's output names), else the first output: 2-D [n, width] as is, or 3-D [n, tokens, width] pooled per
  * `tokenPooling`.
  */
 function featureOutputs(session: OrtTypes.InferenceSession, source: string): Outputs {
@@ -166,14 +166,15 @@ function poolTokens(x: Float32Array, n: number, t: number, w: number, how: 'mean
 }
 
 /**
- * An ImageEncoder on onnxruntime-node: our ResNet18 graph (buildResNet18Onnx) or a user's ONNX
- * image encoder (e.g. a pathology foundation model), given as bytes or as a path to a .onnx file.
+ * An ImageEncoder on onnxruntime-node for a user's ONNX image encoder (e.g. a pathology foundation
+ * model), given as bytes or as a path to a .onnx file. (The built-in ResNet18 runs the engine's
+ * graph instead: features/resnet18Encoder.ts.)
  * Threads: one intra-op thread per core unless told; graph optimisation 'all'.
  */
 export async function createOnnxEncoder(model: Uint8Array | string, opts: OnnxEncoderOptions = {}): Promise<ImageEncoder> {
   const source = typeof model === 'string' ? model : opts.name ?? 'the in-memory ONNX model';
   const ort = await loadOnnxRuntime();
-  if (!ort) throw new Error(`cannot run ${source}: ${PACKAGE} is ${onnxRuntimeStatus().reason}. Use the TF.js encoder (createTfjsResNet18Encoder) instead.`);
+  if (!ort) throw new Error(`cannot run ${source}: ${PACKAGE} is ${onnxRuntimeStatus().reason}. A user's ONNX encoder needs onnxruntime-node; the built-in resnet18 encoder runs without it.`);
   if (typeof model === 'string' && !fs.existsSync(model)) throw new Error(`ONNX model ${model} does not exist; check the path.`);
   const threads = opts.threads || os.availableParallelism();
   if (!Number.isInteger(threads) || threads < 1) throw new Error(`ONNX encoder threads must be a positive integer, got ${threads}`);

@@ -1,13 +1,15 @@
 import * as path from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
 import { cropSpots, SPOT_SIZE, toNormalizedFloat } from '../image/crops';
 import { cropScalePlan } from '../image/cropScale';
 import { openSlideImage } from '../image/slideImage';
 import { resampledImage } from '../image/wsiImage';
-import { createResNet18, seededResNet18StateDict, type ResNet18 } from '../model/resnet18';
-import { resnet18FeaturesKey } from '../features/encoders';
+import { resnet18TensorsFrom, seededResNet18StateDict } from '../models/resnet18Weights';
+import { resnet18Executor, resnet18FeaturesKey } from '../features/encoders';
+import { ResNet18Encoder } from '../features/resnet18Encoder';
 import { openDatasetStore } from '../store/datasetStore';
+import type { EngineChoice } from '../engine/choice';
 import { loadStateDict } from '../weights';
+import type { StateDict } from '../weights/stateDict';
 import { LAYER3_CHANNELS, LAYER3_SIDE } from './batches';
 import type { SectionInputs, TrainingData } from './data';
 
@@ -64,7 +66,7 @@ export async function loadTargetCrops(data: TrainingData, sections: readonly Sec
  * with (spec: the same frozen ResNet18 initialises the target encoder), checked against the
  * features folder's key, so that the three views start from one encoder.
  */
-export async function initialTrunk(featuresDir: string, weights?: string): Promise<{ trunk: ResNet18; identity: string }> {
+export async function initialTrunk(featuresDir: string, weights?: string): Promise<TrunkWeights> {
   const { key, identity } = resnet18FeaturesKey(weights);
   const features = path.basename(featuresDir);
   if (features !== key) {
@@ -72,35 +74,45 @@ export async function initialTrunk(featuresDir: string, weights?: string): Promi
       ? `the store's features (${features}) were not extracted with ${weights} (that would be ${key}); pass the --weights the features were extracted with, or extract with these`
       : `the store's features (${features}) come from a ResNet18 with weights; pass the same file with --weights, so that the target encoder starts from the encoder of the other views`);
   }
-  const trunk = createResNet18({ seed: 0 });
-  try {
-    trunk.loadStateDict(weights ? await loadStateDict(weights) : seededResNet18StateDict(0), weights ?? 'seeded initialisation');
-  } catch (e) {
-    trunk.dispose();
-    throw e;
-  }
-  return { trunk, identity };
+  const source = weights ?? 'seeded initialisation';
+  // torchvision's names, wrapper prefixes stripped, every shape checked (naming the file).
+  const picked = resnet18TensorsFrom(weights ? await loadStateDict(weights) : seededResNet18StateDict(0), source);
+  return { weights: picked, identity, source };
+}
+
+/** The trunk's starting weights (torchvision names) and their identity (the features folder's). */
+export interface TrunkWeights {
+  weights: StateDict;
+  identity: string;
+  /** The file they came from, or the seeded initialisation, for messages. */
+  source: string;
 }
 
 /**
  * Runs every section's crops through the trunk's frozen conv1..layer3 (inference mode, as frozen
- * encoders run) into `section.layer3`, [n, 14, 14, 256]; kept across folds while the weights are
- * the same. Only layer4 is fine-tuned in mode layer4, so these maps stay valid all run long.
+ * encoders run; the engine's graph of models/resnet18.ts) into `section.layer3`, [n, 14, 14, 256];
+ * kept across folds while the weights are the same. Only layer4 is fine-tuned in mode layer4, so
+ * these maps stay valid all run long.
  */
-export function cacheLayer3(trunk: ResNet18, weights: string, sections: readonly SectionInputs[], batch = 16): void {
+export async function cacheLayer3(start: TrunkWeights, sections: readonly SectionInputs[], o: { batch?: number; engine?: EngineChoice } = {}): Promise<void> {
+  const batch = o.batch ?? 16;
+  const todo = sections.filter((s) => !(s.layer3 && s.layer3Weights === start.identity));
+  if (todo.length === 0) return;
   const per = LAYER3_SIDE * LAYER3_SIDE * LAYER3_CHANNELS;
   const crop = SPOT_SIZE * SPOT_SIZE * 3;
-  for (const s of sections) {
-    if (s.layer3 && s.layer3Weights === weights) continue;
-    if (!s.crops) throw new Error(`section ${s.id}: crops are not loaded`);
-    const maps = new Float32Array(s.n * per);
-    for (let from = 0; from < s.n; from += batch) {
-      const n = Math.min(batch, s.n - from);
-      const out = tf.tidy(() => trunk.upToLayer3(tf.tensor4d(toNormalizedFloat(s.crops!.subarray(from * crop, (from + n) * crop), n, SPOT_SIZE), [n, SPOT_SIZE, SPOT_SIZE, 3]), 'inference'));
-      maps.set(out.dataSync() as Float32Array, from * per);
-      out.dispose();
+  const encoder = new ResNet18Encoder((await resnet18Executor(o.engine)).executor, start.weights, start.source, batch);
+  try {
+    for (const s of todo) {
+      if (!s.crops) throw new Error(`section ${s.id}: crops are not loaded`);
+      const maps = new Float32Array(s.n * per);
+      for (let from = 0; from < s.n; from += batch) {
+        const n = Math.min(batch, s.n - from);
+        maps.set(await encoder.layer3(toNormalizedFloat(s.crops.subarray(from * crop, (from + n) * crop), n, SPOT_SIZE), n), from * per);
+      }
+      s.layer3 = maps;
+      s.layer3Weights = start.identity;
     }
-    s.layer3 = maps;
-    s.layer3Weights = weights;
+  } finally {
+    await encoder.dispose();
   }
 }

@@ -1,5 +1,4 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { ResNet18 } from '../model/resnet18';
 import { activeViews, type TriplexConfig } from '../model/triplex/config';
 import { TriplexModel, type InputStats } from '../model/triplex/model';
 import type { StateDict } from '../weights/stateDict';
@@ -10,8 +9,8 @@ import type { Learner, PredictOptions, StepOptions } from './learner';
 
 /**
  * The TF.js learner: TRIPLEX as TF.js layers (model/triplex/), Adam as torch.optim.Adam, and the
- * gradient of a batch accumulated over micro-batches (the wasm heap holds 4 GB). It trains the
- * ResNet18 trunk of modes layer4 and full, which the native engine does not run yet.
+ * gradient of a batch accumulated over micro-batches (the wasm heap holds 4 GB). Mode frozen
+ * only: trunk modes run the engine's graphs (EngineLearner, on the TF.js interpreter here).
  */
 export class TfjsLearner implements Learner {
   readonly engine = 'tfjs' as const;
@@ -21,14 +20,10 @@ export class TfjsLearner implements Learner {
 
   private readonly target: TargetInput;
 
-  /**
-   * `trained`: 'layer4' trains the trunk's last stage only, on cached layer3 maps; 'all' every
-   * variable (the trunk on crops, mode full).
-   */
-  constructor(readonly config: TriplexConfig, o: { seed?: number; trunk?: ResNet18; trained?: 'all' | 'layer4' } = {}) {
-    this.target = o.trunk ? (o.trained === 'layer4' ? 'layer3' : 'crops') : 'tokens';
-    this.model = new TriplexModel(config, { seed: o.seed ?? 0, trunk: o.trunk });
-    this.variables = o.trained === 'layer4' && o.trunk ? [...this.model.params.variables(), ...o.trunk.layer4Variables] : this.model.trainableVariables();
+  constructor(readonly config: TriplexConfig, o: { seed?: number } = {}) {
+    this.target = 'tokens';
+    this.model = new TriplexModel(config, { seed: o.seed ?? 0 });
+    this.variables = this.model.trainableVariables();
     this.optimizer = new Adam(this.variables, variableNames(this.model, this.variables));
   }
 

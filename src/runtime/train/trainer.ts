@@ -6,8 +6,8 @@ import { trainWithDeviceRecovery, type RunPosition } from './deviceRecovery';
 import type { Executor } from '../engine/executor';
 import { createTfjsExecutor } from '../engine/tfjs';
 import { slideMetrics } from '../eval/metrics';
-import { createResNet18, type ResNet18 } from '../model/resnet18';
 import type { ChannelStats, InputStats } from '../model/triplex/model';
+import { seededResNet18StateDict } from '../models/resnet18Weights';
 import { activeViews, type TriplexConfig, type ViewName } from '../model/triplex/config';
 import { removePartials, writeFileAtomic } from '../store/atomic';
 import { withLock } from '../store/lock';
@@ -127,14 +127,15 @@ export const DEFAULT_MICRO_BATCH_FULL = 8;
 
 /**
  * A learner on the chosen engine (onnxruntime unless TF.js is asked for or onnxruntime does not
- * load). `trunk`: the TF.js ResNet18 the target encoder starts from (modes layer4 and full); the
- * TF.js learner takes it over, the native one copies its weights (the caller then disposes it).
+ * load). `trunk`: the weights (torchvision names) the target encoder starts from, modes layer4
+ * and full; the trunk is the engine's ResNet18 (models/resnet18.ts), so a trunk model trains on
+ * the engine's TF.js interpreter where onnxruntime is not used.
  */
-export async function createLearner(config: TriplexConfig, o: { seed?: number; trunk?: ResNet18; trained?: 'all' | 'layer4'; engine?: EngineChoice; onEngine?: (line: string) => void; executor?: Executor }): Promise<Learner> {
+export async function createLearner(config: TriplexConfig, o: { seed?: number; trunk?: StateDict; trained?: 'all' | 'layer4'; engine?: EngineChoice; onEngine?: (line: string) => void; executor?: Executor }): Promise<Learner> {
   const engine = o.executor ? { executor: o.executor, reason: o.executor.describe() } : await selectEngine(o.engine);
-  o.onEngine?.(`engine: ${engine.reason}`);
-  if (!engine.executor) return new TfjsLearner(config, { seed: o.seed, trunk: o.trunk, trained: o.trained });
-  const trunk = o.trunk ? { mode: o.trained === 'layer4' ? 'layer4' as const : 'full' as const, weights: await o.trunk.stateDict() } : undefined;
+  o.onEngine?.(`engine: ${engine.reason}${!engine.executor && o.trunk ? '; the ResNet18 trunk trains as engine graphs on the TF.js interpreter' : ''}`);
+  const trunk = o.trunk ? { mode: o.trained === 'layer4' ? 'layer4' as const : 'full' as const, weights: o.trunk } : undefined;
+  if (!engine.executor) return trunk ? new EngineLearner(config, createTfjsExecutor(), o.seed ?? 0, trunk) : new TfjsLearner(config, { seed: o.seed });
   return new EngineLearner(config, engine.executor, o.seed ?? 0, trunk);
 }
 
@@ -349,19 +350,17 @@ async function triplexSetup(data: TrainingData, config: TriplexConfig, o: Resolv
   const trainsTrunk = o.mode !== 'frozen' && views.includes('target');
   if (o.mode !== 'frozen' && !trainsTrunk) throw new Error(`mode ${o.mode} fine-tunes the target encoder, but this configuration has no target view; train it in mode frozen`);
   const start = trainsTrunk ? await initialTrunk(data.featuresDir, o.weights) : undefined;
-  const learner = await createLearner(config, { seed: o.seed, trunk: start?.trunk, trained: o.mode === 'layer4' ? 'layer4' : 'all', engine: o.engine, onEngine: o.onEngine, executor: o.executor });
+  const learner = await createLearner(config, { seed: o.seed, trunk: start?.weights, trained: o.mode === 'layer4' ? 'layer4' : 'all', engine: o.engine, onEngine: o.onEngine, executor: o.executor });
   try {
     if (start) {
       await loadTargetCrops(data, [...trainSections, ...validationSections], undefined, o.onNote);
       // conv1..layer3 are frozen and run in inference mode: their output is cached once.
-      if (o.mode === 'layer4') cacheLayer3(start.trunk, start.identity, [...trainSections, ...validationSections]);
+      if (o.mode === 'layer4') await cacheLayer3(start, [...trainSections, ...validationSections], { engine: o.engine });
     }
   } catch (e) {
     await learner.dispose();
-    if (learner.engine !== 'tfjs') start?.trunk.dispose();
     throw e;
   }
-  if (start && learner.engine !== 'tfjs') start.trunk.dispose(); // the native learner copied its weights
   if (o.init === 'mean-bias') learner.setHeadBias(meanExpression(trainSections, data.genes.length));
   if (config.standardizeInputs) learner.setInputStats(inputStats(trainSections, learner.standardizedViews, data.dim));
   return {
@@ -493,9 +492,9 @@ export async function loadTrainedModel(file: string, data?: { genes: string[]; d
 
 /** A TRIPLEX model of `config` in `mode` on the chosen engine, holding `weights` (every tensor checked by name and shape; `source` names them in errors). */
 export async function triplexModelWithWeights(config: TriplexConfig, mode: TargetMode, weights: StateDict, source: string, engine?: EngineChoice): Promise<FoldLearner> {
-  const trunk = mode !== 'frozen' && activeViews(config).includes('target') ? createResNet18({ seed: 0 }) : undefined;
+  // The trunk's starting values do not matter: `weights` replace them.
+  const trunk = mode !== 'frozen' && activeViews(config).includes('target') ? seededResNet18StateDict(0) : undefined;
   const model = await createLearner(config, { trunk, trained: mode === 'layer4' ? 'layer4' : 'all', engine });
-  if (trunk && model.engine !== 'tfjs') trunk.dispose();
   try {
     model.load(weights, source);
   } catch (e) {

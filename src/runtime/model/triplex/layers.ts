@@ -3,9 +3,9 @@ import type { HostTensor, StateDict } from '../../weights/stateDict';
 import { WeightFileError } from '../../weights/stateDict';
 import { mulberry32 } from '../../util/random';
 import { dropoutMask } from '../../engine/dropout';
-import type { ForwardMode } from '../resnet18';
 
-export type { ForwardMode } from '../resnet18';
+/** `training` draws dropout; `inference` does not. */
+export type ForwardMode = 'training' | 'inference';
 
 /**
  * Parameter helpers of the TRIPLEX heads and encoders: named parameters that map one to one onto

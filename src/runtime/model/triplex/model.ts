@@ -1,6 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { StateDict } from '../../weights/stateDict';
-import { resnet18TensorsFrom, type ResNet18 } from '../resnet18';
 import { APEG, PEG, selectRows, type SpotGrid } from './apeg';
 import { CrossAttentionBlock, TransformerBlock } from './attention';
 import { activeViews, checkConfig, type TriplexConfig, type ViewName } from './config';
@@ -94,13 +93,9 @@ export class TriplexModel {
   private readonly poolW?: Linear;
   private readonly heads: Partial<Record<ViewName | 'fusion', Linear>> = {};
 
-  /**
-   * @param trunk a ResNet18 trunk for the target view when it is trained (modes `full` and
-   *   `layer4`); without one, the target view takes precomputed token maps (mode `frozen`).
-   */
-  constructor(readonly config: TriplexConfig, options: { seed?: number; trunk?: ResNet18 } = {}) {
+  /** The target view takes precomputed token maps (mode `frozen`); trunk modes train on the engine (models/triplex.ts). */
+  constructor(readonly config: TriplexConfig, options: { seed?: number } = {}) {
     checkConfig(config);
-    this.trunk = options.trunk;
     this.params = new ParameterSet({ seed: options.seed ?? 0, scope: 'triplex' });
     const p = this.params;
     const d = config.dim;
@@ -128,16 +123,17 @@ export class TriplexModel {
     for (const v of this.views) this.heads[v] = new Linear(p, `fc_${v}`, d, config.genes);
   }
 
-  readonly trunk?: ResNet18;
+  /** No trunk here: the target view is always frozen token maps. */
+  readonly trunk = undefined;
 
-  /** The views whose frozen inputs are standardised: all but the target view when the trunk computes it. */
+  /** The views whose frozen inputs are standardised: all of them. */
   get standardizedViews(): ViewName[] {
-    return this.views.filter((v) => !(v === 'target' && this.trunk));
+    return this.views;
   }
 
-  /** Every trainable variable: the TRIPLEX parameters, then the trunk's when it is trained. */
+  /** Every trainable variable: the TRIPLEX parameters. */
   trainableVariables(): tf.Variable[] {
-    return [...this.params.variables(), ...(this.trunk?.trainableVariables ?? [])];
+    return this.params.variables();
   }
 
   /** Sets the standardisation of the frozen inputs (configurations with standardizeInputs). */
@@ -201,12 +197,7 @@ export class TriplexModel {
    */
   private targetTokens(target: tf.Tensor3D | tf.Tensor4D, mode: ForwardMode): tf.Tensor3D {
     if (target.rank === 3) return this.standardized('target', target as tf.Tensor3D);
-    if (!this.trunk) throw new Error('the target input is images, but this model has no ResNet18 trunk (frozen mode takes token maps [B, 49, d])');
-    return tf.tidy(() => {
-      const x = target as tf.Tensor4D;
-      const maps = x.shape[3] === 3 ? this.trunk!.tokens(x, mode) : this.trunk!.layer4(x, mode); // [B, 7, 7, 512]
-      return tf.reshape(maps, [maps.shape[0], TARGET_TOKENS, maps.shape[3]]) as tf.Tensor3D; // [B, 49, d]
-    });
+    throw new Error(`the target input is images, but this TF.js model has no ResNet18 trunk (it takes token maps [B, ${TARGET_TOKENS}, d]; mode ${mode === 'training' ? 'full and layer4 train' : 'full and layer4 predict'} on the engine)`);
   }
 
   /**
@@ -296,7 +287,6 @@ export class TriplexModel {
       sd.set(`input_norm.${v}.mean`, { shape: mean.shape, data: (await mean.data()) as Float32Array, sourceDtype: 'float32' });
       sd.set(`input_norm.${v}.std`, { shape: inv.shape, data: Float32Array.from((await inv.data()) as Float32Array, (x) => 1 / x), sourceDtype: 'float32' });
     }
-    if (this.trunk) for (const [k, v] of await this.trunk.stateDict()) sd.set(`target_encoder.${k}`, v);
     return sd;
   }
 
@@ -305,17 +295,13 @@ export class TriplexModel {
     const own: StateDict = new Map([...sd].filter(([k]) => !k.startsWith('target_encoder.') && !k.startsWith('input_norm.')));
     const stats = this.config.standardizeInputs ? inputStatsFrom(sd, this.standardizedViews, source) : {};
     const trunk: StateDict = new Map([...sd].filter(([k]) => k.startsWith('target_encoder.')).map(([k, v]) => [k.slice('target_encoder.'.length), v]));
-    if (this.trunk && trunk.size === 0) throw new Error(`${source}: has no target_encoder.* weights, but this model trains the ResNet18 trunk`);
-    if (!this.trunk && trunk.size > 0) throw new Error(`${source}: holds target_encoder.* weights (a fine-tuned trunk: mode full or layer4), but this model takes frozen target tokens`);
-    if (this.trunk) resnet18TensorsFrom(trunk, source); // validates the trunk's part before anything is assigned
+    if (trunk.size > 0) throw new Error(`${source}: holds target_encoder.* weights (a fine-tuned trunk: mode full or layer4), but this model takes frozen target tokens`);
     this.params.loadStateDict(own, source);
-    if (this.trunk) this.trunk.loadStateDict(trunk, source);
     if (this.config.standardizeInputs) this.setInputStats(stats);
   }
 
   dispose(): void {
     tf.dispose(Object.values(this.inputNorm).flat());
     this.params.dispose();
-    this.trunk?.dispose();
   }
 }

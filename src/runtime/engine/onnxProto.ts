@@ -1,13 +1,11 @@
 import * as protobuf from 'protobufjs/light';
-import type { StateDict } from '../weights/stateDict';
-import { resnet18TensorsFrom } from '../model/resnet18';
 // The schema is bundled as data (esbuild inlines JSON): nothing is looked up beside dist/cli.js.
 import onnxSchema from './onnx.json';
 
 /**
- * ONNX models written from our own weights, without Python: a small graph builder over the
- * official protobuf schema (a subset of onnx.proto with its field numbers, in onnx.json), and the
- * ResNet18 trunk of TRIPLEX built with it.
+ * ONNX models written without Python: a small graph builder over the official protobuf schema (a
+ * subset of onnx.proto with its field numbers, in onnx.json). The engine lowers its recorded
+ * graphs with it (onnx.ts); tests write users' encoders with it.
  */
 
 /** Opset and IR version of the graphs we write (ONNX 1.12+, any onnxruntime from 1.12 on). */
@@ -145,102 +143,4 @@ function valueInfo(name: string, shape: OnnxDim[], elemType: OnnxElemType): obje
 export function readOnnxModel(bytes: Uint8Array): OnnxModelSummary {
   const type = modelType();
   return type.toObject(type.decode(bytes), { longs: Number, defaults: true, arrays: true }) as OnnxModelSummary;
-}
-
-export interface ResNet18OnnxOptions {
-  /**
-   * true: the input is RGB in [0, 255] and the graph applies ImageNet normalisation itself
-   * (Sub, Div, exactly as normalizeImageNet does). false (default): the input is already
-   * ImageNet-normalised, as the TF.js trunk and the ImageEncoder interface take it.
-   */
-  normalize?: boolean;
-  /** Where the weights came from, for error messages. */
-  source?: string;
-  /**
-   * true: any input side (a multiple of 32 keeps cells aligned), the fully convolutional trunk
-   * for dense features (features/dense.ts): `tokens` [N, H/32, W/32, 512]. Default 224 x 224.
-   */
-  anySize?: boolean;
-}
-
-const BN_EPS = 1e-5;
-const IMAGENET_MEAN = [0.485, 0.456, 0.406];
-const IMAGENET_STD = [0.229, 0.224, 0.225];
-
-/**
- * The ResNet18 trunk (conv1..layer4) in inference mode as an ONNX model, from a torchvision-style
- * state dict (wrapper prefixes such as `model.` are stripped; shapes are checked).
- *
- * Layout: the input `images` is NHWC [N, 224, 224, 3] float32, the layout of the TF.js path, so
- * callers hand both engines the same buffer; a Transpose inside the graph makes it NCHW for the
- * convolutions (no measurable cost: onnxruntime reorders to its blocked layout either way).
- * Outputs: `tokens` [N, 7, 7, 512] (NHWC, via Transpose) and `pooled` [N, 512]
- * (GlobalAveragePool + Flatten). N is dynamic. Batch norm is folded into each convolution exactly
- * as the TF.js inference path folds it (eps 1e-5).
- */
-export function buildResNet18Onnx(stateDict: StateDict, opts: ResNet18OnnxOptions = {}): Uint8Array {
-  const source = opts.source ?? '(state dict)';
-  const t = resnet18TensorsFrom(stateDict, source);
-  const get = (key: string) => t.get(key) as { shape: number[]; data: Float32Array };
-  const g = new OnnxGraphBuilder('triplex_resnet18_trunk');
-
-  const [H, W, h, w] = opts.anySize ? ['H', 'W', 'h', 'w'] : [224, 224, 7, 7];
-  let x = g.input('images', ['N', H, W, 3]); // [N, 224, 224, 3]
-  if (opts.normalize) {
-    const mean = g.floats('imagenet_mean_255', [3], Float32Array.from(IMAGENET_MEAN, (m) => m * 255));
-    const std = g.floats('imagenet_std_255', [3], Float32Array.from(IMAGENET_STD, (s) => s * 255));
-    x = g.node('Div', [g.node('Sub', [x, mean], 'images_centred'), std], 'images_normalised');
-  }
-  x = g.node('Transpose', [x], 'images_nchw', { perm: { ints: [0, 3, 1, 2] } }); // [N, 3, 224, 224]
-
-  /** conv + folded batch norm (+ ReLU); `bn` is the torchvision name of the norm after it. */
-  const convBn = (input: string, conv: string, bn: string, stride: number, pad: number, relu: boolean): string => {
-    const w = get(`${conv}.weight`);
-    const [cout, cin, kh, kw] = w.shape;
-    const { weight, bias } = foldBatchNorm(w.data, cout, get(`${bn}.weight`).data, get(`${bn}.bias`).data,
-      get(`${bn}.running_mean`).data, get(`${bn}.running_var`).data);
-    const y = g.node('Conv', [input, g.floats(`${conv}.weight`, [cout, cin, kh, kw], weight), g.floats(`${conv}.bias`, [cout], bias)], conv, {
-      kernel_shape: { ints: [kh, kw] }, strides: { ints: [stride, stride] }, pads: { ints: [pad, pad, pad, pad] },
-    });
-    return relu ? g.node('Relu', [y], `${conv}.relu`) : y;
-  };
-
-  x = convBn(x, 'conv1', 'bn1', 2, 3, true); // [N, 64, 112, 112]
-  x = g.node('MaxPool', [x], 'maxpool', { kernel_shape: { ints: [3, 3] }, strides: { ints: [2, 2] }, pads: { ints: [1, 1, 1, 1] } }); // [N, 64, 56, 56]
-  for (const [stage, stride] of [[1, 1], [2, 2], [3, 2], [4, 2]]) {
-    for (const i of [0, 1]) {
-      const p = `layer${stage}.${i}`;
-      const s = i === 0 ? stride : 1;
-      const h = convBn(convBn(x, `${p}.conv1`, `${p}.bn1`, s, 1, true), `${p}.conv2`, `${p}.bn2`, 1, 1, false);
-      const shortcut = t.has(`${p}.downsample.0.weight`) ? convBn(x, `${p}.downsample.0`, `${p}.downsample.1`, s, 0, false) : x;
-      x = g.node('Relu', [g.node('Add', [h, shortcut], `${p}.add`)], `${p}.out`);
-    }
-  }
-  // x: [N, 512, 7, 7]
-  g.node('Transpose', [x], 'tokens', { perm: { ints: [0, 2, 3, 1] } }); // [N, 7, 7, 512]
-  g.node('Flatten', [g.node('GlobalAveragePool', [x], 'avgpool')], 'pooled', { axis: { i: 1 } }); // [N, 512]
-  g.output('tokens', ['N', h, w, 512]);
-  g.output('pooled', ['N', 512]);
-  return g.toModel({
-    docString: `TRIPLEX ResNet18 trunk (inference, batch norm folded) from ${source}. Input images: NHWC [N, 224, 224, 3], ` +
-      (opts.normalize ? 'RGB in [0, 255] (ImageNet normalisation inside).' : 'ImageNet-normalised.'),
-    metadata: { 'triplex.layout': 'NHWC', 'triplex.input': opts.normalize ? 'rgb255' : 'imagenet-normalised' },
-  });
-}
-
-/**
- * Folds inference-mode batch norm into the preceding convolution ([out, in, kh, kw] weights), in
- * float32 as the TF.js path does: scale = gamma / sqrt(var + eps), w' = w * scale,
- * b' = beta - mean * scale.
- */
-function foldBatchNorm(w: Float32Array, cout: number, gamma: Float32Array, beta: Float32Array, mean: Float32Array, variance: Float32Array): { weight: Float32Array; bias: Float32Array } {
-  const perOut = w.length / cout;
-  const weight = new Float32Array(w.length);
-  const bias = new Float32Array(cout);
-  for (let o = 0; o < cout; o++) {
-    const scale = Math.fround(gamma[o] * Math.fround(1 / Math.sqrt(Math.fround(variance[o] + BN_EPS))));
-    for (let j = o * perOut; j < (o + 1) * perOut; j++) weight[j] = w[j] * scale;
-    bias[o] = beta[o] - Math.fround(mean[o] * scale);
-  }
-  return { weight, bias };
 }
