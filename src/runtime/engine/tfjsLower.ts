@@ -1,0 +1,92 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { Shape, Sym } from './graph';
+import { opDefinition } from './registry';
+
+/**
+ * How the TF.js executor computes each recorded op: one TF.js op, or a few, per node. Products
+ * keep their transposes as flags of tf.matMul (no transposed copy), and a product followed by the
+ * addition of a bias vector runs as one fused product (tfjsPlan.ts finds those pairs).
+ */
+
+/**
+ * op(a) @ op(b) (+ bias [n]) for a [..., m, k] and b of the same batch, or b 2-D shared by every
+ * batch entry of an untransposed a; tf.matMul takes rank 3 at most, so more batch axes are folded
+ * into one.
+ */
+export function product(a: tf.Tensor, aShape: Shape, b: tf.Tensor, bShape: Shape, transA: boolean, transB: boolean, out: Shape, bias?: tf.Tensor): tf.Tensor {
+  const mm = (x: tf.Tensor, y: tf.Tensor) => (bias
+    ? tf.fused.matMul({ a: x as tf.Tensor3D, b: y as tf.Tensor3D, transposeA: transA, transposeB: transB, bias })
+    : tf.matMul(x, y, transA, transB));
+  const rank = aShape.length;
+  if (bShape.length === 2 && rank > 2) {
+    const rows = tf.reshape(a, [-1, aShape[rank - 1]]);
+    return tf.reshape(mm(rows, b), [...out]);
+  }
+  if (rank <= 3) return mm(a, b);
+  const batch = aShape.slice(0, -2).reduce((p, d) => p * d, 1);
+  const a3 = tf.reshape(a, [batch, aShape[rank - 2], aShape[rank - 1]]);
+  const b3 = tf.reshape(b, [batch, bShape[bShape.length - 2], bShape[bShape.length - 1]]);
+  return tf.reshape(mm(a3, b3), [...out]);
+}
+
+/** The value of node `s` (neither an input nor a constant) from its inputs' values. */
+export function lower(s: Sym, x: tf.Tensor[]): tf.Tensor {
+  const a = s.attrs;
+  switch (s.op) {
+    case 'zeros': return tf.zeros([...s.shape], s.dtype === 'int64' ? 'int32' : 'float32');
+    case 'add': return tf.add(x[0], x[1]);
+    case 'sub': return tf.sub(x[0], x[1]);
+    case 'mul': return tf.mul(x[0], x[1]);
+    case 'div': return tf.div(x[0], x[1]);
+    case 'neg': return tf.neg(x[0]);
+    case 'exp': return tf.exp(x[0]);
+    case 'log': return tf.log(x[0]);
+    case 'sqrt': return tf.sqrt(x[0]);
+    case 'erf': return tf.erf(x[0]);
+    case 'tanh': return tf.tanh(x[0]);
+    case 'relu': return tf.relu(x[0]);
+    case 'sigmoid': return tf.sigmoid(x[0]);
+    case 'softplus': return tf.softplus(x[0]);
+    case 'gelu': return tf.mul(x[0], tf.mul(tf.add(tf.erf(tf.mul(x[0], Math.SQRT1_2)), 1), 0.5));
+    case 'positive': return tf.cast(tf.greater(x[0], 0), 'float32');
+    case 'matmul': {
+      const [A, B] = s.inputs;
+      return product(x[0], A.shape, x[1], B.shape, a.transA as boolean, a.transB as boolean, s.shape);
+    }
+    case 'reshape': return tf.reshape(x[0], [...s.shape]);
+    case 'transpose': return tf.transpose(x[0], [...(a.perm as number[])]);
+    case 'slice': {
+      const begin = s.shape.map(() => 0);
+      begin[a.axis as number] = a.start as number;
+      return tf.slice(x[0], begin, [...s.shape]);
+    }
+    case 'pad': {
+      const pads = s.shape.map((): [number, number] => [0, 0]);
+      pads[a.axis as number] = [a.before as number, a.after as number];
+      return tf.pad(x[0], pads);
+    }
+    case 'concat': return tf.concat(x, a.axis as number);
+    case 'broadcast': return tf.broadcastTo(x[0], [...s.shape]);
+    case 'sum': return tf.sum(x[0], [...(a.axes as number[])], a.keepDims as boolean);
+    case 'gather': return tf.gather(x[0], x[1], 0);
+    case 'scatterAdd': {
+      const base = s.inputs[0];
+      const rows = tf.reshape(x[2], [s.inputs[2].shape[0], -1]);
+      // unsortedSegmentSum has no wasm kernel; a one-hot product adds rows on every backend.
+      const oneHot = tf.oneHot(x[1], base.shape[0], 1, 0, 'float32'); // [n, rows]
+      return tf.add(x[0], tf.reshape(tf.matMul(oneHot, rows, true, false), [...base.shape]));
+    }
+    case 'softmax': return tf.softmax(x[0]);
+    case 'logSoftmax': return tf.logSoftmax(x[0]);
+    case 'layerNorm': {
+      const { mean, variance } = tf.moments(x[0], -1, true);
+      const xhat = tf.mul(tf.sub(x[0], mean), tf.rsqrt(tf.add(variance, a.eps as number)));
+      return tf.add(tf.mul(xhat, x[1]), x[2]);
+    }
+    default: {
+      const def = opDefinition(s.op);
+      if (!def) throw new Error(`TF.js engine: no lowering for op ${s.op}`);
+      return def.tfjs(s, x);
+    }
+  }
+}
