@@ -1,4 +1,4 @@
-import type * as tf from '@tensorflow/tfjs-core';
+import * as tf from '@tensorflow/tfjs-core';
 import { topologicalOrder } from './autodiff';
 import { broadcastShapes, type Sym } from './graph';
 import { lower, product } from './tfjsLower';
@@ -9,6 +9,7 @@ import { lower, product } from './tfjsLower';
  * step holds only live activations, as onnxruntime's planner does), after two rewrites:
  * - a product whose only use is the addition of a bias vector (nn.Linear) becomes one fused
  *   product with bias (tf.fused.matMul): one pass over the output instead of two;
+ * - a sum of pads that tile one axis (the gradient of slices) becomes one concatenation;
  * - a broadcast whose every use is an elementwise op that broadcasts by itself (the backward of
  *   a sum or a mean, say) is not materialised: the use reads the small tensor.
  * Nodes nothing reads any more after a rewrite are dropped.
@@ -35,6 +36,43 @@ export interface Plan {
 const BROADCASTING = new Set(['add', 'sub', 'mul', 'div']);
 const sameShape = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
 
+/**
+ * The pads that a sum of pads along one axis adds up, when they do not overlap (the gradient of
+ * slices, e.g. attention's q, k and v cut from one product): a concatenation then builds the sum
+ * in one pass, instead of padding each to the full size and adding them pairwise.
+ */
+function padTiles(s: Sym, only: (x: Sym) => Sym | undefined): Sym[] | undefined {
+  const leaves: Sym[] = [];
+  const walk = (n: Sym, parent?: Sym): boolean => {
+    if (parent && only(n) !== parent) return false;
+    if (n.op === 'add') return n.inputs[0] !== n.inputs[1] && walk(n.inputs[0], n) && walk(n.inputs[1], n);
+    leaves.push(n);
+    return n.op === 'pad' && sameShape(n.shape, s.shape) && n.attrs.axis === leaves[0].attrs.axis;
+  };
+  if (!walk(s)) return undefined;
+  leaves.sort((a, b) => (a.attrs.before as number) - (b.attrs.before as number));
+  const axis = leaves[0].attrs.axis as number;
+  const overlap = leaves.some((p, i) => i > 0 && (p.attrs.before as number) < (leaves[i - 1].attrs.before as number) + leaves[i - 1].inputs[0].shape[axis]);
+  return overlap ? undefined : leaves;
+}
+
+/** The sum of non-overlapping pads (padTiles) as one concatenation of their inputs, zeros in the gaps. */
+function tileAxis(s: Sym, pads: readonly Sym[], x: tf.Tensor[]): tf.Tensor {
+  const axis = pads[0].attrs.axis as number;
+  const parts: tf.Tensor[] = [];
+  let at = 0;
+  const gap = (to: number) => {
+    if (to > at) parts.push(tf.zeros(s.shape.map((d, i) => (i === axis ? to - at : d))));
+  };
+  pads.forEach((p, i) => {
+    gap(p.attrs.before as number);
+    parts.push(x[i]);
+    at = (p.attrs.before as number) + p.inputs[0].shape[axis];
+  });
+  gap(s.shape[axis]);
+  return parts.length === 1 ? parts[0] : tf.concat(parts, axis);
+}
+
 export function planProgram(outputs: readonly Sym[]): Plan {
   const order = topologicalOrder(outputs);
   const isOutput = new Set(outputs.map((s) => s.id));
@@ -51,7 +89,10 @@ export function planProgram(outputs: readonly Sym[]): Plan {
     steps.set(s.id, { sym: s, reads: s.inputs, run: (x) => lower(s, x) });
   }
   for (const s of order) {
-    if (s.op === 'add') {
+    const tiles = s.op === 'add' ? padTiles(s, only) : undefined;
+    if (tiles) {
+      steps.set(s.id, { sym: s, reads: tiles.map((t) => t.inputs[0]), run: (x) => tileAxis(s, tiles, x) });
+    } else if (s.op === 'add') {
       const k = s.inputs.findIndex((m, i) => m.op === 'matmul' && only(m) === s && s.inputs[1 - i].rank === 1 && sameShape(m.shape, s.shape));
       if (k >= 0) {
         const m = s.inputs[k];
