@@ -3,30 +3,41 @@ import type { Shape, Sym } from './graph';
 import { opDefinition } from './registry';
 
 /**
- * How the TF.js executor computes each recorded op: one TF.js op, or a few, per node. Products
- * keep their transposes as flags of tf.matMul (no transposed copy), and a product followed by the
- * addition of a bias vector runs as one fused product (tfjsPlan.ts finds those pairs).
+ * How the TF.js executor computes each recorded op: one TF.js op, or a few, per node. A product
+ * followed by the addition of a bias vector runs as one fused product (tfjsPlan.ts finds those
+ * pairs).
  */
 
 /**
+ * A 2-D product has its transposed operands transposed in memory first: tfjs-backend-wasm 4.22
+ * sends only untransposed 2-D products to XNNPACK and computes the others in a plain loop.
+ * Measured here (2 threads, [1024, 512] x [512, 1024], busy machine): untransposed 105 ms, transB
+ * 1.6 s, transA 5 s, the transpose itself 20-35 ms. Batched products take the loop either way
+ * (there the flags are as fast as a copy or faster), so they keep their flags.
+ */
+const untransposed = (t: tf.Tensor, trans: boolean) => (trans ? tf.transpose(t) : t);
+
+/**
  * op(a) @ op(b) (+ bias [n]) for a [..., m, k] and b of the same batch, or b 2-D shared by every
- * batch entry of an untransposed a; tf.matMul takes rank 3 at most, so more batch axes are folded
- * into one.
+ * batch entry of an untransposed a. Products with one batch entry run as 2-D ones; tf.matMul
+ * takes rank 3 at most, so more batch axes are folded into one.
  */
 export function product(a: tf.Tensor, aShape: Shape, b: tf.Tensor, bShape: Shape, transA: boolean, transB: boolean, out: Shape, bias?: tf.Tensor): tf.Tensor {
-  const mm = (x: tf.Tensor, y: tf.Tensor) => (bias
+  const flat = (x: tf.Tensor, y: tf.Tensor) => {
+    const [xx, yy] = [untransposed(x, transA), untransposed(y, transB)];
+    return bias ? tf.fused.matMul({ a: xx as tf.Tensor2D, b: yy as tf.Tensor2D, bias }) : tf.matMul(xx, yy);
+  };
+  const batched = (x: tf.Tensor, y: tf.Tensor) => (bias
     ? tf.fused.matMul({ a: x as tf.Tensor3D, b: y as tf.Tensor3D, transposeA: transA, transposeB: transB, bias })
     : tf.matMul(x, y, transA, transB));
   const rank = aShape.length;
-  if (bShape.length === 2 && rank > 2) {
-    const rows = tf.reshape(a, [-1, aShape[rank - 1]]);
-    return tf.reshape(mm(rows, b), [...out]);
-  }
-  if (rank <= 3) return mm(a, b);
   const batch = aShape.slice(0, -2).reduce((p, d) => p * d, 1);
+  if (bShape.length === 2 && rank > 2) return tf.reshape(flat(tf.reshape(a, [-1, aShape[rank - 1]]), b), [...out]);
+  if (batch === 1) return tf.reshape(flat(tf.reshape(a, aShape.slice(-2)), tf.reshape(b, bShape.slice(-2))), [...out]);
+  if (rank === 3) return batched(a, b);
   const a3 = tf.reshape(a, [batch, aShape[rank - 2], aShape[rank - 1]]);
   const b3 = tf.reshape(b, [batch, bShape[bShape.length - 2], bShape[bShape.length - 1]]);
-  return tf.reshape(mm(a3, b3), [...out]);
+  return tf.reshape(batched(a3, b3), [...out]);
 }
 
 /** The value of node `s` (neither an input nor a constant) from its inputs' values. */
@@ -74,7 +85,7 @@ export function lower(s: Sym, x: tf.Tensor[]): tf.Tensor {
       const rows = tf.reshape(x[2], [s.inputs[2].shape[0], -1]);
       // unsortedSegmentSum has no wasm kernel; a one-hot product adds rows on every backend.
       const oneHot = tf.oneHot(x[1], base.shape[0], 1, 0, 'float32'); // [n, rows]
-      return tf.add(x[0], tf.reshape(tf.matMul(oneHot, rows, true, false), [...base.shape]));
+      return tf.add(x[0], tf.reshape(tf.matMul(tf.transpose(oneHot), rows), [...base.shape]));
     }
     case 'softmax': return tf.softmax(x[0]);
     case 'logSoftmax': return tf.logSoftmax(x[0]);
