@@ -6,6 +6,7 @@ import { gradients } from '../../src/runtime/engine/autodiff';
 import { Graph } from '../../src/runtime/engine/graph';
 import { createTfjsExecutor } from '../../src/runtime/engine/tfjs';
 import { planProgram } from '../../src/runtime/engine/tfjsPlan';
+import { mulberry32, normal } from '../../src/runtime/util/random';
 
 /**
  * The TF.js executor's rewrites, each seen in the plan and checked against values worked out by
@@ -80,4 +81,27 @@ test('one entry of a transposed tensor is sliced first: the whole transpose is n
   const xs = Float32Array.from({ length: 24 }, (_, i) => i);
   const got = (await (await createTfjsExecutor().compile({ y })).run({ x: xs })).y;
   assert.deepEqual([...got], [4, 5, 6, 7, 16, 17, 18, 19]);
+});
+
+test('a few large batched products (run entry by entry) give op(a) @ op(b) of each entry', async () => {
+  await initCompute({ backend: 'cpu' });
+  const [B, m, k, n] = [2, 128, 96, 128];
+  const g = new Graph('float32');
+  const a = g.input('a', [B, k, m]);
+  const b = g.input('b', [B, n, k]);
+  const y = g.matmul(a, b, true, true); // [B, m, n], 1.5M multiply-adds per entry
+  const random = mulberry32(3);
+  const [as, bs] = [normal(random, B * k * m), normal(random, B * n * k)];
+  const got = (await (await createTfjsExecutor().compile({ y })).run({ a: as, b: bs })).y;
+  let worst = 0;
+  for (let e = 0; e < B; e++) {
+    for (let i = 0; i < m; i++) {
+      for (let j = 0; j < n; j++) {
+        let sum = 0;
+        for (let r = 0; r < k; r++) sum += as[e * k * m + r * m + i] * bs[e * n * k + j * k + r];
+        worst = Math.max(worst, Math.abs(Number(got[e * m * n + i * n + j]) - sum));
+      }
+    }
+  }
+  assert.ok(worst < 1e-4, `worst difference ${worst}`);
 });

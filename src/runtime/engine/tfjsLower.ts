@@ -13,8 +13,13 @@ import { opDefinition } from './registry';
  * sends only untransposed 2-D products to XNNPACK and computes the others in a plain loop.
  * Measured here (2 threads, [1024, 512] x [512, 1024], busy machine): untransposed 105 ms, transB
  * 1.6 s, transA 5 s, the transpose itself 20-35 ms. Batched products take the loop either way
- * (there the flags are as fast as a copy or faster), so they keep their flags.
+ * (there the flags are as fast as a copy or faster), so they keep their flags, except a few large
+ * ones (8 heads of 640 x 640 x 64), which run as one 2-D product per entry.
  */
+/** Batched products of at most this many entries, each of at least this many multiply-adds, run entry by entry. */
+const PER_ENTRY_BATCH = 32;
+const PER_ENTRY_WORK = 1 << 20;
+
 const untransposed = (t: tf.Tensor, trans: boolean) => (trans ? tf.transpose(t) : t);
 
 /**
@@ -34,9 +39,16 @@ export function product(a: tf.Tensor, aShape: Shape, b: tf.Tensor, bShape: Shape
   const batch = aShape.slice(0, -2).reduce((p, d) => p * d, 1);
   if (bShape.length === 2 && rank > 2) return tf.reshape(flat(tf.reshape(a, [-1, aShape[rank - 1]]), b), [...out]);
   if (batch === 1) return tf.reshape(flat(tf.reshape(a, aShape.slice(-2)), tf.reshape(b, bShape.slice(-2))), [...out]);
-  if (rank === 3) return batched(a, b);
   const a3 = tf.reshape(a, [batch, aShape[rank - 2], aShape[rank - 1]]);
   const b3 = tf.reshape(b, [batch, bShape[bShape.length - 2], bShape[bShape.length - 1]]);
+  const [m, n] = out.slice(-2);
+  const k = transA ? aShape[rank - 2] : aShape[rank - 1];
+  if (batch <= PER_ENTRY_BATCH && m * n * k >= PER_ENTRY_WORK) {
+    // A few large products (the global encoder's heads over a whole slide): each entry on XNNPACK.
+    const as = tf.unstack(a3);
+    const bs = tf.unstack(b3);
+    return tf.reshape(tf.stack(as.map((x, i) => flat(x, bs[i]))), [...out]);
+  }
   return tf.reshape(batched(a3, b3), [...out]);
 }
 
