@@ -70,19 +70,6 @@ test('a broadcast whose uses broadcast by themselves is not materialised', async
   assert.deepEqual([...got], Array.from({ length: 12 }, (_, i) => { const r = Math.floor(i / 4); return (ms[4 * r] + ms[4 * r + 1] + ms[4 * r + 2] + ms[4 * r + 3]) / 4; }));
 });
 
-test('one entry of a transposed tensor is sliced first: the whole transpose is not computed', async () => {
-  await initCompute({ backend: 'cpu' });
-  const g = new Graph('float32');
-  const x = g.input('x', [2, 3, 4]);
-  const t = g.transpose(x, [1, 0, 2]); // [3, 2, 4]
-  const y = g.slice(t, 0, 1, 2); // [1, 2, 4]: x[:, 1, :]
-  const plan = planProgram([y]);
-  assert.deepEqual(plan.steps.map((s) => s.sym.op), ['slice']);
-  const xs = Float32Array.from({ length: 24 }, (_, i) => i);
-  const got = (await (await createTfjsExecutor().compile({ y })).run({ x: xs })).y;
-  assert.deepEqual([...got], [4, 5, 6, 7, 16, 17, 18, 19]);
-});
-
 test('a few large batched products (run entry by entry) give op(a) @ op(b) of each entry', async () => {
   await initCompute({ backend: 'cpu' });
   const [B, m, k, n] = [2, 128, 96, 128];

@@ -10,7 +10,6 @@ import { lower, product } from './tfjsLower';
  * - a product whose only use is the addition of a bias vector (nn.Linear) becomes one fused
  *   product with bias (tf.fused.matMul): one pass over the output instead of two;
  * - a sum of pads that tile one axis (the gradient of slices) becomes one concatenation;
- * - one entry sliced from a transposed tensor is sliced first, then transposed;
  * - a broadcast whose every use is an elementwise op that broadcasts by itself (the backward of
  *   a sum or a mean, say) is not materialised: the use reads the small tensor.
  * Nodes nothing reads any more after a rewrite are dropped.
@@ -74,30 +73,6 @@ function tileAxis(s: Sym, pads: readonly Sym[], x: tf.Tensor[]): tf.Tensor {
   return parts.length === 1 ? parts[0] : tf.concat(parts, axis);
 }
 
-/**
- * One entry along an axis of a transposed tensor (attention's q, k and v of one product,
- * [B, N, 3, h, hd] transposed to [3, B, h, N, hd]): sliced before the transpose, which then moves
- * a third of the data with one axis fewer, and the transpose of the whole is not computed.
- */
-function sliceBeforeTranspose(s: Sym): Omit<PlanStep, 'frees'> {
-  const t = s.inputs[0];
-  const x = t.inputs[0];
-  const perm = t.attrs.perm as number[];
-  const { axis, start } = s.attrs as { axis: number; start: number };
-  const cut = perm[axis];
-  const rest = perm.filter((p) => p !== cut).map((p) => (p > cut ? p - 1 : p));
-  return {
-    sym: s,
-    reads: [x],
-    run: ([v]) => {
-      const begin = x.shape.map((_, i) => (i === cut ? start : 0));
-      const size = x.shape.map((d, i) => (i === cut ? 1 : d));
-      const squeezed = tf.reshape(tf.slice(v, begin, size), x.shape.filter((_, i) => i !== cut));
-      return tf.reshape(tf.transpose(squeezed, rest), [...s.shape]);
-    },
-  };
-}
-
 export function planProgram(outputs: readonly Sym[]): Plan {
   const order = topologicalOrder(outputs);
   const isOutput = new Set(outputs.map((s) => s.id));
@@ -125,8 +100,6 @@ export function planProgram(outputs: readonly Sym[]): Plan {
         const { transA, transB } = m.attrs as { transA: boolean; transB: boolean };
         steps.set(s.id, { sym: s, reads: [A, B, s.inputs[1 - k]], run: ([a, b, bias]) => product(a, A.shape, b, B.shape, transA, transB, s.shape, bias) });
       }
-    } else if (s.op === 'slice' && s.inputs[0].op === 'transpose' && s.shape[s.attrs.axis as number] === 1) {
-      steps.set(s.id, sliceBeforeTranspose(s));
     } else if (s.op === 'broadcast' && !isOutput.has(s.id)) {
       const x = s.inputs[0];
       const selfBroadcast = (uses.get(s.id) ?? []).every((u) => BROADCASTING.has(u.op) && u.inputs[0] !== u.inputs[1] &&
