@@ -6,8 +6,8 @@ import type { Executor } from '../engine/executor';
 import { createTfjsExecutor } from '../engine/tfjs';
 import { slideMetrics } from '../eval/metrics';
 import { createResNet18, type ResNet18 } from '../model/resnet18';
-import type { ChannelStats, InputStats } from '../model/triplex/model';
-import { activeViews, type TriplexConfig, type ViewName } from '../model/triplex/config';
+import type { ChannelStats, InputStats } from '../models/triplexInputs';
+import { activeViews, type TriplexConfig, type ViewName } from '../models/triplexConfig';
 import { removePartials, writeFileAtomic } from '../store/atomic';
 import { withLock } from '../store/lock';
 import { mulberry32 } from '../util/random';
@@ -24,14 +24,12 @@ import { BaselineLearner } from './baselineLearner';
 import { baselineStart, createBaselineNet, isBaseline, type BaselineSettings } from '../baselines/registry';
 import { cacheLayer3, initialTrunk, loadTargetCrops } from './targetCrops';
 import { currentExecutor } from '../executors/grid';
-import { TfjsLearner } from './tfjsLearner';
 
-export { batchGradients } from './tfjsLearner';
 export type { Learner } from './learner';
 
 /**
  * Training of one fold (spec, "Training"): Adam lr 1e-4 with StepLR(50, 0.9), batches of 128
- * spots (accumulated over micro-batches when asked), early stopping on the mean PCC of a
+ * spots (each one pass of the engine), early stopping on the mean PCC of a
  * validation split drawn from the training patients (patience 20), seeded, with a checkpoint
  * written atomically after every epoch from which a killed run resumes, progress events, and an
  * abort signal checked before every batch.
@@ -56,7 +54,10 @@ export interface TrainOptions {
   epochs?: number;
   patience?: number;
   batchSize?: number;
-  /** Spots per forward/backward pass; the batch's gradients are accumulated over them. Default 32 (8 in mode full). */
+  /**
+   * Kept in the run's signature only, so that runs begun when the TF.js model accumulated its
+   * gradients over micro-batches still resume: every engine now takes a batch in one pass.
+   */
   microBatch?: number;
   /**
    * Modes layer4 and full: the ResNet18 weights the store's features were extracted with (the
@@ -112,22 +113,20 @@ export interface TrainResult {
   history: EpochRecord[];
 }
 
-/** Spots per forward/backward pass unless told (gradients are accumulated up to the batch). */
-export const DEFAULT_MICRO_BATCH = 32;
-/** In mode full each spot also runs the ResNet18 forward and backward, keeping tens of MB of activations per crop. */
-export const DEFAULT_MICRO_BATCH_FULL = 8;
+/** The micro-batch a run's signature records when none is given (TF.js's old defaults: 32 spots, 8 in mode full). */
+const SIGNED_MICRO_BATCH = 32;
+const SIGNED_MICRO_BATCH_FULL = 8;
 
 /**
- * A learner on the chosen engine (onnxruntime unless TF.js is asked for or onnxruntime does not
- * load). `trunk`: the TF.js ResNet18 the target encoder starts from (modes layer4 and full); the
- * TF.js learner takes it over, the native one copies its weights (the caller then disposes it).
+ * TRIPLEX on the engine (models/triplex.ts), run by onnxruntime, or where it is missing or TF.js is
+ * asked for, by the engine's TF.js interpreter of the same graphs; `onEngine` gets one line saying
+ * which, and why. `trunk`: the TF.js ResNet18 the target encoder starts from (modes layer4 and
+ * full); its weights are copied (the caller then disposes it).
  */
 export async function createLearner(config: TriplexConfig, o: { seed?: number; trunk?: ResNet18; trained?: 'all' | 'layer4'; engine?: EngineChoice; onEngine?: (line: string) => void }): Promise<Learner> {
-  const engine = await selectEngine(o.engine);
-  o.onEngine?.(`engine: ${engine.reason}`);
-  if (!engine.executor) return new TfjsLearner(config, { seed: o.seed, trunk: o.trunk, trained: o.trained });
+  const executor = await engineExecutor(o.engine, o.onEngine, 'TRIPLEX runs its engine graphs');
   const trunk = o.trunk ? { mode: o.trained === 'layer4' ? 'layer4' as const : 'full' as const, weights: await o.trunk.stateDict() } : undefined;
-  return new EngineLearner(config, engine.executor, o.seed ?? 0, trunk);
+  return new EngineLearner(config, executor, o.seed ?? 0, trunk);
 }
 
 /** A checkpoint's model weights, without the optimiser's state. */
@@ -159,6 +158,7 @@ interface FoldSetup {
   batchesOf(sections: readonly SectionInputs[], batchSize: number, seed: number): Pick[][];
   /** What validation predictions take as the target input (TRIPLEX's mode). */
   target?: TargetInput;
+  /** Signed with the run only (see TrainOptions.microBatch). */
   microBatch: number;
   /** Writes checkpoint tensors (a baseline's reference spots need the training sections named). */
   load(sd: StateDict, source: string, optimizerStep?: number): void;
@@ -257,7 +257,7 @@ async function trainFoldLocked(data: TrainingData, options: TrainOptions): Promi
       for (let b = 0; b < batches.length; b++) {
         if (o.signal?.aborted) { aborted = true; break; }
         const batch = batches[b];
-        const loss = await learner.trainBatch(batch, { learningRate, dropoutSeed: streamSeed(o.seed, 1, epoch * 100_003 + b), augment, microBatch: setup.microBatch });
+        const loss = await learner.trainBatch(batch, { learningRate, dropoutSeed: streamSeed(o.seed, 1, epoch * 100_003 + b), augment });
         lossSum += loss * batch.length;
         spots += batch.length;
         spotsDone += batch.length;
@@ -327,8 +327,7 @@ type ResolvedOptions = TrainOptions & { batchSize: number; seed: number };
 
 /** TRIPLEX's part of a fold: checks, the trunk of modes layer4 and full, input statistics. */
 async function triplexSetup(data: TrainingData, config: TriplexConfig, o: ResolvedOptions, trainSections: SectionInputs[], validationSections: SectionInputs[]): Promise<FoldSetup> {
-  // 32 spots per pass keeps the BC1 preset inside the 4 GB a wasm32 heap can address (128 at once does not).
-  const microBatch = Math.min(o.microBatch ?? (o.mode === 'full' ? DEFAULT_MICRO_BATCH_FULL : DEFAULT_MICRO_BATCH), o.batchSize);
+  const microBatch = Math.min(o.microBatch ?? (o.mode === 'full' ? SIGNED_MICRO_BATCH_FULL : SIGNED_MICRO_BATCH), o.batchSize);
   if (config.genes !== data.genes.length) throw new Error(`the configuration predicts ${config.genes} genes, the store has ${data.genes.length}`);
   if (config.dim !== data.dim) throw new Error(`the configuration has d = ${config.dim}, the features are ${data.dim} wide`);
   const views = activeViews(config);
@@ -344,10 +343,10 @@ async function triplexSetup(data: TrainingData, config: TriplexConfig, o: Resolv
     }
   } catch (e) {
     await learner.dispose();
-    if (learner.engine !== 'tfjs') start?.trunk.dispose();
+    start?.trunk.dispose();
     throw e;
   }
-  if (start && learner.engine !== 'tfjs') start.trunk.dispose(); // the native learner copied its weights
+  start?.trunk.dispose(); // the learner copied its weights
   if (o.init === 'mean-bias') learner.setHeadBias(meanExpression(trainSections, data.genes.length));
   if (config.standardizeInputs) learner.setInputStats(inputStats(trainSections, learner.standardizedViews, data.dim));
   return {
@@ -360,18 +359,20 @@ async function triplexSetup(data: TrainingData, config: TriplexConfig, o: Resolv
 }
 
 /**
- * Where a baseline's graphs run: onnxruntime, or where it is missing or TF.js is asked for, the
- * engine's TF.js interpreter of the same graphs (much slower; the line says so).
+ * Where a model's engine graphs run: onnxruntime, or where it is missing or TF.js is asked for, the
+ * engine's TF.js interpreter of the same graphs (several times slower; the line says so).
  */
-async function baselineExecutor(choice?: EngineChoice, onEngine?: (line: string) => void): Promise<Executor> {
+async function engineExecutor(choice: EngineChoice | undefined, onEngine: ((line: string) => void) | undefined, who: string): Promise<Executor> {
   const engine = await selectEngine(choice);
   if (engine.executor) {
     onEngine?.(`engine: ${engine.reason}`);
     return engine.executor;
   }
-  onEngine?.(`engine: ${engine.reason}; the published models run their engine graphs on the TF.js interpreter (several times slower than onnxruntime)`);
+  onEngine?.(`engine: ${engine.reason}; ${who} on the TF.js interpreter (several times slower than onnxruntime)`);
   return createTfjsExecutor();
 }
+
+const baselineExecutor = (choice?: EngineChoice, onEngine?: (line: string) => void) => engineExecutor(choice, onEngine, 'the published models run their engine graphs');
 
 /** A baseline's part of a fold: its net on the engine, its starting weights, its inputs and reference spots. */
 async function baselineSetup(data: TrainingData, settings: BaselineSettings, o: ResolvedOptions, trainSections: SectionInputs[], validationSections: SectionInputs[]): Promise<FoldSetup> {
@@ -480,8 +481,7 @@ export async function loadTrainedModel(file: string, data?: { genes: string[]; d
 /** A TRIPLEX model of `config` in `mode` on the chosen engine, holding `weights` (every tensor checked by name and shape; `source` names them in errors). */
 export async function triplexModelWithWeights(config: TriplexConfig, mode: TargetMode, weights: StateDict, source: string, engine?: EngineChoice): Promise<FoldLearner> {
   const trunk = mode !== 'frozen' && activeViews(config).includes('target') ? createResNet18({ seed: 0 }) : undefined;
-  const model = await createLearner(config, { trunk, trained: mode === 'layer4' ? 'layer4' : 'all', engine });
-  if (trunk && model.engine !== 'tfjs') trunk.dispose();
+  const model = await createLearner(config, { trunk, trained: mode === 'layer4' ? 'layer4' : 'all', engine }).finally(() => trunk?.dispose());
   try {
     model.load(weights, source);
   } catch (e) {
