@@ -289,6 +289,7 @@ describe('TRIPLEX model and training', () => {
     const failures: [Executor['kind'], Error][] = [
       ['ort', new Error('Non-zero status code returned while running MatMul node. Status Message: std::bad_alloc')],
       ['tfjs', new WebAssembly.RuntimeError('memory access out of bounds')],
+      ['tfjs', new WebAssembly.RuntimeError('Aborted(). Build with -sASSERTIONS for more info.')],
       ['tfjs', new WasmOutOfMemoryError('XNN status for xnn_create_fully_connected_nc_f32 is not successful. Got status 6.')],
     ];
     for (const [i, [kind, error]] of failures.entries()) {

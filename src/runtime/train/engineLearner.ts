@@ -268,9 +268,9 @@ export function cached<T>(key: string, build: () => Promise<T>, release: (v: T) 
 /**
  * What an executor says when a step's tensors do not fit: onnxruntime's allocation failures, and
  * the TF.js wasm backend's (XNNPACK out of memory, see compute/wasmOutOfMemory.ts; the 4 GB heap
- * exhausted, which its kernels report as an access out of bounds or an abort).
+ * exhausted, which its allocator reports as `Aborted()` and its kernels as an access out of bounds).
  */
-const OUT_OF_MEMORY = /bad_alloc|Failed to allocate|out of memory|Cannot allocate memory|memory access out of bounds|Cannot enlarge memory|Aborted\(OOM\)|Array buffer allocation failed/i;
+const OUT_OF_MEMORY = /bad_alloc|Failed to allocate|out of memory|Cannot allocate memory|memory access out of bounds|Cannot enlarge memory|Aborted\((OOM)?\)|Array buffer allocation failed/i;
 
 /** An allocation failure of the executor as what it means for the user: what did not fit, and what to lower. */
 export function explainMemoryError(e: unknown, what: string, remedy: string): unknown {
