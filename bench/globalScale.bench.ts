@@ -1,8 +1,8 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { spotGrid } from '../src/runtime/model/triplex/apeg';
-import { triplexConfig } from '../src/runtime/model/triplex/config';
+import { spotGrid } from '../src/runtime/models/spotGrid';
+import { triplexConfig } from '../src/runtime/models/triplexConfig';
 import { createOrtExecutor } from '../src/runtime/engine/ort';
 import { queryRowsPerBlock } from '../src/runtime/models/globalBlocks';
 import { bucket } from '../src/runtime/models/globalLayout';

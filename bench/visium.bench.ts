@@ -5,7 +5,7 @@ import sharp from 'sharp';
 import { readSlide } from '../src/runtime/data/slide';
 import { createOrtExecutor } from '../src/runtime/engine/ort';
 import { extractFeatures } from '../src/runtime/features/extract';
-import { triplexConfig } from '../src/runtime/model/triplex/config';
+import { triplexConfig } from '../src/runtime/models/triplexConfig';
 import { neighborMask } from '../src/runtime/image/crops';
 import { writeSpotStore } from '../src/runtime/store/datasetStore';
 import { loadTrainingData } from '../src/runtime/train/data';

@@ -2,7 +2,7 @@ import * as path from 'node:path';
 import { Command, Option } from 'commander';
 import { initCompute } from '../runtime/compute/backend';
 import { formatMetricsTable } from '../runtime/eval/metrics';
-import { activeViews, PRESETS, triplexConfig, VARIANTS } from '../runtime/model/triplex/config';
+import { activeViews, PRESETS, triplexConfig, VARIANTS } from '../runtime/models/triplexConfig';
 import { crossValidate, cvCells, foldDir, trainCvCell, writePredictions, ALL_VIEWS, RunStopped, type CvOptions } from '../runtime/train/cv';
 import { loadTrainingData } from '../runtime/train/data';
 import { trainingScaleNotes } from '../runtime/image/cropScale';
@@ -52,7 +52,7 @@ function trainingOptions(cmd: Command, withModel = true): Command {
     .option('--epochs <n>', 'maximum epochs', wholeNumber(1), 200)
     .option('--patience <n>', 'epochs without a better validation PCC before stopping', wholeNumber(1), 20)
     .option('--batch <n>', 'spots per optimiser step', wholeNumber(1), 128)
-    .option('--micro-batch <n>', 'TF.js engine: spots per forward/backward pass, gradients accumulated up to --batch (default 32, 8 in mode full: BC1 at 128 exceeds the 4 GB wasm heap); the native engine takes the batch in one pass', wholeNumber(1))
+    .option('--micro-batch <n>', 'no effect on training (every engine takes a batch in one pass; lower --batch if a step does not fit in memory); kept so that runs begun with it resume (it is part of their signature)', wholeNumber(1))
     .option('--lr <rate>', 'Adam learning rate (StepLR: x0.9 every 50 epochs)', decimalNumber(0, 1, { min: true }), 1e-4)
     .option('--seed <n>', 'seed of initialisation, batches, augmentation and dropout', wholeNumber(0, 2 ** 32 - 1), 0)
     .addOption(new Option('--init <how>', "pytorch (the reference's defaults) or mean-bias (heads start at the training mean; for short runs)").choices(['pytorch', 'mean-bias']).default('pytorch'))

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { makeFolds } from '../runtime/eval/folds';
-import { VARIANTS } from '../runtime/model/triplex/config';
+import { VARIANTS } from '../runtime/models/triplexConfig';
 import { BASELINES, type BaselineName } from '../runtime/baselines/model';
 import { modelLabel, table1Group } from '../runtime/eval/table1';
 import { computeEnv } from '../notebook/controller';

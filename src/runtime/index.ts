@@ -37,7 +37,7 @@ export { trainFold, loadTrainedModel, predictSections } from './train/trainer';
 export { inferReferenceModel, loadModelCheckpoint } from './train/referenceCheckpoint';
 export type { CheckpointLoadOptions, LoadedCheckpoint } from './train/referenceCheckpoint';
 export type { EpochRecord, TargetMode, TrainProgress, TrainResult } from './train/trainer';
-export { triplexConfig, describeConfig } from './model/triplex/config';
+export { triplexConfig, describeConfig } from './models/triplexConfig';
 export { isArrowTable, isRichOutput, richOutput, tableOutput } from './notebook/rich';
 export type { RichOutput } from './notebook/rich';
 export { geneMapOutput, imageOutput, metricsOutput, spotOutput, trainingCurveOutput } from './notebook/outputs';

@@ -7,10 +7,10 @@ import { Graph } from '../../src/runtime/engine/graph';
 import { createOrtExecutor } from '../../src/runtime/engine/ort';
 import { createTfjsExecutor } from '../../src/runtime/engine/tfjs';
 import { compileTrainStep, initialState } from '../../src/runtime/engine/step';
-import { triplexConfig } from '../../src/runtime/model/triplex/config';
+import { triplexConfig } from '../../src/runtime/models/triplexConfig';
 import { globalLayout } from '../../src/runtime/models/globalLayout';
 import { TriplexNet } from '../../src/runtime/models/triplex';
-import { spotGrid } from '../../src/runtime/model/triplex/apeg';
+import { spotGrid } from '../../src/runtime/models/spotGrid';
 import { mulberry32, normal } from '../../src/runtime/util/random';
 import { EGN_PRESETS, EgnNet } from '../../src/runtime/baselines/egn';
 import { HISTOGENE_PRESETS, HisToGeneNet } from '../../src/runtime/baselines/histogene';
@@ -100,7 +100,7 @@ test('no growth of resident memory over 600 baseline training steps (section and
       const picks = net.unit === 'section'
         ? Array.from({ length: s.n }, (_, spot) => ({ section: s, spot }))
         : Array.from({ length: 8 }, (_, k) => ({ section: sections[(i + k) % 3], spot: (i * 5 + k) % 12 })).sort((x, y) => x.section.id.localeCompare(y.section.id));
-      const loss = await learner.trainBatch(picks, { learningRate: 1e-3, dropoutSeed: i, augment, microBatch: 8 });
+      const loss = await learner.trainBatch(picks, { learningRate: 1e-3, dropoutSeed: i, augment });
       assert.ok(Number.isFinite(loss), `${name} step ${i}: loss ${loss}`);
       rss.push(process.memoryUsage().rss);
     }

@@ -1,11 +1,9 @@
 import * as assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
-import * as tf from '@tensorflow/tfjs-core';
 import type { Executor } from '../../src/runtime/engine/executor';
 import { Graph, type Sym } from '../../src/runtime/engine/graph';
-import { spotGrid } from '../../src/runtime/model/triplex/apeg';
-import { triplexConfig, type TriplexConfig } from '../../src/runtime/model/triplex/config';
-import { TriplexModel } from '../../src/runtime/model/triplex/model';
+import { spotGrid } from '../../src/runtime/models/spotGrid';
+import { triplexConfig, type TriplexConfig } from '../../src/runtime/models/triplexConfig';
 import { encodeGlobalInBlocks, queryRowsPerBlock } from '../../src/runtime/models/globalBlocks';
 import { globalLayout } from '../../src/runtime/models/globalLayout';
 import { TriplexNet } from '../../src/runtime/models/triplex';
@@ -15,10 +13,9 @@ import { mulberry32 } from '../../src/runtime/util/random';
 import { testExecutors } from './helpers/executors';
 
 /**
- * The global encoder's attention in blocks of query rows (models/globalBlocks.ts on the engine,
- * SelfAttention's query blocks in the TF.js model) against the whole-slide computation on a slide
- * of a few hundred spots: the same tokens within 1e-5, on onnxruntime, on the engine's TF.js
- * executor and in the TF.js model, with blocks that do not divide the sequence.
+ * The global encoder's attention in blocks of query rows (models/globalBlocks.ts) against the
+ * whole-slide computation on a slide of a few hundred spots: the same tokens within 1e-5, on
+ * onnxruntime and on the engine's TF.js executor, with blocks that do not divide the sequence.
  */
 
 const DIM = 32;
@@ -103,23 +100,5 @@ describe('the global encoder in blocks of query rows gives the whole slide\'s to
     const diff = maxDifference(blocked, whole, whole.length);
     assert.ok(diff < 1e-5, `predictions differ by ${diff}`);
     await learner.dispose();
-  });
-
-  test('the TF.js model: query blocks in inference give the whole slide\'s tokens in less memory, without leaking tensors', async () => {
-    const s = slide();
-    const model = new TriplexModel(config(false), { seed: 3 });
-    const features = tf.tensor2d(s.features, [SPOTS, DIM]);
-    let whole: tf.Tensor2D | undefined;
-    let blocked: tf.Tensor2D | undefined;
-    // (tf.profile returns one object that the next profile overwrites: its peak is read at once.)
-    const wholePeak = (await tf.profile(() => { whole = model.encodeSlide({ features, grid: s.grid }, 'inference', 0); })).peakBytes;
-    const before = tf.memory().numTensors;
-    const blockedPeak = (await tf.profile(() => { blocked = model.encodeSlide({ features, grid: s.grid }, 'inference', ROWS); })).peakBytes;
-    assert.equal(tf.memory().numTensors, before + 1, 'only the result is kept');
-    const diff = maxDifference(blocked!.dataSync() as Float32Array, whole!.dataSync() as Float32Array, SPOTS * DIM);
-    assert.ok(diff < 1e-5, `blocked tokens differ by ${diff}`);
-    // The whole slide holds 4 heads x 300 x 300 logits (1.4 MB); a block 4 x 56 x 300.
-    assert.ok(blockedPeak < wholePeak - 500_000, `peak ${blockedPeak} bytes in blocks, ${wholePeak} whole`);
-    tf.dispose([features, whole!, blocked!]);
   });
 });

@@ -6,7 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { initCompute } from '../../src/runtime/compute/backend';
 import { extractFeatures } from '../../src/runtime/features/extract';
-import { PRESETS, type PresetName } from '../../src/runtime/model/triplex/config';
+import { PRESETS, type PresetName } from '../../src/runtime/models/triplexConfig';
 import { readPredictions } from '../../src/runtime/store/predictions';
 import { loadTrainingData, type TrainingData } from '../../src/runtime/train/data';
 import { readGeneListFile } from '../../src/runtime/data/geneList';

@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initCompute } from '../../src/runtime/compute/backend';
 import { extractFeatures } from '../../src/runtime/features/extract';
 import { resnet18TensorsFrom, seededResNet18StateDict } from '../../src/runtime/models/resnet18Weights';
-import { triplexConfig } from '../../src/runtime/model/triplex/config';
+import { triplexConfig } from '../../src/runtime/models/triplexConfig';
 import { writeSyntheticStore } from './helpers/syntheticStore';
 import { moveMap, tokenPermutation, type Dihedral } from '../../src/runtime/train/batches';
 import { loadTrainingData, type TrainingData } from '../../src/runtime/train/data';

@@ -5,22 +5,29 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initCompute } from '../../src/runtime/compute/backend';
-import { VARIANTS, activeViews } from '../../src/runtime/model/triplex/config';
-import { TriplexModel } from '../../src/runtime/model/triplex/model';
+import { WasmOutOfMemoryError } from '../../src/runtime/compute/wasmOutOfMemory';
+import { VARIANTS, activeViews } from '../../src/runtime/models/triplexConfig';
+import { Graph, type HostArray } from '../../src/runtime/engine/graph';
+import { globalLayout } from '../../src/runtime/models/globalLayout';
+import { TriplexNet } from '../../src/runtime/models/triplex';
 import { Adam, stepLR } from '../../src/runtime/train/adam';
-import { epochBatches, makeBatch, tokenPermutation } from '../../src/runtime/train/batches';
+import { epochBatches, hostBatch, tokenPermutation, type Pick } from '../../src/runtime/train/batches';
+import { crossValidate } from '../../src/runtime/train/cv';
 import type { Executor } from '../../src/runtime/engine/executor';
 import { EngineLearner } from '../../src/runtime/train/engineLearner';
-import { batchGradients, loadTrainedModel, predictSections, readCheckpoint, trainFold } from '../../src/runtime/train/trainer';
+import { loadTrainedModel, predictSections, readCheckpoint, trainFold } from '../../src/runtime/train/trainer';
+import { createOrtExecutor } from '../../src/runtime/engine/ort';
+import { createTfjsExecutor } from '../../src/runtime/engine/tfjs';
 import { relativeError } from './helpers/compare';
 import { slideMetrics } from '../../src/runtime/eval/metrics';
 import { mulberry32 } from '../../src/runtime/util/random';
 import { DIM, GENES, config, syntheticData } from './helpers/trainingData';
 
 /**
- * The assembled TRIPLEX model and its training loop on small in-memory data: every variant's
- * heads and parameters, batching, augmentation, Adam against its formula, learning, repeatable
- * and resumable runs, aborting, leaks, and the errors of mismatched checkpoints.
+ * TRIPLEX on the engine (models/triplex.ts) and its training loop on small in-memory data: every
+ * variant's heads and parameters, batching, augmentation, Adam against its formula, learning,
+ * repeatable and resumable runs, aborting, leaks, onnxruntime against the engine's TF.js executor
+ * (training, checkpoints, a cross-validation), and the errors of mismatched checkpoints.
  */
 
 describe('TRIPLEX model and training', () => {
@@ -32,51 +39,57 @@ describe('TRIPLEX model and training', () => {
   after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
   test('every variant builds, names its parameters as the PyTorch reference, and gives [B, genes] per head', () => {
-    const data = syntheticData(2);
-    const sections = [...data.sections.values()];
-    const picks = epochBatches(sections, 7, 3)[0];
     for (const v of VARIANTS) {
       const c = config(v.name);
-      const model = new TriplexModel(c);
-      const batch = makeBatch(picks, { views: activeViews(c), dim: DIM, genes: GENES });
-      try {
-        const out = model.forward(batch.inputs, 'inference');
-        const views = activeViews(c);
-        for (const head of ['fusion', ...views] as const) assert.deepEqual(out[head]?.shape, [picks.length, GENES], `${v.name}: ${head}`);
-        const names = model.params.names();
-        const has = (prefix: string) => names.some((n) => n.startsWith(prefix));
-        assert.equal(has('neighbor_encoder.'), c.views.neighbor, `${v.name}: neighbor encoder`);
-        assert.equal(has('global_encoder.'), c.views.global, `${v.name}: global encoder`);
-        assert.equal(has('global_encoder.peg.'), c.views.global && c.global.positionEncoding !== 'none', `${v.name}: position encoding`);
-        assert.equal(names.includes('fc.weight'), views.length > 1, `${v.name}: prediction head`);
-        assert.equal(has('fusion_encoder.blocks.'), views.length > 1 && c.fusion.method === 'layer', `${v.name}: fusion layer`);
-        for (const view of views) assert.ok(names.includes(`fc_${view}.weight`), `${v.name}: fc_${view}`);
-        if (views.length === 1) assert.equal(out.fusion, out[views[0]], `${v.name}: a single-view model predicts with its own head`);
-        tf.dispose(Object.values(out));
-      } finally {
-        batch.dispose();
-        model.dispose();
-      }
+      const net = new TriplexNet(c, 0);
+      const g = new Graph('float32');
+      const B = 7;
+      const layout = c.views.global ? { tokens: 40, height: 8, width: 8 } : undefined;
+      const out = net.forward(g, net.declareInputs(g, B, layout), 'inference');
+      const views = activeViews(c);
+      for (const head of ['fusion', ...views] as const) assert.deepEqual(out[head]?.shape, [B, GENES], `${v.name}: ${head}`);
+      const names = [...net.table.specs.keys()];
+      const has = (prefix: string) => names.some((n) => n.startsWith(prefix));
+      assert.equal(has('neighbor_encoder.'), c.views.neighbor, `${v.name}: neighbor encoder`);
+      assert.equal(has('global_encoder.'), c.views.global, `${v.name}: global encoder`);
+      assert.equal(has('global_encoder.peg.'), c.views.global && c.global.positionEncoding !== 'none', `${v.name}: position encoding`);
+      assert.equal(names.includes('fc.weight'), views.length > 1, `${v.name}: prediction head`);
+      assert.equal(has('fusion_encoder.blocks.'), views.length > 1 && c.fusion.method === 'layer', `${v.name}: fusion layer`);
+      for (const view of views) assert.ok(names.includes(`fc_${view}.weight`), `${v.name}: fc_${view}`);
+      if (views.length === 1) assert.equal(out.fusion, out[views[0]], `${v.name}: a single-view model predicts with its own head`);
     }
   });
 
-  test('the global token of a spot does not depend on which batch asks for it', async () => {
+  test('the global token of a spot does not depend on which batch asks for it (both executors)', async () => {
     const data = syntheticData(2);
     const [a, b] = [...data.sections.values()];
-    const model = new TriplexModel(config('gem'));
-    try {
+    const c = config('gem');
+    const net = new TriplexNet(c, 0);
+    const params = Object.fromEntries([...net.table.initialValues()].map(([k, v]) => [`param:${k}`, v]));
+    /** The fusion head's predictions of `picks` in inference, the batch's slides laid out as training lays them out. */
+    const predict = async (executor: Executor, picks: Pick[]) => {
+      const h = hostBatch(picks, { views: ['global'], dim: DIM, genes: GENES });
+      const layout = globalLayout(h.slides, c.global.positionEncoding, c.global.kernelSize);
+      const g = new Graph('float32');
+      const fusion = net.forward(g, net.declareInputs(g, picks.length, layout), 'inference').fusion;
+      const features = new Float32Array(layout.tokens * DIM);
+      h.slides.forEach((s, k) => features.set(s.global!, layout.offsets[k] * DIM));
+      const feeds: Record<string, HostArray> = {
+        ...params, 'global:features': features, 'global:valid': layout.valid, 'global:keep': layout.keep, 'global:cells': layout.cells,
+        'global:rows': BigInt64Array.from(h.globalRows!, BigInt), ...(layout.bias ? { 'global:bias': layout.bias } : {}),
+      };
+      const program = await executor.compile({ fusion });
+      const r = (await program.run(feeds)).fusion as Float32Array;
+      await program.dispose();
+      return r;
+    };
+    const ort = await createOrtExecutor({ threads: 1 });
+    if ('unavailable' in ort) throw new Error(`onnxruntime-node is needed: ${ort.unavailable}`);
+    for (const executor of [ort, createTfjsExecutor()]) {
       // Spot 3 of section b, alone and in a batch drawing from both sections in another order.
-      const alone = makeBatch([{ section: b, spot: 3 }], { views: ['global'], dim: DIM, genes: GENES });
-      const mixed = makeBatch([{ section: a, spot: 5 }, { section: b, spot: 3 }, { section: a, spot: 0 }], { views: ['global'], dim: DIM, genes: GENES });
-      const x = model.forward(alone.inputs, 'inference').fusion;
-      const y = model.forward(mixed.inputs, 'inference').fusion;
-      const row = tf.slice(y, [1, 0], [1, GENES]);
-      assert.ok(tf.max(tf.abs(tf.sub(x, row))).dataSync()[0] < 1e-5);
-      tf.dispose([x, y, row]);
-      alone.dispose();
-      mixed.dispose();
-    } finally {
-      model.dispose();
+      const alone = await predict(executor, [{ section: b, spot: 3 }]);
+      const mixed = await predict(executor, [{ section: a, spot: 5 }, { section: b, spot: 3 }, { section: a, spot: 0 }]);
+      assert.ok(relativeError(mixed.subarray(GENES, 2 * GENES), alone) < 1e-5, executor.kind);
     }
   });
 
@@ -132,41 +145,20 @@ describe('TRIPLEX model and training', () => {
     assert.ok(Math.abs(stepLR(1e-4, 120) - 0.81e-4) < 1e-12);
   });
 
-  test('micro-batches with the global encoder run once give the gradient of one pass over the batch', () => {
-    const data = syntheticData(3);
-    const c = config();
-    const noDropout = { ...c, neighbor: { ...c.neighbor, dropout: 0 }, global: { ...c.global, dropout: 0 }, fusion: { ...c.fusion, dropout: 0 } };
-    const model = new TriplexModel(noDropout, { seed: 5 });
-    const vars = model.trainableVariables();
-    const picks = epochBatches([...data.sections.values()], 40, 2)[0];
-    try {
-      const whole = makeBatch(picks, { views: model.views, dim: DIM, genes: GENES });
-      const direct = tf.variableGrads(() => model.loss(model.forward(whole.inputs, 'training'), whole.truth), vars);
-      const split = batchGradients(model, vars, picks, 7, { dim: DIM, genes: GENES, dropoutSeed: 1 });
-      assert.ok(Math.abs(split.loss - direct.value.dataSync()[0]) < 1e-4 * Math.abs(split.loss));
-      vars.forEach((v, i) => {
-        const err = relativeError(split.grads[i].dataSync(), direct.grads[v.name].dataSync());
-        assert.ok(err < 1e-4, `${model.params.names()[i] ?? v.name}: ${err}`);
-      });
-      assert.ok(model.params.names().some((n) => n.startsWith('global_encoder.')));
-      tf.dispose([direct.value, ...Object.values(direct.grads), ...split.grads]);
-      whole.dispose();
-    } finally {
-      model.dispose();
-    }
-  });
-
   for (const engine of ['ort', 'tfjs'] as const) {
   test(`${engine}: training learns, leaks no tensors, repeats exactly with the same seed, and resumes where it stopped`, async () => {
     const data = syntheticData(4);
     const base = { config: config(), mode: 'frozen' as const, train: ['S0', 'S1'], validation: ['S2'], batchSize: 16, learningRate: 1e-2, seed: 7, engine };
-    const counts: number[] = [];
-    const a = await trainFold(data, { ...base, outDir: path.join(tmp, engine, 'a'), epochs: 4, onProgress: (e) => { if (e.kind === 'epoch') counts.push(tf.memory().numTensors); } });
+    const a = await trainFold(data, { ...base, outDir: path.join(tmp, engine, 'a'), epochs: 4 });
     assert.equal(a.epochsRun, 4);
     assert.ok(a.history[3].loss < a.history[0].loss * 0.8, `loss ${a.history.map((h) => h.loss.toFixed(3)).join(' -> ')}`);
-    assert.equal(new Set(counts).size, 1, `tensors after each epoch: ${counts.join(', ')}`);
 
-    const b = await trainFold(data, { ...base, outDir: path.join(tmp, engine, 'b'), epochs: 4 });
+    // The same run again: every graph it needs is compiled and cached (the TF.js executor keeps each
+    // program's constants as tensors), so any tensor more after an epoch is one leaked.
+    const afterA = tf.memory().numTensors;
+    const counts: number[] = [];
+    const b = await trainFold(data, { ...base, outDir: path.join(tmp, engine, 'b'), epochs: 4, onProgress: (e) => { if (e.kind === 'epoch') counts.push(tf.memory().numTensors); } });
+    assert.deepEqual(counts, [afterA, afterA, afterA, afterA], `tensors after each epoch: ${counts.join(', ')}, ${afterA} before`);
     assert.deepEqual(b.history.map((h) => [h.loss, h.validationPcc]), a.history.map((h) => [h.loss, h.validationPcc]));
 
     // Stopped during epoch 3 (index 2): the checkpoint of epoch 2 stays, and a rerun finishes like a.
@@ -188,7 +180,7 @@ describe('TRIPLEX model and training', () => {
   });
   }
 
-  test('both engines train alike: same start, same batches, same dropout masks; a checkpoint of one predicts on the other', async () => {
+  test('onnxruntime and the engine\'s TF.js executor train alike: same start, same batches, same dropout masks; a checkpoint of one predicts on the other', async () => {
     const data = syntheticData(4);
     const base = { config: config(), mode: 'frozen' as const, train: ['S0', 'S1'], validation: ['S2'], batchSize: 16, learningRate: 1e-2, seed: 3, epochs: 3 };
     const lines: string[] = [];
@@ -216,22 +208,59 @@ describe('TRIPLEX model and training', () => {
     }
   });
 
-  test('a step that does not fit in memory says which batch and what to lower', async () => {
+  test('a cross-validation gives the same PCC(M) on onnxruntime and on the engine\'s TF.js executor (within 0.01)', async (t) => {
+    const data = syntheticData(4);
+    const pcc: Record<string, number> = {};
+    const lines: string[] = [];
+    const saved = process.env.TRIPLEX_ENGINE;
+    try {
+      for (const engine of ['ort', 'tfjs']) {
+        process.env.TRIPLEX_ENGINE = engine; // cv trains and predicts on the engine the environment names
+        const r = await crossValidate({
+          storeDir: path.join(tmp, 'cv-store'), outDir: path.join(tmp, `cv-${engine}`), data, preset: 'demo', epochs: 4, batchSize: 16, learningRate: 1e-2, seed: 2, onlyFolds: [0, 1],
+          log: (l) => { if (l.startsWith('engine:')) lines.push(l); },
+        });
+        assert.equal(r.folds.length, 2);
+        pcc[engine] = r.evaluation.summary.pccM.mean;
+      }
+    } finally {
+      if (saved === undefined) delete process.env.TRIPLEX_ENGINE;
+      else process.env.TRIPLEX_ENGINE = saved;
+    }
+    assert.match(lines[0], /engine: onnxruntime-node/);
+    assert.match(lines[1], /engine: TF\.js \(tfjs asked for by TRIPLEX_ENGINE\); TRIPLEX runs its engine graphs on the TF\.js interpreter/);
+    t.diagnostic(`PCC(M) ${pcc.ort} on onnxruntime, ${pcc.tfjs} on TF.js`);
+    assert.ok(pcc.ort > 0.2, `the model learns: PCC(M) ${pcc.ort}`);
+    assert.ok(Math.abs(pcc.ort - pcc.tfjs) < 0.01, `PCC(M) ${pcc.ort} on onnxruntime, ${pcc.tfjs} on TF.js`);
+  });
+
+  test('a step that does not fit in memory says which batch and what to lower, on either executor', async () => {
     const data = syntheticData(2);
-    // onnxruntime's allocation failure, as a session reports it when a shape bucket is too large.
-    const failing: Executor = {
-      kind: 'ort',
-      describe: () => 'failing executor',
-      compile: () => Promise.resolve({
-        buildMs: 0, nodeCount: 0, dispose: () => Promise.resolve(),
-        run: () => Promise.reject(new Error('Non-zero status code returned while running MatMul node. Status Message: std::bad_alloc')),
-      }),
-    };
-    const learner = new EngineLearner(config(), failing, 0);
-    const picks = [...data.sections.values()][0].spotIds.slice(0, 12).map((_, spot) => ({ section: [...data.sections.values()][0], spot }));
-    await assert.rejects(learner.trainBatch(picks, { learningRate: 1e-3, dropoutSeed: 1, augment: mulberry32(1), microBatch: 12 }),
-      /a training step over a batch of 12 spots did not fit in memory \(.*bad_alloc\); lower --batch/);
-    await learner.dispose();
+    // What each executor reports when a shape bucket is too large: onnxruntime's allocation failure; the
+    // wasm heap (4 GB) exhausted under the TF.js executor, as a kernel's access out of bounds or XNNPACK's status.
+    const failures: [Executor['kind'], Error][] = [
+      ['ort', new Error('Non-zero status code returned while running MatMul node. Status Message: std::bad_alloc')],
+      ['tfjs', new WebAssembly.RuntimeError('memory access out of bounds')],
+      ['tfjs', new WebAssembly.RuntimeError('Aborted(). Build with -sASSERTIONS for more info.')],
+      ['tfjs', new WasmOutOfMemoryError('XNN status for xnn_create_fully_connected_nc_f32 is not successful. Got status 6.')],
+    ];
+    for (const [i, [kind, error]] of failures.entries()) {
+      const failing: Executor = {
+        kind,
+        describe: () => `failing executor ${i}`, // compiled programs are cached by executor: one each
+        compile: () => Promise.resolve({ buildMs: 0, nodeCount: 0, dispose: () => Promise.resolve(), run: () => Promise.reject(error) }),
+      };
+      const learner = new EngineLearner(config(), failing, 0);
+      const picks = [...data.sections.values()][0].spotIds.slice(0, 12).map((_, spot) => ({ section: [...data.sections.values()][0], spot }));
+      await assert.rejects(learner.trainBatch(picks, { learningRate: 1e-3, dropoutSeed: 1, augment: mulberry32(1) }),
+        (e: Error) => /^a training step over a batch of 12 spots did not fit in memory \(.+\); lower --batch$/.test(e.message) && e.message.includes(error.message.split('\n')[0]), `${kind}: ${error.message}`);
+      await learner.dispose();
+    }
+    // Other failures pass unchanged.
+    const other = new Error('TF.js engine: no lowering for op frobnicate');
+    const broken: Executor = { kind: 'tfjs', describe: () => 'broken', compile: () => Promise.resolve({ buildMs: 0, nodeCount: 0, dispose: () => Promise.resolve(), run: () => Promise.reject(other) }) };
+    const picks = [...data.sections.values()][0].spotIds.slice(0, 4).map((_, spot) => ({ section: [...data.sections.values()][0], spot }));
+    await assert.rejects(new EngineLearner(config(), broken, 0).trainBatch(picks, { learningRate: 1e-3, dropoutSeed: 1, augment: mulberry32(1) }), (e) => e === other);
   });
 
   test('early stopping keeps the best validation epoch; predictions come from its checkpoint', async () => {

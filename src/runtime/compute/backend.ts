@@ -8,6 +8,7 @@ import type { BackendChoice, BackendName, ComputeReport, EngineStatus } from './
 import { planWasmThreads, unrefWasmWorkers } from './wasmThreads';
 import { registerWasmTrainingKernels } from './wasmKernels';
 import { registerWasmDepthwiseKernels } from './wasmDepthwiseKernels';
+import { registerWasmOneHotKernel } from './wasmOneHot';
 import { guardWasmOutOfMemory } from './wasmOutOfMemory';
 import { onnxRuntimeStatus } from '../onnx/engine';
 
@@ -92,6 +93,7 @@ async function startWasm(threads: number): Promise<void> {
     }
     registerWasmTrainingKernels();
     registerWasmDepthwiseKernels();
+    registerWasmOneHotKernel();
     guardWasmOutOfMemory();
     try {
       if (!(await tf.setBackend('wasm'))) throw new Error('the wasm backend failed to initialise');

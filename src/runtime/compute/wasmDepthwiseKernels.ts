@@ -4,7 +4,7 @@ import { asTensor, convAttrs, convInfo, type Shape4 } from './kernelUtil';
 /**
  * The two depthwise-convolution gradient kernels that tfjs-backend-wasm 4.22 lacks
  * (DepthwiseConv2dNativeBackpropInput and ...BackpropFilter: without them any gradient through
- * tf.depthwiseConv2d fails on wasm, e.g. APEG/PEG of the TRIPLEX global encoder), composed from
+ * tf.depthwiseConv2d fails on wasm, e.g. in a notebook's TF.js code), composed from
  * kernels wasm has. NHWC, dilation 1, any stride, padding and channel multiplier.
  */
 

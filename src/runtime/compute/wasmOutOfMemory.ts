@@ -8,7 +8,7 @@ export class WasmOutOfMemoryError extends Error {
   constructor(readonly xnnMessage: string) {
     const op = /for (xnn_\w+)/.exec(xnnMessage)?.[1] ?? 'an operator';
     super(`the wasm backend ran out of memory (its heap is 4 GB at most) in ${op}: the work passed at once is too large; ` +
-      'pass fewer spots at once (e.g. --micro-batch 16), or install @tensorflow/tfjs-node, whose memory is not so bounded');
+      'pass fewer spots at once (a smaller --batch), or install @tensorflow/tfjs-node, whose memory is not so bounded');
     this.name = 'WasmOutOfMemoryError';
   }
 }

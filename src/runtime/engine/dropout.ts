@@ -1,11 +1,11 @@
 import { mulberry32 } from '../util/random';
 
 /**
- * Dropout masks drawn in JavaScript, one stream per dropout layer, exactly as the TF.js model's
- * layers draw theirs (model/triplex/layers.ts, Dropout): reseeding with a step's seed gives each
- * layer, in creation order, a state from mulberry32(seed); each 32-bit draw of a layer's stream
- * decides two mask values (low and high 16 bits against keep * 65536). A graph's masks are then
- * the ones the TF.js model would use for the same step, so both engines train alike.
+ * Dropout masks drawn in JavaScript, one stream per dropout layer: reseeding with a step's seed
+ * gives each layer, in creation order, a state from mulberry32(seed); each 32-bit draw of a
+ * layer's stream decides two mask values (low and high 16 bits against keep * 65536). The masks
+ * are inputs of the graph, not drawn by the executor, so onnxruntime and the TF.js interpreter
+ * train alike for the same seed.
  */
 export class DropoutStreams {
   private states: number[] = [];

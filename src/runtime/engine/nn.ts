@@ -41,8 +41,8 @@ export class ParamTable {
   }
 
   /**
-   * A Linear weight [out, in] drawn in [in, out] order, as the TF.js model draws its [in, out]
-   * weights, so that both engines start from the same values for the same seed.
+   * A Linear weight [out, in] drawn in [in, out] order (the order of the TF.js model this engine
+   * replaced), so that a seed starts where runs begun before it started.
    */
   uniformLinear(name: string, outFeatures: number, inFeatures: number, bound: number): void {
     const v = new Float32Array(outFeatures * inFeatures);
@@ -50,7 +50,7 @@ export class ParamTable {
     this.add(name, [outFeatures, inFeatures], v);
   }
 
-  /** A dropout layer: its index is its stream (dropout.ts); one draw, as the TF.js model's seed. */
+  /** A dropout layer: its index is its stream (dropout.ts); one draw of the table's generator (as the replaced TF.js model drew its layer's seed). */
   dropout(rate: number): DropoutLayer {
     this.random();
     return { rate, layer: this.dropoutLayers++ };
@@ -133,7 +133,7 @@ export class FeedForward {
 /** 5x5 neighbour grid: tiles and the offset index |drow| * 5 + |dcol| of each (query, key) pair. */
 const GRID = 5;
 const TILES = GRID * GRID;
-const OFFSET_INDEX: number[] = Array.from({ length: TILES * TILES }, (_, p) => {
+export const OFFSET_INDEX: number[] = Array.from({ length: TILES * TILES }, (_, p) => {
   const i = Math.floor(p / TILES);
   const j = p % TILES;
   return Math.abs(Math.floor(i / GRID) - Math.floor(j / GRID)) * GRID + Math.abs((i % GRID) - (j % GRID));

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { VARIANTS } from '../model/triplex/config';
+import { VARIANTS } from '../models/triplexConfig';
 import { bestPerColumn } from '../../protocol/outputs';
 import type { RunSummary } from '../../protocol/webviews';
 import type { MeanStd } from './metrics';

@@ -39,7 +39,7 @@ export class APEG {
     if (kernelSize % 2 !== 1) throw new Error(`${name}: the kernel size must be odd, got ${kernelSize}`);
     // nn.Conv2d's default, Kaiming-uniform (a = sqrt 5) and the bias alike: bound 1 / sqrt(fan-in), fan-in k * k per group.
     const bound = 1 / kernelSize;
-    // Drawn in the TF.js model's [k, k, d, 1] order, so both engines start alike for a seed.
+    // Drawn in [k, k, d, 1] order (the replaced TF.js model's), so a seed starts where it always did.
     const k = kernelSize;
     const w = new Float32Array(dim * k * k);
     for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) for (let c = 0; c < dim; c++) w[(c * k + i) * k + j] = (2 * t.random() - 1) * bound;

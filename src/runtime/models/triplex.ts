@@ -1,7 +1,7 @@
 import type { Graph, Sym } from '../engine/graph';
 import { CrossAttentionBlock, LayerNorm, Linear, ParamTable, TransformerBlock, type Mode } from '../engine/nn';
-import { activeViews, checkConfig, type EncoderConfig, type TriplexConfig, type ViewName } from '../model/triplex/config';
-import { FUSION_LOSS_ALPHA } from '../model/triplex/loss';
+import { activeViews, checkConfig, FUSION_LOSS_ALPHA, type EncoderConfig, type TriplexConfig, type ViewName } from './triplexConfig';
+import { NEIGHBOR_TOKENS, TARGET_TOKENS } from './triplexInputs';
 import { APEG } from './apeg';
 import type { GlobalLayout } from './globalLayout';
 import { ResNet18Trunk } from './resnet18';
@@ -14,20 +14,27 @@ import { ResNet18Trunk } from './resnet18';
  */
 export type TargetSource = 'tokens' | 'layer3' | 'crops';
 
-/** Prefix of the trunk's tensors, as in the TF.js model's checkpoints. */
+/** Prefix of the trunk's tensors in checkpoints. */
 export const TRUNK_PREFIX = 'target_encoder.';
 
 /**
- * TRIPLEX on the engine's op interface, every variant of TriplexConfig on one code path (the
- * spec's "Three views" and "Building blocks"; the variant wiring of model/triplex/model.ts, whose
- * parameter names, creation order and dropout layers it shares, so that checkpoints move between
- * engines and a seed starts both alike). The target view takes token maps [B, 49, d] here (mode
- * frozen); the trunk for modes layer4 and full plugs in before it.
+ * TRIPLEX on the engine's op interface, its one definition: every variant of TriplexConfig on one
+ * code path (the spec's "Three views" and "Building blocks"), run by onnxruntime and by the
+ * engine's TF.js interpreter alike. Parameters carry the state-dict names of our PyTorch reference
+ * (scripts/fixtures/torch_triplex_reference.py): `neighbor_encoder.blocks.0.attn.qkv.weight`,
+ * `global_encoder.peg.proj.weight`, `fusion_encoder.norm.bias`, `fc`, `fc_target`, ... The target
+ * view takes token maps [B, 49, d] (mode frozen), or the ResNet18 trunk's output (layer4, full).
+ *
+ * Where the paper leaves a variant's wiring open, our choices:
+ * - without the global view, the fusion layer's single query is the spot's mean target token
+ *   (the neighbor tokens' mean when the target view is off too);
+ * - a single-view model (TEM, NEM, GEM) predicts with its own head and trains on its MSE alone;
+ * - summation, concatenation (+ Linear(k d, d)) and attentional pooling (Ilse et al. 2018,
+ *   hidden 128) combine the views' summary vectors (mean target token, mean neighbor token,
+ *   global token); every method ends in the fusion LayerNorm.
  */
 
-/** Tokens of the target view (the ResNet18 7x7 map) and of the neighbor view (5x5 tiles). */
-export const TARGET_TOKENS = 49;
-export const NEIGHBOR_TOKENS = 25;
+/** Hidden size of attentional pooling's scoring network (Ilse et al. 2018 use 128). */
 const ATTENTION_POOL_HIDDEN = 128;
 
 /** The global view's inputs for the slides of a batch, laid out by globalLayout. */
@@ -175,7 +182,7 @@ export class TriplexNet {
   forward(g: Graph, inputs: TriplexGraphInputs, mode: Mode, source: TargetSource = 'tokens'): HeadSyms {
     const c = this.config;
     const summaries: Partial<Record<ViewName, Sym>> = {};
-    // The global encoder first: the TF.js model encodes the slides before the batch, and dropout masks follow that order.
+    // The global encoder first: its dropout layers draw their masks before the batch's own (the order runs have always used).
     let globalTokens = inputs.globalTokens;
     if (c.views.global && !globalTokens) {
       if (!inputs.global || !inputs.globalRows) throw new Error('the global view needs the batch\'s slides and each spot\'s row in them');
@@ -232,7 +239,7 @@ export class TriplexNet {
     return out as HeadSyms;
   }
 
-  /** The training loss: the fusion loss or its ablation (loss.ts), MSE alone for a single view. */
+  /** The training loss: the fusion loss or its ablation (FusionLossVariant), MSE alone for a single view. */
   loss(g: Graph, heads: HeadSyms, truth: Sym): Sym {
     const mse = (a: Sym, b: Sym) => g.mean(g.square(g.sub(a, b)), [0, 1]);
     let loss = mse(heads.fusion, truth);

@@ -1,6 +1,5 @@
-import * as tf from '@tensorflow/tfjs-core';
-import type { ViewName } from '../model/triplex/config';
-import { NEIGHBOR_TOKENS, TARGET_TOKENS, type TriplexInputs } from '../model/triplex/model';
+import type { ViewName } from '../models/triplexConfig';
+import { NEIGHBOR_TOKENS } from '../models/triplexInputs';
 import { SPOT_SIZE, toNormalizedFloat } from '../image/crops';
 import { mulberry32 } from '../util/random';
 import type { SectionInputs } from './data';
@@ -117,14 +116,6 @@ export type TargetInput = 'tokens' | 'layer3' | 'crops';
 export const LAYER3_SIDE = 14;
 export const LAYER3_CHANNELS = 256;
 
-export interface Batch {
-  inputs: TriplexInputs;
-  truth: tf.Tensor2D;
-  /** The sections the global view encodes for this batch, in order. */
-  slides: SectionInputs[];
-  dispose(): void;
-}
-
 /**
  * A batch as plain arrays, for either engine: target input (augmented), neighbor features and
  * mask, truth, and for the global view the batch's slides (in first-use order) with each spot's
@@ -170,30 +161,6 @@ export function hostBatch(picks: readonly Pick[], o: BatchOptions): HostBatch {
     batch.globalRows = Int32Array.from(picks, (p) => offset.get(p.section)! + p.spot);
   }
   return batch;
-}
-
-/** The TF.js tensors of a batch of picks. */
-export function makeBatch(picks: readonly Pick[], o: BatchOptions): Batch {
-  const h = hostBatch(picks, o);
-  const B = h.size;
-  const d = o.dim;
-  const created: tf.Tensor[] = [];
-  const keep = <T extends tf.Tensor>(t: T): T => { created.push(t); return t; };
-  const inputs: TriplexInputs = {};
-  if (h.target) {
-    const kind = o.target ?? 'tokens';
-    inputs.target = keep(kind === 'crops' ? tf.tensor4d(h.target, [B, SPOT_SIZE, SPOT_SIZE, 3])
-      : kind === 'layer3' ? tf.tensor4d(h.target, [B, LAYER3_SIDE, LAYER3_SIDE, LAYER3_CHANNELS]) : tf.tensor3d(h.target, [B, TARGET_TOKENS, d]));
-  }
-  if (h.neighbors) {
-    inputs.neighbors = keep(tf.tensor3d(h.neighbors, [B, NEIGHBOR_TOKENS, d]));
-    inputs.mask = keep(tf.tensor2d(h.mask!, [B, NEIGHBOR_TOKENS]));
-  }
-  if (h.globalRows) {
-    inputs.slides = h.slides.map((s) => ({ features: keep(tf.tensor2d(s.global!, [s.n, d])), grid: s.grid }));
-    inputs.globalRows = h.globalRows;
-  }
-  return { inputs, truth: keep(tf.tensor2d(h.truth, [B, o.genes])), slides: h.slides, dispose: () => tf.dispose(created) };
 }
 
 /** The target view's input for a batch: [B, 49, d] tokens, [B, 14, 14, 256] layer3 maps, or [B, 224, 224, 3] normalised crops. */

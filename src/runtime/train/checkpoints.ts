@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import { isBaseline, isBaselineName, type BaselineSettings } from '../baselines/registry';
 import { fileKind } from '../data/files';
-import { checkConfig, type TriplexConfig } from '../model/triplex/config';
+import { checkConfig, type TriplexConfig } from '../models/triplexConfig';
 import { writeFileAtomic } from '../store/atomic';
 import { encodeSafetensors, readSafetensors, safetensorsMetadata } from '../weights/safetensors';
 import type { StateDict } from '../weights/stateDict';

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { evaluate, metricsTables, slideMetrics, writeMetricsTables, type EvaluatedSlide, type Evaluation } from '../eval/metrics';
 import { makeFolds, parseFolds, validationSplit, type Fold, type FoldSpec } from '../eval/folds';
 import { baselineSettings, describeBaseline, isBaseline, isBaselineName, type BaselineSettings } from '../baselines/registry';
-import { describeConfig, triplexConfig, type PresetName, type TriplexConfig } from '../model/triplex/config';
+import { describeConfig, triplexConfig, type PresetName, type TriplexConfig } from '../models/triplexConfig';
 import { buildTable, writeArrowFile } from '../store/arrow';
 import { removePartials, writeFileAtomic } from '../store/atomic';
 import { withLock } from '../store/lock';

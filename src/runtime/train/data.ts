@@ -1,9 +1,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Table } from 'apache-arrow';
-import { spotGrid, type SpotGrid } from '../model/triplex/apeg';
-import type { ViewName } from '../model/triplex/config';
-import { NEIGHBOR_TOKENS, TARGET_TOKENS } from '../model/triplex/model';
+import { spotGrid, type SpotGrid } from '../models/spotGrid';
+import type { ViewName } from '../models/triplexConfig';
+import { NEIGHBOR_TOKENS, TARGET_TOKENS } from '../models/triplexInputs';
 import { readArrowFile, stringColumn, vectorColumn } from '../store/arrow';
 import { openDatasetStore, type DatasetStore } from '../store/datasetStore';
 import { pathInside } from '../store/identifiers';

@@ -2,8 +2,8 @@ import { DropoutStreams } from '../engine/dropout';
 import type { Executor, Program } from '../engine/executor';
 import { Graph, type HostArray, type Sym } from '../engine/graph';
 import { compileTrainStep, initialState, type TrainState, type TrainStep } from '../engine/step';
-import type { TriplexConfig, ViewName } from '../model/triplex/config';
-import { inputStatsFrom, inverseStd, type InputStats } from '../model/triplex/model';
+import type { TriplexConfig, ViewName } from '../models/triplexConfig';
+import { inputStatsFrom, inverseStd, type InputStats } from '../models/triplexInputs';
 import { encodeGlobalInBlocks, queryRowsPerBlock } from '../models/globalBlocks';
 import { bucket, globalLayout, type GlobalLayout } from '../models/globalLayout';
 import { TRUNK_PREFIX, TriplexNet, type TargetSource } from '../models/triplex';
@@ -265,9 +265,16 @@ export function cached<T>(key: string, build: () => Promise<T>, release: (v: T) 
   return value;
 }
 
-/** An allocation failure of onnxruntime as what it means for the user: what did not fit, and what to lower. */
+/**
+ * What an executor says when a step's tensors do not fit: onnxruntime's allocation failures, and
+ * the TF.js wasm backend's (XNNPACK out of memory, see compute/wasmOutOfMemory.ts; the 4 GB heap
+ * exhausted, which its allocator reports as `Aborted()` and its kernels as an access out of bounds).
+ */
+const OUT_OF_MEMORY = /bad_alloc|Failed to allocate|out of memory|Cannot allocate memory|memory access out of bounds|Cannot enlarge memory|Aborted\((OOM)?\)|Array buffer allocation failed/i;
+
+/** An allocation failure of the executor as what it means for the user: what did not fit, and what to lower. */
 export function explainMemoryError(e: unknown, what: string, remedy: string): unknown {
   const message = e instanceof Error ? e.message : String(e);
-  if (!/bad_alloc|Failed to allocate|out of memory|Cannot allocate memory/i.test(message)) return e;
+  if (!OUT_OF_MEMORY.test(message)) return e;
   return new Error(`${what} did not fit in memory (${message.split('\n')[0]}); ${remedy}`, { cause: e });
 }

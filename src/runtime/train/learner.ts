@@ -1,15 +1,14 @@
-import type { TriplexConfig, ViewName } from '../model/triplex/config';
-import type { InputStats } from '../model/triplex/model';
+import type { TriplexConfig, ViewName } from '../models/triplexConfig';
+import type { InputStats } from '../models/triplexInputs';
 import type { StateDict } from '../weights/stateDict';
 import type { Pick, TargetInput } from './batches';
 import type { SectionInputs, TrainingData } from './data';
 
 /**
  * What the one trainer, cross-validation and predict need of a model and its optimiser, whichever
- * engine runs them: the native engine (TRIPLEX on onnxruntime, engineLearner.ts) or TF.js
- * (tfjsLearner.ts, which also trains the ResNet18 trunk of modes layer4 and full, until the trunk
- * moves to the engine). Checkpoints are the same tensors under the same names on both, so a run
- * started on one resumes or predicts on the other.
+ * executor runs its engine graphs: onnxruntime or the engine's TF.js interpreter (TRIPLEX:
+ * engineLearner.ts; the baselines: baselineLearner.ts). Checkpoints are the same tensors under the
+ * same names on both, so a run started on one resumes or predicts on the other.
  */
 
 export type EngineKind = 'ort' | 'tfjs';
@@ -20,8 +19,6 @@ export interface StepOptions {
   dropoutSeed: number;
   /** Seeded augmentation of the target view. */
   augment: () => number;
-  /** Spots per pass (TF.js; the native engine takes the batch in one pass). */
-  microBatch: number;
 }
 
 export interface PredictOptions {

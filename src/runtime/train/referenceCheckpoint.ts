@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import type { EngineChoice } from '../engine/choice';
 import { checkRegularFile } from '../data/files';
 import { readGeneListFile } from '../data/geneList';
-import { activeViews, checkConfig, PRESETS, type EncoderConfig, type Preset, type TriplexConfig } from '../model/triplex/config';
+import { activeViews, checkConfig, PRESETS, type EncoderConfig, type Preset, type TriplexConfig } from '../models/triplexConfig';
 import { ResNet18Trunk } from '../models/resnet18';
 import { TriplexNet, TRUNK_PREFIX } from '../models/triplex';
 import { readWeightFile } from '../weights/decode';

@@ -6,9 +6,9 @@ import { trainWithDeviceRecovery, type RunPosition } from './deviceRecovery';
 import type { Executor } from '../engine/executor';
 import { createTfjsExecutor } from '../engine/tfjs';
 import { slideMetrics } from '../eval/metrics';
-import type { ChannelStats, InputStats } from '../model/triplex/model';
+import type { ChannelStats, InputStats } from '../models/triplexInputs';
 import { seededResNet18StateDict } from '../models/resnet18Weights';
-import { activeViews, type TriplexConfig, type ViewName } from '../model/triplex/config';
+import { activeViews, type TriplexConfig, type ViewName } from '../models/triplexConfig';
 import { removePartials, writeFileAtomic } from '../store/atomic';
 import { withLock } from '../store/lock';
 import { mulberry32 } from '../util/random';
@@ -25,14 +25,12 @@ import { BaselineLearner } from './baselineLearner';
 import { baselineStart, createBaselineNet, isBaseline, type BaselineSettings } from '../baselines/registry';
 import { cacheLayer3, initialTrunk, loadTargetCrops } from './targetCrops';
 import { currentExecutor } from '../executors/grid';
-import { TfjsLearner } from './tfjsLearner';
 
-export { batchGradients } from './tfjsLearner';
 export type { Learner } from './learner';
 
 /**
  * Training of one fold (spec, "Training"): Adam lr 1e-4 with StepLR(50, 0.9), batches of 128
- * spots (accumulated over micro-batches when asked), early stopping on the mean PCC of a
+ * spots (each one pass of the engine), early stopping on the mean PCC of a
  * validation split drawn from the training patients (patience 20), seeded, with a checkpoint
  * written atomically after every epoch from which a killed run resumes, progress events, and an
  * abort signal checked before every batch.
@@ -57,7 +55,10 @@ export interface TrainOptions {
   epochs?: number;
   patience?: number;
   batchSize?: number;
-  /** Spots per forward/backward pass; the batch's gradients are accumulated over them. Default 32 (8 in mode full). */
+  /**
+   * Kept in the run's signature only, so that runs begun when the TF.js model accumulated its
+   * gradients over micro-batches still resume: every engine now takes a batch in one pass.
+   */
   microBatch?: number;
   /**
    * Modes layer4 and full: the ResNet18 weights the store's features were extracted with (the
@@ -120,23 +121,21 @@ export interface TrainResult {
   /** The line saying a GPU device was lost and the run went on from its last checkpoint on the CPU. */ deviceLost?: string;
 }
 
-/** Spots per forward/backward pass unless told (gradients are accumulated up to the batch). */
-export const DEFAULT_MICRO_BATCH = 32;
-/** In mode full each spot also runs the ResNet18 forward and backward, keeping tens of MB of activations per crop. */
-export const DEFAULT_MICRO_BATCH_FULL = 8;
+/** The micro-batch a run's signature records when none is given (TF.js's old defaults: 32 spots, 8 in mode full). */
+const SIGNED_MICRO_BATCH = 32;
+const SIGNED_MICRO_BATCH_FULL = 8;
 
 /**
- * A learner on the chosen engine (onnxruntime unless TF.js is asked for or onnxruntime does not
- * load). `trunk`: the weights (torchvision names) the target encoder starts from, modes layer4
- * and full; the trunk is the engine's ResNet18 (models/resnet18.ts), so a trunk model trains on
- * the engine's TF.js interpreter where onnxruntime is not used.
+ * TRIPLEX on the engine (models/triplex.ts), run by onnxruntime, or where it is missing or TF.js is
+ * asked for, by the engine's TF.js interpreter of the same graphs; `onEngine` gets one line saying
+ * which, and why. `trunk`: the weights (torchvision names) the target encoder starts from, modes
+ * layer4 and full (the engine's ResNet18, models/resnet18.ts). `executor`: this one instead of the
+ * engine choice (tests; the CPU after a GPU device was lost).
  */
 export async function createLearner(config: TriplexConfig, o: { seed?: number; trunk?: StateDict; trained?: 'all' | 'layer4'; engine?: EngineChoice; onEngine?: (line: string) => void; executor?: Executor }): Promise<Learner> {
-  const engine = o.executor ? { executor: o.executor, reason: o.executor.describe() } : await selectEngine(o.engine);
-  o.onEngine?.(`engine: ${engine.reason}${!engine.executor && o.trunk ? '; the ResNet18 trunk trains as engine graphs on the TF.js interpreter' : ''}`);
+  const executor = await engineExecutor(o.engine, o.onEngine, 'TRIPLEX runs its engine graphs', o.executor);
   const trunk = o.trunk ? { mode: o.trained === 'layer4' ? 'layer4' as const : 'full' as const, weights: o.trunk } : undefined;
-  if (!engine.executor) return trunk ? new EngineLearner(config, createTfjsExecutor(), o.seed ?? 0, trunk) : new TfjsLearner(config, { seed: o.seed });
-  return new EngineLearner(config, engine.executor, o.seed ?? 0, trunk);
+  return new EngineLearner(config, executor, o.seed ?? 0, trunk);
 }
 
 /** A checkpoint's model weights, without the optimiser's state. */
@@ -168,6 +167,7 @@ interface FoldSetup {
   batchesOf(sections: readonly SectionInputs[], batchSize: number, seed: number): Pick[][];
   /** What validation predictions take as the target input (TRIPLEX's mode). */
   target?: TargetInput;
+  /** Signed with the run only (see TrainOptions.microBatch). */
   microBatch: number;
   /** Writes checkpoint tensors (a baseline's reference spots need the training sections named). */
   load(sd: StateDict, source: string, optimizerStep?: number): void;
@@ -269,7 +269,7 @@ async function trainFoldLocked(data: TrainingData, options: TrainOptions, at: Ru
         if (o.signal?.aborted) { aborted = true; break; }
         const batch = batches[b];
         at.batch = b + 1;
-        const loss = await learner.trainBatch(batch, { learningRate, dropoutSeed: streamSeed(o.seed, 1, epoch * 100_003 + b), augment, microBatch: setup.microBatch });
+        const loss = await learner.trainBatch(batch, { learningRate, dropoutSeed: streamSeed(o.seed, 1, epoch * 100_003 + b), augment });
         lossSum += loss * batch.length;
         spots += batch.length;
         spotsDone += batch.length;
@@ -342,8 +342,7 @@ type ResolvedOptions = TrainOptions & { batchSize: number; seed: number };
 
 /** TRIPLEX's part of a fold: checks, the trunk of modes layer4 and full, input statistics. */
 async function triplexSetup(data: TrainingData, config: TriplexConfig, o: ResolvedOptions, trainSections: SectionInputs[], validationSections: SectionInputs[]): Promise<FoldSetup> {
-  // 32 spots per pass keeps the BC1 preset inside the 4 GB a wasm32 heap can address (128 at once does not).
-  const microBatch = Math.min(o.microBatch ?? (o.mode === 'full' ? DEFAULT_MICRO_BATCH_FULL : DEFAULT_MICRO_BATCH), o.batchSize);
+  const microBatch = Math.min(o.microBatch ?? (o.mode === 'full' ? SIGNED_MICRO_BATCH_FULL : SIGNED_MICRO_BATCH), o.batchSize);
   if (config.genes !== data.genes.length) throw new Error(`the configuration predicts ${config.genes} genes, the store has ${data.genes.length}`);
   if (config.dim !== data.dim) throw new Error(`the configuration has d = ${config.dim}, the features are ${data.dim} wide`);
   const views = activeViews(config);
@@ -373,18 +372,20 @@ async function triplexSetup(data: TrainingData, config: TriplexConfig, o: Resolv
 }
 
 /**
- * Where a baseline's graphs run: onnxruntime, or where it is missing or TF.js is asked for, the
- * engine's TF.js interpreter of the same graphs (much slower; the line says so).
+ * Where a model's engine graphs run: onnxruntime, or where it is missing or TF.js is asked for, the
+ * engine's TF.js interpreter of the same graphs (several times slower; the line says so).
  */
-async function baselineExecutor(choice?: EngineChoice, onEngine?: (line: string) => void, given?: Executor): Promise<Executor> {
+async function engineExecutor(choice: EngineChoice | undefined, onEngine: ((line: string) => void) | undefined, who: string, given?: Executor): Promise<Executor> {
   const engine = given ? { executor: given, reason: given.describe() } : await selectEngine(choice);
   if (engine.executor) {
     onEngine?.(`engine: ${engine.reason}`);
     return engine.executor;
   }
-  onEngine?.(`engine: ${engine.reason}; the published models run their engine graphs on the TF.js interpreter (several times slower than onnxruntime)`);
+  onEngine?.(`engine: ${engine.reason}; ${who} on the TF.js interpreter (several times slower than onnxruntime)`);
   return createTfjsExecutor();
 }
+
+const baselineExecutor = (choice?: EngineChoice, onEngine?: (line: string) => void, given?: Executor) => engineExecutor(choice, onEngine, 'the published models run their engine graphs', given);
 
 /** A baseline's part of a fold: its net on the engine, its starting weights, its inputs and reference spots. */
 async function baselineSetup(data: TrainingData, settings: BaselineSettings, o: ResolvedOptions, trainSections: SectionInputs[], validationSections: SectionInputs[]): Promise<FoldSetup> {

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { TriplexConfig } from '../../../src/runtime/model/triplex/config';
+import type { TriplexConfig } from '../../../src/runtime/models/triplexConfig';
 
 /**
  * The index of the PyTorch reference fixtures (scripts/fixtures/torch_triplex_blocks_reference.py

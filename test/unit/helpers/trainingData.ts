@@ -1,5 +1,5 @@
-import { spotGrid } from '../../../src/runtime/model/triplex/apeg';
-import { triplexConfig, type TriplexConfig } from '../../../src/runtime/model/triplex/config';
+import { spotGrid } from '../../../src/runtime/models/spotGrid';
+import { triplexConfig, type TriplexConfig } from '../../../src/runtime/models/triplexConfig';
 import type { SectionInputs, TrainingData } from '../../../src/runtime/train/data';
 import { mulberry32, normal } from '../../../src/runtime/util/random';
 

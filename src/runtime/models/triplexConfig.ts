@@ -1,5 +1,3 @@
-import type { FusionLossVariant } from './loss';
-
 /**
  * The configuration of a TRIPLEX model: hyperparameters named by role, which views are used,
  * and how they are combined. Every variant the paper reports is a switch on this one record
@@ -15,6 +13,20 @@ export interface EncoderConfig {
   dropout: number;
 }
 
+/**
+ * The training loss. 'fusion' (the default): the fused prediction q_F is fitted to the truth y,
+ * and each single-view head q_j both to y and, as distillation, to q_F:
+ *   L = MSE(q_F, y) + sum over j of [(1 - alpha) MSE(q_j, y) + alpha MSE(q_j, q_F)], alpha = 0.3;
+ * as in the reference, q_F is not detached (the distillation term also pulls q_F towards q_j).
+ * 'noDistillation': alpha = 0, every head supervised, none distilled from q_F.
+ * 'predictionOnly': MSE(q_F, y) alone, the single-view heads untrained; what we take the paper's
+ * "without the fusion loss" ablation to mean (the spec does not say). models/triplex.ts builds it.
+ */
+export type FusionLossVariant = 'fusion' | 'noDistillation' | 'predictionOnly';
+
+/** The reference's weight of the distillation terms. */
+export const FUSION_LOSS_ALPHA = 0.3;
+
 export type PositionEncoding = 'apeg' | 'peg' | 'none';
 export type FusionMethod = 'layer' | 'sum' | 'concat' | 'attnpool';
 export type ViewName = 'target' | 'neighbor' | 'global';
@@ -28,7 +40,7 @@ export interface TriplexConfig {
   global: EncoderConfig & { positionEncoding: PositionEncoding; kernelSize: number };
   fusion: EncoderConfig & { method: FusionMethod };
   views: Record<ViewName, boolean>;
-  /** Training loss: the fusion loss, or its ablations (see loss.ts). */
+  /** Training loss: the fusion loss, or its ablations (FusionLossVariant). */
   loss: FusionLossVariant;
   /** Weight of the distillation terms of the fusion loss. */
   alpha: number;
@@ -119,7 +131,7 @@ export function triplexConfig(options: ConfigOptions): TriplexConfig {
     fusion: { ...preset.fusion },
     views: { target: true, neighbor: true, global: true },
     loss: 'fusion',
-    alpha: 0.3,
+    alpha: FUSION_LOSS_ALPHA,
     neighborMean: 'all',
     ...(options.standardizeInputs ? { standardizeInputs: true } : {}),
   };
