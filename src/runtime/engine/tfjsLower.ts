@@ -95,6 +95,8 @@ export function lower(s: Sym, x: tf.Tensor[]): tf.Tensor {
     case 'scatterAdd': {
       const base = s.inputs[0];
       const rows = tf.reshape(x[2], [s.inputs[2].shape[0], -1]);
+      // One row: every index is 0 (tf.oneHot refuses a depth of 1, as a one-spot slide's grid has).
+      if (base.shape[0] === 1) return tf.add(x[0], tf.reshape(tf.sum(rows, 0), [...base.shape]));
       // unsortedSegmentSum has no wasm kernel; a one-hot product adds rows on every backend.
       const oneHot = tf.oneHot(x[1], base.shape[0], 1, 0, 'float32'); // [n, rows]
       return tf.add(x[0], tf.reshape(tf.matMul(tf.transpose(oneHot), rows), [...base.shape]));
