@@ -27,9 +27,9 @@ before(async () => {
 });
 
 /** Runs `outputs` on both executors (or those `only` names) with `feeds`; the results, by executor kind. */
-async function onBoth(outputs: Record<string, Sym>, feeds: Record<string, HostArray>, only?: string): Promise<[string, Record<string, Float32Array>][]> {
+async function onBoth(outputs: Record<string, Sym>, feeds: Record<string, HostArray>): Promise<[string, Record<string, Float32Array>][]> {
   const results: [string, Record<string, Float32Array>][] = [];
-  for (const engine of engines.filter((e) => !only || e.kind === only)) {
+  for (const engine of engines) {
     const program = await engine.compile(outputs);
     results.push([engine.kind, (await program.run(feeds)) as Record<string, Float32Array>]);
     await program.dispose();
