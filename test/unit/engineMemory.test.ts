@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import { DropoutStreams } from '../../src/runtime/engine/dropout';
 import { initCompute } from '../../src/runtime/compute/backend';
 import { Graph } from '../../src/runtime/engine/graph';
+import type { Executor } from '../../src/runtime/engine/executor';
 import { createOrtExecutor } from '../../src/runtime/engine/ort';
 import { createTfjsExecutor } from '../../src/runtime/engine/tfjs';
 import { compileTrainStep, initialState } from '../../src/runtime/engine/step';
@@ -17,6 +18,30 @@ import { HISTOGENE_PRESETS, HisToGeneNet } from '../../src/runtime/baselines/his
 import { BaselineLearner } from '../../src/runtime/train/baselineLearner';
 import type { SectionInputs } from '../../src/runtime/train/data';
 
+/** A small TRIPLEX's training step on `executor`: one batch of 8 spots from a 20-spot slide, its feeds and a fresh state. */
+async function smallTriplexStep(executor: Executor, seed: number) {
+  const dim = 16;
+  const genes = 5;
+  const B = 8;
+  const net = new TriplexNet(triplexConfig({ preset: 'demo', genes, dim }), 1);
+  const rows = Array.from({ length: 20 }, (_, i) => Math.floor(i / 5));
+  const cols = Array.from({ length: 20 }, (_, i) => i % 5);
+  const layout = globalLayout([{ n: 20, grid: spotGrid(rows, cols) }], 'apeg');
+  const step = await compileTrainStep(executor, (g) => {
+    const inputs = net.declareInputs(g, B, layout);
+    return net.loss(g, net.forward(g, inputs, 'train'), g.input('truth', [B, genes]));
+  });
+  const random = mulberry32(seed);
+  const features = new Float32Array(layout.tokens * dim);
+  features.set(normal(random, 20 * dim));
+  const feeds = {
+    target: normal(random, B * 49 * dim), neighbors: normal(random, B * 25 * dim), mask: new Float32Array(B * 25).fill(1),
+    truth: normal(random, B * genes), 'global:features': features, 'global:valid': layout.valid, 'global:keep': layout.keep, 'global:cells': layout.cells,
+    'global:rows': BigInt64Array.from({ length: B }, (_, i) => BigInt(i)),
+  };
+  return { net, layout, step, feeds, B, genes, state: initialState(net.table.initialValues()), streams: new DropoutStreams() };
+}
+
 /**
  * 1,000 training steps of a small TRIPLEX on onnxruntime: resident memory must not grow. RSS is
  * sampled (not timed): the median of steps 200-300 against that of steps 900-1000, which lets
@@ -26,28 +51,7 @@ import type { SectionInputs } from '../../src/runtime/train/data';
 test('no growth of resident memory over 1,000 training steps on onnxruntime', async () => {
   const ort = await createOrtExecutor({ threads: 1 });
   if ('unavailable' in ort) throw new Error(`onnxruntime-node is needed: ${ort.unavailable}`);
-  const dim = 16;
-  const genes = 5;
-  const B = 8;
-  const config = triplexConfig({ preset: 'demo', genes, dim });
-  const net = new TriplexNet(config, 1);
-  const rows = Array.from({ length: 20 }, (_, i) => Math.floor(i / 5));
-  const cols = Array.from({ length: 20 }, (_, i) => i % 5);
-  const layout = globalLayout([{ n: 20, grid: spotGrid(rows, cols) }], 'apeg');
-  const step = await compileTrainStep(ort, (g) => {
-    const inputs = net.declareInputs(g, B, layout);
-    return net.loss(g, net.forward(g, inputs, 'train'), g.input('truth', [B, genes]));
-  });
-  const random = mulberry32(2);
-  const features = new Float32Array(layout.tokens * dim);
-  features.set(normal(random, 20 * dim));
-  const feeds = {
-    target: normal(random, B * 49 * dim), neighbors: normal(random, B * 25 * dim), mask: new Float32Array(B * 25).fill(1),
-    truth: normal(random, B * genes), 'global:features': features, 'global:valid': layout.valid, 'global:keep': layout.keep, 'global:cells': layout.cells,
-    'global:rows': BigInt64Array.from({ length: B }, (_, i) => BigInt(i)),
-  };
-  const state = initialState(net.table.initialValues());
-  const streams = new DropoutStreams();
+  const { net, step, feeds, state, streams } = await smallTriplexStep(ort, 2);
   const rss: number[] = [];
   for (let i = 0; i < 1000; i++) {
     streams.reseed(i, net.table.dropoutLayers);
@@ -119,27 +123,7 @@ test('the TF.js executor leaves no tensor behind over training steps and predict
   await initCompute({ backend: 'cpu' });
   const tfjs = createTfjsExecutor();
   const before = tf.memory().numTensors;
-  const dim = 16;
-  const genes = 5;
-  const B = 8;
-  const net = new TriplexNet(triplexConfig({ preset: 'demo', genes, dim }), 1);
-  const rows = Array.from({ length: 20 }, (_, i) => Math.floor(i / 5));
-  const cols = Array.from({ length: 20 }, (_, i) => i % 5);
-  const layout = globalLayout([{ n: 20, grid: spotGrid(rows, cols) }], 'apeg');
-  const step = await compileTrainStep(tfjs, (g) => {
-    const inputs = net.declareInputs(g, B, layout);
-    return net.loss(g, net.forward(g, inputs, 'train'), g.input('truth', [B, genes]));
-  });
-  const random = mulberry32(5);
-  const features = new Float32Array(layout.tokens * dim);
-  features.set(normal(random, 20 * dim));
-  const feeds = {
-    target: normal(random, B * 49 * dim), neighbors: normal(random, B * 25 * dim), mask: new Float32Array(B * 25).fill(1),
-    truth: normal(random, B * genes), 'global:features': features, 'global:valid': layout.valid, 'global:keep': layout.keep, 'global:cells': layout.cells,
-    'global:rows': BigInt64Array.from({ length: B }, (_, i) => BigInt(i)),
-  };
-  const state = initialState(net.table.initialValues());
-  const streams = new DropoutStreams();
+  const { net, layout, step, feeds, B, genes, state, streams } = await smallTriplexStep(tfjs, 5);
   const held = tf.memory().numTensors;
   const losses: number[] = [];
   for (let i = 0; i < 30; i++) {
