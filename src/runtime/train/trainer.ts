@@ -6,9 +6,9 @@ import { trainWithDeviceRecovery, type RunPosition } from './deviceRecovery';
 import type { Executor } from '../engine/executor';
 import { createTfjsExecutor } from '../engine/tfjs';
 import { slideMetrics } from '../eval/metrics';
-import type { ChannelStats, InputStats } from '../models/triplexInputs';
+import { inputStats, meanExpression } from './sectionStats';
 import { seededResNet18StateDict } from '../models/resnet18Weights';
-import { activeViews, type TriplexConfig, type ViewName } from '../models/triplexConfig';
+import { activeViews, type TriplexConfig } from '../models/triplexConfig';
 import { removePartials, writeFileAtomic } from '../store/atomic';
 import { withLock } from '../store/lock';
 import { mulberry32 } from '../util/random';
@@ -404,45 +404,6 @@ async function baselineSetup(data: TrainingData, settings: BaselineSettings, o: 
     batchesOf: net.unit === 'section' ? sectionBatches : epochBatches,
     load: (sd, source, step) => learner.load(sd, source, step, train),
   };
-}
-
-/** Per-channel mean and standard deviation of each view's frozen inputs over the sections' spots. */
-function inputStats(sections: readonly SectionInputs[], views: readonly ViewName[], d: number): InputStats {
-  const of = (arrays: Float32Array[], rowMask?: (s: number, row: number) => boolean): ChannelStats => {
-    const sum = new Float64Array(d);
-    const sq = new Float64Array(d);
-    let n = 0;
-    arrays.forEach((a, s) => {
-      for (let r = 0; r < a.length / d; r++) {
-        if (rowMask && !rowMask(s, r)) continue;
-        for (let c = 0; c < d; c++) {
-          const v = a[r * d + c];
-          sum[c] += v;
-          sq[c] += v * v;
-        }
-        n++;
-      }
-    });
-    const mean = Float32Array.from(sum, (v) => v / Math.max(n, 1));
-    return { mean, std: Float32Array.from(sq, (v, c) => Math.sqrt(Math.max(v / Math.max(n, 1) - mean[c] * mean[c], 0))) };
-  };
-  const stats: InputStats = {};
-  if (views.includes('target')) stats.target = of(sections.map((s) => s.target!));
-  // Masked tiles hold the encoding of a blank input: left out of the statistics.
-  if (views.includes('neighbor')) stats.neighbor = of(sections.map((s) => s.neighbors!), (s, row) => sections[s].mask![row] > 0);
-  if (views.includes('global')) stats.global = of(sections.map((s) => s.global!));
-  return stats;
-}
-
-/** Mean normalised expression per gene over the sections' spots. */
-function meanExpression(sections: readonly SectionInputs[], genes: number): Float32Array {
-  const sum = new Float64Array(genes);
-  let n = 0;
-  for (const s of sections) {
-    for (let i = 0; i < s.values.length; i++) sum[i % genes] += s.values[i];
-    n += s.n;
-  }
-  return Float32Array.from(sum, (v) => v / n);
 }
 
 /**
