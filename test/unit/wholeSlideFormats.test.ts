@@ -11,7 +11,9 @@ import { wsiThumbnail } from '../../src/runtime/image/wsiImage';
 import { expected, maxDiff, pattern, writeSlide } from './helpers/slideFixtures';
 import { tempDir } from './helpers/spatialFixtures';
 import { TORCH_PYTHON } from './helpers/torch';
-import { deflateTile, solidTile, writeTiledTiff, type TiffEntry, type TiffLevelSpec } from './helpers/tiffWriter';
+import { deflateTile, lzwBomb, lzwTile, solidTile, writeTiledTiff, type TiffEntry, type TiffLevelSpec } from './helpers/tiffWriter';
+import { lzwOutputLength } from '../../src/runtime/image/tiffDecoders';
+import { deflateSync } from 'node:zlib';
 
 /**
  * OME-TIFF pyramids stored as SubIFDs (OME's layout since 2020: bioformats2raw/raw2ometiff,
@@ -150,4 +152,59 @@ describe('crafted whole-slide headers', () => {
     await assert.rejects(s.readRegion(0, 300, 0, 10, 10), (e: Error) => e instanceof ImageFileError && e.message.startsWith(`${svs}: level 0, tile (column 1, row 0) cannot be decoded`) && /pixel limit/.test(e.message));
     s.close();
   });
+});
+
+describe('Deflate and LZW tiles decode no larger than a tile', () => {
+  const dir = tempDir('wsi-bombs');
+  const size = 128;
+  const rgbOf = (col: number, row: number): Uint8Array => Uint8Array.from({ length: size * size * 3 }, (_, i) => ((i % 97) * 3 + (i >> 11) * 5 + col * 31 + row * 57) & 255);
+  /** Two levels of 2 x 2 and 1 x 1 tiles; level 0's tile (1, 0) is `bomb` when given. */
+  const write = (name: string, compression: 'deflate' | 'lzw', bomb?: Buffer): string => {
+    const file = path.join(dir, name);
+    const encode = compression === 'lzw' ? lzwTile : deflateTile;
+    writeTiledTiff(file, [
+      { width: 2 * size, height: 2 * size, tileSize: size, compression, tile: (c, r) => (bomb && c === 1 && r === 0 ? bomb : encode(rgbOf(c, r))) },
+      { width: size, height: size, tileSize: size, compression, tile: () => encode(rgbOf(9, 9)) },
+    ]);
+    return file;
+  };
+
+  it('reads Deflate and LZW tiles as written (and Pillow reads the LZW file alike)', async () => {
+    for (const compression of ['deflate', 'lzw'] as const) {
+      const file = write(`fine-${compression}.tif`, compression);
+      const slide = await openWholeSlide(file);
+      for (const [c, r] of [[0, 0], [1, 0], [0, 1], [1, 1]]) assert.deepEqual(await slide.readRegion(0, c * size, r * size, size, size), rgbOf(c, r), `${compression} tile (${c}, ${r})`);
+      assert.deepEqual(await slide.readRegion(1, 0, 0, size, size), rgbOf(9, 9));
+      slide.close();
+    }
+    const script = 'import sys, hashlib\nfrom PIL import Image\nim = Image.open(sys.argv[1]); im.load()\nprint(hashlib.sha256(im.convert("RGB").tobytes()).hexdigest())';
+    const pillow = spawnSync(TORCH_PYTHON, ['-c', script, path.join(dir, 'fine-lzw.tif')], { encoding: 'utf8' });
+    assert.equal(pillow.status, 0, `Pillow (Debian's python3-pil, installed with python3-torchvision) could not read the file: ${pillow.stderr}`);
+    const whole = new Uint8Array(4 * size * size * 3);
+    for (let r = 0; r < 2; r++) for (let y = 0; y < size; y++) for (let c = 0; c < 2; c++) whole.set(rgbOf(c, r).subarray(y * size * 3, (y + 1) * size * 3), ((r * size + y) * 2 * size + c * size) * 3);
+    assert.equal(pillow.stdout.trim(), createHash('sha256').update(whole).digest('hex'), 'Pillow decodes our LZW tiles to the same pixels');
+  });
+
+  it('counts an LZW stream\'s output without decoding it', () => {
+    const data = rgbOf(2, 3);
+    assert.equal(lzwOutputLength(lzwTile(data), data.length), data.length);
+    assert.equal(lzwOutputLength(lzwBomb(1), 1e9), 1 + (3835 * 3836) / 2 - 1, 'a byte, then codes of 2 to 3,835 bytes');
+  });
+
+  for (const [compression, bomb] of [['deflate', () => deflateSync(Buffer.alloc(256 * 2 ** 20))], ['lzw', () => lzwBomb(40)]] as const) {
+    it(`refuses a ${compression} tile that expands past its size, naming file, level and tile, before the memory is taken`, async () => {
+      const stream = bomb();
+      const file = write(`bomb-${compression}.tif`, compression, stream);
+      const slide = await openWholeSlide(file);
+      assert.deepEqual(await slide.readRegion(0, 0, 0, size, size), rgbOf(0, 0), 'the other tiles still read');
+      const rss = process.memoryUsage().rss;
+      await assert.rejects(slide.readRegion(0, size, 0, size, size), (e: Error) => {
+        assert.ok(e instanceof ImageFileError, `${e.name}: ${e.message}`);
+        assert.match(e.message, new RegExp(`^${file}: level 0, tile \\(column 1, row 0\\) cannot be decoded \\(its ${compression === 'lzw' ? 'LZW' : 'Deflate'} stream expands past the ${size * size * 3} bytes of one tile`));
+        return true;
+      });
+      assert.ok(process.memoryUsage().rss - rss < 64 * 2 ** 20, `a ${stream.length}-byte stream did not take its expanded size`);
+      slide.close();
+    });
+  }
 });

@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import { fromFile, GeoTIFFImage, type GeoTIFF } from 'geotiff';
+import './tiffDecoders'; // Deflate and LZW tiles decoded no larger than a tile
 import sharp from 'sharp';
 import { ImageFileError } from './imageError';
 import { scaleFromTiff, type Scale } from './scale';

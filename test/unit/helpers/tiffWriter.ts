@@ -7,7 +7,7 @@ import sharp from 'sharp';
  * slides scanners write (Aperio SVS, pyramidal/OME TIFF) made from pixels the test chooses. Each
  * level is one IFD of the top-level chain (as SVS and libvips' `--pyramid` files store them), or,
  * with `subIfds`, the reduced levels are SubIFDs (tag 330) of the first (OME-TIFF since 2020,
- * as raw2ometiff and QuPath write them); tiles are RGB, deflate- (8) or JPEG- (7) compressed. A tile given twice (the same Buffer) is
+ * as raw2ometiff and QuPath write them); tiles are RGB, deflate- (8), LZW- (5) or JPEG- (7) compressed. A tile given twice (the same Buffer) is
  * written once and referenced twice, so a 100,000 px slide of mostly empty glass stays small.
  */
 
@@ -17,7 +17,7 @@ export interface TiffLevelSpec {
   tileSize: number;
   /** Encoded tile (col, row), row-major; the same Buffer object may be returned for many tiles. */
   tile: (col: number, row: number) => Buffer;
-  compression: 'deflate' | 'jpeg';
+  compression: 'deflate' | 'jpeg' | 'lzw';
   /** PhotometricInterpretation: 2 (RGB, default; what Aperio writes over JPEG) or 6 (YCbCr). */
   photometric?: 2 | 6;
   description?: string;
@@ -37,6 +37,76 @@ export function tileGrid(level: Pick<TiffLevelSpec, 'width' | 'height' | 'tileSi
 /** Deflate-compressed tile of RGB pixels [size, size, 3]. */
 export function deflateTile(rgb: Uint8Array): Buffer {
   return deflateSync(rgb);
+}
+
+/**
+ * TIFF LZW (codes MSB first, 9 to 12 bits, the width growing one code early as TIFF decoders
+ * expect, a clear code when the table fills) of `data`: a tile as TIFF writers store it.
+ */
+export function lzwTile(data: Uint8Array): Buffer {
+  const out: number[] = [];
+  let acc = 0;
+  let bits = 0;
+  let width = 9;
+  const put = (code: number): void => {
+    for (let i = width - 1; i >= 0; i--) {
+      acc = (acc << 1) | ((code >> i) & 1);
+      if (++bits === 8) { out.push(acc); acc = 0; bits = 0; }
+    }
+  };
+  let table = new Map<number, number>();
+  let size = 258;
+  const added = (): void => { // the decoder widens its codes once its table is one short of the width's limit
+    size++;
+    if (size >= 1 << width && width < 12) width++;
+  };
+  put(256);
+  let prefix = data[0];
+  for (let i = 1; i < data.length; i++) {
+    const key = prefix * 256 + data[i];
+    const known = table.get(key);
+    if (known !== undefined) { prefix = known; continue; }
+    put(prefix);
+    table.set(key, size);
+    added();
+    if (size >= 4093) { put(256); table = new Map(); size = 258; width = 9; }
+    prefix = data[i];
+  }
+  put(prefix);
+  added();
+  put(257);
+  if (bits) out.push(acc << (8 - bits));
+  return Buffer.from(out);
+}
+
+/**
+ * An LZW stream that expands quadratically (a "compression bomb"): after each clear code, a byte
+ * and then every code the decoder is about to define, so that code c outputs c - 256 bytes;
+ * `runs` tables of that are about 7.4 MB each from 5.7 kB.
+ */
+export function lzwBomb(runs: number): Buffer {
+  const out: number[] = [];
+  let acc = 0;
+  let bits = 0;
+  const put = (code: number, width: number): void => {
+    for (let i = width - 1; i >= 0; i--) {
+      acc = (acc << 1) | ((code >> i) & 1);
+      if (++bits === 8) { out.push(acc); acc = 0; bits = 0; }
+    }
+  };
+  let width = 9;
+  for (let r = 0; r < runs; r++) {
+    put(256, width);
+    width = 9;
+    put(0, width);
+    for (let size = 258; size < 4092; size++) {
+      put(size, width);
+      if (size + 2 >= 1 << width && width < 12) width++; // the decoder's table is size + 1 long after this code
+    }
+  }
+  put(257, width);
+  if (bits) out.push(acc << (8 - bits));
+  return Buffer.from(out);
 }
 
 /** Baseline JPEG tile (a whole JFIF stream, as Aperio stores them) of RGB pixels [size, size, 3]. */
@@ -91,7 +161,7 @@ export function writeTiledTiff(file: string, levels: readonly TiffLevelSpec[], o
       { tag: 256, type: T.LONG, values: [level.width] },
       { tag: 257, type: T.LONG, values: [level.height] },
       { tag: 258, type: T.SHORT, values: [8, 8, 8] },
-      { tag: 259, type: T.SHORT, values: [level.compression === 'jpeg' ? 7 : 8] },
+      { tag: 259, type: T.SHORT, values: [{ deflate: 8, jpeg: 7, lzw: 5 }[level.compression]] },
       { tag: 262, type: T.SHORT, values: [level.photometric ?? 2] },
       { tag: 277, type: T.SHORT, values: [3] },
       { tag: 284, type: T.SHORT, values: [1] },
