@@ -7,6 +7,9 @@
 #   python3-anndata python3-h5py        the readers the h5ad export is checked with (what scanpy users read)
 #   python3-nbformat                    Jupyter's validator for the notebooks we save (figures as SVG)
 #   python3-tifffile                    an independent reader of the OME-TIFF pyramids the slide tests write
+#   libopenslide0 libopenjp2-tools      optional: OpenSlide (what reads NDPI, MRXS and JPEG 2000 SVS) and
+#                                       opj_compress (writes the JPEG 2000 tiles of a test SVS); installed
+#                                       when root, else their tests skip saying why
 # Installed with apt-get when missing and running as root on Debian; otherwise explains and fails.
 # TRIPLEX_SKIP_TORCH=1 skips the PyTorch checks on a machine that cannot have them.
 set -eu
@@ -24,6 +27,20 @@ if [ -z "${TRIPLEX_SKIP_TORCH:-}" ]; then
     done
   elif ! ${TRIPLEX_TORCH_PYTHON:-python3} -c 'import torch, torchvision, anndata, h5py, nbformat, tifffile' 2>/dev/null; then
     missing="$missing torch torchvision anndata h5py nbformat tifffile"
+  fi
+fi
+optional=""
+if command -v dpkg >/dev/null 2>&1; then
+  for p in libopenslide0 libopenjp2-tools; do
+    dpkg -s "$p" >/dev/null 2>&1 || optional="$optional $p"
+  done
+  if [ -n "$optional" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "ensure-test-deps: installing$optional"
+    # shellcheck disable=SC2086 # a list of package names
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $optional ||
+      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $optional; }
+  elif [ -n "$optional" ]; then
+    echo "ensure-test-deps: not installed:$optional (the OpenSlide tests skip; as root this script installs them)" >&2
   fi
 fi
 [ -z "$missing" ] && exit 0

@@ -147,6 +147,7 @@ describe('whole-slide TIFF by region and level', () => {
     const ndpi = path.join(dir, 'scan.ndpi');
     fs.copyFileSync(files.tiff, ndpi);
     assert.ok(isWholeSlideFile(ndpi));
-    await assert.rejects(openWholeSlide(ndpi), /scan\.ndpi: is a slide format only OpenSlide reads; install OpenSlide \(Debian\/Ubuntu: apt-get install openslide-tools\)/);
+    // Where OpenSlide is installed it reads these (wholeSlideOpenSlide.test.ts); without it, or not used:
+    await assert.rejects(openWholeSlide(ndpi, { openSlide: false }), /scan\.ndpi: is a slide format only OpenSlide reads; install OpenSlide \(Debian\/Ubuntu: apt-get install openslide-tools\)/);
   });
 });

@@ -27,23 +27,24 @@ export async function scaleFromTiff(file: string, im: GeoTIFFImage): Promise<Sca
   const tag = (name: 'ImageDescription' | 'XResolution' | 'ResolutionUnit') => im.fileDirectory.hasTag(name) ? im.fileDirectory.loadValue(name) as Promise<unknown> : Promise.resolve(undefined);
   const description = String(await tag('ImageDescription') ?? '');
   const aperio = /^Aperio/.test(description) ? /\|\s*MPP\s*=\s*([0-9.eE+-]+)/.exec(description) : null;
-  if (aperio) return plausible(Number(aperio[1]), `the Aperio MPP of ${file}`);
+  if (aperio) return plausibleScale(Number(aperio[1]), `the Aperio MPP of ${file}`);
   const ome = omePhysicalSize(description, 'X');
   if (ome !== undefined) {
     const y = omePhysicalSize(description, 'Y');
     if (y !== undefined && scalesDiffer(ome, y)) {
       throw new ImageFileError(file, `its OME-XML gives pixels of PhysicalSizeX ${ome} um by PhysicalSizeY ${y} um; crops need square pixels: resample the slide to square pixels (or correct the OME-XML if it is wrong)`);
     }
-    return plausible(ome, `the OME PhysicalSizeX of ${file}`);
+    return plausibleScale(ome, `the OME PhysicalSizeX of ${file}`);
   }
   const res = await tag('XResolution') as ArrayLike<number> | number | undefined;
   const unit = Number(await tag('ResolutionUnit') ?? 2);
   const perUnit = typeof res === 'number' ? res : res && res.length >= 2 ? res[0] / res[1] : undefined;
   if (!(perUnit && perUnit > 0) || (unit !== 2 && unit !== 3)) return undefined;
-  return plausible((unit === 3 ? 1e4 : 25400) / perUnit, `the TIFF resolution tags of ${file}`);
+  return plausibleScale((unit === 3 ? 1e4 : 25400) / perUnit, `the TIFF resolution tags of ${file}`);
 }
 
-function plausible(mpp: number, source: string): Scale | undefined {
+/** The scale, when `mpp` is a plausible scanner scale (not a placeholder). */
+export function plausibleScale(mpp: number, source: string): Scale | undefined {
   return Number.isFinite(mpp) && mpp >= PLAUSIBLE.min && mpp <= PLAUSIBLE.max ? { mpp, source } : undefined;
 }
 
@@ -63,7 +64,7 @@ export function omePhysicalSize(description: string, axis: 'X' | 'Y' = 'X'): num
 
 /** Space Ranger's scale: spot_diameter_fullres px span 55 um. */
 export function scaleFromSpotDiameter(spotDiameterPx: number, file: string): Scale | undefined {
-  return spotDiameterPx > 0 ? plausible(VISIUM_SPOT_UM / spotDiameterPx, `the spot_diameter_fullres of ${file} (a spot is ${VISIUM_SPOT_UM} um)`) : undefined;
+  return spotDiameterPx > 0 ? plausibleScale(VISIUM_SPOT_UM / spotDiameterPx, `the spot_diameter_fullres of ${file} (a spot is ${VISIUM_SPOT_UM} um)`) : undefined;
 }
 
 /** Whether two scales differ by more than SCALE_TOLERANCE. */

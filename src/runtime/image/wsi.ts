@@ -4,11 +4,13 @@ import './tiffDecoders'; // Deflate and LZW tiles decoded no larger than a tile
 import sharp from 'sharp';
 import { ImageFileError } from './imageError';
 import { scaleFromTiff, type Scale } from './scale';
+import { openSlideLibrary, openWithOpenSlide } from './openslide';
 import { isTiledDirectory, levelHeader, pyramidDirectories, readTiffLayout, soundTiffLayout, TAG, tagValue } from './tiffLayout';
 
 /**
  * A whole-slide image read by region and pyramid level (geotiff.js, plain JS): tiled and
- * pyramidal TIFF, BigTIFF, OME-TIFF and JPEG-tiled Aperio SVS. Only the tiles a region covers are
+ * pyramidal TIFF, BigTIFF, OME-TIFF and JPEG-tiled Aperio SVS; what geotiff.js cannot decode
+ * (NDPI, MRXS, JPEG 2000 SVS, ...) goes to the system's OpenSlide when it is installed (openslide.ts). Only the tiles a region covers are
  * read and decoded, and decoded tiles are kept in a small least-recently-used cache, so memory
  * stays bounded whatever the slide's size. Levels are the tiled images of the file's IFD chain, or
  * the first one and its SubIFDs (OME-TIFF), largest first; level 0 is full resolution. The
@@ -26,7 +28,8 @@ export interface SlideLevel {
 
 export interface WholeSlide {
   readonly path: string;
-  readonly format: 'svs' | 'ome-tiff' | 'tiff';
+  /** 'openslide': a vendor format (NDPI, MRXS, ...) read by OpenSlide. */
+  readonly format: 'svs' | 'ome-tiff' | 'tiff' | 'openslide';
   readonly levels: readonly SlideLevel[];
   /** Microns per full-resolution pixel, and where it was read, when the file says. */
   readonly scale: Scale | undefined;
@@ -44,6 +47,8 @@ export interface WholeSlideOptions {
   cacheBytes?: number;
   /** Most pixels one readRegion may return (default REGION_PIXELS). */
   regionPixels?: number;
+  /** Whether OpenSlide may read what geotiff.js cannot, when it is installed (default true). */
+  openSlide?: boolean;
 }
 
 /** Most pixels one region read returns by default: 8192 x 8192 (192 MiB of RGB). */
@@ -56,7 +61,7 @@ const NEEDS_OPENSLIDE: Record<number, string> = { 33003: 'JPEG 2000 (Aperio YCbC
 const OPENSLIDE_ONLY = /\.(ndpi|mrxs|vms|vmu|scn|bif|svslide)$/i;
 
 /** The README section on slide formats, named in errors. */
-const INSTALL_OPENSLIDE = 'install OpenSlide (Debian/Ubuntu: apt-get install openslide-tools) and convert the slide to a pyramidal TIFF ' +
+const INSTALL_OPENSLIDE = 'install OpenSlide (Debian/Ubuntu: apt-get install openslide-tools) to read it directly, or convert the slide to a pyramidal TIFF ' +
   '(e.g. `vips tiffsave slide.ndpi slide.tif --tile --pyramid --compression jpeg`), or export it as OME-TIFF from the scanner\'s software';
 
 /**
@@ -90,7 +95,6 @@ export function isWholeSlideFile(path: string): boolean {
 
 /** Opens a whole slide; reads its IFDs, levels and scale, and checks its tiles lie inside the file. */
 export async function openWholeSlide(path: string, opts: WholeSlideOptions = {}): Promise<WholeSlide> {
-  if (OPENSLIDE_ONLY.test(path)) throw new ImageFileError(path, `is a slide format only OpenSlide reads; ${INSTALL_OPENSLIDE}`);
   let size: number;
   try {
     const stat = fs.statSync(path);
@@ -99,6 +103,7 @@ export async function openWholeSlide(path: string, opts: WholeSlideOptions = {})
   } catch (e) {
     throw new ImageFileError(path, `cannot be read: ${messageOf(e)}`, { cause: e });
   }
+  if (OPENSLIDE_ONLY.test(path)) return viaOpenSlide(path, opts, 'is a slide format only OpenSlide reads');
   // The structure and every level's sizes are checked from the file's bytes first: geotiff.js
   // allocates what a header declares, so a crafted one is refused before it parses anything.
   const fail = (problem: string) => new ImageFileError(path, problem);
@@ -122,9 +127,7 @@ export async function openWholeSlide(path: string, opts: WholeSlideOptions = {})
   try {
     for (const [k, im] of pyramid.entries()) {
       const compression = Number(im.fileDirectory.getValue('Compression') ?? 1);
-      if (NEEDS_OPENSLIDE[compression]) {
-        throw new ImageFileError(path, `level ${k} is compressed with ${NEEDS_OPENSLIDE[compression]}, which this reader cannot decode; ${INSTALL_OPENSLIDE}`);
-      }
+      if (NEEDS_OPENSLIDE[compression]) throw new NeedsOpenSlide(`level ${k} is compressed with ${NEEDS_OPENSLIDE[compression]}, which this reader cannot decode`);
       const samples = im.getSamplesPerPixel();
       const bits = im.getBitsPerSample(0);
       if (bits !== 8 || samples < 3) {
@@ -140,8 +143,19 @@ export async function openWholeSlide(path: string, opts: WholeSlideOptions = {})
     return new TiffSlide(path, format, levels, pyramid, codecs, scale, { tiff, cacheBytes: opts.cacheBytes ?? 64 * 2 ** 20, regionPixels: opts.regionPixels ?? REGION_PIXELS });
   } catch (e) {
     closeQuietly(tiff);
+    if (e instanceof NeedsOpenSlide) return viaOpenSlide(path, opts, e.message);
     throw e;
   }
+}
+
+/** A slide geotiff.js cannot decode, for OpenSlide when it is installed. */
+class NeedsOpenSlide extends Error {}
+
+/** The slide read by OpenSlide, or (not installed, or `opts.openSlide` false) why it cannot be read and what to install. */
+function viaOpenSlide(path: string, opts: WholeSlideOptions, why: string): WholeSlide {
+  const { lib, missing } = opts.openSlide === false ? { lib: undefined, missing: undefined } : openSlideLibrary();
+  if (!lib) throw new ImageFileError(path, `${why}; ${INSTALL_OPENSLIDE}${missing ? ` (OpenSlide is not usable here: ${missing})` : ''}`);
+  return openWithOpenSlide(lib, path, opts.regionPixels ?? REGION_PIXELS);
 }
 
 /** A reduced level must have level 0's aspect (within a pixel of rounding, and 1%). */

@@ -1,4 +1,4 @@
-import { deflateTile, jpegTile, tileGrid, writeTiledTiff, type TiffLevelSpec } from './tiffWriter';
+import { deflateTile, jpeg2000Tile, jpegTile, tileGrid, writeTiledTiff, type TiffLevelSpec } from './tiffWriter';
 
 /**
  * Whole-slide files made by the tests, in the formats scanners write: a pyramidal (Big)TIFF, an
@@ -24,6 +24,8 @@ export interface SlideSpec {
   subIfds?: boolean;
   /** BigTIFF or classic TIFF (default: BigTIFF for 'bigtiff' and 'ome-tiff'). */
   bigTiff?: boolean;
+  /** SVS: JPEG 2000 tiles (Aperio's compression 33005, lossless; needs opj_compress) instead of JPEG. */
+  jpeg2000?: boolean;
 }
 
 /** Pixels [size, size, 3] of tile (col, row) of a level with downsample d; outside is white. */
@@ -44,7 +46,8 @@ function tilePixels(spec: SlideSpec, d: number, width: number, height: number, s
 /** Writes the slide; returns its file. */
 export async function writeSlide(file: string, spec: SlideSpec): Promise<string> {
   const size = spec.tileSize ?? 256;
-  const jpeg = spec.kind === 'svs';
+  const jpeg = spec.kind === 'svs' && !spec.jpeg2000;
+  const j2k = spec.kind === 'svs' && spec.jpeg2000 === true;
   const levels: TiffLevelSpec[] = [];
   for (const d of [1, ...(spec.downsamples ?? [4, 16])]) {
     const width = Math.ceil(spec.width / d);
@@ -54,10 +57,10 @@ export async function writeSlide(file: string, spec: SlideSpec): Promise<string>
     for (let r = 0; r < rows; r++) {
       for (let c = 0; c < cols; c++) {
         const rgb = tilePixels(spec, d, width, height, size, c, r);
-        tiles.push(jpeg ? await jpegTile(rgb, size) : deflateTile(rgb));
+        tiles.push(jpeg ? await jpegTile(rgb, size) : j2k ? jpeg2000Tile(rgb, size) : deflateTile(rgb));
       }
     }
-    levels.push({ width, height, tileSize: size, tile: (c, r) => tiles[r * cols + c], compression: jpeg ? 'jpeg' : 'deflate', ...(jpeg ? { photometric: 6 as const } : {}) });
+    levels.push({ width, height, tileSize: size, tile: (c, r) => tiles[r * cols + c], compression: jpeg ? 'jpeg' : j2k ? 'jpeg2000' : 'deflate', ...(jpeg ? { photometric: 6 as const } : {}) });
   }
   levels[0].description = describe(spec);
   if (spec.kind !== 'svs' && spec.kind !== 'ome-tiff' && spec.mpp) levels[0].resolution = { perUnit: 1e4 / spec.mpp, unit: 'cm' };
@@ -67,7 +70,7 @@ export async function writeSlide(file: string, spec: SlideSpec): Promise<string>
 
 function describe(spec: SlideSpec): string | undefined {
   if (spec.kind === 'svs') {
-    return `Aperio Image Library v12.0.15 \r\n${spec.width}x${spec.height} [0,0 ${spec.width}x${spec.height}] (256x256) JPEG/RGB Q=90` +
+    return `Aperio Image Library v12.0.15 \r\n${spec.width}x${spec.height} [0,0 ${spec.width}x${spec.height}] (256x256) ${spec.jpeg2000 ? 'J2K/KDU Q=70' : 'JPEG/RGB Q=90'}` +
       `|AppMag = 40${spec.mpp ? `|MPP = ${spec.mpp.toFixed(4)}` : ''}|ScanScope ID = SS1234`;
   }
   if (spec.kind === 'ome-tiff') {

@@ -1,4 +1,7 @@
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 
@@ -7,7 +10,7 @@ import sharp from 'sharp';
  * slides scanners write (Aperio SVS, pyramidal/OME TIFF) made from pixels the test chooses. Each
  * level is one IFD of the top-level chain (as SVS and libvips' `--pyramid` files store them), or,
  * with `subIfds`, the reduced levels are SubIFDs (tag 330) of the first (OME-TIFF since 2020,
- * as raw2ometiff and QuPath write them); tiles are RGB, deflate- (8), LZW- (5) or JPEG- (7) compressed. A tile given twice (the same Buffer) is
+ * as raw2ometiff and QuPath write them); tiles are RGB, deflate- (8), LZW- (5), JPEG- (7) or JPEG 2000- (33005) compressed. A tile given twice (the same Buffer) is
  * written once and referenced twice, so a 100,000 px slide of mostly empty glass stays small.
  */
 
@@ -17,7 +20,7 @@ export interface TiffLevelSpec {
   tileSize: number;
   /** Encoded tile (col, row), row-major; the same Buffer object may be returned for many tiles. */
   tile: (col: number, row: number) => Buffer;
-  compression: 'deflate' | 'jpeg' | 'lzw';
+  compression: 'deflate' | 'jpeg' | 'lzw' | 'jpeg2000';
   /** PhotometricInterpretation: 2 (RGB, default; what Aperio writes over JPEG) or 6 (YCbCr). */
   photometric?: 2 | 6;
   description?: string;
@@ -32,6 +35,23 @@ export interface TiffLevelSpec {
 /** Tile-grid size of a level. */
 export function tileGrid(level: Pick<TiffLevelSpec, 'width' | 'height' | 'tileSize'>): { cols: number; rows: number } {
   return { cols: Math.ceil(level.width / level.tileSize), rows: Math.ceil(level.height / level.tileSize) };
+}
+
+/**
+ * A JPEG 2000 codestream of RGB pixels [size, size, 3] (lossless), as Aperio stores tiles under
+ * compression 33005; encoded by OpenJPEG's opj_compress (Debian's libopenjp2-tools).
+ */
+export function jpeg2000Tile(rgb: Uint8Array, size: number): Buffer {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'j2k-'));
+  try {
+    const [ppm, j2k] = [path.join(dir, 'tile.ppm'), path.join(dir, 'tile.j2k')];
+    fs.writeFileSync(ppm, Buffer.concat([Buffer.from(`P6\n${size} ${size}\n255\n`), rgb]));
+    const run = spawnSync('opj_compress', ['-i', ppm, '-o', j2k], { encoding: 'utf8' });
+    if (run.status !== 0) throw new Error(`opj_compress failed: ${run.error?.message ?? run.stderr}`);
+    return fs.readFileSync(j2k);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** Deflate-compressed tile of RGB pixels [size, size, 3]. */
@@ -161,7 +181,7 @@ export function writeTiledTiff(file: string, levels: readonly TiffLevelSpec[], o
       { tag: 256, type: T.LONG, values: [level.width] },
       { tag: 257, type: T.LONG, values: [level.height] },
       { tag: 258, type: T.SHORT, values: [8, 8, 8] },
-      { tag: 259, type: T.SHORT, values: [{ deflate: 8, jpeg: 7, lzw: 5 }[level.compression]] },
+      { tag: 259, type: T.SHORT, values: [{ deflate: 8, jpeg: 7, lzw: 5, jpeg2000: 33005 }[level.compression]] },
       { tag: 262, type: T.SHORT, values: [level.photometric ?? 2] },
       { tag: 277, type: T.SHORT, values: [3] },
       { tag: 284, type: T.SHORT, values: [1] },

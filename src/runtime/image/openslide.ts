@@ -1,0 +1,207 @@
+import { ImageFileError } from './imageError';
+import { plausibleScale, scalesDiffer, type Scale } from './scale';
+import type { SlideLevel, WholeSlide } from './wsi';
+
+/**
+ * Whole slides read by the system's OpenSlide (libopenslide.so.0, Debian's libopenslide0), called
+ * through the optional npm package koffi (an FFI with prebuilt binaries). Used for what geotiff.js
+ * cannot read: NDPI, MRXS and the other vendor formats, and Aperio SVS with JPEG 2000 tiles. When
+ * either is missing, `openSlideLibrary()` says which and the caller keeps its "install OpenSlide"
+ * error. Regions are read in strips of at most STRIP_PIXELS, so a read holds its RGB result and
+ * one strip's ARGB; OpenSlide's own tile cache is bounded (32 MiB by default).
+ */
+
+/** Pixels OpenSlide decodes per call into one ARGB strip (16 MiB). */
+const STRIP_PIXELS = 4 * 2 ** 20;
+
+type Handle = unknown;
+type Callback<T> = (err: unknown, result: T) => void;
+
+interface OpenSlideLib {
+  open(path: string): Handle | null;
+  error(osr: Handle): string | null;
+  levelCount(osr: Handle): number;
+  levelDimensions(osr: Handle, level: number, w: number[], h: number[]): void;
+  levelDownsample(osr: Handle, level: number): number;
+  property(osr: Handle, name: string): string | null;
+  readRegion: { async(osr: Handle, dest: Uint32Array, x: number, y: number, level: number, w: number, h: number, cb: Callback<void>): void };
+  close(osr: Handle): void;
+}
+
+/** The part of koffi used here, typed locally so that the project builds without the optional package. */
+interface Koffi {
+  load(path: string): { func(signature: string): unknown };
+  opaque(name: string): unknown;
+}
+
+let loaded: { lib?: OpenSlideLib; missing?: string } | undefined;
+
+/** OpenSlide through koffi, or why it cannot be had (koffi not installed, libopenslide.so.0 not found). */
+export function openSlideLibrary(): { lib?: OpenSlideLib; missing?: string } {
+  loaded ??= load();
+  return loaded;
+}
+
+function load(): { lib?: OpenSlideLib; missing?: string } {
+  let koffi: Koffi;
+  try {
+    const moduleName = 'koffi'; // a variable keeps bundlers from trying to inline the optional package
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    koffi = require(moduleName) as Koffi;
+  } catch (e) {
+    return { missing: `the optional npm package koffi cannot be loaded (${messageOf(e)}; npm install koffi)` };
+  }
+  let so: ReturnType<Koffi['load']>;
+  try {
+    so = koffi.load('libopenslide.so.0');
+  } catch (e) {
+    return { missing: `the system's OpenSlide library cannot be loaded (${messageOf(e)}; Debian/Ubuntu: apt-get install libopenslide0)` };
+  }
+  koffi.opaque('openslide_t');
+  const lib: OpenSlideLib = {
+    open: so.func('openslide_t *openslide_open(const char *filename)') as OpenSlideLib['open'],
+    error: so.func('const char *openslide_get_error(openslide_t *osr)') as OpenSlideLib['error'],
+    levelCount: so.func('int32_t openslide_get_level_count(openslide_t *osr)') as OpenSlideLib['levelCount'],
+    levelDimensions: so.func('void openslide_get_level_dimensions(openslide_t *osr, int32_t level, _Out_ int64_t *w, _Out_ int64_t *h)') as OpenSlideLib['levelDimensions'],
+    levelDownsample: so.func('double openslide_get_level_downsample(openslide_t *osr, int32_t level)') as OpenSlideLib['levelDownsample'],
+    property: so.func('const char *openslide_get_property_value(openslide_t *osr, const char *name)') as OpenSlideLib['property'],
+    readRegion: so.func('void openslide_read_region(openslide_t *osr, _Out_ uint32_t *dest, int64_t x, int64_t y, int32_t level, int64_t w, int64_t h)') as OpenSlideLib['readRegion'],
+    close: so.func('void openslide_close(openslide_t *osr)') as OpenSlideLib['close'],
+  };
+  return { lib };
+}
+
+/** Opens `path` with OpenSlide (which must be available: see openSlideLibrary). */
+export function openWithOpenSlide(lib: OpenSlideLib, path: string, regionPixels: number): WholeSlide {
+  const osr = lib.open(path);
+  if (!osr) throw new ImageFileError(path, 'is not a slide OpenSlide recognises (nor one geotiff.js reads); is it complete, and a whole-slide format?');
+  try {
+    const problem = lib.error(osr);
+    if (problem) throw new ImageFileError(path, `OpenSlide cannot read it: ${problem}`);
+    const count = lib.levelCount(osr);
+    const levels: SlideLevel[] = [];
+    const downsamples: number[] = [];
+    for (let k = 0; k < count; k++) {
+      const [w, h] = [[0], [0]];
+      lib.levelDimensions(osr, k, w, h);
+      const tile = (axis: 'width' | 'height') => Number(lib.property(osr, `openslide.level[${k}].tile-${axis}`)) || 256;
+      const level: SlideLevel = { width: Number(w[0]), height: Number(h[0]), tileWidth: tile('width'), tileHeight: tile('height'), downsample: 1 };
+      level.downsample = (levels[0]?.width ?? level.width) / level.width;
+      levels.push(level);
+      downsamples.push(lib.levelDownsample(osr, k));
+    }
+    if (levels.length === 0 || !(levels[0].width > 0 && levels[0].height > 0)) throw new ImageFileError(path, `OpenSlide cannot read it: ${lib.error(osr) ?? 'it has no levels'}`);
+    const vendor = lib.property(osr, 'openslide.vendor') ?? '';
+    return new OpenSlideSlide(lib, osr, path, vendor === 'aperio' ? 'svs' : 'openslide', levels, downsamples, scaleOf(lib, osr, path), regionPixels);
+  } catch (e) {
+    lib.close(osr);
+    throw e;
+  }
+}
+
+function scaleOf(lib: OpenSlideLib, osr: Handle, path: string): Scale | undefined {
+  const [x, y] = ['x', 'y'].map((axis) => Number(lib.property(osr, `openslide.mpp-${axis}`) ?? NaN));
+  if (Number.isFinite(x) && Number.isFinite(y) && scalesDiffer(x, y)) {
+    throw new ImageFileError(path, `OpenSlide gives pixels of ${x} um (openslide.mpp-x) by ${y} um (openslide.mpp-y); crops need square pixels: resample the slide to square pixels`);
+  }
+  return plausibleScale(x, `the OpenSlide openslide.mpp-x of ${path}`);
+}
+
+class OpenSlideSlide implements WholeSlide {
+  private reads = 0;
+  private inFlight = 0;
+  private closed = false;
+
+  constructor(private readonly lib: OpenSlideLib, private osr: Handle, readonly path: string, readonly format: WholeSlide['format'],
+    readonly levels: readonly SlideLevel[], private readonly downsamples: readonly number[], readonly scale: Scale | undefined,
+    private readonly regionPixels: number) {}
+
+  levelFor(downsample: number): number {
+    let best = 0;
+    this.levels.forEach((l, i) => {
+      if (l.downsample <= downsample * (1 + 1e-9)) best = i;
+    });
+    return best;
+  }
+
+  async readRegion(level: number, x: number, y: number, w: number, h: number): Promise<Uint8Array> {
+    if (this.closed) throw new Error(`${this.path}: the slide was closed`);
+    const L = this.levels[level];
+    if (!L) throw new RangeError(`${this.path} has levels 0..${this.levels.length - 1}, not ${level}`);
+    if (![x, y, w, h].every(Number.isSafeInteger) || w < 0 || h < 0) {
+      throw new RangeError(`${this.path}: readRegion(${level}, ${x}, ${y}, ${w}, ${h}) needs integer coordinates and a non-negative size`);
+    }
+    if (w * h > this.regionPixels) {
+      throw new ImageFileError(this.path, `a region of ${w} x ${h} px of level ${level} (${L.width} x ${L.height} px) was asked, more than the ${this.regionPixels} px ` +
+        `one read may take; read a reduced level (this slide has ${this.levels.length}: ${this.levels.map((l) => `${l.width} x ${l.height}`).join(', ')}) or smaller regions`);
+    }
+    const out = new Uint8Array(w * h * 3);
+    const left = Math.max(0, x);
+    const top = Math.max(0, y);
+    const right = Math.min(L.width, x + w);
+    const bottom = Math.min(L.height, y + h);
+    if (left >= right || top >= bottom) return out;
+    const cols = right - left;
+    const rowsPerStrip = Math.max(1, Math.floor(STRIP_PIXELS / cols));
+    const argb = new Uint32Array(cols * Math.min(rowsPerStrip, bottom - top));
+    for (let row = top; row < bottom; row += rowsPerStrip) {
+      const rows = Math.min(rowsPerStrip, bottom - row);
+      const strip = argb.subarray(0, cols * rows);
+      await this.read(strip, level, left, row, cols, rows);
+      for (let r = 0; r < rows; r++) argbToRgb(strip.subarray(r * cols, (r + 1) * cols), out, ((row + r - y) * w + (left - x)) * 3);
+    }
+    return out;
+  }
+
+  stats(): { decodes: number; residentBytes: number } {
+    return { decodes: this.reads, residentBytes: 0 };
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.inFlight === 0) this.release();
+  }
+
+  /** One openslide_read_region of `level`'s pixels (OpenSlide takes the origin in level-0 pixels), off the main thread. */
+  private async read(dest: Uint32Array, level: number, x: number, y: number, w: number, h: number): Promise<void> {
+    const ds = this.downsamples[level];
+    this.inFlight++;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        this.lib.readRegion.async(this.osr, dest, Math.round(x * ds), Math.round(y * ds), level, w, h, (err) => (err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve()));
+      });
+      this.reads++;
+      const problem = this.lib.error(this.osr);
+      if (problem) throw new ImageFileError(this.path, `level ${level}, region (${x}, ${y}) ${w} x ${h} px cannot be read by OpenSlide: ${problem}; the file is damaged or truncated, copy it again`);
+    } finally {
+      this.inFlight--;
+      if (this.closed && this.inFlight === 0) this.release();
+    }
+  }
+
+  private release(): void {
+    if (this.osr === undefined) return;
+    this.lib.close(this.osr);
+    this.osr = undefined;
+  }
+}
+
+/**
+ * OpenSlide's premultiplied ARGB (one native-endian uint32 a pixel) composited over white, as RGB
+ * into `out` from byte `at`: an opaque pixel is its colour, a transparent one (no scanned tissue,
+ * e.g. between an MRXS's camera fields) is white.
+ */
+export function argbToRgb(argb: Uint32Array, out: Uint8Array, at: number): void {
+  for (let i = 0; i < argb.length; i++) {
+    const p = argb[i];
+    const white = 255 - (p >>> 24);
+    out[at + i * 3] = ((p >>> 16) & 255) + white;
+    out[at + i * 3 + 1] = ((p >>> 8) & 255) + white;
+    out[at + i * 3 + 2] = (p & 255) + white;
+  }
+}
+
+/** The first line of an error's message (Node's module errors go on with their require stack). */
+function messageOf(e: unknown): string {
+  return (e instanceof Error ? e.message : String(e)).split('\n')[0];
+}

@@ -1,0 +1,97 @@
+import { before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ImageFileError } from '../../src/runtime/image/imageError';
+import { argbToRgb, openSlideLibrary } from '../../src/runtime/image/openslide';
+import { isWholeSlideFile, openWholeSlide, REGION_PIXELS } from '../../src/runtime/image/wsi';
+import { expected, maxDiff, pattern, writeSlide, type Pixel } from './helpers/slideFixtures';
+import { tempDir } from './helpers/spatialFixtures';
+
+// OpenSlide (Debian's libopenslide0, through the optional koffi) for what geotiff.js cannot read;
+// scripts/ensure-test-deps.sh installs it, and opj_compress (libopenjp2-tools), when run as root.
+const missing = openSlideLibrary().missing;
+const skipOpenSlide = missing ? `needs OpenSlide: ${missing} (scripts/ensure-test-deps.sh installs libopenslide0 when run as root)` : false;
+const noOpjCompress = spawnSync('opj_compress', ['-h'], { stdio: 'ignore' }).error !== undefined;
+const skipJ2k = noOpjCompress ? 'needs opj_compress to write JPEG 2000 tiles (Debian: libopenjp2-tools; scripts/ensure-test-deps.sh installs it when run as root)' : false;
+
+/** A smooth pattern (JPEG keeps it within a few levels). */
+const smooth: Pixel = (x, y) => [(x >> 2) & 255, (y >> 2) & 255, ((x + y) >> 3) & 255];
+const W = 700;
+// Reduced levels of whole downsamples: OpenSlide shifts a reduced level by the fraction of a pixel
+// its averaged downsample makes (cairo resamples), so pixel-exact checks need 4 to divide both sides.
+const H = 528;
+
+describe('whole slides through OpenSlide', () => {
+  const dir = tempDir('openslide');
+
+  it('turns premultiplied ARGB into RGB over white: opaque is its colour, transparent white', () => {
+    const out = new Uint8Array(9);
+    argbToRgb(Uint32Array.of(0xff102030, 0x00000000, 0x80402000), out, 0);
+    assert.deepEqual([...out], [0x10, 0x20, 0x30, 255, 255, 255, 0x40 + 0x7f, 0x20 + 0x7f, 0x7f]);
+  });
+
+  it('reads a JPEG-tiled Aperio SVS as the geotiff.js reader does: same levels, pixels and mpp', { skip: skipOpenSlide }, async () => {
+    const svs = await writeSlide(path.join(dir, 'jpeg.svs'), { kind: 'svs', width: W, height: H, pixel: smooth, mpp: 0.252 });
+    // The same bytes under an extension only OpenSlide reads route it to OpenSlide.
+    const viaOpenSlide = path.join(dir, 'jpeg.svslide');
+    fs.copyFileSync(svs, viaOpenSlide);
+    const [ours, theirs] = [await openWholeSlide(svs), await openWholeSlide(viaOpenSlide)];
+    try {
+      assert.equal(theirs.format, 'svs', 'OpenSlide names it Aperio');
+      assert.deepEqual(theirs.levels.map((l) => [l.width, l.height, l.downsample]), ours.levels.map((l) => [l.width, l.height, l.downsample]));
+      assert.equal(theirs.scale?.mpp, 0.252);
+      assert.match(theirs.scale?.source ?? '', /openslide\.mpp-x of .*jpeg\.svslide/);
+      for (const [level, x, y, w, h] of [[0, 0, 0, W, H], [0, 250, 190, 300, 200], [1, 40, 30, 60, 50], [2, 0, 0, 44, 34], [0, -20, 510, 50, 30]]) {
+        const a = await ours.readRegion(level, x, y, w, h);
+        const b = await theirs.readRegion(level, x, y, w, h);
+        assert.ok(maxDiff(a, b) <= 2, `level ${level} (${x}, ${y}) ${w} x ${h}: the same JPEG decoded (max difference ${maxDiff(a, b)})`);
+      }
+      const outside = await theirs.readRegion(0, -20, 510, 50, 30);
+      assert.equal(outside[0] + outside[1] + outside[2], 0, 'outside the slide is zero, as the geotiff reader gives');
+      assert.equal(theirs.levelFor(4), 1);
+      await assert.rejects(theirs.readRegion(0, 0, 0, 8193, 8192), (e: Error) => e instanceof ImageFileError && e.message.includes(`more than the ${REGION_PIXELS} px`));
+    } finally {
+      ours.close();
+      theirs.close();
+    }
+    await assert.rejects(theirs.readRegion(0, 0, 0, 1, 1), /the slide was closed/);
+  });
+
+  it('an NDPI OpenSlide does not recognise, and a missing one: refused naming the file', { skip: skipOpenSlide }, async () => {
+    const fake = path.join(dir, 'scan.ndpi');
+    fs.writeFileSync(fake, 'not a slide at all');
+    assert.ok(isWholeSlideFile(fake));
+    await assert.rejects(openWholeSlide(fake), (e: Error) => e instanceof ImageFileError && e.message.startsWith(`${fake}: `) && /is not a slide OpenSlide recognises/.test(e.message));
+    await assert.rejects(openWholeSlide(path.join(dir, 'absent.ndpi')), /absent\.ndpi: cannot be read: .*ENOENT/);
+  });
+
+  describe('an Aperio SVS with JPEG 2000 tiles (compression 33005)', { skip: skipJ2k }, () => {
+    let j2k = '';
+    before(async () => {
+      j2k = await writeSlide(path.join(dir, 'j2k.svs'), { kind: 'svs', jpeg2000: true, width: W, height: H, pixel: pattern, mpp: 0.4990, downsamples: [4] });
+    });
+
+    it('is refused with the install message when OpenSlide is not used, or not installed (saying what is missing)', async () => {
+      const refusal = `${j2k}: level 0 is compressed with JPEG 2000 (Aperio RGB), which this reader cannot decode; install OpenSlide (Debian/Ubuntu: apt-get install openslide-tools)`;
+      await assert.rejects(openWholeSlide(j2k, { openSlide: false }), (e: Error) => e instanceof ImageFileError && e.message.startsWith(refusal) && !e.message.includes('not usable here'));
+      if (missing) await assert.rejects(openWholeSlide(j2k), (e: Error) => e.message.startsWith(refusal) && e.message.endsWith(`(OpenSlide is not usable here: ${missing})`));
+    });
+
+    it('is read by region when OpenSlide is installed: every pixel (lossless tiles), and its mpp', { skip: skipOpenSlide }, async () => {
+      const slide = await openWholeSlide(j2k);
+      try {
+        assert.deepEqual(slide.levels.map((l) => [l.width, l.height]), [[W, H], [Math.ceil(W / 4), Math.ceil(H / 4)]]);
+        assert.equal(slide.scale?.mpp, 0.499);
+        for (const [level, x, y, w, h] of [[0, 0, 0, W, H], [0, 255, 250, 9, 13], [1, 10, 20, 100, 60], [1, 150, 100, 40, 40]]) {
+          const d = slide.levels[level].downsample;
+          const { width, height } = slide.levels[level];
+          assert.equal(maxDiff(await slide.readRegion(level, x, y, w, h), expected(pattern, d, width, height, x, y, w, h)), 0, `level ${level} (${x}, ${y}) ${w} x ${h}`);
+        }
+      } finally {
+        slide.close();
+      }
+    });
+  });
+});
