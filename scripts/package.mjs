@@ -9,7 +9,7 @@
 // dist/ (no maps, no bench), bin/, media/ (with the 128x128 PNG icon made from media/triplex.svg),
 // notebooks/, README, CHANGELOG, LICENSE, a manifest without devDependencies or scripts, and the
 // closure of the production dependencies, pruned of sources, tests and other platforms' binaries:
-//   - onnxruntime-node keeps bin/napi-v*/<os>/<arch> of the target only;
+//   - onnxruntime-node keeps bin/napi-v*/<os>/<arch> of the target only, koffi build/koffi/<os>_<arch>;
 //   - sharp gets @img/sharp-<target> and @img/sharp-libvips-<target>; npm installs only the build
 //     machine's, so the others are fetched with `npm pack` from the registry into .package/cache/;
 //   - @tensorflow/tfjs-node (optional, native, downloaded by its own install script) is left out.
@@ -25,14 +25,14 @@ const require = createRequire(path.join(root, 'package.json'));
 const work = path.join(root, '.package');
 const cache = path.join(work, 'cache');
 
-/** VS Code target -> onnxruntime-node's bin folder and sharp's @img packages for it. */
+/** VS Code target -> koffi's and onnxruntime-node's binary folders and sharp's @img packages for it. */
 const TARGETS = {
-  'linux-x64': { ort: 'linux/x64', img: ['sharp-linux-x64', 'sharp-libvips-linux-x64'] },
-  'linux-arm64': { ort: 'linux/arm64', img: ['sharp-linux-arm64', 'sharp-libvips-linux-arm64'] },
-  'darwin-x64': { ort: 'darwin/x64', img: ['sharp-darwin-x64', 'sharp-libvips-darwin-x64'] },
-  'darwin-arm64': { ort: 'darwin/arm64', img: ['sharp-darwin-arm64', 'sharp-libvips-darwin-arm64'] },
+  'linux-x64': { koffi: 'linux_x64', ort: 'linux/x64', img: ['sharp-linux-x64', 'sharp-libvips-linux-x64'] },
+  'linux-arm64': { koffi: 'linux_arm64', ort: 'linux/arm64', img: ['sharp-linux-arm64', 'sharp-libvips-linux-arm64'] },
+  'darwin-x64': { koffi: 'darwin_x64', ort: 'darwin/x64', img: ['sharp-darwin-x64', 'sharp-libvips-darwin-x64'] },
+  'darwin-arm64': { koffi: 'darwin_arm64', ort: 'darwin/arm64', img: ['sharp-darwin-arm64', 'sharp-libvips-darwin-arm64'] },
   // sharp's Windows package carries libvips' DLLs itself.
-  'win32-x64': { ort: 'win32/x64', img: ['sharp-win32-x64'] },
+  'win32-x64': { koffi: 'win32_x64', ort: 'win32/x64', img: ['sharp-win32-x64'] },
 };
 /** Left out of every package (see the header). */
 const NOT_SHIPPED = new Set(['@tensorflow/tfjs-node']);
@@ -102,6 +102,10 @@ function pruned(rel, target) {
   if (/^pickleparser\/(src|examples|test)\//.test(rel)) return true;
   const ort = /^onnxruntime-node\/bin\/napi-v\d+\/([^/]+\/[^/]+)(\/|$)/.exec(rel);
   if (ort && ort[1] !== TARGETS[target].ort) return true;
+  // koffi (optional, OpenSlide's FFI) loads build/koffi/<os>_<arch>/koffi.node only: its C++ sources, docs and 17 other platforms' binaries stay out.
+  if (/^koffi\/(src|vendor|doc)(\/|$)/.test(rel)) return true;
+  const koffi = /^koffi\/build\/koffi\/([^/]+)(\/|$)/.exec(rel);
+  if (koffi && koffi[1] !== TARGETS[target].koffi) return true;
   return false;
 }
 

@@ -7,6 +7,7 @@ import { ImageFileError } from '../../src/runtime/image/imageError';
 import { argbToRgb, openSlideLibrary } from '../../src/runtime/image/openslide';
 import { isWholeSlideFile, openWholeSlide, REGION_PIXELS } from '../../src/runtime/image/wsi';
 import { expected, maxDiff, pattern, writeSlide, type Pixel } from './helpers/slideFixtures';
+import { jpeg2000Tile, solidTile, writeTiledTiff } from './helpers/tiffWriter';
 import { tempDir } from './helpers/spatialFixtures';
 
 // OpenSlide (Debian's libopenslide0, through the optional koffi) for what geotiff.js cannot read;
@@ -89,6 +90,21 @@ describe('whole slides through OpenSlide', () => {
           const { width, height } = slide.levels[level];
           assert.equal(maxDiff(await slide.readRegion(level, x, y, w, h), expected(pattern, d, width, height, x, y, w, h)), 0, `level ${level} (${x}, ${y}) ${w} x ${h}`);
         }
+      } finally {
+        slide.close();
+      }
+    });
+
+    it('a damaged tile: OpenSlide\'s message, naming the file and the region', { skip: skipOpenSlide }, async () => {
+      const bad = path.join(dir, 'bad-j2k.svs');
+      const tile = jpeg2000Tile(solidTile(256, [200, 100, 150]), 256);
+      writeTiledTiff(bad, [{ width: 512, height: 256, tileSize: 256, tile: (c) => (c === 1 ? tile.subarray(0, 60) : tile), compression: 'jpeg2000',
+        description: 'Aperio Image Library v12.0.15 \r\n512x256 [0,0 512x256] (256x256) J2K/KDU Q=70|MPP = 0.5' }]);
+      const slide = await openWholeSlide(bad);
+      try {
+        assert.deepEqual([...await slide.readRegion(0, 10, 10, 1, 1)], [200, 100, 150], 'the good tile reads');
+        await assert.rejects(slide.readRegion(0, 300, 0, 20, 20), (e: Error) => e instanceof ImageFileError &&
+          e.message.startsWith(`${bad}: level 0, region (300, 0) 20 x 20 px cannot be read by OpenSlide: `));
       } finally {
         slide.close();
       }

@@ -34,6 +34,13 @@ interface Koffi {
   opaque(name: string): unknown;
 }
 
+/** OpenSlide's shared library as 3.4 and 4.x name it (the functions used here are in both). */
+const LIBRARY_NAMES: Partial<Record<NodeJS.Platform, string[]>> = {
+  linux: ['libopenslide.so.0', 'libopenslide.so.1'],
+  darwin: ['libopenslide.1.dylib', 'libopenslide.0.dylib'],
+  win32: ['libopenslide-1.dll', 'libopenslide-0.dll'],
+};
+
 let loaded: { lib?: OpenSlideLib; missing?: string } | undefined;
 
 /** OpenSlide through koffi, or why it cannot be had (koffi not installed, libopenslide.so.0 not found). */
@@ -51,12 +58,17 @@ function load(): { lib?: OpenSlideLib; missing?: string } {
   } catch (e) {
     return { missing: `the optional npm package koffi cannot be loaded (${messageOf(e)}; npm install koffi)` };
   }
-  let so: ReturnType<Koffi['load']>;
-  try {
-    so = koffi.load('libopenslide.so.0');
-  } catch (e) {
-    return { missing: `the system's OpenSlide library cannot be loaded (${messageOf(e)}; Debian/Ubuntu: apt-get install libopenslide0)` };
+  let so: ReturnType<Koffi['load']> | undefined;
+  let failure = '';
+  for (const name of LIBRARY_NAMES[process.platform] ?? ['libopenslide.so.0']) {
+    try {
+      so = koffi.load(name);
+      break;
+    } catch (e) {
+      failure ||= messageOf(e);
+    }
   }
+  if (!so) return { missing: `the system's OpenSlide library cannot be loaded (${failure}; Debian/Ubuntu: apt-get install libopenslide0)` };
   koffi.opaque('openslide_t');
   const lib: OpenSlideLib = {
     open: so.func('openslide_t *openslide_open(const char *filename)') as OpenSlideLib['open'],
