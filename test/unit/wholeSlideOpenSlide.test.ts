@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ImageFileError } from '../../src/runtime/image/imageError';
-import { argbToRgb, openSlideLibrary } from '../../src/runtime/image/openslide';
+import { argbToRgb, openSlideLibrary, openWithOpenSlide } from '../../src/runtime/image/openslide';
 import { isWholeSlideFile, openWholeSlide, REGION_PIXELS } from '../../src/runtime/image/wsi';
 import { expected, maxDiff, pattern, writeSlide, type Pixel } from './helpers/slideFixtures';
 import { jpeg2000Tile, solidTile, writeTiledTiff } from './helpers/tiffWriter';
@@ -89,6 +89,15 @@ describe('whole slides through OpenSlide', () => {
           const d = slide.levels[level].downsample;
           const { width, height } = slide.levels[level];
           assert.equal(maxDiff(await slide.readRegion(level, x, y, w, h), expected(pattern, d, width, height, x, y, w, h)), 0, `level ${level} (${x}, ${y}) ${w} x ${h}`);
+        }
+        // In strips of at most 1000 px (3 rows of 333 px; 5 of 175, the level clipped), each pasted in place.
+        const { lib } = openSlideLibrary();
+        const strips = openWithOpenSlide(lib!, j2k, REGION_PIXELS, 1000);
+        try {
+          assert.equal(maxDiff(await strips.readRegion(0, 3, 5, 333, 8), expected(pattern, 1, W, H, 3, 5, 333, 8)), 0);
+          assert.equal(maxDiff(await strips.readRegion(1, -7, 120, 200, 20), expected(pattern, 4, W / 4, H / 4, -7, 120, 200, 20)), 0);
+        } finally {
+          strips.close();
         }
       } finally {
         slide.close();

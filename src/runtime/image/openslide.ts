@@ -83,8 +83,8 @@ function load(): { lib?: OpenSlideLib; missing?: string } {
   return { lib };
 }
 
-/** Opens `path` with OpenSlide (which must be available: see openSlideLibrary). */
-export function openWithOpenSlide(lib: OpenSlideLib, path: string, regionPixels: number): WholeSlide {
+/** Opens `path` with OpenSlide (which must be available: see openSlideLibrary); `stripPixels` is for tests. */
+export function openWithOpenSlide(lib: OpenSlideLib, path: string, regionPixels: number, stripPixels = STRIP_PIXELS): WholeSlide {
   const osr = lib.open(path);
   if (!osr) throw new ImageFileError(path, 'is not a slide OpenSlide recognises (nor one geotiff.js reads); is it complete, and a whole-slide format?');
   try {
@@ -104,7 +104,7 @@ export function openWithOpenSlide(lib: OpenSlideLib, path: string, regionPixels:
     }
     if (levels.length === 0 || !(levels[0].width > 0 && levels[0].height > 0)) throw new ImageFileError(path, `OpenSlide cannot read it: ${lib.error(osr) ?? 'it has no levels'}`);
     const vendor = lib.property(osr, 'openslide.vendor') ?? '';
-    return new OpenSlideSlide(lib, osr, path, vendor === 'aperio' ? 'svs' : 'openslide', levels, downsamples, scaleOf(lib, osr, path), regionPixels);
+    return new OpenSlideSlide(lib, osr, path, vendor === 'aperio' ? 'svs' : 'openslide', levels, downsamples, scaleOf(lib, osr, path), { regionPixels, stripPixels });
   } catch (e) {
     lib.close(osr);
     throw e;
@@ -126,7 +126,7 @@ class OpenSlideSlide implements WholeSlide {
 
   constructor(private readonly lib: OpenSlideLib, private osr: Handle, readonly path: string, readonly format: WholeSlide['format'],
     readonly levels: readonly SlideLevel[], private readonly downsamples: readonly number[], readonly scale: Scale | undefined,
-    private readonly regionPixels: number) {}
+    private readonly limits: { regionPixels: number; stripPixels: number }) {}
 
   levelFor(downsample: number): number {
     let best = 0;
@@ -143,8 +143,8 @@ class OpenSlideSlide implements WholeSlide {
     if (![x, y, w, h].every(Number.isSafeInteger) || w < 0 || h < 0) {
       throw new RangeError(`${this.path}: readRegion(${level}, ${x}, ${y}, ${w}, ${h}) needs integer coordinates and a non-negative size`);
     }
-    if (w * h > this.regionPixels) {
-      throw new ImageFileError(this.path, `a region of ${w} x ${h} px of level ${level} (${L.width} x ${L.height} px) was asked, more than the ${this.regionPixels} px ` +
+    if (w * h > this.limits.regionPixels) {
+      throw new ImageFileError(this.path, `a region of ${w} x ${h} px of level ${level} (${L.width} x ${L.height} px) was asked, more than the ${this.limits.regionPixels} px ` +
         `one read may take; read a reduced level (this slide has ${this.levels.length}: ${this.levels.map((l) => `${l.width} x ${l.height}`).join(', ')}) or smaller regions`);
     }
     const out = new Uint8Array(w * h * 3);
@@ -154,7 +154,7 @@ class OpenSlideSlide implements WholeSlide {
     const bottom = Math.min(L.height, y + h);
     if (left >= right || top >= bottom) return out;
     const cols = right - left;
-    const rowsPerStrip = Math.max(1, Math.floor(STRIP_PIXELS / cols));
+    const rowsPerStrip = Math.max(1, Math.floor(this.limits.stripPixels / cols));
     const argb = new Uint32Array(cols * Math.min(rowsPerStrip, bottom - top));
     for (let row = top; row < bottom; row += rowsPerStrip) {
       const rows = Math.min(rowsPerStrip, bottom - row);
