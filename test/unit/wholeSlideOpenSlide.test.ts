@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ImageFileError } from '../../src/runtime/image/imageError';
 import { argbToRgb, openSlideLibrary, openWithOpenSlide } from '../../src/runtime/image/openslide';
+import { openSlideImage } from '../../src/runtime/image/slideImage';
 import { isWholeSlideFile, openWholeSlide, REGION_PIXELS } from '../../src/runtime/image/wsi';
 import { expected, maxDiff, pattern, writeSlide, type Pixel } from './helpers/slideFixtures';
 import { jpeg2000Tile, solidTile, writeTiledTiff } from './helpers/tiffWriter';
@@ -101,6 +102,16 @@ describe('whole slides through OpenSlide', () => {
         }
       } finally {
         slide.close();
+      }
+    });
+
+    it('is what the crops read (openSlideImage): its pixels and scale', { skip: skipOpenSlide }, async () => {
+      const image = await openSlideImage(j2k);
+      try {
+        assert.deepEqual([image.width, image.height, image.scale?.mpp], [W, H, 0.499]);
+        assert.equal(maxDiff(await image.region(300, 200, 64, 64), expected(pattern, 1, W, H, 300, 200, 64, 64)), 0);
+      } finally {
+        image.close();
       }
     });
 
