@@ -3,6 +3,7 @@ import { fromFile, GeoTIFFImage, type GeoTIFF } from 'geotiff';
 import './tiffDecoders'; // Deflate and LZW tiles decoded no larger than a tile
 import sharp from 'sharp';
 import { ImageFileError } from './imageError';
+import { checkedRegion, levelForDownsample } from './slideRegion';
 import { scaleFromTiff, type Scale } from './scale';
 import { openSlideLibrary, openWithOpenSlide } from './openslide';
 import { isTiledDirectory, levelHeader, pyramidDirectories, readTiffLayout, soundTiffLayout, TAG, tagValue } from './tiffLayout';
@@ -209,24 +210,12 @@ class TiffSlide implements WholeSlide {
     private readonly limits: { tiff: GeoTIFF; cacheBytes: number; regionPixels: number }) {}
 
   levelFor(downsample: number): number {
-    let best = 0;
-    this.levels.forEach((l, i) => {
-      if (l.downsample <= downsample * (1 + 1e-9)) best = i;
-    });
-    return best;
+    return levelForDownsample(this.levels, downsample);
   }
 
   async readRegion(level: number, x: number, y: number, w: number, h: number): Promise<Uint8Array> {
     if (this.closed) throw new Error(`${this.path}: the slide was closed`);
-    const L = this.levels[level];
-    if (!L) throw new RangeError(`${this.path} has levels 0..${this.levels.length - 1}, not ${level}`);
-    if (![x, y, w, h].every(Number.isSafeInteger) || w < 0 || h < 0) {
-      throw new RangeError(`${this.path}: readRegion(${level}, ${x}, ${y}, ${w}, ${h}) needs integer coordinates and a non-negative size`);
-    }
-    if (w * h > this.limits.regionPixels) {
-      throw new ImageFileError(this.path, `a region of ${w} x ${h} px of level ${level} (${L.width} x ${L.height} px) was asked, more than the ${this.limits.regionPixels} px ` +
-        `one read may take; read a reduced level (this slide has ${this.levels.length}: ${this.levels.map((l) => `${l.width} x ${l.height}`).join(', ')}) or smaller regions`);
-    }
+    const L = checkedRegion(this.path, this.levels, this.limits.regionPixels, level, x, y, w, h);
     const out = new Uint8Array(w * h * 3);
     const left = Math.max(0, x);
     const top = Math.max(0, y);
