@@ -1,5 +1,5 @@
 import { ImageFileError } from './imageError';
-import { checkedRegion, levelForDownsample } from './slideRegion';
+import { levelForDownsample, startRegion } from './slideRegion';
 import { plausibleScale, scalesDiffer, type Scale } from './scale';
 import type { SlideLevel, WholeSlide } from './wsi';
 
@@ -134,14 +134,9 @@ class OpenSlideSlide implements WholeSlide {
   }
 
   async readRegion(level: number, x: number, y: number, w: number, h: number): Promise<Uint8Array> {
-    if (this.closed) throw new Error(`${this.path}: the slide was closed`);
-    const L = checkedRegion(this.path, this.levels, this.limits.regionPixels, level, x, y, w, h);
-    const out = new Uint8Array(w * h * 3);
-    const left = Math.max(0, x);
-    const top = Math.max(0, y);
-    const right = Math.min(L.width, x + w);
-    const bottom = Math.min(L.height, y + h);
-    if (left >= right || top >= bottom) return out;
+    const { out, inside } = startRegion(this.path, this.closed, this.levels, this.limits.regionPixels, level, x, y, w, h);
+    if (!inside) return out;
+    const { left, top, right, bottom } = inside;
     const cols = right - left;
     const rowsPerStrip = Math.max(1, Math.floor(this.limits.stripPixels / cols));
     const argb = new Uint32Array(cols * Math.min(rowsPerStrip, bottom - top));

@@ -28,3 +28,22 @@ export function checkedRegion(path: string, levels: readonly SlideLevel[], regio
   }
   return L;
 }
+
+/** A checked region read: its level, its RGB result (zero outside the level), and the part of it inside the level, if any. */
+export interface RegionRead {
+  L: SlideLevel;
+  out: Uint8Array;
+  inside?: { left: number; top: number; right: number; bottom: number };
+}
+
+/** Starts a readRegion of either reader: the checks of checkedRegion, the zeroed result, and the level's part to fill. */
+export function startRegion(path: string, closed: boolean, levels: readonly SlideLevel[], regionPixels: number, level: number, x: number, y: number, w: number, h: number): RegionRead {
+  if (closed) throw new Error(`${path}: the slide was closed`);
+  const L = checkedRegion(path, levels, regionPixels, level, x, y, w, h);
+  const out = new Uint8Array(w * h * 3);
+  const left = Math.max(0, x);
+  const top = Math.max(0, y);
+  const right = Math.min(L.width, x + w);
+  const bottom = Math.min(L.height, y + h);
+  return { L, out, ...(left < right && top < bottom ? { inside: { left, top, right, bottom } } : {}) };
+}

@@ -3,7 +3,7 @@ import { fromFile, GeoTIFFImage, type GeoTIFF } from 'geotiff';
 import './tiffDecoders'; // Deflate and LZW tiles decoded no larger than a tile
 import sharp from 'sharp';
 import { ImageFileError } from './imageError';
-import { checkedRegion, levelForDownsample } from './slideRegion';
+import { levelForDownsample, startRegion } from './slideRegion';
 import { scaleFromTiff, type Scale } from './scale';
 import { openSlideLibrary, openWithOpenSlide } from './openslide';
 import { isTiledDirectory, levelHeader, pyramidDirectories, readTiffLayout, soundTiffLayout, TAG, tagValue } from './tiffLayout';
@@ -214,14 +214,9 @@ class TiffSlide implements WholeSlide {
   }
 
   async readRegion(level: number, x: number, y: number, w: number, h: number): Promise<Uint8Array> {
-    if (this.closed) throw new Error(`${this.path}: the slide was closed`);
-    const L = checkedRegion(this.path, this.levels, this.limits.regionPixels, level, x, y, w, h);
-    const out = new Uint8Array(w * h * 3);
-    const left = Math.max(0, x);
-    const top = Math.max(0, y);
-    const right = Math.min(L.width, x + w);
-    const bottom = Math.min(L.height, y + h);
-    if (left >= right || top >= bottom) return out;
+    const { L, out, inside } = startRegion(this.path, this.closed, this.levels, this.limits.regionPixels, level, x, y, w, h);
+    if (!inside) return out;
+    const { left, top, right, bottom } = inside;
     for (let ty = Math.floor(top / L.tileHeight); ty * L.tileHeight < bottom; ty++) {
       for (let tx = Math.floor(left / L.tileWidth); tx * L.tileWidth < right; tx++) {
         const tile = await this.tile(level, tx, ty);
