@@ -6,12 +6,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { initCompute } from '../../src/runtime/compute/backend';
-import { readDataset } from '../../src/runtime/data/read';
-import { preprocess } from '../../src/runtime/data/preprocess';
 import { extractFeatures } from '../../src/runtime/features/extract';
 import { stringColumn } from '../../src/runtime/store/arrow';
-import { openDatasetStore, writeDatasetStore } from '../../src/runtime/store/datasetStore';
-import { writeSyntheticDataset } from '../../src/runtime/synthetic/generator';
+import { openDatasetStore } from '../../src/runtime/store/datasetStore';
+import { writeSyntheticStore } from './helpers/syntheticStore';
 import { readCheckpoint } from '../../src/runtime/train/checkpoints';
 import { readPredictions } from '../../src/runtime/train/cv';
 import { repoRoot } from './helpers/paths';
@@ -48,9 +46,7 @@ describe('a model trained at one scale predicts on a slide scanned at another', 
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'triplex-scale-'));
     store = path.join(tmp, 'store');
     const data = path.join(tmp, 'synthetic');
-    await writeSyntheticDataset(data, { patients: 3, sectionsPerPatient: 1, gridSize: 5, genes: 40 });
-    const ds = await readDataset(data, { mpp: TRAIN_MPP });
-    await writeDatasetStore(store, { format: ds.format, path: data }, preprocess(ds, { genes: 30 }));
+    await writeSyntheticStore(data, store, { patients: 3, sectionsPerPatient: 1, gridSize: 5, genes: 40 }, 30, { mpp: TRAIN_MPP });
   });
   after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 

@@ -8,9 +8,9 @@ import { writeSyntheticDataset, type SynthOptions } from '../../../src/runtime/s
  * into a store at `storeDir` keeping `genes` genes: the starting point of the tests that train,
  * extract or cross-validate on real files.
  */
-export async function writeSyntheticStore(dataDir: string, storeDir: string, synth: SynthOptions, genes: number): Promise<void> {
+export async function writeSyntheticStore(dataDir: string, storeDir: string, synth: SynthOptions, genes: number, read: { mpp?: number } = {}): Promise<void> {
   await writeSyntheticDataset(dataDir, synth);
-  const ds = await readDataset(dataDir);
+  const ds = await readDataset(dataDir, read);
   if (ds.format !== 'her2st') throw new Error(`${dataDir} was read as ${ds.format}, not her2st`);
   await writeDatasetStore(storeDir, { format: ds.format, path: dataDir }, preprocess(ds, { genes }));
 }
