@@ -133,7 +133,8 @@ describe('training grids on a one-node Slurm cluster', { skip }, () => {
 
   test('train-fold --executor slurm (the editor\'s Train Fold) passes the task\'s JSON progress on and scores the fold', () => {
     const out = path.join(tmp, 'one-fold');
-    const r = run(['train-fold', store, '--fold', '1', ...FAST, '--out', out, ...slurmArgs(), '--progress', 'json']);
+    // Looks 15 s apart: the task starts and ends between two of them, so its lines are all relayed from a finished task's log.
+    const r = run(['train-fold', store, '--fold', '1', ...FAST, '--out', out, ...slurmArgs(), '--poll', '15', '--progress', 'json']);
     assert.equal(r.status, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /submitted Slurm job array (\d+) \(1 cell: triplex\/fold-1\)/);
     const epochs = r.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { event: string; fold: number }).filter((e) => e.event === 'epoch');

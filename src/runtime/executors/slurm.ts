@@ -69,12 +69,12 @@ const writeState = (root: string, s: GridState) => writeFileAtomic(path.join(roo
 export function cellStates(state: GridState, queue: Map<string, QueuedTask>): CellStatus[] {
   return state.cells.map((cell) => {
     const record = finishedCell(cell);
-    if (record) return { key: cell.key, state: 'done', job: record.job ?? record.executor };
     const sub = [...state.submissions].reverse().find((s) => s.cells.includes(cell.key));
-    if (!sub) return { key: cell.key, state: 'not submitted' };
-    const task = `${sub.job}_${sub.cells.indexOf(cell.key)}`;
+    const task = sub && `${sub.job}_${sub.cells.indexOf(cell.key)}`;
+    const log = task && taskLog(state.root, task);
+    if (record) return { key: cell.key, state: 'done', job: record.job ?? record.executor, log };
+    if (!sub || !task || !log) return { key: cell.key, state: 'not submitted' };
     const q = queue.get(task);
-    const log = taskLog(state.root, task);
     if (!q) return { key: cell.key, state: 'ended', task, log };
     return { key: cell.key, state: q.state === 'RUNNING' || q.state === 'COMPLETING' ? 'running' : 'pending', task, detail: q.reason && q.reason !== 'None' ? q.reason : undefined, log };
   });
@@ -182,7 +182,9 @@ export async function followGrid(root: string, o: FollowOptions): Promise<GridOu
     const queue = await queuedTasks();
     const states = cellStates(state, queue);
     for (const s of states) {
-      if (s.log && (s.state === 'running' || s.state === 'ended') && o.relay) relayNew(s.log, offsets, (line) => o.relay!(s.key, line));
+      // A task can finish between two looks: the end of its log is relayed when it is first seen done.
+      const finishing = s.state === 'done' && !first && !announced.has(s.key);
+      if (s.log && o.relay && (s.state === 'running' || s.state === 'ended' || finishing)) relayNew(s.log, offsets, (line) => o.relay!(s.key, line), finishing);
       if (s.state === 'done' && !announced.has(s.key)) {
         announced.add(s.key);
         if (!first) o.log(`${s.key}: finished (${states.filter((x) => x.state === 'done').length}/${states.length})`);
@@ -248,7 +250,8 @@ function tailLines(file: string, n: number): string[] {
   }
 }
 
-function relayNew(file: string, offsets: Map<string, { at: number; rest: string }>, emit: (line: string) => void): void {
+/** Emits the lines a log gained since the last call; `last`: the task has ended, so a final line without its newline is emitted too. */
+function relayNew(file: string, offsets: Map<string, { at: number; rest: string }>, emit: (line: string) => void, last = false): void {
   const seen = offsets.get(file) ?? { at: 0, rest: '' };
   let fd: number;
   try {
@@ -258,12 +261,16 @@ function relayNew(file: string, offsets: Map<string, { at: number; rest: string 
   }
   try {
     const size = fs.fstatSync(fd).size;
-    if (size <= seen.at) return;
-    const buf = Buffer.alloc(size - seen.at);
+    if (size <= seen.at && !(last && seen.rest)) return;
+    const buf = Buffer.alloc(Math.max(0, size - seen.at));
     fs.readSync(fd, buf, 0, buf.length, seen.at);
     const lines = (seen.rest + buf.toString('utf8')).split('\n');
     seen.rest = lines.pop() ?? '';
-    seen.at = size;
+    if (last && seen.rest) {
+      lines.push(seen.rest);
+      seen.rest = '';
+    }
+    seen.at = Math.max(seen.at, size);
     offsets.set(file, seen);
     for (const line of lines) emit(line);
   } finally {
