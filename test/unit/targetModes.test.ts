@@ -126,7 +126,7 @@ describe('modes layer4 and full', () => {
 
   test('full fine-tunes the whole trunk, batch-norm statistics included', async () => {
     const before = tf.memory().numTensors;
-    const result = await trainFold(data, options('full', 'full', { microBatch: 8 }));
+    const result = await trainFold(data, options('full', 'full'));
     assert.equal(tf.memory().numTensors, before, 'tensors left after training');
     const { info, weights } = await readCheckpoint(result.checkpoint);
     assert.equal(info.mode, 'full');

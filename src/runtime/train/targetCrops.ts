@@ -8,6 +8,7 @@ import { resnet18Executor, resnet18FeaturesKey } from '../features/encoders';
 import { ResNet18Encoder } from '../features/resnet18Encoder';
 import { openDatasetStore } from '../store/datasetStore';
 import type { EngineChoice } from '../engine/choice';
+import type { Executor } from '../engine/executor';
 import { loadStateDict } from '../weights';
 import type { StateDict } from '../weights/stateDict';
 import { LAYER3_CHANNELS, LAYER3_SIDE } from './batches';
@@ -94,13 +95,14 @@ export interface TrunkWeights {
  * kept across folds while the weights are the same. Only layer4 is fine-tuned in mode layer4, so
  * these maps stay valid all run long.
  */
-export async function cacheLayer3(start: TrunkWeights, sections: readonly SectionInputs[], o: { batch?: number; engine?: EngineChoice } = {}): Promise<void> {
+export async function cacheLayer3(start: TrunkWeights, sections: readonly SectionInputs[], o: { batch?: number; engine?: EngineChoice; executor?: Executor } = {}): Promise<void> {
   const batch = o.batch ?? 16;
   const todo = sections.filter((s) => !(s.layer3 && s.layer3Weights === start.identity));
   if (todo.length === 0) return;
   const per = LAYER3_SIDE * LAYER3_SIDE * LAYER3_CHANNELS;
   const crop = SPOT_SIZE * SPOT_SIZE * 3;
-  const encoder = new ResNet18Encoder((await resnet18Executor(o.engine)).executor, start.weights, start.source, batch);
+  // The run's own executor when it was given one (a test's, or the CPU after a lost GPU), else the engine choice's.
+  const encoder = new ResNet18Encoder(o.executor ?? (await resnet18Executor(o.engine)).executor, start.weights, start.source, batch);
   try {
     for (const s of todo) {
       if (!s.crops) throw new Error(`section ${s.id}: crops are not loaded`);

@@ -354,7 +354,7 @@ async function triplexSetup(data: TrainingData, config: TriplexConfig, o: Resolv
     if (start) {
       await loadTargetCrops(data, [...trainSections, ...validationSections], undefined, o.onNote);
       // conv1..layer3 are frozen and run in inference mode: their output is cached once.
-      if (o.mode === 'layer4') await cacheLayer3(start, [...trainSections, ...validationSections], { engine: o.engine });
+      if (o.mode === 'layer4') await cacheLayer3(start, [...trainSections, ...validationSections], { engine: o.engine, executor: o.executor });
     }
   } catch (e) {
     await learner.dispose();
