@@ -16,10 +16,12 @@ import { canProbeWebviews, probeWebview } from './webviewProbe';
  * in the real webview) past the written levels; the webview asks the extension for the tiles, the
  * panel's `triplex tiles --serve` child cuts them into the store, the webview loads them through
  * VS Code's resource route (CSP, localResourceRoots) and draws them: the canvas shows the stripes.
- * The child ends with the panel.
+ * The child is replaced on a section switch and ends with the panel.
  */
 
 const SECTION = 'S1';
+/** A second section showing the same slide, for the section switch. */
+const OTHER = 'S2';
 /** Two spots in opposite corners, away from the centre that the test zooms into. */
 const SPOTS = [[60, 60], [STRIPED.width - 60, STRIPED.height - 60]] as const;
 /** Screen px per slide px that the test zooms to (Deep Zoom level 13, the full resolution, cut on demand). */
@@ -35,13 +37,13 @@ const within = async <T>(what: string, ms: number, poll: () => T | undefined): P
   }
 };
 
-/** Running `triplex tiles <store> ... --serve` processes (from /proc's command lines). */
-function tileServers(store: string): string[] {
+/** Running `triplex tiles <store> --section <section> --serve` processes (from /proc's command lines), of any section when omitted. */
+function tileServers(store: string, section?: string): string[] {
   return fs.readdirSync('/proc').filter((pid) => {
     if (!/^\d+$/.test(pid)) return false;
     try {
       const args = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-      return args.includes('--serve') && args.includes(store);
+      return args.includes('--serve') && args.includes(store) && (!section || args[args.indexOf('--section') + 1] === section);
     } catch {
       return false; // ended meanwhile
     }
@@ -61,13 +63,14 @@ suite('Slide viewer on a whole slide in VS Code', function () {
     assert.ok(folder);
     work = path.join(folder, '.tmp', 'viewer-wsi');
     fs.rmSync(work, { recursive: true, force: true });
-    ({ store } = await writeStripedSlideStore(work, SECTION, SPOTS));
+    ({ store } = await writeStripedSlideStore(work, SECTION, { spots: SPOTS, alsoAs: [OTHER] }));
     // A store of a slide has no counts: the viewer shows a prediction.
     const s = openDatasetStore(store);
     const ids = stringColumn(s.spots, 'spot_id');
     predictions = path.join(work, 'run', 'predictions.arrow');
     fs.mkdirSync(path.dirname(predictions), { recursive: true });
-    await writePredictions(predictions, [{ id: SECTION, n: ids.length, spotIds: ids }], new Map([[SECTION, Float32Array.from(ids, (_, i) => i + 1)]]), ['G'], { variant: 'tem', fold: 0 });
+    const sections = [SECTION, OTHER].map((id) => ({ id, n: s.rowsOf(id).length, spotIds: s.rowsOf(id).map((r) => ids[r]) }));
+    await writePredictions(predictions, sections, new Map(sections.map((x) => [x.id, Float32Array.from(x.spotIds, (_, i) => i + 1)])), ['G'], { variant: 'tem', fold: 0 });
   });
   suiteTeardown(() => { if (work) fs.rmSync(work, { recursive: true, force: true }); });
 
@@ -119,8 +122,10 @@ suite('Slide viewer on a whole slide in VS Code', function () {
       console.log(`# real VS Code: ${drawn.tiles} on-demand tiles drawn, the first ${drawn.firstMs.toFixed(0)} ms and all ${drawn.allMs.toFixed(0)} ms after the view lacked them; ${(right * 100).toFixed(1)}% of ${points.length} stripe centres right`);
       assert.ok(right > 0.97, `the cut tiles drawn: ${(right * 100).toFixed(1)}% of the stripes' centres match the slide`);
 
-      // The panel's one serving child goes with the panel.
-      assert.equal(tileServers(store).length, 1, 'one `triplex tiles --serve` child for the section shown');
+      // One serving child, for the section shown: another on a section switch, none once the panel closes.
+      assert.deepEqual(tileServers(store).length, 1, 'one `triplex tiles --serve` child for the section shown');
+      await viewer.simulate('selectSection', { section: OTHER });
+      await within(`the ${SECTION} child did not end on the switch to ${OTHER}, or none started for it`, 15_000, () => (tileServers(store, SECTION).length === 0 && tileServers(store, OTHER).length === 1 ? true : undefined));
       viewer.panel.dispose();
       await within('a `triplex tiles --serve` child outlived its panel', 15_000, () => (tileServers(store).length === 0 ? true : undefined));
     } finally {
