@@ -258,6 +258,47 @@ function killGroup(pid, signal) {
   }
 }
 
+/**
+ * Webview probes: a test in the extension host cannot reach a webview's page, which lives in this
+ * browser; it logs `[webview-probe] {"selector", "script", "arg", "out"}` and the answer is written
+ * to `out` as JSON, `{ "result": ... }` or `{ "error": message }`: `script`, a function's source,
+ * called in the frame whose document holds `selector` with that element and `arg`
+ * (test/integration/webviewProbe.ts). Only the code-server route has this.
+ */
+const PROBE_MARK = '[webview-probe] ';
+const PROBE_FRAME_TIMEOUT_MS = 30_000;
+
+async function answerProbe(page, text) {
+  let request;
+  try {
+    request = JSON.parse(text);
+  } catch {
+    console.error(`${TAG} a malformed webview probe: ${text.slice(0, 200)}`);
+    return;
+  }
+  const { selector, script, arg, out } = request;
+  let answer;
+  try {
+    const deadline = Date.now() + PROBE_FRAME_TIMEOUT_MS;
+    let frame;
+    while (!frame) {
+      for (const f of page.frames()) {
+        if (await f.$(selector).then((h) => !!h, () => false)) {
+          frame = f;
+          break;
+        }
+      }
+      if (!frame && Date.now() > deadline) throw new Error(`no frame of the workbench holds ${selector} after ${PROBE_FRAME_TIMEOUT_MS} ms`);
+      if (!frame) await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    answer = { result: await frame.evaluate(`(${script})(document.querySelector(${JSON.stringify(selector)}), ${JSON.stringify(arg ?? null)})`) };
+  } catch (err) {
+    answer = { error: err.message };
+  }
+  fs.writeFileSync(`${out}.part`, JSON.stringify(answer));
+  fs.renameSync(`${out}.part`, out);
+}
+
 async function runTestsInBrowser(session, args, port) {
   const page = await session.openBrowser();
   let report;
@@ -266,6 +307,10 @@ async function runTestsInBrowser(session, args, port) {
   // functions, as in VS Code's own browser integration tests. Both must exist before it loads.
   await page.exposeFunction('codeAutomationLog', (type, parts) => {
     const line = util.format(...parts);
+    if (line.startsWith(PROBE_MARK)) {
+      void answerProbe(page, line.slice(PROBE_MARK.length));
+      return;
+    }
     if (isNoise(line)) return;
     (type === 'error' ? console.error : console.log)(line);
   });

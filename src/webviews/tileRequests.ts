@@ -3,14 +3,21 @@ import * as readline from 'node:readline';
 import type { TileAnswer } from '../runtime/image/tileServe';
 
 /**
- * The slide viewer's on-demand tiles, on the extension's side: one long-lived `triplex tiles
- * --serve` child per section shown (started at the first request, the slide opened once), fed
- * at most `maxInFlight` tile names at a time. What the webview wants replaces what it wanted
- * before: tiles queued and no longer in view are dropped, never cut; tiles already being cut are
- * finished (they land on disk for later). No `vscode` here, so that tests drive it as the panel does.
+ * The slide viewer's on-demand tiles, on the extension's side: one `triplex tiles --serve` child
+ * per section shown (the slide opened once), fed at most `maxInFlight` tile names at a time. What
+ * the webview wants replaces what it wanted before: tiles queued and no longer in view are
+ * dropped, never cut; tiles already being cut are finished (they land on disk for later).
+ * The child is started by `warm` or the first request, ended after `idleMs` without a tile to cut
+ * (started again by the next request) and by `close`. No `vscode` here, so that tests drive it as
+ * the panel does.
  */
 
 export interface TileCommand { file: string; args: string[]; env?: NodeJS.ProcessEnv }
+
+/** How long a serving child with nothing to cut lives on (it holds the slide open and its tile cache). */
+export const TILE_SERVER_IDLE_MS = 60_000;
+/** After `close`, how long a child may take to finish the tile it is cutting before it is killed. */
+const CLOSE_GRACE_MS = 5_000;
 
 export class SlideTileRequests {
   private child: ChildProcessWithoutNullStreams | undefined;
@@ -20,11 +27,15 @@ export class SlideTileRequests {
   private readonly answered = new Set<string>();
   private stderr = '';
   private closed = false;
+  private idle: NodeJS.Timeout | undefined;
   /** Tiles handed to the cutter, in order; tiles dropped from the queue before that (stale). */
   readonly sent: string[] = [];
   dropped = 0;
+  /** Children started, and those ended for want of requests (idle). */
+  started = 0;
+  idleStops = 0;
 
-  constructor(private readonly command: TileCommand, private readonly onAnswer: (a: TileAnswer) => void, readonly maxInFlight = 2) {}
+  constructor(private readonly command: TileCommand, private readonly onAnswer: (a: TileAnswer) => void, readonly maxInFlight = 2, readonly idleMs = TILE_SERVER_IDLE_MS) {}
 
   /** The tiles the view needs now, most wanted first (it replaces the previous list). */
   want(tiles: readonly string[]): void {
@@ -38,7 +49,9 @@ export class SlideTileRequests {
 
   /** Starts the child now (when the viewer opens a whole slide), so that the first zoom does not wait for it. */
   warm(): void {
-    if (!this.closed) this.start();
+    if (this.closed) return;
+    this.start();
+    this.pump();
   }
 
   /** Tiles being cut now. */
@@ -46,12 +59,16 @@ export class SlideTileRequests {
     return this.inFlight.size;
   }
 
+  /** The serving child's process id while one runs. */
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
   /** Stops the cutter (a section switch, the panel closed); nothing more is answered. */
   close(): void {
     this.closed = true;
     this.queue = [];
-    this.child?.stdin.end();
-    this.child = undefined;
+    this.stop();
   }
 
   private pump(): void {
@@ -61,12 +78,35 @@ export class SlideTileRequests {
       this.sent.push(tile);
       this.start().stdin.write(`${tile}\n`);
     }
+    clearTimeout(this.idle);
+    this.idle = undefined;
+    if (this.child && this.inFlight.size === 0) {
+      this.idle = setTimeout(() => {
+        this.idleStops++;
+        this.stop();
+      }, this.idleMs);
+      this.idle.unref();
+    }
+  }
+
+  /** Ends the child's input (it exits once its tiles in hand are written), killing it if it lingers. */
+  private stop(): void {
+    clearTimeout(this.idle);
+    this.idle = undefined;
+    const child = this.child;
+    this.child = undefined;
+    if (!child) return;
+    child.stdin.end();
+    const kill = setTimeout(() => child.kill(), CLOSE_GRACE_MS);
+    kill.unref();
+    child.once('close', () => clearTimeout(kill));
   }
 
   private start(): ChildProcessWithoutNullStreams {
     if (this.child) return this.child;
     const child = spawn(this.command.file, this.command.args, { env: this.command.env ?? process.env, stdio: 'pipe' });
     this.child = child;
+    this.started++;
     this.stderr = '';
     child.stderr.setEncoding('utf8').on('data', (d: string) => { this.stderr = (this.stderr + d).slice(-2000); });
     child.stdin.on('error', () => undefined); // a child that died is reported by 'close'
@@ -80,10 +120,13 @@ export class SlideTileRequests {
       this.inFlight.delete(a.tile);
       this.answered.add(a.tile);
       if (!this.closed) this.onAnswer(a);
-      this.pump();
+      if (!this.closed) this.pump();
     });
     child.on('close', (code) => {
-      if (this.child === child) this.child = undefined;
+      // A child stopped (idle, closed) had nothing in flight; one that died with tiles in hand answers them with why.
+      if (this.child !== child) return;
+      this.child = undefined;
+      clearTimeout(this.idle);
       const why = this.stderr.trim().split('\n').pop() || `it exited with code ${code}`;
       if (!this.closed) for (const tile of this.inFlight) this.onAnswer({ tile, error: `the tile cutter stopped: ${why}` });
       this.inFlight.clear();

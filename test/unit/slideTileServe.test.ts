@@ -56,6 +56,19 @@ async function tileError(file: string, level: number, col: number, row: number):
   return worst;
 }
 
+/** Resolves once process `pid` has ended (and been reaped); fails after 10 s. */
+async function gone(pid: number): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.fail(`process ${pid} still runs after 10 s`);
+}
+
 describe('on-demand tiles of a whole slide, host side', () => {
   let dir = '';
   let store = '';
@@ -164,6 +177,36 @@ describe('on-demand tiles of a whole slide, host side', () => {
       for (const t of stale.slice(2)) assert.ok(!fs.existsSync(tileFile(t)), `${t} was not cut`);
       for (const t of ['12/10_5', '12/11_5', ...stale.slice(0, 2)]) assert.deepEqual(answers.find((a) => a.tile === t), { tile: t, file: tileFile(t) });
       assert.match((answers.find((a) => a.tile === '12/99_5') as { error: string }).error, /no Deep Zoom tile 12\/99_5/);
+    } finally {
+      requests.close();
+    }
+  });
+
+  it('SlideTileRequests: the child ends after an idle period, the next request starts another, and none is left after close', async () => {
+    const answers: TileAnswer[] = [];
+    let check = () => undefined as void;
+    const answered = (n: number) => new Promise<void>((resolve) => { check = () => { if (answers.length >= n) resolve(); }; check(); });
+    const requests = new SlideTileRequests({ file: process.execPath, args: [cli, 'tiles', store, '--section', 'S1', '--serve'] }, (a) => {
+      answers.push(a);
+      check();
+    }, 2, 300);
+    try {
+      requests.want(['12/3_4']);
+      const first = requests.pid;
+      assert.ok(first);
+      await answered(1);
+      await gone(first);
+      assert.deepEqual([requests.pid, requests.idleStops], [undefined, 1], 'ended after 300 ms without a request');
+      requests.want(['12/4_4', '12/3_4']);
+      const second = requests.pid;
+      assert.ok(second && second !== first, 'a new child for the next request');
+      await answered(2);
+      assert.deepEqual(answers, [{ tile: '12/3_4', file: tileFile('12/3_4') }, { tile: '12/4_4', file: tileFile('12/4_4') }], 'answered by either child; a tile answered is not asked again');
+      requests.want(['12/5_4']);
+      requests.close(); // the panel closed while a tile is being cut
+      await gone(second);
+      assert.equal(requests.started, 2);
+      assert.equal(answers.length, 2, 'nothing answered after close');
     } finally {
       requests.close();
     }

@@ -25,22 +25,26 @@ export const stripeCentre = (x: number) => x % 6 === 1 || x % 6 === 4;
  */
 export const STRIPED = { width: 6144, height: 3072, mpp: 0.5, maxLevel: 13, writtenLevels: 11 } as const;
 
-export function writeStripedSlideStore(dir: string, section: string): Promise<{ store: string; slide: string }> {
-  return writeSlideStore(dir, section, { kind: 'tiff', width: STRIPED.width, height: STRIPED.height, mpp: STRIPED.mpp, pixel: stripes });
+export function writeStripedSlideStore(dir: string, section: string, layout?: SlideStoreLayout): Promise<{ store: string; slide: string }> {
+  return writeSlideStore(dir, section, { kind: 'tiff', width: STRIPED.width, height: STRIPED.height, mpp: STRIPED.mpp, pixel: stripes }, layout);
 }
+
+/** Where a slide store's spots are (x, y; default: a 512 px grid), and other sections showing the same slide. */
+export interface SlideStoreLayout { spots?: readonly (readonly [number, number])[]; alsoAs?: readonly string[] }
 
 /**
  * A store of one whole slide (as `triplex slide --spots` makes it): the slide written from `spec`
- * into `dir` as `<section>.tif`, spots on a 512 px grid over it. Returns the store and the slide.
+ * into `dir` as `<section>.tif`, spots where `layout` says. Returns the store and the slide.
  */
-export async function writeSlideStore(dir: string, section: string, spec: SlideSpec): Promise<{ store: string; slide: string }> {
+export async function writeSlideStore(dir: string, section: string, spec: SlideSpec, { spots, alsoAs = [] }: SlideStoreLayout = {}): Promise<{ store: string; slide: string }> {
   fs.mkdirSync(dir, { recursive: true });
   const slide = await writeSlide(path.join(dir, `${section}.tif`), spec);
   const rows = ['spot_id,pixel_x,pixel_y'];
-  for (let y = 256; y < spec.height; y += 512) for (let x = 256; x < spec.width; x += 512) rows.push(`s${x}x${y},${x},${y}`);
+  if (spots) for (const [x, y] of spots) rows.push(`s${x}x${y},${x},${y}`);
+  else for (let y = 256; y < spec.height; y += 512) for (let x = 256; x < spec.width; x += 512) rows.push(`s${x}x${y},${x},${y}`);
   const table = path.join(dir, `${section}-spots.csv`);
   fs.writeFileSync(table, `${rows.join('\n')}\n`);
   const store = path.join(dir, 'store');
-  await writeSpotStore(store, { path: slide }, [await readSlide(slide, { spots: table, section })]);
+  await writeSpotStore(store, { path: slide }, await Promise.all([section, ...alsoAs].map((id) => readSlide(slide, { spots: table, section: id }))));
   return { store, slide };
 }
