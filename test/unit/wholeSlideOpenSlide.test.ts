@@ -8,7 +8,7 @@ import { argbToRgb, openSlideLibrary, openWithOpenSlide } from '../../src/runtim
 import { openSlideImage } from '../../src/runtime/image/slideImage';
 import { isWholeSlideFile, openWholeSlide, REGION_PIXELS } from '../../src/runtime/image/wsi';
 import { expected, maxDiff, pattern, writeSlide, type Pixel } from './helpers/slideFixtures';
-import { jpeg2000Tile, solidTile, writeTiledTiff } from './helpers/tiffWriter';
+import { jpeg2000Tile, rgbToYcbcr, solidTile, writeTiledTiff } from './helpers/tiffWriter';
 import { tempDir } from './helpers/spatialFixtures';
 
 // OpenSlide (Debian's libopenslide0, through the optional koffi) for what geotiff.js cannot read;
@@ -125,6 +125,44 @@ describe('whole slides through OpenSlide', () => {
         assert.deepEqual([...await slide.readRegion(0, 10, 10, 1, 1)], [200, 100, 150], 'the good tile reads');
         await assert.rejects(slide.readRegion(0, 300, 0, 20, 20), (e: Error) => e instanceof ImageFileError &&
           e.message.startsWith(`${bad}: level 0, region (300, 0) 20 x 20 px cannot be read by OpenSlide: `));
+      } finally {
+        slide.close();
+      }
+    });
+  });
+
+  describe('an Aperio SVS with YCbCr JPEG 2000 tiles (compression 33003, what Aperio scanners write)', { skip: skipJ2k }, () => {
+    let ycc = '';
+    before(async () => {
+      ycc = await writeSlide(path.join(dir, 'ycbcr.svs'), { kind: 'svs', jpeg2000: 'ycbcr', width: W, height: H, pixel: pattern, mpp: 0.2527, downsamples: [4] });
+    });
+
+    it('is refused with the install message when OpenSlide is not used, or not installed', async () => {
+      const refusal = `${ycc}: level 0 is compressed with JPEG 2000 (Aperio YCbCr), which this reader cannot decode; install OpenSlide (Debian/Ubuntu: apt-get install openslide-tools)`;
+      await assert.rejects(openWholeSlide(ycc, { openSlide: false }), (e: Error) => e instanceof ImageFileError && e.message.startsWith(refusal));
+      if (missing) await assert.rejects(openWholeSlide(ycc), (e: Error) => e.message.startsWith(refusal) && e.message.endsWith(`(OpenSlide is not usable here: ${missing})`));
+    });
+
+    // The tiles hold the source's YCbCr rounded to bytes (+-0.5 a component); back in RGB that is at
+    // most 0.5 + 1.772 x 0.5 = 1.39 off (blue, the largest coefficient), and OpenSlide's own
+    // fixed-point conversion rounds once more: 2 levels. A reader that skipped the conversion (or
+    // took the components for RGB) is over 100 levels off on this pattern (checked below).
+    const TOLERANCE = 2;
+
+    it('is read by region in its true colours (within the rounding of YCbCr to bytes), with its mpp', { skip: skipOpenSlide }, async () => {
+      const slide = await openWholeSlide(ycc);
+      try {
+        assert.equal(slide.format, 'svs');
+        assert.deepEqual(slide.levels.map((l) => [l.width, l.height]), [[W, H], [Math.ceil(W / 4), Math.ceil(H / 4)]]);
+        assert.equal(slide.scale?.mpp, 0.2527);
+        for (const [level, x, y, w, h] of [[0, 0, 0, W, H], [0, 250, 240, 30, 30], [1, 10, 20, 100, 60]]) {
+          const d = slide.levels[level].downsample;
+          const { width, height } = slide.levels[level];
+          const want = expected(pattern, d, width, height, x, y, w, h);
+          const got = await slide.readRegion(level, x, y, w, h);
+          assert.ok(maxDiff(got, want) <= TOLERANCE, `level ${level} (${x}, ${y}) ${w} x ${h}: max difference ${maxDiff(got, want)}`);
+          assert.ok(maxDiff(rgbToYcbcr(want), want) > 100, 'the pattern tells YCbCr from RGB');
+        }
       } finally {
         slide.close();
       }
