@@ -7,6 +7,8 @@ import * as path from 'node:path';
 import sharp from 'sharp';
 import { ImageFileError } from '../../src/runtime/image/imageError';
 import { isWholeSlideFile, openWholeSlide, REGION_PIXELS } from '../../src/runtime/image/wsi';
+import { fileScale } from '../../src/runtime/image/cropScale';
+import { readSlide } from '../../src/runtime/data/slide';
 import { wsiThumbnail } from '../../src/runtime/image/wsiImage';
 import { expected, maxDiff, pattern, writeSlide } from './helpers/slideFixtures';
 import { tempDir } from './helpers/spatialFixtures';
@@ -70,9 +72,45 @@ describe('OME-TIFF with its pyramid in SubIFDs', () => {
     assert.deepEqual(theirs.levels, ours);
   });
 
-  it('refuses non-square OME pixels, naming both sizes', async () => {
-    const file = await writeSlide(path.join(dir, 'oblong.ome.tif'), { kind: 'ome-tiff', width: 300, height: 200, pixel: pattern, mpp: 0.25, mppY: 0.5, subIfds: true, downsamples: [2] });
-    await assert.rejects(openWholeSlide(file), (e: Error) => e instanceof ImageFileError && e.message.startsWith(`${file}: its OME-XML gives pixels of PhysicalSizeX 0.25 um by PhysicalSizeY 0.5 um`));
+});
+
+describe('pixels that are not square (OME PhysicalSizeX and Y, TIFF XResolution and YResolution)', () => {
+  const dir = tempDir('wsi-oblong');
+  const slide = (name: string, kind: 'ome-tiff' | 'tiff', mpp: number, mppY: number) =>
+    writeSlide(path.join(dir, name), { kind, width: 300, height: 200, pixel: pattern, mpp, mppY, subIfds: kind === 'ome-tiff', downsamples: [2] });
+
+  it('within 1%: square, at the mean of the two sides, which the source names', async () => {
+    const ome = await slide('near.ome.tif', 'ome-tiff', 0.5, 0.504);
+    const tif = await slide('near.tif', 'tiff', 0.25, 0.2512);
+    for (const [file, x, y, names] of [[ome, 0.5, 0.504, 'OME PhysicalSizeX and OME PhysicalSizeY'], [tif, 0.25, 0.2512, 'XResolution and YResolution']] as const) {
+      const opened = await openWholeSlide(file);
+      opened.close();
+      assert.equal(opened.nonSquare, undefined);
+      assert.ok(Math.abs(opened.scale!.mpp - (x + y) / 2) < 1e-9, `${file}: ${opened.scale?.mpp}`);
+      assert.equal(opened.scale!.source, `the mean of the ${names} of ${file} (${x} and ${y} um/px)`);
+      assert.deepEqual(await fileScale(file), opened.scale);
+    }
+  });
+
+  it('beyond 1%: the slide opens (its pixels read), but its scale is refused naming the file, both sides and what to do, unless --mpp gives it', async () => {
+    const ome = await slide('oblong.ome.tif', 'ome-tiff', 0.25, 0.5);
+    const tif = await slide('oblong.tif', 'tiff', 0.5, 0.6);
+    for (const [file, said] of [[ome, 'OME PhysicalSizeX gives 0.25 um/px and OME PhysicalSizeY 0.5 um/px (100.0% apart'], [tif, 'XResolution gives 0.5 um/px and YResolution 0.6 um/px (20.0% apart']] as const) {
+      const opened = await openWholeSlide(file);
+      try {
+        assert.equal(opened.scale, undefined);
+        assert.equal(maxDiff(await opened.readRegion(0, 10, 10, 20, 20), expected(pattern, 1, 300, 200, 10, 10, 20, 20)), 0);
+      } finally {
+        opened.close();
+      }
+      const refusal = (e: Error) => e instanceof ImageFileError && e.message.startsWith(`${file}: its pixels are not square: ${said}; crops need square pixels, within 1%). `) &&
+        e.message.includes(`vips resize ${path.basename(file)} square.tif 1 --vscale`) && e.message.endsWith('give the true scale with --mpp (or the sample sheet\'s mpp column)');
+      await assert.rejects(fileScale(file), refusal);
+      // `triplex slide` on it: refused without --mpp, at --mpp's scale with it.
+      await assert.rejects(readSlide(file, { spacing: 64, minTissue: 0 }), refusal);
+      const read = await readSlide(file, { spacing: 64, minTissue: 0, mpp: 0.3 });
+      assert.deepEqual([read.mpp, read.mppSource], [0.3, '--mpp']);
+    }
   });
 });
 

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ImageFileError } from './imageError';
 import { levelForDownsample, startRegion } from './slideRegion';
-import { plausibleScale, scalesDiffer, type Scale } from './scale';
+import { squarePixels, type FileScale, type Scale } from './scale';
 import type { SlideLevel, WholeSlide } from './wsi';
 
 /**
@@ -152,25 +152,27 @@ export function openWithOpenSlide(lib: OpenSlideLib, path: string, regionPixels:
     }
     if (levels.length === 0 || !(levels[0].width > 0 && levels[0].height > 0)) throw new ImageFileError(path, `OpenSlide cannot read it: ${lib.error(osr) ?? 'it has no levels'}`);
     const vendor = lib.property(osr, 'openslide.vendor') ?? '';
-    return new OpenSlideSlide(lib, osr, path, vendor === 'aperio' ? 'svs' : 'openslide', levels, downsamples, scaleOf(lib, osr, path), { regionPixels, stripPixels });
+    const { scale, nonSquare } = scaleOf(lib, osr, path);
+    const slide = new OpenSlideSlide(lib, osr, path, vendor === 'aperio' ? 'svs' : 'openslide', levels, downsamples, scale, { regionPixels, stripPixels });
+    if (nonSquare) slide.nonSquare = nonSquare;
+    return slide;
   } catch (e) {
     lib.close(osr);
     throw e;
   }
 }
 
-function scaleOf(lib: OpenSlideLib, osr: Handle, path: string): Scale | undefined {
+function scaleOf(lib: OpenSlideLib, osr: Handle, path: string): FileScale {
   const [x, y] = ['x', 'y'].map((axis) => Number(lib.property(osr, `openslide.mpp-${axis}`) ?? NaN));
-  if (Number.isFinite(x) && Number.isFinite(y) && scalesDiffer(x, y)) {
-    throw new ImageFileError(path, `OpenSlide gives pixels of ${x} um (openslide.mpp-x) by ${y} um (openslide.mpp-y); crops need square pixels: resample the slide to square pixels`);
-  }
-  return plausibleScale(x, `the OpenSlide openslide.mpp-x of ${path}`);
+  if (!Number.isFinite(x)) return {};
+  return squarePixels(path, { um: x, name: 'openslide.mpp-x' }, Number.isFinite(y) ? { um: y, name: 'openslide.mpp-y' } : undefined, `the OpenSlide openslide.mpp-x of ${path}`);
 }
 
 class OpenSlideSlide implements WholeSlide {
   private reads = 0;
   private inFlight = 0;
   private closed = false;
+  nonSquare?: string;
 
   constructor(private readonly lib: OpenSlideLib, private osr: Handle, readonly path: string, readonly format: WholeSlide['format'],
     readonly levels: readonly SlideLevel[], private readonly downsamples: readonly number[], readonly scale: Scale | undefined,

@@ -32,8 +32,10 @@ export interface WholeSlide {
   /** 'openslide': a vendor format (NDPI, MRXS, ...) read by OpenSlide. */
   readonly format: 'svs' | 'ome-tiff' | 'tiff' | 'openslide';
   readonly levels: readonly SlideLevel[];
-  /** Microns per full-resolution pixel, and where it was read, when the file says. */
+  /** Microns per full-resolution pixel, and where it was read, when the file says (and its pixels are square). */
   readonly scale: Scale | undefined;
+  /** When the file states pixels that are not square: the problem in words (see fileScale), and `scale` is undefined. */
+  readonly nonSquare?: string;
   /** RGB uint8 [h, w, 3] of [x, x+w) x [y, y+h) in `level`'s pixels; zero outside the slide. */
   readRegion(level: number, x: number, y: number, w: number, h: number): Promise<Uint8Array>;
   /** The smallest level whose downsample is at most `downsample` (level 0 if none is larger). */
@@ -140,8 +142,10 @@ export async function openWholeSlide(path: string, opts: WholeSlideOptions = {})
       codecs.push(await tileCodec(path, im, k, size));
       levels.push(level);
     }
-    const scale = await scaleFromTiff(path, first);
-    return new TiffSlide(path, format, levels, pyramid, codecs, scale, { tiff, cacheBytes: opts.cacheBytes ?? 64 * 2 ** 20, regionPixels: opts.regionPixels ?? REGION_PIXELS });
+    const { scale, nonSquare } = await scaleFromTiff(path, first);
+    const slide = new TiffSlide(path, format, levels, pyramid, codecs, scale, { tiff, cacheBytes: opts.cacheBytes ?? 64 * 2 ** 20, regionPixels: opts.regionPixels ?? REGION_PIXELS });
+    if (nonSquare) slide.nonSquare = nonSquare;
+    return slide;
   } catch (e) {
     closeQuietly(tiff);
     if (e instanceof NeedsOpenSlide) return viaOpenSlide(path, opts, e.message);
@@ -204,6 +208,7 @@ class TiffSlide implements WholeSlide {
   private cachedBytes = 0;
   private decodes = 0;
   private closed = false;
+  nonSquare?: string;
 
   constructor(readonly path: string, readonly format: WholeSlide['format'], readonly levels: readonly SlideLevel[],
     private readonly images: readonly GeoTIFFImage[], private readonly codecs: readonly TileCodec[], readonly scale: Scale | undefined,

@@ -18,7 +18,7 @@ export interface SlideSpec {
   kind: 'tiff' | 'bigtiff' | 'ome-tiff' | 'svs';
   /** Microns per pixel stated in the file (Aperio MPP, OME PhysicalSizeX, or resolution tags). */
   mpp?: number;
-  /** OME-TIFF: PhysicalSizeY when it is not `mpp` (non-square pixels). */
+  /** PhysicalSizeY (OME-TIFF) or YResolution (TIFF) when it is not `mpp` (non-square pixels). */
   mppY?: number;
   /** OME-TIFF: reduced levels as SubIFDs of the full-resolution image (OME's layout since 2020). */
   subIfds?: boolean;
@@ -67,7 +67,7 @@ export async function writeSlide(file: string, spec: SlideSpec): Promise<string>
     levels.push({ width, height, tileSize: size, tile: (c, r) => tiles[r * cols + c], compression: jpeg ? 'jpeg' : ycbcr ? 'jpeg2000-ycbcr' : j2k ? 'jpeg2000' : 'deflate', ...(jpeg ? { photometric: 6 as const } : {}) });
   }
   levels[0].description = describe(spec);
-  if (spec.kind !== 'svs' && spec.kind !== 'ome-tiff' && spec.mpp) levels[0].resolution = { perUnit: 1e4 / spec.mpp, unit: 'cm' };
+  if (spec.kind !== 'svs' && spec.kind !== 'ome-tiff' && spec.mpp) levels[0].resolution = { perUnit: 1e4 / spec.mpp, perUnitY: 1e4 / (spec.mppY ?? spec.mpp), unit: 'cm' };
   writeTiledTiff(file, levels, { bigTiff: spec.bigTiff ?? (spec.kind === 'bigtiff' || spec.kind === 'ome-tiff'), subIfds: spec.subIfds ?? false });
   return file;
 }

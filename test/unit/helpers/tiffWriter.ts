@@ -24,8 +24,8 @@ export interface TiffLevelSpec {
   /** PhotometricInterpretation: 2 (RGB, default; what Aperio writes over JPEG) or 6 (YCbCr). */
   photometric?: 2 | 6;
   description?: string;
-  /** XResolution = YResolution in pixels per `unit`. */
-  resolution?: { perUnit: number; unit: 'cm' | 'inch' | 'none' };
+  /** XResolution (and YResolution, unless `perUnitY` differs: oblong pixels) in pixels per `unit`. */
+  resolution?: { perUnit: number; perUnitY?: number; unit: 'cm' | 'inch' | 'none' };
   /** NewSubfileType: 0 for the full image, 1 for a reduced level (default: 0 first, then 1). */
   subfileType?: number;
   /** For tests of crafted headers: edits the level's directory entries (absurd sizes, counts beyond the values). */
@@ -209,8 +209,8 @@ export function writeTiledTiff(file: string, levels: readonly TiffLevelSpec[], o
     if (level.description !== undefined) entries.push({ tag: 270, type: T.ASCII, values: level.description });
     if (subIfds && li === 0) entries.push({ tag: 330, type: big ? T.IFD8 : T.IFD, values: ifds.slice(1) });
     if (level.resolution) {
-      const [num, den] = rational(level.resolution.perUnit);
-      entries.push({ tag: 282, type: T.RATIONAL, values: [num, den] }, { tag: 283, type: T.RATIONAL, values: [num, den] });
+      const { perUnit, perUnitY = perUnit } = level.resolution;
+      entries.push({ tag: 282, type: T.RATIONAL, values: rational(perUnit) }, { tag: 283, type: T.RATIONAL, values: rational(perUnitY) });
       entries.push({ tag: 296, type: T.SHORT, values: [{ none: 1, inch: 2, cm: 3 }[level.resolution.unit]] });
     }
     return (level.entries ? level.entries(entries) : entries).sort((a, b) => a.tag - b.tag);
