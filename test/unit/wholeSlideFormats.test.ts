@@ -74,6 +74,60 @@ describe('OME-TIFF with its pyramid in SubIFDs', () => {
 
 });
 
+describe('OME-TIFF RGB stored as separate planes, written by tifffile', { skip: tifffileMissing ? 'needs Debian\'s python3-tifffile (scripts/ensure-test-deps.sh installs it when run as root)' : false }, () => {
+  const dir = tempDir('wsi-planes');
+  const [w, h] = [520, 300];
+  // `pattern` (slideFixtures) in numpy, level 1 its every 4th pixel: what `expected` gives for downsample 4.
+  const write = (file: string, how: string) => {
+    const script = [
+      'import sys, numpy as np, tifffile',
+      `y, x = np.mgrid[0:${h}, 0:${w}]`,
+      'rgb = np.stack([(x * 7 + y * 3) & 255, (x + y * 11 + 1) & 255, ((x >> 4) * 13 + (y >> 4) * 17 + 5) & 255]).astype(np.uint8)',
+      'with tifffile.TiffWriter(sys.argv[1], bigtiff=True, ome=True) as t:',
+      `    t.write(rgb, ${how}, tile=(128, 128), compression='zlib', subifds=1, metadata={'axes': 'CYX', 'PhysicalSizeX': 0.5, 'PhysicalSizeY': 0.5})`,
+      `    t.write(rgb[:, ::4, ::4], ${how}, tile=(128, 128), compression='zlib', subfiletype=1)`,
+    ].join('\n');
+    const r = spawnSync(TORCH_PYTHON, ['-c', script, file], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    return file;
+  };
+
+  it('reads RGB planes in one image (PlanarConfiguration 2) and three greyscale images (SizeC 3), every level, with the OME scale', async () => {
+    const planar = write(path.join(dir, 'planar.ome.tif'), "photometric='rgb', planarconfig='separate'");
+    const channels = write(path.join(dir, 'channels.ome.tif'), "photometric='minisblack'");
+    for (const file of [planar, channels]) {
+      assert.ok(isWholeSlideFile(file));
+      const slide = await openWholeSlide(file);
+      try {
+        assert.equal(slide.format, 'ome-tiff');
+        assert.deepEqual(slide.levels.map((l) => [l.width, l.height]), [[w, h], [130, 75]]);
+        assert.deepEqual(slide.scale, { mpp: 0.5, source: `the OME PhysicalSizeX of ${file}` });
+        for (const [level, x, y, rw, rh] of [[0, 0, 0, w, h], [0, 120, 100, 20, 40], [1, 0, 0, 130, 75]]) {
+          const L = slide.levels[level];
+          assert.equal(maxDiff(await slide.readRegion(level, x, y, rw, rh), expected(pattern, L.downsample, L.width, L.height, x, y, rw, rh)), 0, `${file} level ${level} at (${x}, ${y})`);
+        }
+      } finally {
+        slide.close();
+      }
+    }
+  });
+
+  it('refuses three channel images that do not match, naming the channel and level', async () => {
+    const file = path.join(dir, 'mismatch.ome.tif');
+    const xml = '<?xml version="1.0" encoding="UTF-8"?><OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06"><Image ID="Image:0"><Pixels ID="Pixels:0" DimensionOrder="XYCZT" Type="uint8" SizeX="256" SizeY="128" SizeC="3" SizeZ="1" SizeT="1"/></Image></OME>';
+    const script = [
+      'import sys, numpy as np, tifffile',
+      'with tifffile.TiffWriter(sys.argv[1]) as t:',
+      '    for c, shape in enumerate([(128, 256), (128, 256), (64, 256)]):',
+      "        t.write(np.full(shape, 100, np.uint8), photometric='minisblack', tile=(64, 64), description=sys.argv[2] if c == 0 else None, metadata=None)",
+    ].join('\n');
+    const r = spawnSync(TORCH_PYTHON, ['-c', script, file, xml], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    await assert.rejects(openWholeSlide(file), (e: Error) => e instanceof ImageFileError &&
+      e.message === `${file}: its 3 colour channels are stored one per image, and channel 2's level 0 is 256 x 64 px in 64 x 64 px tiles, channel 0's 256 x 128 px in 64 x 64 px tiles: they must match; the file is damaged or not one RGB slide`);
+  });
+});
+
 describe('pixels that are not square (OME PhysicalSizeX and Y, TIFF XResolution and YResolution)', () => {
   const dir = tempDir('wsi-oblong');
   const slide = (name: string, kind: 'ome-tiff' | 'tiff', mpp: number, mppY: number) =>
