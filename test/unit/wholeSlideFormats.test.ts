@@ -7,6 +7,8 @@ import * as path from 'node:path';
 import sharp from 'sharp';
 import { ImageFileError } from '../../src/runtime/image/imageError';
 import { isWholeSlideFile, openWholeSlide, REGION_PIXELS } from '../../src/runtime/image/wsi';
+import { fileScale } from '../../src/runtime/image/cropScale';
+import { readSlide } from '../../src/runtime/data/slide';
 import { wsiThumbnail } from '../../src/runtime/image/wsiImage';
 import { expected, maxDiff, pattern, writeSlide } from './helpers/slideFixtures';
 import { tempDir } from './helpers/spatialFixtures';
@@ -70,9 +72,99 @@ describe('OME-TIFF with its pyramid in SubIFDs', () => {
     assert.deepEqual(theirs.levels, ours);
   });
 
-  it('refuses non-square OME pixels, naming both sizes', async () => {
-    const file = await writeSlide(path.join(dir, 'oblong.ome.tif'), { kind: 'ome-tiff', width: 300, height: 200, pixel: pattern, mpp: 0.25, mppY: 0.5, subIfds: true, downsamples: [2] });
-    await assert.rejects(openWholeSlide(file), (e: Error) => e instanceof ImageFileError && e.message.startsWith(`${file}: its OME-XML gives pixels of PhysicalSizeX 0.25 um by PhysicalSizeY 0.5 um`));
+});
+
+describe('OME-TIFF RGB stored as separate planes, written by tifffile', { skip: tifffileMissing ? 'needs Debian\'s python3-tifffile (scripts/ensure-test-deps.sh installs it when run as root)' : false }, () => {
+  const dir = tempDir('wsi-planes');
+  const [w, h] = [520, 300];
+  // `pattern` (slideFixtures) in numpy, level 1 its every 4th pixel: what `expected` gives for downsample 4.
+  const write = (file: string, how: string) => {
+    const script = [
+      'import sys, numpy as np, tifffile',
+      `y, x = np.mgrid[0:${h}, 0:${w}]`,
+      'rgb = np.stack([(x * 7 + y * 3) & 255, (x + y * 11 + 1) & 255, ((x >> 4) * 13 + (y >> 4) * 17 + 5) & 255]).astype(np.uint8)',
+      'with tifffile.TiffWriter(sys.argv[1], bigtiff=True, ome=True) as t:',
+      `    t.write(rgb, ${how}, tile=(128, 128), compression='zlib', subifds=1, metadata={'axes': 'CYX', 'PhysicalSizeX': 0.5, 'PhysicalSizeY': 0.5})`,
+      `    t.write(rgb[:, ::4, ::4], ${how}, tile=(128, 128), compression='zlib', subfiletype=1)`,
+    ].join('\n');
+    const r = spawnSync(TORCH_PYTHON, ['-c', script, file], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    return file;
+  };
+
+  it('reads RGB planes in one image (PlanarConfiguration 2) and three greyscale images (SizeC 3), every level, with the OME scale', async () => {
+    const planar = write(path.join(dir, 'planar.ome.tif'), "photometric='rgb', planarconfig='separate'");
+    const channels = write(path.join(dir, 'channels.ome.tif'), "photometric='minisblack'");
+    for (const file of [planar, channels]) {
+      assert.ok(isWholeSlideFile(file));
+      const slide = await openWholeSlide(file);
+      try {
+        assert.equal(slide.format, 'ome-tiff');
+        assert.deepEqual(slide.levels.map((l) => [l.width, l.height]), [[w, h], [130, 75]]);
+        assert.deepEqual(slide.scale, { mpp: 0.5, source: `the OME PhysicalSizeX of ${file}` });
+        for (const [level, x, y, rw, rh] of [[0, 0, 0, w, h], [0, 120, 100, 20, 40], [1, 0, 0, 130, 75]]) {
+          const L = slide.levels[level];
+          assert.equal(maxDiff(await slide.readRegion(level, x, y, rw, rh), expected(pattern, L.downsample, L.width, L.height, x, y, rw, rh)), 0, `${file} level ${level} at (${x}, ${y})`);
+        }
+      } finally {
+        slide.close();
+      }
+    }
+  });
+
+  it('refuses three channel images that do not match, naming the channel and level', async () => {
+    const file = path.join(dir, 'mismatch.ome.tif');
+    const xml = '<?xml version="1.0" encoding="UTF-8"?><OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06"><Image ID="Image:0"><Pixels ID="Pixels:0" DimensionOrder="XYCZT" Type="uint8" SizeX="256" SizeY="128" SizeC="3" SizeZ="1" SizeT="1"/></Image></OME>';
+    const script = [
+      'import sys, numpy as np, tifffile',
+      'with tifffile.TiffWriter(sys.argv[1]) as t:',
+      '    for c, shape in enumerate([(128, 256), (128, 256), (64, 256)]):',
+      "        t.write(np.full(shape, 100, np.uint8), photometric='minisblack', tile=(64, 64), description=sys.argv[2] if c == 0 else None, metadata=None)",
+    ].join('\n');
+    const r = spawnSync(TORCH_PYTHON, ['-c', script, file, xml], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    await assert.rejects(openWholeSlide(file), (e: Error) => e instanceof ImageFileError &&
+      e.message === `${file}: its 3 colour channels are stored one per image, and channel 2's level 0 is 256 x 64 px in 64 x 64 px tiles, channel 0's 256 x 128 px in 64 x 64 px tiles: they must match; the file is damaged or not one RGB slide`);
+  });
+});
+
+describe('pixels that are not square (OME PhysicalSizeX and Y, TIFF XResolution and YResolution)', () => {
+  const dir = tempDir('wsi-oblong');
+  const slide = (name: string, kind: 'ome-tiff' | 'tiff', mpp: number, mppY: number) =>
+    writeSlide(path.join(dir, name), { kind, width: 300, height: 200, pixel: pattern, mpp, mppY, subIfds: kind === 'ome-tiff', downsamples: [2] });
+
+  it('within 1%: square, at the mean of the two sides, which the source names', async () => {
+    const ome = await slide('near.ome.tif', 'ome-tiff', 0.5, 0.504);
+    const tif = await slide('near.tif', 'tiff', 0.25, 0.2512);
+    for (const [file, x, y, names] of [[ome, 0.5, 0.504, 'OME PhysicalSizeX and OME PhysicalSizeY'], [tif, 0.25, 0.2512, 'XResolution and YResolution']] as const) {
+      const opened = await openWholeSlide(file);
+      opened.close();
+      assert.equal(opened.nonSquare, undefined);
+      assert.ok(Math.abs(opened.scale!.mpp - (x + y) / 2) < 1e-9, `${file}: ${opened.scale?.mpp}`);
+      assert.equal(opened.scale!.source, `the mean of the ${names} of ${file} (${x} and ${y} um/px)`);
+      assert.deepEqual(await fileScale(file), opened.scale);
+    }
+  });
+
+  it('beyond 1%: the slide opens (its pixels read), but its scale is refused naming the file, both sides and what to do, unless --mpp gives it', async () => {
+    const ome = await slide('oblong.ome.tif', 'ome-tiff', 0.25, 0.5);
+    const tif = await slide('oblong.tif', 'tiff', 0.5, 0.6);
+    for (const [file, said] of [[ome, 'OME PhysicalSizeX gives 0.25 um/px and OME PhysicalSizeY 0.5 um/px (100.0% apart'], [tif, 'XResolution gives 0.5 um/px and YResolution 0.6 um/px (20.0% apart']] as const) {
+      const opened = await openWholeSlide(file);
+      try {
+        assert.equal(opened.scale, undefined);
+        assert.equal(maxDiff(await opened.readRegion(0, 10, 10, 20, 20), expected(pattern, 1, 300, 200, 10, 10, 20, 20)), 0);
+      } finally {
+        opened.close();
+      }
+      const refusal = (e: Error) => e instanceof ImageFileError && e.message.startsWith(`${file}: its pixels are not square: ${said}; crops need square pixels, within 1%). `) &&
+        e.message.includes(`vips resize ${path.basename(file)} square.tif 1 --vscale`) && e.message.endsWith('give the true scale with --mpp (or the sample sheet\'s mpp column)');
+      await assert.rejects(fileScale(file), refusal);
+      // `triplex slide` on it: refused without --mpp, at --mpp's scale with it.
+      await assert.rejects(readSlide(file, { spacing: 64, minTissue: 0 }), refusal);
+      const read = await readSlide(file, { spacing: 64, minTissue: 0, mpp: 0.3 });
+      assert.deepEqual([read.mpp, read.mppSource], [0.3, '--mpp']);
+    }
   });
 });
 

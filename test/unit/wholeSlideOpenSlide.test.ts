@@ -4,11 +4,12 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ImageFileError } from '../../src/runtime/image/imageError';
-import { argbToRgb, openSlideLibrary, openWithOpenSlide } from '../../src/runtime/image/openslide';
+import { argbToRgb, OPENSLIDE_ENV, openSlideCandidates, openSlideLibrary, openWithOpenSlide } from '../../src/runtime/image/openslide';
 import { openSlideImage } from '../../src/runtime/image/slideImage';
 import { isWholeSlideFile, openWholeSlide, REGION_PIXELS } from '../../src/runtime/image/wsi';
 import { expected, maxDiff, pattern, writeSlide, type Pixel } from './helpers/slideFixtures';
-import { jpeg2000Tile, solidTile, writeTiledTiff } from './helpers/tiffWriter';
+import { jpeg2000Tile, rgbToYcbcr, solidTile, writeTiledTiff } from './helpers/tiffWriter';
+import { repoRoot } from './helpers/paths';
 import { tempDir } from './helpers/spatialFixtures';
 
 // OpenSlide (Debian's libopenslide0, through the optional koffi) for what geotiff.js cannot read;
@@ -129,5 +130,85 @@ describe('whole slides through OpenSlide', () => {
         slide.close();
       }
     });
+  });
+
+  describe('an Aperio SVS with YCbCr JPEG 2000 tiles (compression 33003, what Aperio scanners write)', { skip: skipJ2k }, () => {
+    let ycc = '';
+    before(async () => {
+      ycc = await writeSlide(path.join(dir, 'ycbcr.svs'), { kind: 'svs', jpeg2000: 'ycbcr', width: W, height: H, pixel: pattern, mpp: 0.2527, downsamples: [4] });
+    });
+
+    it('is refused with the install message when OpenSlide is not used, or not installed', async () => {
+      const refusal = `${ycc}: level 0 is compressed with JPEG 2000 (Aperio YCbCr), which this reader cannot decode; install OpenSlide (Debian/Ubuntu: apt-get install openslide-tools)`;
+      await assert.rejects(openWholeSlide(ycc, { openSlide: false }), (e: Error) => e instanceof ImageFileError && e.message.startsWith(refusal));
+      if (missing) await assert.rejects(openWholeSlide(ycc), (e: Error) => e.message.startsWith(refusal) && e.message.endsWith(`(OpenSlide is not usable here: ${missing})`));
+    });
+
+    // The tiles hold the source's YCbCr rounded to bytes (+-0.5 a component); back in RGB that is at
+    // most 0.5 + 1.772 x 0.5 = 1.39 off (blue, the largest coefficient), and OpenSlide's own
+    // fixed-point conversion rounds once more: 2 levels. A reader that skipped the conversion (or
+    // took the components for RGB) is over 100 levels off on this pattern (checked below).
+    const TOLERANCE = 2;
+
+    it('is read by region in its true colours (within the rounding of YCbCr to bytes), with its mpp', { skip: skipOpenSlide }, async () => {
+      const slide = await openWholeSlide(ycc);
+      try {
+        assert.equal(slide.format, 'svs');
+        assert.deepEqual(slide.levels.map((l) => [l.width, l.height]), [[W, H], [Math.ceil(W / 4), Math.ceil(H / 4)]]);
+        assert.equal(slide.scale?.mpp, 0.2527);
+        for (const [level, x, y, w, h] of [[0, 0, 0, W, H], [0, 250, 240, 30, 30], [1, 10, 20, 100, 60]]) {
+          const d = slide.levels[level].downsample;
+          const { width, height } = slide.levels[level];
+          const want = expected(pattern, d, width, height, x, y, w, h);
+          const got = await slide.readRegion(level, x, y, w, h);
+          assert.ok(maxDiff(got, want) <= TOLERANCE, `level ${level} (${x}, ${y}) ${w} x ${h}: max difference ${maxDiff(got, want)}`);
+          assert.ok(maxDiff(rgbToYcbcr(want), want) > 100, 'the pattern tells YCbCr from RGB');
+        }
+      } finally {
+        slide.close();
+      }
+    });
+  });
+});
+
+describe('the OpenSlide library: 4.x and 3.4 names, TRIPLEX_OPENSLIDE, and what `triplex info` says', () => {
+  const dir = tempDir('openslide-names');
+
+  it('tries OpenSlide 4\'s name before 3.4\'s on each platform, and only what TRIPLEX_OPENSLIDE names when it is set', () => {
+    assert.deepEqual(openSlideCandidates('linux', {}), ['libopenslide.so.1', 'libopenslide.so.0']);
+    assert.deepEqual(openSlideCandidates('darwin', {}), ['libopenslide.1.dylib', 'libopenslide.0.dylib']);
+    assert.deepEqual(openSlideCandidates('win32', {}), ['libopenslide-1.dll', 'libopenslide-0.dll']);
+    assert.deepEqual(openSlideCandidates('freebsd', {}), ['libopenslide.so.1', 'libopenslide.so.0']);
+    assert.deepEqual(openSlideCandidates('darwin', { [OPENSLIDE_ENV]: dir }), [path.join(dir, 'libopenslide.1.dylib'), path.join(dir, 'libopenslide.0.dylib')]);
+    const file = path.join(dir, 'my-openslide.so');
+    assert.deepEqual(openSlideCandidates('linux', { [OPENSLIDE_ENV]: file }), [file], 'a file (there or not) is the one library tried');
+  });
+
+  // The library this process loaded, as the loader found it: a folder holding it under OpenSlide
+  // 4's name (a link to the real library) is what an OpenSlide 4 install looks like to the search.
+  const real = missing ? undefined : fs.readFileSync('/proc/self/maps', 'utf8').split('\n').map((l) => l.split(/\s+/)[5] ?? '').find((f) => /\/libopenslide\.so/.test(f));
+  const cli = path.join(repoRoot(), 'dist', 'cli.js');
+  const info = (env: Record<string, string>, json: boolean) => {
+    const r = spawnSync(process.execPath, [cli, 'info', ...(json ? ['--json'] : [])], { env: { ...process.env, ...env }, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    return r.stdout;
+  };
+
+  it('loads OpenSlide 4\'s libopenslide.so.1 from the folder TRIPLEX_OPENSLIDE names, and `triplex info` names it and its version', { skip: skipOpenSlide || (real ? false : 'the loaded OpenSlide is not in /proc/self/maps (not Linux?)') }, () => {
+    const v4 = path.join(dir, 'openslide4');
+    fs.mkdirSync(v4);
+    fs.symlinkSync(real!, path.join(v4, 'libopenslide.so.1'));
+    const report = JSON.parse(info({ [OPENSLIDE_ENV]: v4 }, true)) as { openslide: { available: boolean; library?: string; version?: string } };
+    assert.deepEqual(report.openslide, { available: true, library: path.join(v4, 'libopenslide.so.1'), version: openSlideLibrary().version });
+    assert.match(report.openslide.version ?? '', /^\d+\.\d+\.\d+/);
+  });
+
+  it('a TRIPLEX_OPENSLIDE folder without the library: `triplex info` says OpenSlide is unavailable, naming what it tried and what to do', () => {
+    const empty = path.join(dir, 'empty');
+    fs.mkdirSync(empty);
+    const line = info({ [OPENSLIDE_ENV]: empty }, false).split('\n').find((l) => l.startsWith('openslide ')) ?? '';
+    const tried = openSlideCandidates(process.platform, { [OPENSLIDE_ENV]: empty }).join(', ');
+    assert.ok(line.startsWith(`openslide   unavailable: the system's OpenSlide library cannot be loaded (${OPENSLIDE_ENV}=${empty} gives no OpenSlide library (tried ${tried}): `), line);
+    assert.match(line, /apt-get install libopenslide0, or set TRIPLEX_OPENSLIDE to the library or its folder\)$/);
   });
 });

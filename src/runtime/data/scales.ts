@@ -45,7 +45,8 @@ export function applyScale(s: Section, given: Scale | undefined, file: string, p
 /** Each section's scale from its image file, the dataset's record and `--mpp`, checked to agree. */
 export async function resolveScales(ds: SpatialDataset, flagMpp?: number): Promise<void> {
   for (const s of ds.sections) {
-    const file = s.image ? await fileScale(s.image.path) : undefined;
+    // A slide of oblong pixels is taken at the scale the dataset (a sample sheet, Space Ranger) or --mpp gives.
+    const file = s.image ? await fileScale(s.image.path, s.mpp !== undefined || flagMpp !== undefined) : undefined;
     if (file) {
       // The file first, so that a conflict names it before the sheet or flag.
       const other = s.mpp ? { mpp: s.mpp, source: s.mppSource ?? 'the dataset' } : undefined;

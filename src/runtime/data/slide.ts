@@ -112,7 +112,7 @@ export async function readSlide(image: string, o: SlideOptions = {}): Promise<Sl
 /** The image's scale: the file's and --mpp's, which must agree. */
 async function slideScale(file: string, mpp: number | undefined): Promise<Scale | undefined> {
   try {
-    return agreeingScale([await fileScale(file), mpp === undefined ? undefined : { mpp, source: '--mpp' }]);
+    return agreeingScale([await fileScale(file, mpp !== undefined), mpp === undefined ? undefined : { mpp, source: '--mpp' }]);
   } catch (e) {
     if (e instanceof ScaleConflictError) throw new DataFileError(file, '--mpp', e.message, { cause: e });
     throw e;

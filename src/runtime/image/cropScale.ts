@@ -1,4 +1,5 @@
 import type { StoreSection } from '../store/datasetStore';
+import { ImageFileError } from './imageError';
 import { agreeingScale, scalesDiffer, type Scale } from './scale';
 import { isWholeSlideFile, openWholeSlide } from './wsi';
 
@@ -19,11 +20,16 @@ export interface CropScale {
   warning?: string;
 }
 
-/** The scale a file states, for a whole slide; undefined for ordinary images (or none stated). */
-export async function fileScale(image: string): Promise<Scale | undefined> {
+/**
+ * The scale a file states, for a whole slide; undefined for ordinary images (or none stated). A
+ * slide whose pixels are not square is refused (naming the file, both sides and what to do)
+ * unless `overridden`: another source (--mpp, a sample sheet's mpp) gives the scale instead.
+ */
+export async function fileScale(image: string, overridden = false): Promise<Scale | undefined> {
   if (!isWholeSlideFile(image)) return undefined;
   const slide = await openWholeSlide(image);
   slide.close();
+  if (slide.nonSquare && !overridden) throw new ImageFileError(image, slide.nonSquare);
   return slide.scale;
 }
 
@@ -31,7 +37,7 @@ export async function fileScale(image: string): Promise<Scale | undefined> {
 export async function sectionScale(storeDir: string, section: StoreSection): Promise<Scale | undefined> {
   const image = section.image?.path;
   const recorded = section.mpp ? { mpp: section.mpp, source: section.mppSource ?? `the mpp ${storeDir}/store.json records for section ${section.id}` } : undefined;
-  return agreeingScale([image ? await fileScale(image) : undefined, recorded]);
+  return agreeingScale([image ? await fileScale(image, recorded !== undefined) : undefined, recorded]);
 }
 
 /** How to cut a section's crops at `wanted` um/px (or at its own pixels, when undefined). */

@@ -1,10 +1,13 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { ImageFileError } from './imageError';
 import { levelForDownsample, startRegion } from './slideRegion';
-import { plausibleScale, scalesDiffer, type Scale } from './scale';
+import { squarePixels, type FileScale, type Scale } from './scale';
 import type { SlideLevel, WholeSlide } from './wsi';
 
 /**
- * Whole slides read by the system's OpenSlide (libopenslide.so.0, Debian's libopenslide0), called
+ * Whole slides read by the system's OpenSlide (3.4's libopenslide.so.0, Debian's libopenslide0, or
+ * 4.x's libopenslide.so.1; TRIPLEX_OPENSLIDE names another library or folder), called
  * through the optional npm package koffi (an FFI with prebuilt binaries). Used for what geotiff.js
  * cannot read: NDPI, MRXS and the other vendor formats, and Aperio SVS with JPEG 2000 tiles. When
  * either is missing, `openSlideLibrary()` says which and the caller keeps its "install OpenSlide"
@@ -35,22 +38,53 @@ interface Koffi {
   opaque(name: string): unknown;
 }
 
-/** OpenSlide's shared library as 3.4 and 4.x name it (the functions used here are in both). */
+/** OpenSlide's shared library as 4.x and 3.4 name it, newest first (the functions used here are in both). */
 const LIBRARY_NAMES: Partial<Record<NodeJS.Platform, string[]>> = {
-  linux: ['libopenslide.so.0', 'libopenslide.so.1'],
+  linux: ['libopenslide.so.1', 'libopenslide.so.0'],
   darwin: ['libopenslide.1.dylib', 'libopenslide.0.dylib'],
   win32: ['libopenslide-1.dll', 'libopenslide-0.dll'],
 };
 
-let loaded: { lib?: OpenSlideLib; missing?: string } | undefined;
+/** Names the OpenSlide library to load: a library file, or a folder holding one under LIBRARY_NAMES. */
+export const OPENSLIDE_ENV = 'TRIPLEX_OPENSLIDE';
 
-/** OpenSlide through koffi, or why it cannot be had (koffi not installed, libopenslide.so.0 not found). */
-export function openSlideLibrary(): { lib?: OpenSlideLib; missing?: string } {
+/**
+ * The libraries to try, in order: with TRIPLEX_OPENSLIDE, that file, or the platform's names in that
+ * folder (nothing else, so that a wrong setting is said rather than passed over); without it, the
+ * platform's names, which the system's loader looks up on its own search path.
+ */
+export function openSlideCandidates(platform: NodeJS.Platform, env: NodeJS.ProcessEnv): string[] {
+  const names = LIBRARY_NAMES[platform] ?? LIBRARY_NAMES.linux!;
+  const given = env[OPENSLIDE_ENV];
+  if (!given) return names;
+  let folder = false;
+  try {
+    folder = fs.statSync(given).isDirectory();
+  } catch {
+    // not there: koffi says so, naming it
+  }
+  return folder ? names.map((n) => path.join(given, n)) : [given];
+}
+
+export interface OpenSlideAvailability {
+  lib?: OpenSlideLib;
+  /** The candidate that loaded (a name the loader found, or a path from TRIPLEX_OPENSLIDE). */
+  library?: string;
+  /** openslide_get_version(): "3.4.1", "4.0.0". */
+  version?: string;
+  /** Why OpenSlide cannot be used, with what to install. */
+  missing?: string;
+}
+
+let loaded: OpenSlideAvailability | undefined;
+
+/** OpenSlide through koffi and which library was loaded, or why it cannot be had (koffi not installed, no library found). */
+export function openSlideLibrary(): OpenSlideAvailability {
   loaded ??= load();
   return loaded;
 }
 
-function load(): { lib?: OpenSlideLib; missing?: string } {
+function load(): OpenSlideAvailability {
   let koffi: Koffi;
   try {
     const moduleName = 'koffi'; // a variable keeps bundlers from trying to inline the optional package
@@ -60,16 +94,22 @@ function load(): { lib?: OpenSlideLib; missing?: string } {
     return { missing: `the optional npm package koffi cannot be loaded (${messageOf(e)}; npm install koffi)` };
   }
   let so: ReturnType<Koffi['load']> | undefined;
-  let failure = '';
-  for (const name of LIBRARY_NAMES[process.platform] ?? ['libopenslide.so.0']) {
+  let library: string | undefined;
+  const failures: string[] = [];
+  const candidates = openSlideCandidates(process.platform, process.env);
+  for (const name of candidates) {
     try {
       so = koffi.load(name);
+      library = name;
       break;
     } catch (e) {
-      failure ||= messageOf(e);
+      failures.push(messageOf(e));
     }
   }
-  if (!so) return { missing: `the system's OpenSlide library cannot be loaded (${failure}; Debian/Ubuntu: apt-get install libopenslide0)` };
+  if (!so) {
+    const where = process.env[OPENSLIDE_ENV] ? `${OPENSLIDE_ENV}=${process.env[OPENSLIDE_ENV]} gives no OpenSlide library (tried ${candidates.join(', ')})` : `tried ${candidates.join(', ')}`;
+    return { missing: `the system's OpenSlide library cannot be loaded (${where}: ${failures[0]}; Debian/Ubuntu: apt-get install libopenslide0, or set ${OPENSLIDE_ENV} to the library or its folder)` };
+  }
   koffi.opaque('openslide_t');
   const lib: OpenSlideLib = {
     open: so.func('openslide_t *openslide_open(const char *filename)') as OpenSlideLib['open'],
@@ -81,7 +121,14 @@ function load(): { lib?: OpenSlideLib; missing?: string } {
     readRegion: so.func('void openslide_read_region(openslide_t *osr, _Out_ uint32_t *dest, int64_t x, int64_t y, int32_t level, int64_t w, int64_t h)') as OpenSlideLib['readRegion'],
     close: so.func('void openslide_close(openslide_t *osr)') as OpenSlideLib['close'],
   };
-  return { lib };
+  const version = (so.func('const char *openslide_get_version(void)') as () => string | null)() ?? undefined;
+  return { lib, library, ...(version ? { version } : {}) };
+}
+
+/** What `triplex info` says of OpenSlide: the library loaded and its version, or why there is none. */
+export function openSlideStatus(): { available: boolean; library?: string; version?: string; reason?: string } {
+  const { lib, library, version, missing } = openSlideLibrary();
+  return lib ? { available: true, library, ...(version ? { version } : {}) } : { available: false, reason: missing };
 }
 
 /** Opens `path` with OpenSlide (which must be available: see openSlideLibrary); `stripPixels` is for tests. */
@@ -105,25 +152,27 @@ export function openWithOpenSlide(lib: OpenSlideLib, path: string, regionPixels:
     }
     if (levels.length === 0 || !(levels[0].width > 0 && levels[0].height > 0)) throw new ImageFileError(path, `OpenSlide cannot read it: ${lib.error(osr) ?? 'it has no levels'}`);
     const vendor = lib.property(osr, 'openslide.vendor') ?? '';
-    return new OpenSlideSlide(lib, osr, path, vendor === 'aperio' ? 'svs' : 'openslide', levels, downsamples, scaleOf(lib, osr, path), { regionPixels, stripPixels });
+    const { scale, nonSquare } = scaleOf(lib, osr, path);
+    const slide = new OpenSlideSlide(lib, osr, path, vendor === 'aperio' ? 'svs' : 'openslide', levels, downsamples, scale, { regionPixels, stripPixels });
+    if (nonSquare) slide.nonSquare = nonSquare;
+    return slide;
   } catch (e) {
     lib.close(osr);
     throw e;
   }
 }
 
-function scaleOf(lib: OpenSlideLib, osr: Handle, path: string): Scale | undefined {
+function scaleOf(lib: OpenSlideLib, osr: Handle, path: string): FileScale {
   const [x, y] = ['x', 'y'].map((axis) => Number(lib.property(osr, `openslide.mpp-${axis}`) ?? NaN));
-  if (Number.isFinite(x) && Number.isFinite(y) && scalesDiffer(x, y)) {
-    throw new ImageFileError(path, `OpenSlide gives pixels of ${x} um (openslide.mpp-x) by ${y} um (openslide.mpp-y); crops need square pixels: resample the slide to square pixels`);
-  }
-  return plausibleScale(x, `the OpenSlide openslide.mpp-x of ${path}`);
+  if (!Number.isFinite(x)) return {};
+  return squarePixels(path, { um: x, name: 'openslide.mpp-x' }, Number.isFinite(y) ? { um: y, name: 'openslide.mpp-y' } : undefined, `the OpenSlide openslide.mpp-x of ${path}`);
 }
 
 class OpenSlideSlide implements WholeSlide {
   private reads = 0;
   private inFlight = 0;
   private closed = false;
+  nonSquare?: string;
 
   constructor(private readonly lib: OpenSlideLib, private osr: Handle, readonly path: string, readonly format: WholeSlide['format'],
     readonly levels: readonly SlideLevel[], private readonly downsamples: readonly number[], readonly scale: Scale | undefined,

@@ -1,5 +1,5 @@
 import type { GeoTIFFImage } from 'geotiff';
-import { ImageFileError } from './imageError';
+import * as path from 'node:path';
 
 /**
  * Microns per pixel (um/px) of an image and where the value came from, so that a conflict or a
@@ -22,25 +22,67 @@ const PLAUSIBLE = { min: 0.05, max: 50 };
 /** Space Ranger's spot diameter, in microns (spot_diameter_fullres is this many full-res px). */
 export const VISIUM_SPOT_UM = 55;
 
-/** The scale a slide file states: Aperio MPP, then OME PhysicalSizeX, then resolution tags. */
-export async function scaleFromTiff(file: string, im: GeoTIFFImage): Promise<Scale | undefined> {
-  const tag = (name: 'ImageDescription' | 'XResolution' | 'ResolutionUnit') => im.fileDirectory.hasTag(name) ? im.fileDirectory.loadValue(name) as Promise<unknown> : Promise.resolve(undefined);
+/**
+ * What a slide file states of its scale: `scale`, or, when its pixels are not square (within
+ * SQUARE_TOLERANCE), `nonSquare`, the problem in words (file, both values, what to do) for the
+ * caller to raise unless another source (--mpp, a sample sheet's mpp) gives the scale.
+ */
+export interface FileScale {
+  scale?: Scale;
+  nonSquare?: string;
+}
+
+/** One side of a pixel in microns, and the field of the file that says so ("XResolution"). */
+interface Side { um: number; name: string }
+
+/** Pixel sides closer than this (relative) are square: their mean is the scale. */
+export const SQUARE_TOLERANCE = 0.01;
+
+/**
+ * The scale of pixels `x` um wide and `y` um high (each named as the file states it): their mean
+ * when they are within SQUARE_TOLERANCE, else the problem. Crops, the spot grid and the scale bar
+ * all take a pixel to be square, so a slide of oblong pixels would be cut stretched.
+ */
+export function squarePixels(file: string, x: Side, y: Side | undefined, source: string): FileScale {
+  if (!y || !(y.um > 0) || Math.abs(x.um - y.um) <= SQUARE_TOLERANCE * Math.min(x.um, y.um)) {
+    const mean = y && y.um > 0 ? (x.um + y.um) / 2 : x.um;
+    const scale = plausibleScale(mean, y && y.um > 0 && y.um !== x.um ? `the mean of the ${x.name} and ${y.name} of ${file} (${+x.um.toPrecision(6)} and ${+y.um.toPrecision(6)} um/px)` : source);
+    return scale ? { scale } : {};
+  }
+  const apart = (100 * Math.abs(x.um - y.um) / Math.min(x.um, y.um)).toFixed(1);
+  const um = (v: number) => +v.toPrecision(6); // a rational tag's 0.5999999880 is 0.6
+  return {
+    nonSquare: `its pixels are not square: ${x.name} gives ${um(x.um)} um/px and ${y.name} ${um(y.um)} um/px (${apart}% apart; crops need square pixels, ` +
+      `within ${SQUARE_TOLERANCE * 100}%). Resample it to square pixels (e.g. \`vips resize ${path.basename(file)} square.tif 1 --vscale ${+(y.um / x.um).toFixed(4)}\`), ` +
+      'or, if the file is wrong, give the true scale with --mpp (or the sample sheet\'s mpp column)',
+  };
+}
+
+/** The scale a slide file states: Aperio MPP, then OME PhysicalSizeX/Y, then the resolution tags. */
+export async function scaleFromTiff(file: string, im: GeoTIFFImage): Promise<FileScale> {
+  type Tag = 'ImageDescription' | 'XResolution' | 'YResolution' | 'ResolutionUnit';
+  const tag = (name: Tag) => im.fileDirectory.hasTag(name) ? im.fileDirectory.loadValue(name) as Promise<unknown> : Promise.resolve(undefined);
   const description = String(await tag('ImageDescription') ?? '');
   const aperio = /^Aperio/.test(description) ? /\|\s*MPP\s*=\s*([0-9.eE+-]+)/.exec(description) : null;
-  if (aperio) return plausibleScale(Number(aperio[1]), `the Aperio MPP of ${file}`);
+  if (aperio) {
+    const scale = plausibleScale(Number(aperio[1]), `the Aperio MPP of ${file}`);
+    return scale ? { scale } : {};
+  }
   const ome = omePhysicalSize(description, 'X');
   if (ome !== undefined) {
     const y = omePhysicalSize(description, 'Y');
-    if (y !== undefined && scalesDiffer(ome, y)) {
-      throw new ImageFileError(file, `its OME-XML gives pixels of PhysicalSizeX ${ome} um by PhysicalSizeY ${y} um; crops need square pixels: resample the slide to square pixels (or correct the OME-XML if it is wrong)`);
-    }
-    return plausibleScale(ome, `the OME PhysicalSizeX of ${file}`);
+    return squarePixels(file, { um: ome, name: 'OME PhysicalSizeX' }, y === undefined ? undefined : { um: y, name: 'OME PhysicalSizeY' }, `the OME PhysicalSizeX of ${file}`);
   }
-  const res = await tag('XResolution') as ArrayLike<number> | number | undefined;
   const unit = Number(await tag('ResolutionUnit') ?? 2);
-  const perUnit = typeof res === 'number' ? res : res && res.length >= 2 ? res[0] / res[1] : undefined;
-  if (!(perUnit && perUnit > 0) || (unit !== 2 && unit !== 3)) return undefined;
-  return plausibleScale((unit === 3 ? 1e4 : 25400) / perUnit, `the TIFF resolution tags of ${file}`);
+  if (unit !== 2 && unit !== 3) return {};
+  const um = async (name: 'XResolution' | 'YResolution') => {
+    const res = await tag(name) as ArrayLike<number> | number | undefined;
+    const perUnit = typeof res === 'number' ? res : res && res.length >= 2 ? res[0] / res[1] : undefined;
+    return perUnit && perUnit > 0 ? (unit === 3 ? 1e4 : 25400) / perUnit : undefined;
+  };
+  const [x, y] = [await um('XResolution'), await um('YResolution')];
+  if (x === undefined) return {};
+  return squarePixels(file, { um: x, name: 'XResolution' }, y === undefined ? undefined : { um: y, name: 'YResolution' }, `the TIFF resolution tags of ${file}`);
 }
 
 /** The scale, when `mpp` is a plausible scanner scale (not a placeholder). */

@@ -68,12 +68,13 @@ export function readTiffLayout(fd: number, size: number): TiffLayout | undefined
     while (next !== 0) {
       const dir = visit(next, `directory ${layout.directories.length}`);
       layout.directories.push(dir);
+      const after = r.next; // reading the SubIFDs below moves r.next to theirs
       const subs = dir.entries.get(TAG.subIfds);
       if (subs) {
         if (!subs.values) throw new LayoutProblem(`directory ${layout.directories.length - 1} lists ${subs.count} SubIFDs; more than ${MAX_READ} is not a pyramid`);
         dir.subIfds = subs.values.map((o, k) => visit(o, `SubIFD ${k} of directory ${layout.directories.length - 1}`));
       }
-      next = r.next;
+      next = after;
     }
   } catch (e) {
     if (!(e instanceof LayoutProblem)) throw e;

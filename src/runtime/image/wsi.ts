@@ -6,7 +6,8 @@ import { ImageFileError } from './imageError';
 import { levelForDownsample, startRegion } from './slideRegion';
 import { scaleFromTiff, type Scale } from './scale';
 import { openSlideLibrary, openWithOpenSlide } from './openslide';
-import { isTiledDirectory, levelHeader, pyramidDirectories, readTiffLayout, soundTiffLayout, TAG, tagValue } from './tiffLayout';
+import { channelPyramids, omeSeparateRgb } from './omeChannels';
+import { isTiledDirectory, levelHeader, pyramidDirectories, readTiffLayout, soundTiffLayout, TAG, tagValue, type TiffDirectory } from './tiffLayout';
 
 /**
  * A whole-slide image read by region and pyramid level (geotiff.js, plain JS): tiled and
@@ -32,8 +33,10 @@ export interface WholeSlide {
   /** 'openslide': a vendor format (NDPI, MRXS, ...) read by OpenSlide. */
   readonly format: 'svs' | 'ome-tiff' | 'tiff' | 'openslide';
   readonly levels: readonly SlideLevel[];
-  /** Microns per full-resolution pixel, and where it was read, when the file says. */
+  /** Microns per full-resolution pixel, and where it was read, when the file says (and its pixels are square). */
   readonly scale: Scale | undefined;
+  /** When the file states pixels that are not square: the problem in words (see fileScale), and `scale` is undefined. */
+  readonly nonSquare?: string;
   /** RGB uint8 [h, w, 3] of [x, x+w) x [y, y+h) in `level`'s pixels; zero outside the slide. */
   readRegion(level: number, x: number, y: number, w: number, h: number): Promise<Uint8Array>;
   /** The smallest level whose downsample is at most `downsample` (level 0 if none is larger). */
@@ -108,28 +111,42 @@ export async function openWholeSlide(path: string, opts: WholeSlideOptions = {})
   // The structure and every level's sizes are checked from the file's bytes first: geotiff.js
   // allocates what a header declares, so a crafted one is refused before it parses anything.
   const fail = (problem: string) => new ImageFileError(path, problem);
-  const dirs = pyramidDirectories(soundTiffLayout(path, fail)).sort((a, b) => (tagValue(b, TAG.width) ?? 0) - (tagValue(a, TAG.width) ?? 0));
+  const layout = soundTiffLayout(path, fail);
+  const dirs = pyramidDirectories(layout).sort((a, b) => (tagValue(b, TAG.width) ?? 0) - (tagValue(a, TAG.width) ?? 0));
   if (dirs.length === 0) throw new ImageFileError(path, 'has no tiled image: not a whole-slide TIFF; give it as an ordinary image');
   dirs.forEach((d, k) => levelHeader(d, k, fail));
   let tiff: GeoTIFF;
-  let pyramid: GeoTIFFImage[];
+  let first: GeoTIFFImage;
+  let description: string;
+  /** Each level's images: one RGB image, or an OME-TIFF's three channels. */
+  let planes: GeoTIFFImage[][];
   try {
     tiff = await fromFile(path);
-    const t = tiff;
-    pyramid = await Promise.all(dirs.map(async (d) => new GeoTIFFImage(await t.parser.parseFileDirectoryAt(d.offset), t.littleEndian, t.cache, t.source)));
   } catch (e) {
     throw new ImageFileError(path, `cannot be read as a TIFF slide (${messageOf(e)}); is the file complete?`, { cause: e });
   }
-  const first = pyramid[0];
-  const description = first.fileDirectory.hasTag('ImageDescription') ? String(await first.fileDirectory.loadValue('ImageDescription')) : '';
+  try {
+    const t = tiff;
+    const parse = async (d: TiffDirectory) => new GeoTIFFImage(await t.parser.parseFileDirectoryAt(d.offset), t.littleEndian, t.cache, t.source);
+    first = await parse(dirs[0]);
+    description = first.fileDirectory.hasTag('ImageDescription') ? String(await first.fileDirectory.loadValue('ImageDescription')) : '';
+    const channels = first.getSamplesPerPixel() === 1 && omeSeparateRgb(description) ? channelPyramids(layout, fail) : undefined;
+    channels?.forEach((p) => p.forEach((d, k) => levelHeader(d, k, fail)));
+    const byChannel = await Promise.all((channels ?? [dirs]).map((p) => Promise.all(p.map(parse))));
+    planes = byChannel[0].map((_, k) => byChannel.map((p) => p[k]));
+  } catch (e) {
+    closeQuietly(tiff);
+    if (e instanceof ImageFileError) throw e;
+    throw new ImageFileError(path, `cannot be read as a TIFF slide (${messageOf(e)}); is the file complete?`, { cause: e });
+  }
   const format = /^Aperio/.test(description) ? 'svs' : /<OME[\s>]/.test(description) ? 'ome-tiff' : 'tiff';
   const levels: SlideLevel[] = [];
   const codecs: TileCodec[] = [];
   try {
-    for (const [k, im] of pyramid.entries()) {
+    for (const [k, [im, ...others]] of planes.entries()) {
       const compression = Number(im.fileDirectory.getValue('Compression') ?? 1);
       if (NEEDS_OPENSLIDE[compression]) throw new NeedsOpenSlide(`level ${k} is compressed with ${NEEDS_OPENSLIDE[compression]}, which this reader cannot decode`);
-      const samples = im.getSamplesPerPixel();
+      const samples = im.getSamplesPerPixel() * (others.length + 1);
       const bits = im.getBitsPerSample(0);
       if (bits !== 8 || samples < 3) {
         throw new ImageFileError(path, `level ${k} has ${samples} sample(s) of ${bits} bits per pixel; an H&E slide is 8-bit RGB`);
@@ -138,10 +155,13 @@ export async function openWholeSlide(path: string, opts: WholeSlideOptions = {})
       level.downsample = (levels[0]?.width ?? level.width) / level.width;
       if (levels.length > 0) checkAspect(path, levels[0], level, k);
       codecs.push(await tileCodec(path, im, k, size));
+      for (const other of others) await tileCodec(path, other, k, size); // its tiles must lie inside the file too
       levels.push(level);
     }
-    const scale = await scaleFromTiff(path, first);
-    return new TiffSlide(path, format, levels, pyramid, codecs, scale, { tiff, cacheBytes: opts.cacheBytes ?? 64 * 2 ** 20, regionPixels: opts.regionPixels ?? REGION_PIXELS });
+    const { scale, nonSquare } = await scaleFromTiff(path, first);
+    const slide = new TiffSlide(path, format, levels, planes, codecs, scale, { tiff, cacheBytes: opts.cacheBytes ?? 64 * 2 ** 20, regionPixels: opts.regionPixels ?? REGION_PIXELS });
+    if (nonSquare) slide.nonSquare = nonSquare;
+    return slide;
   } catch (e) {
     closeQuietly(tiff);
     if (e instanceof NeedsOpenSlide) return viaOpenSlide(path, opts, e.message);
@@ -204,9 +224,10 @@ class TiffSlide implements WholeSlide {
   private cachedBytes = 0;
   private decodes = 0;
   private closed = false;
+  nonSquare?: string;
 
   constructor(readonly path: string, readonly format: WholeSlide['format'], readonly levels: readonly SlideLevel[],
-    private readonly images: readonly GeoTIFFImage[], private readonly codecs: readonly TileCodec[], readonly scale: Scale | undefined,
+    private readonly planes: readonly (readonly GeoTIFFImage[])[], private readonly codecs: readonly TileCodec[], readonly scale: Scale | undefined,
     private readonly limits: { tiff: GeoTIFF; cacheBytes: number; regionPixels: number }) {}
 
   levelFor(downsample: number): number {
@@ -276,16 +297,15 @@ class TiffSlide implements WholeSlide {
       return hit;
     }
     const L = this.levels[level];
-    const im = this.images[level];
     const window = [tx * L.tileWidth, ty * L.tileHeight, Math.min(L.width, (tx + 1) * L.tileWidth), Math.min(L.height, (ty + 1) * L.tileHeight)];
     let rgb: Uint8Array;
     try {
       if (this.codecs[level].native) {
         rgb = await this.jpegTile(level, ty * Math.ceil(L.width / L.tileWidth) + tx, window[2] - window[0], window[3] - window[1]);
+      } else if (this.planes[level].length === 3) {
+        rgb = interleave(await Promise.all(this.planes[level].map((im) => im.readRasters({ window, samples: [0], interleave: true }).then(bytesOf))));
       } else {
-        const data = await im.readRGB({ window, interleave: true });
-        if (!(data instanceof Uint8Array) && !(data instanceof Uint8ClampedArray)) throw new Error('decoded to a non-8-bit array');
-        rgb = new Uint8Array(data.buffer, data.byteOffset, data.length);
+        rgb = bytesOf(await this.planes[level][0].readRGB({ window, interleave: true }));
       }
       const expected = (window[2] - window[0]) * (window[3] - window[1]) * 3;
       if (rgb.length !== expected) throw new Error(`decoded to ${rgb.length} bytes, not ${expected}`);
@@ -313,6 +333,23 @@ async function decodeJpegTile(stream: Uint8Array, w: number, h: number, tilePixe
     .removeAlpha().toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
   if (info.width !== w || info.height !== h || info.channels !== 3) throw new Error(`decoded to ${info.width} x ${info.height} x ${info.channels}, not ${w} x ${h} x 3`);
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+}
+
+/** The bytes of a decoded 8-bit raster (geotiff.js' typed array). */
+function bytesOf(data: unknown): Uint8Array {
+  if (!(data instanceof Uint8Array) && !(data instanceof Uint8ClampedArray)) throw new Error('decoded to a non-8-bit array');
+  return new Uint8Array(data.buffer, data.byteOffset, data.length);
+}
+
+/** RGB [n, 3] of three channels [n] each. */
+function interleave([r, g, b]: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(r.length * 3);
+  for (let i = 0; i < r.length; i++) {
+    out[i * 3] = r[i];
+    out[i * 3 + 1] = g[i];
+    out[i * 3 + 2] = b[i];
+  }
+  return out;
 }
 
 /** Reads a region of a level (see WholeSlide.readRegion): the API other components call. */

@@ -18,14 +18,17 @@ export interface SlideSpec {
   kind: 'tiff' | 'bigtiff' | 'ome-tiff' | 'svs';
   /** Microns per pixel stated in the file (Aperio MPP, OME PhysicalSizeX, or resolution tags). */
   mpp?: number;
-  /** OME-TIFF: PhysicalSizeY when it is not `mpp` (non-square pixels). */
+  /** PhysicalSizeY (OME-TIFF) or YResolution (TIFF) when it is not `mpp` (non-square pixels). */
   mppY?: number;
   /** OME-TIFF: reduced levels as SubIFDs of the full-resolution image (OME's layout since 2020). */
   subIfds?: boolean;
   /** BigTIFF or classic TIFF (default: BigTIFF for 'bigtiff' and 'ome-tiff'). */
   bigTiff?: boolean;
-  /** SVS: JPEG 2000 tiles (Aperio's compression 33005, lossless; needs opj_compress) instead of JPEG. */
-  jpeg2000?: boolean;
+  /**
+   * SVS: JPEG 2000 tiles (lossless; needs opj_compress) instead of JPEG: RGB (Aperio's compression
+   * 33005) for `true`, YCbCr (33003, what Aperio's scanners write) for 'ycbcr'.
+   */
+  jpeg2000?: boolean | 'ycbcr';
 }
 
 /** Pixels [size, size, 3] of tile (col, row) of a level with downsample d; outside is white. */
@@ -47,7 +50,8 @@ function tilePixels(spec: SlideSpec, d: number, width: number, height: number, s
 export async function writeSlide(file: string, spec: SlideSpec): Promise<string> {
   const size = spec.tileSize ?? 256;
   const jpeg = spec.kind === 'svs' && !spec.jpeg2000;
-  const j2k = spec.kind === 'svs' && spec.jpeg2000 === true;
+  const j2k = spec.kind === 'svs' && spec.jpeg2000 !== undefined && spec.jpeg2000 !== false;
+  const ycbcr = spec.jpeg2000 === 'ycbcr';
   const levels: TiffLevelSpec[] = [];
   for (const d of [1, ...(spec.downsamples ?? [4, 16])]) {
     const width = Math.ceil(spec.width / d);
@@ -57,13 +61,13 @@ export async function writeSlide(file: string, spec: SlideSpec): Promise<string>
     for (let r = 0; r < rows; r++) {
       for (let c = 0; c < cols; c++) {
         const rgb = tilePixels(spec, d, width, height, size, c, r);
-        tiles.push(jpeg ? await jpegTile(rgb, size) : j2k ? jpeg2000Tile(rgb, size) : deflateTile(rgb));
+        tiles.push(jpeg ? await jpegTile(rgb, size) : j2k ? jpeg2000Tile(rgb, size, { ycbcr }) : deflateTile(rgb));
       }
     }
-    levels.push({ width, height, tileSize: size, tile: (c, r) => tiles[r * cols + c], compression: jpeg ? 'jpeg' : j2k ? 'jpeg2000' : 'deflate', ...(jpeg ? { photometric: 6 as const } : {}) });
+    levels.push({ width, height, tileSize: size, tile: (c, r) => tiles[r * cols + c], compression: jpeg ? 'jpeg' : ycbcr ? 'jpeg2000-ycbcr' : j2k ? 'jpeg2000' : 'deflate', ...(jpeg ? { photometric: 6 as const } : {}) });
   }
   levels[0].description = describe(spec);
-  if (spec.kind !== 'svs' && spec.kind !== 'ome-tiff' && spec.mpp) levels[0].resolution = { perUnit: 1e4 / spec.mpp, unit: 'cm' };
+  if (spec.kind !== 'svs' && spec.kind !== 'ome-tiff' && spec.mpp) levels[0].resolution = { perUnit: 1e4 / spec.mpp, perUnitY: 1e4 / (spec.mppY ?? spec.mpp), unit: 'cm' };
   writeTiledTiff(file, levels, { bigTiff: spec.bigTiff ?? (spec.kind === 'bigtiff' || spec.kind === 'ome-tiff'), subIfds: spec.subIfds ?? false });
   return file;
 }

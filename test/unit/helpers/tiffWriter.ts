@@ -10,7 +10,7 @@ import sharp from 'sharp';
  * slides scanners write (Aperio SVS, pyramidal/OME TIFF) made from pixels the test chooses. Each
  * level is one IFD of the top-level chain (as SVS and libvips' `--pyramid` files store them), or,
  * with `subIfds`, the reduced levels are SubIFDs (tag 330) of the first (OME-TIFF since 2020,
- * as raw2ometiff and QuPath write them); tiles are RGB, deflate- (8), LZW- (5), JPEG- (7) or JPEG 2000- (33005) compressed. A tile given twice (the same Buffer) is
+ * as raw2ometiff and QuPath write them); tiles are RGB, deflate- (8), LZW- (5), JPEG- (7) or JPEG 2000- (33005 RGB, 33003 YCbCr) compressed. A tile given twice (the same Buffer) is
  * written once and referenced twice, so a 100,000 px slide of mostly empty glass stays small.
  */
 
@@ -20,12 +20,12 @@ export interface TiffLevelSpec {
   tileSize: number;
   /** Encoded tile (col, row), row-major; the same Buffer object may be returned for many tiles. */
   tile: (col: number, row: number) => Buffer;
-  compression: 'deflate' | 'jpeg' | 'lzw' | 'jpeg2000';
+  compression: 'deflate' | 'jpeg' | 'lzw' | 'jpeg2000' | 'jpeg2000-ycbcr';
   /** PhotometricInterpretation: 2 (RGB, default; what Aperio writes over JPEG) or 6 (YCbCr). */
   photometric?: 2 | 6;
   description?: string;
-  /** XResolution = YResolution in pixels per `unit`. */
-  resolution?: { perUnit: number; unit: 'cm' | 'inch' | 'none' };
+  /** XResolution (and YResolution, unless `perUnitY` differs: oblong pixels) in pixels per `unit`. */
+  resolution?: { perUnit: number; perUnitY?: number; unit: 'cm' | 'inch' | 'none' };
   /** NewSubfileType: 0 for the full image, 1 for a reduced level (default: 0 first, then 1). */
   subfileType?: number;
   /** For tests of crafted headers: edits the level's directory entries (absurd sizes, counts beyond the values). */
@@ -39,19 +39,35 @@ export function tileGrid(level: Pick<TiffLevelSpec, 'width' | 'height' | 'tileSi
 
 /**
  * A JPEG 2000 codestream of RGB pixels [size, size, 3] (lossless), as Aperio stores tiles under
- * compression 33005; encoded by OpenJPEG's opj_compress (Debian's libopenjp2-tools).
+ * compression 33005; with `ycbcr`, as under 33003 (what Aperio's scanners write): the pixels
+ * turned into full-range YCbCr (JFIF's BT.601 matrix, rounded to bytes) and the three components
+ * coded as they are, with no multiple-component transform, so a reader must turn them back into
+ * RGB itself. Encoded by OpenJPEG's opj_compress (Debian's libopenjp2-tools).
  */
-export function jpeg2000Tile(rgb: Uint8Array, size: number): Buffer {
+export function jpeg2000Tile(rgb: Uint8Array, size: number, opts: { ycbcr?: boolean } = {}): Buffer {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'j2k-'));
   try {
     const [ppm, j2k] = [path.join(dir, 'tile.ppm'), path.join(dir, 'tile.j2k')];
-    fs.writeFileSync(ppm, Buffer.concat([Buffer.from(`P6\n${size} ${size}\n255\n`), rgb]));
-    const run = spawnSync('opj_compress', ['-i', ppm, '-o', j2k], { encoding: 'utf8' });
+    fs.writeFileSync(ppm, Buffer.concat([Buffer.from(`P6\n${size} ${size}\n255\n`), opts.ycbcr ? rgbToYcbcr(rgb) : rgb]));
+    const run = spawnSync('opj_compress', ['-i', ppm, '-o', j2k, ...(opts.ycbcr ? ['-mct', '0'] : [])], { encoding: 'utf8' });
     if (run.status !== 0) throw new Error(`opj_compress failed: ${run.error?.message ?? run.stderr}`);
     return fs.readFileSync(j2k);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** Full-range YCbCr (JPEG/JFIF, ITU-R BT.601 coefficients) of RGB bytes, each component rounded to a byte. */
+export function rgbToYcbcr(rgb: Uint8Array): Uint8Array {
+  const out = new Uint8Array(rgb.length);
+  const byte = (v: number) => Math.min(255, Math.max(0, Math.round(v)));
+  for (let i = 0; i < rgb.length; i += 3) {
+    const [r, g, b] = [rgb[i], rgb[i + 1], rgb[i + 2]];
+    out[i] = byte(0.299 * r + 0.587 * g + 0.114 * b);
+    out[i + 1] = byte(128 - 0.168736 * r - 0.331264 * g + 0.5 * b);
+    out[i + 2] = byte(128 + 0.5 * r - 0.418688 * g - 0.081312 * b);
+  }
+  return out;
 }
 
 /** Deflate-compressed tile of RGB pixels [size, size, 3]. */
@@ -181,7 +197,7 @@ export function writeTiledTiff(file: string, levels: readonly TiffLevelSpec[], o
       { tag: 256, type: T.LONG, values: [level.width] },
       { tag: 257, type: T.LONG, values: [level.height] },
       { tag: 258, type: T.SHORT, values: [8, 8, 8] },
-      { tag: 259, type: T.SHORT, values: [{ deflate: 8, jpeg: 7, lzw: 5, jpeg2000: 33005 }[level.compression]] },
+      { tag: 259, type: T.SHORT, values: [{ deflate: 8, jpeg: 7, lzw: 5, jpeg2000: 33005, 'jpeg2000-ycbcr': 33003 }[level.compression]] },
       { tag: 262, type: T.SHORT, values: [level.photometric ?? 2] },
       { tag: 277, type: T.SHORT, values: [3] },
       { tag: 284, type: T.SHORT, values: [1] },
@@ -193,8 +209,8 @@ export function writeTiledTiff(file: string, levels: readonly TiffLevelSpec[], o
     if (level.description !== undefined) entries.push({ tag: 270, type: T.ASCII, values: level.description });
     if (subIfds && li === 0) entries.push({ tag: 330, type: big ? T.IFD8 : T.IFD, values: ifds.slice(1) });
     if (level.resolution) {
-      const [num, den] = rational(level.resolution.perUnit);
-      entries.push({ tag: 282, type: T.RATIONAL, values: [num, den] }, { tag: 283, type: T.RATIONAL, values: [num, den] });
+      const { perUnit, perUnitY = perUnit } = level.resolution;
+      entries.push({ tag: 282, type: T.RATIONAL, values: rational(perUnit) }, { tag: 283, type: T.RATIONAL, values: rational(perUnitY) });
       entries.push({ tag: 296, type: T.SHORT, values: [{ none: 1, inch: 2, cm: 3 }[level.resolution.unit]] });
     }
     return (level.entries ? level.entries(entries) : entries).sort((a, b) => a.tag - b.tag);
