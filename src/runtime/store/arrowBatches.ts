@@ -1,5 +1,7 @@
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { RecordBatch, RecordBatchFileWriter, Schema, type Table } from 'apache-arrow';
+import { makeDir } from './fsErrors';
 
 /**
  * Writes tables one after another into one Arrow IPC file as its record batches (one or more per
@@ -10,6 +12,7 @@ import { RecordBatch, RecordBatchFileWriter, Schema, type Table } from 'apache-a
  * by rows (arrowRows.ts).
  */
 export async function writeArrowBatches(file: string, tables: Iterable<Table> | AsyncIterable<Table>, metadata: Record<string, string>): Promise<void> {
+  makeDir(path.dirname(file));
   const partial = `${file}.partial-${process.pid}-${Date.now()}`;
   const writer = new RecordBatchFileWriter();
   const bytes = writer[Symbol.asyncIterator]();
