@@ -73,6 +73,11 @@ test('training refuses a section read by spot range, saying why; stale or damage
   fs.copyFileSync(short.file, otherFile);
   assert.throws(() => loadTrainingData(other, { views: ALL_VIEWS, streamAbove: 0 }), (e: Error) => e.message === `${otherFile}: ${SPOTS - 1} spots, the store has ${SPOTS} for section S1; the features are stale: re-run \`triplex extract ${other}\``);
 
+  // 2 GiB or more (a sparse file: no disk used) cannot be read whole: training says so, before reading.
+  fs.truncateSync(otherFile, 2 ** 31);
+  assert.throws(() => loadTrainingData(other, { views: ALL_VIEWS }),
+    (e: Error) => e.message === `${otherFile}: 2.0 GiB of features, too large to read whole (training keeps a section's features in memory); \`triplex predict\` and \`triplex evaluate\` read them by spot range`);
+
   // Cut short: refused with the file and what to run.
   fs.writeFileSync(otherFile, fs.readFileSync(file).subarray(0, 5000));
   assert.throws(() => loadTrainingData(other, { views: ALL_VIEWS, streamAbove: 0 }),
