@@ -69,7 +69,7 @@ const predict = process.argv.indexOf('--predict-child');
 const run = child >= 0 ? () => extractChild(process.argv[child + 1], process.argv[child + 2]?.split(','))
   : baseline >= 0 ? () => baselineChild(process.argv[baseline + 1], process.argv[baseline + 2])
   : global >= 0 ? () => globalChild(Number(process.argv[global + 1]), process.argv[global + 2] === 'whole')
-  : predict >= 0 ? () => predictChild(process.argv[predict + 1]) : main;
+  : predict >= 0 ? () => predictChild(process.argv[predict + 1], process.argv[predict + 2] === 'whole') : main;
 run().then(() => process.exit(0), (e: unknown) => {
   console.error(e instanceof Error ? e.stack : e);
   process.exit(1);

@@ -20,7 +20,8 @@ import { mib, printTable } from './table';
  * (features past STREAM_FEATURES_BYTES read by spot range; demo preset, three views, fresh
  * weights: time does not depend on them) in a child process of its own reporting its time and
  * peak RSS (VmHWM), beside the global view alone over the same spots (global-scale's child).
- * BENCH_PREDICT_SPOTS=5000,50000 (a list), BENCH_PREDICT_GLOBAL=0 leaves out the global view alone, TRIPLEX_THREADS.
+ * BENCH_PREDICT_SPOTS=5000,50000 (a list; ':whole' reads the features whole, as before, under 2 GiB only),
+ * BENCH_PREDICT_GLOBAL=0 leaves out the global view alone, TRIPLEX_THREADS.
  */
 
 const DIM = 512;
@@ -29,11 +30,11 @@ const GENES = 250;
 interface PredictFigures { spots: number; loadSeconds: number; predictSeconds: number; peakRssBytes: number; featuresBytes: number; streamed: boolean; threads: string }
 
 /** Entry of the child process: loads the store's inputs and predicts every spot; prints JSON figures. */
-export async function predictChild(storeDir: string): Promise<void> {
+export async function predictChild(storeDir: string, whole = false): Promise<void> {
   const executor = await createOrtExecutor({ threads: Number(process.env.TRIPLEX_THREADS) || undefined });
   if ('unavailable' in executor) throw new Error(`onnxruntime-node: ${executor.unavailable}`);
   const t0 = performance.now();
-  const data = loadTrainingData(storeDir, { views: ALL_VIEWS, streamAbove: STREAM_FEATURES_BYTES });
+  const data = loadTrainingData(storeDir, { views: ALL_VIEWS, ...(whole ? {} : { streamAbove: STREAM_FEATURES_BYTES }) });
   const [section] = data.sections.values();
   const loadSeconds = (performance.now() - t0) / 1000;
   const learner = new EngineLearner(triplexConfig({ preset: 'demo', genes: GENES, dim: DIM }), executor, 0);
@@ -56,17 +57,18 @@ function child<T>(args: string[]): T | string {
 }
 
 export async function benchPredictScale(): Promise<void> {
-  const sizes = (process.env.BENCH_PREDICT_SPOTS ?? '5000,50000').split(',').map((s) => Number(s.trim()));
+  const runs = (process.env.BENCH_PREDICT_SPOTS ?? '5000,50000').split(',').map((s) => s.trim().split(':'));
   const withGlobal = process.env.BENCH_PREDICT_GLOBAL !== '0';
   const rows: (string | number)[][] = [];
   let engine = '';
-  for (const spots of sizes) {
+  for (const [n, how] of runs) {
+    const spots = Number(n);
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'triplex-bench-predict-'));
     try {
       const t = performance.now();
       const { storeDir } = await writeFeatureStore(path.join(tmp, 'store'), { spots, dim: DIM, batch: 256 });
       const writeSeconds = (performance.now() - t) / 1000;
-      const full = child<PredictFigures>(['--predict-child', storeDir]);
+      const full = child<PredictFigures>(['--predict-child', storeDir, ...(how === 'whole' ? ['whole'] : [])]);
       const global = withGlobal ? child<{ seconds: number; peakRssBytes: number }>(['--global-child', String(spots), 'blocks']) : 'not run';
       const globalCells = typeof global === 'string' ? [global, '-'] : [global.seconds, `${mib(global.peakRssBytes).toFixed(0)} MiB`];
       if (typeof full === 'string') {
@@ -74,7 +76,7 @@ export async function benchPredictScale(): Promise<void> {
         continue;
       }
       engine = full.threads;
-      rows.push([`${spots} spots${full.streamed ? '' : ' (read whole)'}`, `${(full.featuresBytes / 2 ** 30).toFixed(2)} GiB`, writeSeconds, full.loadSeconds, full.predictSeconds,
+      rows.push([`${spots} spots, ${full.streamed ? 'by spot range' : 'read whole'}`, `${(full.featuresBytes / 2 ** 30).toFixed(2)} GiB`, writeSeconds, full.loadSeconds, full.predictSeconds,
         `${mib(full.peakRssBytes).toFixed(0)} MiB`, ...globalCells]);
     } finally {
       fs.rmSync(tmp, { recursive: true, force: true });
