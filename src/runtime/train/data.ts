@@ -191,13 +191,13 @@ export function loadTrainingData(storeDir: string, options: LoadOptions): Traini
   return { storeDir, featuresDir, genes: store.genes, hasCounts: store.hasCounts, dim, sections, ...(cropMpp ? { cropMpp } : {}) };
 }
 
-/** Runs `read`, its error told to run `triplex extract` (which moves an unreadable features file aside) instead of the generic re-run. */
+/** Runs `read`, its error told to run `triplex extract` (which moves an unreadable features file aside) instead of the generic re-run; stale features say so already. */
 function withExtractHint<T>(storeDir: string, read: () => T): T {
   try {
     return read();
   } catch (e) {
     const message = (e as Error).message;
-    if (!message.endsWith('; re-run the step that writes it')) throw e;
+    if (message.includes('; the features are stale: ')) throw e;
     throw new Error(`${message.replace(/; re-run the step that writes it$/, '')}; run \`triplex extract ${storeDir}\`, which moves an unreadable features file aside and computes it again`, { cause: e });
   }
 }

@@ -12,6 +12,9 @@ import type { SectionInputs } from './data';
  * batch needs them (sectionWindow), from the record batches that cover it. Prediction walks the
  * spots in order, so each record batch is read about once more than the global pass.
  */
+/** Spots read at a time for the global column (extract.ts writes record batches of 256 spots). */
+const GLOBAL_PASS_ROWS = 256;
+
 export class SectionFeatureRows {
   private constructor(private readonly rows: ArrowRows, private readonly spotIds: readonly string[], private readonly stale: string) {}
 
@@ -29,8 +32,8 @@ export class SectionFeatureRows {
       if (width === undefined) throw new Error(`${file}: no column 'global' of pooled features`);
       const global = new Float32Array(spotIds.length * width);
       const source = new SectionFeatureRows(rows, spotIds, stale);
-      for (let from = 0, step = 256; from < spotIds.length; from += step) {
-        const w = source.window(from, Math.min(step, spotIds.length - from));
+      for (let from = 0; from < spotIds.length; from += GLOBAL_PASS_ROWS) {
+        const w = source.window(from, Math.min(GLOBAL_PASS_ROWS, spotIds.length - from));
         global.set(windowColumn(w, 'global', file).values, from * width);
       }
       return { rows: source, global, width, metadata: rows.metadata, widths: rows.widths };
