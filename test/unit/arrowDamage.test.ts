@@ -39,13 +39,9 @@ async function outcomes(file: string): Promise<Outcome[]> {
   const byRows = (() => {
     try {
       const rows = ArrowRows.open(file);
-      try {
-        const w = rows.read(0, rows.rows);
-        for (const name of ['global', 'neighbors', 'neighbor_mask']) windowColumn(w, name, file);
-        windowStrings(w, 'spot_id', file);
-      } finally {
-        rows.close();
-      }
+      const w = rows.read(0, rows.rows);
+      for (const name of ['global', 'neighbors', 'neighbor_mask']) windowColumn(w, name, file);
+      windowStrings(w, 'spot_id', file);
       return 'read' as const;
     } catch (e) {
       return named(e);

@@ -47,32 +47,37 @@ test('row ranges of a file of several record batches give the whole reader\'s ro
   const file = path.join(tempDir('arrow-rows'), 'batches.arrow');
   await writeBatches(file);
   const rows = ArrowRows.open(file);
-  try {
-    const total = SIZES.reduce((a, b) => a + b, 0);
-    assert.equal(rows.rows, total);
-    assert.equal(rows.batchCount, SIZES.length);
-    assert.equal(rows.metadata.get('triplex:section'), 'A1');
-    assert.deepEqual([...rows.widths], [['global', W], ['neighbor_mask', 3]]);
-    // Inside one batch, across batch edges, a single row, the last rows, everything, nothing.
-    for (const [from, count] of [[0, 5], [2, 3], [3, 80], [80, 4], [82, 9], [91, 1], [total - 13, 13], [0, total], [total, 0], [50, 0]]) assertSameRows(file, rows, from, count);
-    // A window reads only the batches that cover it: its table has their rows, not the file's.
-    assert.equal(rows.read(83, 2).table.numRows, 9);
-    assert.throws(() => rows.read(total - 1, 2), (e: Error) => e.message.startsWith(`${file}: rows ${total - 1}..${total + 1} asked of a file of ${total} rows`));
-  } finally {
-    rows.close();
-  }
+  const total = SIZES.reduce((a, b) => a + b, 0);
+  assert.equal(rows.rows, total);
+  assert.equal(rows.batchCount, SIZES.length);
+  assert.equal(rows.metadata.get('triplex:section'), 'A1');
+  assert.deepEqual([...rows.widths], [['global', W], ['neighbor_mask', 3]]);
+  // Inside one batch, across batch edges, a single row, the last rows, everything, nothing.
+  for (const [from, count] of [[0, 5], [2, 3], [3, 80], [80, 4], [82, 9], [91, 1], [total - 13, 13], [0, total], [total, 0], [50, 0]]) assertSameRows(file, rows, from, count);
+  // A window reads only the batches that cover it: its table has their rows, not the file's.
+  assert.equal(rows.read(83, 2).table.numRows, 9);
+  assert.throws(() => rows.read(total - 1, 2), (e: Error) => e.message.startsWith(`${file}: rows ${total - 1}..${total + 1} asked of a file of ${total} rows`));
 });
 
 test('a file written whole (one record batch) reads by rows too', async () => {
   const file = path.join(tempDir('arrow-rows'), 'whole.arrow');
   await writeArrowFile(file, part(0, 20));
   const rows = ArrowRows.open(file);
-  try {
-    assert.equal(rows.batchCount, 1);
-    assertSameRows(file, rows, 7, 11);
-  } finally {
-    rows.close();
-  }
+  assert.equal(rows.batchCount, 1);
+  assertSameRows(file, rows, 7, 11);
+});
+
+test('no descriptor is held between reads, and a file replaced after opening is refused naming it', async () => {
+  const file = path.join(tempDir('arrow-rows'), 'replaced.arrow');
+  await writeBatches(file);
+  const open = () => fs.readdirSync('/proc/self/fd').length;
+  const before = open();
+  const rows = ArrowRows.open(file);
+  rows.read(0, 10);
+  assert.equal(open(), before, 'a descriptor stays open after open and read');
+  // A re-run of extract replaces the file: the layout read at open no longer describes it.
+  await writeArrowFile(file, part(0, 20));
+  assert.throws(() => rows.read(0, 10), (e: Error) => e.message.startsWith(`${file}: cannot read (it changed since it was opened`));
 });
 
 /** The offset of the `index`th occurrence of `needle` in `hay` at or after `from`. */
@@ -94,13 +99,9 @@ test('a damaged layout is refused naming the file: a block past the end, a batch
     fs.writeFileSync(file, damaged);
     assert.throws(() => {
       const rows = ArrowRows.open(file);
-      try {
-        const w = rows.read(0, rows.rows);
-        windowColumn(w, 'global', file);
-        windowColumn(w, 'neighbor_mask', file);
-      } finally {
-        rows.close();
-      }
+      const w = rows.read(0, rows.rows);
+      windowColumn(w, 'global', file);
+      windowColumn(w, 'neighbor_mask', file);
     }, (e: Error) => e.message.startsWith(`${file}: `) && message.test(e.message), `${name}: the error names the file and says ${message}`);
   };
 

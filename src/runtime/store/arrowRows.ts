@@ -23,7 +23,8 @@ export interface RowWindow { table: Table; skip: number; count: number }
 export class ArrowRows {
   private constructor(
     readonly file: string,
-    private fd: number | undefined,
+    /** The file as it was opened (size, modification time): a read of a file replaced since is refused. */
+    private readonly stamp: { size: number; mtimeMs: number },
     /** The schema message and every dictionary batch: the head of each range's stream. */
     private readonly head: Buffer,
     private readonly batches: readonly BatchPlace[],
@@ -84,27 +85,40 @@ export class ArrowRows {
       });
       const fields = footer.schema.fields;
       const widths = new Map(fields.filter((f) => f.type instanceof FixedSizeList).map((f) => [f.name, (f.type as FixedSizeList).listSize]));
-      return new ArrowRows(file, fd, Buffer.concat([schemaMessage, ...dictionaries]), batches, footer.schema.metadata, widths, fields.map((f) => f.name));
+      const stat = fs.fstatSync(fd);
+      return new ArrowRows(file, { size: stat.size, mtimeMs: stat.mtimeMs }, Buffer.concat([schemaMessage, ...dictionaries]), batches, footer.schema.metadata, widths, fields.map((f) => f.name));
     } catch (cause) {
-      fs.closeSync(fd);
       throw unreadableArrow(file, cause);
+    } finally {
+      // No descriptor is held between reads: a notebook kernel or the extension host predicts many times in one process.
+      fs.closeSync(fd);
     }
   }
 
   /** Rows [from, from + count), decoded from the record batches that hold them. */
   read(from: number, count: number): RowWindow {
-    if (this.fd === undefined) throw new Error(`${this.file}: read after close`);
     if (!(Number.isInteger(from) && Number.isInteger(count) && from >= 0 && count >= 0 && from + count <= this.rows)) {
       throw new Error(`${this.file}: rows ${from}..${from + count} asked of a file of ${this.rows} rows`);
     }
     const first = this.batches.findIndex((b) => b.start + b.rows > from);
     const covering = count === 0 ? [] : this.batches.slice(first, this.batches.findIndex((b) => b.start + b.rows >= from + count) + 1);
+    let fd: number;
+    try {
+      fd = fs.openSync(this.file, 'r');
+      const now = fs.fstatSync(fd);
+      if (now.size !== this.stamp.size || now.mtimeMs !== this.stamp.mtimeMs) {
+        fs.closeSync(fd);
+        throw new Error(`it changed since it was opened (${this.stamp.size} bytes then, ${now.size} now); load the store's features again`);
+      }
+    } catch (cause) {
+      throw new Error(`${this.file}: cannot read (${(cause as Error).message})`, { cause });
+    }
     try {
       // One buffer for the stream: the head, then each block read in place (no second copy).
       const stream = Buffer.allocUnsafe(covering.reduce((n, { block }) => n + block.metaDataLength + block.bodyLength, this.head.length));
       this.head.copy(stream);
       let at = this.head.length;
-      for (const { block } of covering) at += readInto(this.fd, stream.subarray(at, at + block.metaDataLength + block.bodyLength), block.offset);
+      for (const { block } of covering) at += readInto(fd, stream.subarray(at, at + block.metaDataLength + block.bodyLength), block.offset);
       if (at !== stream.length) throw new Error(`the file ends inside record batch ${first + covering.length - 1}`);
       const table = tableFromIPC(stream);
       const expected = covering.reduce((n, b) => n + b.rows, 0);
@@ -112,12 +126,9 @@ export class ArrowRows {
       return { table, skip: covering.length ? from - covering[0].start : 0, count };
     } catch (cause) {
       throw unreadableArrow(this.file, cause);
+    } finally {
+      fs.closeSync(fd);
     }
-  }
-
-  close(): void {
-    if (this.fd !== undefined) fs.closeSync(this.fd);
-    this.fd = undefined;
   }
 }
 

@@ -163,7 +163,6 @@ export function loadTrainingData(storeDir: string, options: LoadOptions): Traini
       }
       if (wantTarget) checkWidth('target_tokens', opened.widths.get('target_tokens'), TARGET_TOKENS * globalWidth);
       if (wantTarget || wantNeighbor) section.streamed = { rows: opened.rows, target: wantTarget, neighbor: wantNeighbor };
-      else opened.rows.close();
     } else {
       if (size >= WHOLE_READ_LIMIT) throw new Error(`${file}: ${(size / 2 ** 30).toFixed(1)} GiB of features, too large to read whole (training keeps a section's features in memory); \`triplex predict\` and \`triplex evaluate\` read them by spot range`);
       const features = readSectionFeatures(file, id, spotIds, storeDir);

@@ -26,21 +26,16 @@ export class SectionFeatureRows {
    */
   static open(file: string, section: string, spotIds: readonly string[], stale: string): { rows: SectionFeatureRows; global: Float32Array; width: number; metadata: Map<string, string>; widths: Map<string, number> } {
     const rows = ArrowRows.open(file);
-    try {
-      if (rows.rows !== spotIds.length) throw new Error(`${file}: ${rows.rows} spots, the store has ${spotIds.length} for section ${section}; the features are stale: ${stale}`);
-      const width = rows.widths.get('global');
-      if (width === undefined) throw new Error(`${file}: no column 'global' of pooled features`);
-      const global = new Float32Array(spotIds.length * width);
-      const source = new SectionFeatureRows(rows, spotIds, stale);
-      for (let from = 0; from < spotIds.length; from += GLOBAL_PASS_ROWS) {
-        const w = source.window(from, Math.min(GLOBAL_PASS_ROWS, spotIds.length - from));
-        global.set(windowColumn(w, 'global', file).values, from * width);
-      }
-      return { rows: source, global, width, metadata: rows.metadata, widths: rows.widths };
-    } catch (e) {
-      rows.close();
-      throw e;
+    if (rows.rows !== spotIds.length) throw new Error(`${file}: ${rows.rows} spots, the store has ${spotIds.length} for section ${section}; the features are stale: ${stale}`);
+    const width = rows.widths.get('global');
+    if (width === undefined) throw new Error(`${file}: no column 'global' of pooled features`);
+    const global = new Float32Array(spotIds.length * width);
+    const source = new SectionFeatureRows(rows, spotIds, stale);
+    for (let from = 0; from < spotIds.length; from += GLOBAL_PASS_ROWS) {
+      const w = source.window(from, Math.min(GLOBAL_PASS_ROWS, spotIds.length - from));
+      global.set(windowColumn(w, 'global', file).values, from * width);
     }
+    return { rows: source, global, width, metadata: rows.metadata, widths: rows.widths };
   }
 
   /** Rows [from, from + count), their spot ids checked against the store's. */
@@ -67,10 +62,6 @@ export class SectionFeatureRows {
       out.mask = column('neighbor_mask', NEIGHBOR_TOKENS);
     }
     return out;
-  }
-
-  close(): void {
-    this.rows.close();
   }
 }
 
