@@ -12,6 +12,7 @@ import { benchEngine } from './engine.bench';
 import { benchEngineResnet } from './engineResnet.bench';
 import { baselineChild, benchBaselines } from './baselines.bench';
 import { benchGlobalScale, globalChild } from './globalScale.bench';
+import { benchPredictScale, predictChild } from './predictScale.bench';
 import { benchVisium } from './visium.bench';
 
 /**
@@ -22,12 +23,13 @@ import { benchVisium } from './visium.bench';
  */
 
 /**
- * BENCH_ONLY=crops,wsi,features,data,engine,engine-resnet,triplex,global-scale,visium,kernel,viewer,viewer-wsi,baselines runs only
- * those parts (default: all but baselines, in this order). `baselines` (the five published models at
- * their paper sizes beside PyTorch, 15-20 minutes on 2 cores) runs only when named: BENCH_ONLY=baselines.
+ * BENCH_ONLY=crops,wsi,features,data,engine,engine-resnet,triplex,global-scale,predict-scale,visium,kernel,viewer,viewer-wsi,baselines runs only
+ * those parts (default: all but baselines and predict-scale, in this order). `baselines` (the five published models at
+ * their paper sizes beside PyTorch, 15-20 minutes on 2 cores) runs only when named: BENCH_ONLY=baselines;
+ * so does `predict-scale`, which writes a 7.6 GB features file to the temporary folder.
  */
-const PARTS = ['crops', 'wsi', 'features', 'data', 'engine', 'engine-resnet', 'triplex', 'global-scale', 'visium', 'kernel', 'viewer', 'viewer-wsi', 'baselines'] as const;
-const DEFAULT_PARTS = PARTS.filter((p) => p !== 'baselines');
+const PARTS = ['crops', 'wsi', 'features', 'data', 'engine', 'engine-resnet', 'triplex', 'global-scale', 'predict-scale', 'visium', 'kernel', 'viewer', 'viewer-wsi', 'baselines'] as const;
+const DEFAULT_PARTS = PARTS.filter((p) => p !== 'baselines' && p !== 'predict-scale');
 const only = (process.env.BENCH_ONLY ?? DEFAULT_PARTS.join(',')).split(',').map((p) => p.trim());
 const unknown = only.filter((p) => !(PARTS as readonly string[]).includes(p));
 if (unknown.length) throw new Error(`BENCH_ONLY: unknown part ${unknown.join(', ')}; the parts are ${PARTS.join(', ')}`);
@@ -52,6 +54,7 @@ async function main(): Promise<void> {
   if (wants('engine-resnet')) await benchEngineResnet(iterations);
   if (wants('triplex')) await benchTriplex(report, iterations);
   if (wants('global-scale')) benchGlobalScale();
+  if (wants('predict-scale')) await benchPredictScale();
   if (wants('visium')) await benchVisium();
   if (wants('kernel')) await benchKernel();
   if (wants('viewer')) await benchViewer();
@@ -62,9 +65,11 @@ async function main(): Promise<void> {
 const child = process.argv.indexOf('--extract-child');
 const baseline = process.argv.indexOf('--baseline-child');
 const global = process.argv.indexOf('--global-child');
+const predict = process.argv.indexOf('--predict-child');
 const run = child >= 0 ? () => extractChild(process.argv[child + 1], process.argv[child + 2]?.split(','))
   : baseline >= 0 ? () => baselineChild(process.argv[baseline + 1], process.argv[baseline + 2])
-  : global >= 0 ? () => globalChild(Number(process.argv[global + 1]), process.argv[global + 2] === 'whole') : main;
+  : global >= 0 ? () => globalChild(Number(process.argv[global + 1]), process.argv[global + 2] === 'whole')
+  : predict >= 0 ? () => predictChild(process.argv[predict + 1], process.argv[predict + 2] === 'whole') : main;
 run().then(() => process.exit(0), (e: unknown) => {
   console.error(e instanceof Error ? e.stack : e);
   process.exit(1);

@@ -4,7 +4,7 @@ import { initCompute } from '../runtime/compute/backend';
 import { formatMetricsTable } from '../runtime/eval/metrics';
 import { activeViews, PRESETS, triplexConfig, VARIANTS } from '../runtime/models/triplexConfig';
 import { crossValidate, cvCells, foldDir, trainCvCell, writePredictions, ALL_VIEWS, RunStopped, type CvOptions } from '../runtime/train/cv';
-import { loadTrainingData } from '../runtime/train/data';
+import { STREAM_FEATURES_BYTES, loadTrainingData } from '../runtime/train/data';
 import { trainingScaleNotes } from '../runtime/image/cropScale';
 import { predictSections, prepareTargetInputs, type TargetMode, type TrainProgress } from '../runtime/train/trainer';
 import { againOnCpuIfDeviceLost } from '../runtime/train/deviceRecovery';
@@ -245,7 +245,7 @@ export function predictCommand(): Command {
       checkRegularFile(o.checkpoint);
       await initCompute(computeOptions(cmd));
       const sections = o.sections?.split(',').map((s) => s.trim());
-      const data = loadTrainingData(store, { views: ALL_VIEWS, features: o.features, sections });
+      const data = loadTrainingData(store, { views: ALL_VIEWS, features: o.features, sections, streamAbove: STREAM_FEATURES_BYTES });
       const t = performance.now();
       const { model, info, notes } = await loadModelCheckpoint(o.checkpoint, data, { genes: o.genes }).catch((e: unknown) => {
         throw e instanceof CheckpointUsageError ? cmd.error(`error: ${e.message}`, { exitCode: 2 }) : e;

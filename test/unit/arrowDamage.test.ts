@@ -4,12 +4,14 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { buildTable, readArrowFile, readArrowMetadata, writeArrowFile } from '../../src/runtime/store/arrow';
+import { ArrowRows, windowColumn, windowStrings } from '../../src/runtime/store/arrowRows';
 import { inflateArrowFooterMetadata } from './helpers/fuzz';
 import { tempDir } from './helpers/spatialFixtures';
 
 /**
  * Damaged Arrow files that carry no checksum (features, predictions, metrics): every flipped byte
- * of the metadata at either end must give a table or an error naming the file, never a loop
+ * of the metadata at either end must give a table or an error naming the file, never a loop, read
+ * whole, by its footer, or by rows (arrowRows.ts)
  * (apache-arrow read flatbuffer list lengths unchecked: one flipped byte of a footer made a cache
  * check spin forever). A loop cannot be caught inside the process that spins, so the sweep runs
  * in a child with a time limit: this file, started again with TRIPLEX_ARROW_SWEEP set.
@@ -34,7 +36,18 @@ async function outcomes(file: string): Promise<Outcome[]> {
   const named = (e: unknown): Outcome => ((e as Error).message.startsWith(`${file}:`) ? 'refused' : 'unnamed');
   const whole = (() => { try { readArrowFile(file); return 'read' as const; } catch (e) { return named(e); } })();
   const footer = await readArrowMetadata(file).then(() => 'read' as const, named);
-  return [whole, footer];
+  const byRows = (() => {
+    try {
+      const rows = ArrowRows.open(file);
+      const w = rows.read(0, rows.rows);
+      for (const name of ['global', 'neighbors', 'neighbor_mask']) windowColumn(w, name, file);
+      windowStrings(w, 'spot_id', file);
+      return 'read' as const;
+    } catch (e) {
+      return named(e);
+    }
+  })();
+  return [whole, footer, byRows];
 }
 
 async function sweep(dir: string): Promise<void> {

@@ -5,7 +5,7 @@ import { alignGenes } from '../data/geneList';
 import { writeFileAtomic } from '../store/atomic';
 import { openDatasetStore } from '../store/datasetStore';
 import { ALL_VIEWS, writePredictions } from '../train/cv';
-import { featureKeys, loadTrainingData, type SectionInputs, type TrainingData } from '../train/data';
+import { STREAM_FEATURES_BYTES, featureKeys, loadTrainingData, type SectionInputs, type TrainingData } from '../train/data';
 import { readCheckpoint, type CheckpointInfo } from '../train/checkpoints';
 import { describeCheckpoint, loadModelCheckpoint } from '../train/referenceCheckpoint';
 import type { FoldLearner } from '../train/learner';
@@ -152,7 +152,7 @@ export async function evaluateOnStore(o: EvaluateOptions): Promise<EvaluationRep
   const { shared, missing } = alignGenes(modelGenes, store.genes, `${o.storeDir} (for the ${modelGenes.length} genes of ${o.source})`);
   const mode = first.mode;
   const views = isBaseline(first.config) ? ['global' as const] : mode === 'frozen' ? ALL_VIEWS : ['neighbor' as const, 'global' as const];
-  const data = loadTrainingData(o.storeDir, { views, features: featuresFor(o.storeDir, first, o.features, src.checkpoints[0].file) });
+  const data = loadTrainingData(o.storeDir, { views, features: featuresFor(o.storeDir, first, o.features, src.checkpoints[0].file), streamAbove: STREAM_FEATURES_BYTES });
 
   const notes: string[] = [];
   if (missing.length) notes.push(`${missing.length} of the model's ${modelGenes.length} genes are not in ${o.storeDir} and are left out of every metric: ${missing.join(', ')}`);

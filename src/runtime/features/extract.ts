@@ -1,13 +1,13 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { RecordBatch, RecordBatchFileWriter, Schema } from 'apache-arrow';
 import { checkImageData, openSlideImage, type SlideImage } from '../image/slideImage';
 import { cropScalePlan, type CropScale } from '../image/cropScale';
 import { resampledImage } from '../image/wsiImage';
 import { CENTER_TILE, NEIGHBOR_GRID, NEIGHBOR_TILES, SPOT_SIZE, neighborMask, toNormalizedFloat } from '../image/crops';
 import type { ImageEncoder } from '../onnx/engine';
 import { buildTable, readArrowFile, readArrowMetadata, stringColumn, writeArrowFile } from '../store/arrow';
+import { writeArrowBatches } from '../store/arrowBatches';
 import { removePartials } from '../store/atomic';
 import { makeDir } from '../store/fsErrors';
 import { acquireLock } from '../store/lock';
@@ -263,44 +263,11 @@ async function extractSection(
 }
 
 /**
- * Concatenates chunk files into one Arrow file, written atomically. The writer's bytes are drained
- * to disk after every chunk, so memory holds one chunk, not the whole section.
+ * Concatenates chunk files into one Arrow file, written atomically, one chunk in memory at a time
+ * (its record batches, one per chunk of spots, are what a reader by rows reads: store/arrowRows.ts).
  */
-async function mergeChunks(chunks: string[], file: string, metadata: Record<string, string>): Promise<void> {
-  const partial = `${file}.partial-${process.pid}-${Date.now()}`;
-  const writer = new RecordBatchFileWriter();
-  const bytes = writer[Symbol.asyncIterator]();
-  const out = await fs.promises.open(partial, 'w');
-  let next: Promise<IteratorResult<Uint8Array>> | undefined;
-  const idle = Symbol('idle');
-  /** Writes what the writer has produced; with `all`, until it is finished. */
-  const drain = async (all: boolean) => {
-    for (;;) {
-      next ??= bytes.next();
-      const r = all ? await next : await Promise.race([next, new Promise<typeof idle>((resolve) => setImmediate(() => resolve(idle)))]);
-      if (r === idle) return;
-      next = undefined;
-      if (r.done) return;
-      await out.write(r.value);
-    }
-  };
-  try {
-    for (const chunk of chunks) {
-      const t = readArrowFile(chunk);
-      const schema = new Schema(t.schema.fields, new Map(Object.entries(metadata)));
-      for (const batch of t.batches) writer.write(new RecordBatch(schema, batch.data));
-      await drain(false);
-    }
-    writer.finish();
-    await drain(true);
-    await out.sync();
-    await out.close();
-    fs.renameSync(partial, file);
-  } catch (e) {
-    await out.close().catch(() => undefined);
-    fs.rmSync(partial, { force: true });
-    throw e;
-  }
+function mergeChunks(chunks: string[], file: string, metadata: Record<string, string>): Promise<void> {
+  return writeArrowBatches(file, (function* () { for (const chunk of chunks) yield readArrowFile(chunk); })(), metadata);
 }
 
 /** Pooled features of tiles by top-left corner (and tokens of spot crops), encoding each once. */

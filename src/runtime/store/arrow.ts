@@ -87,8 +87,13 @@ export function readArrowFile(file: string): Table {
     if (isArrowFileFormat(bytes)) checkArrowFile(bytes);
     return tableFromIPC(bytes);
   } catch (cause) {
-    throw new Error(`${file}: not a readable Arrow IPC file (${(cause as Error).message}); re-run the step that writes it`, { cause });
+    throw unreadableArrow(file, cause);
   }
+}
+
+/** The error of an Arrow file that cannot be read: the file, what is wrong, and what to do. */
+export function unreadableArrow(file: string, cause: unknown): Error {
+  return new Error(`${file}: not a readable Arrow IPC file (${(cause as Error).message}); re-run the step that writes it`, { cause });
 }
 
 /**
@@ -111,7 +116,7 @@ export async function readArrowMetadata(file: string): Promise<Map<string, strin
     return decodeFooter(await at(start, length)).schema.metadata;
   } catch (cause) {
     if ((cause as Error).message.startsWith(`${file} is `)) throw cause;
-    throw new Error(`${file}: not a readable Arrow IPC file (${(cause as Error).message}); re-run the step that writes it`, { cause });
+    throw unreadableArrow(file, cause);
   } finally {
     await handle.close();
   }

@@ -50,21 +50,41 @@ export function checkArrowFile(bytes: Uint8Array): void {
   ];
   for (const { what, header, block } of blocks) {
     if (!block) throw new Error(`the footer lists no block for ${what}`);
-    const { offset, metaDataLength, bodyLength } = block;
-    const end = offset + metaDataLength + bodyLength;
-    if (!(Number.isSafeInteger(end) && offset >= HEAD && metaDataLength >= 8 && bodyLength >= 0 && end <= start)) {
-      throw new Error(`${what} (bytes ${offset} + ${metaDataLength} + ${bodyLength}) lies outside the data of a ${view.length}-byte file`);
-    }
-    // A message: continuation marker -1, int32 metadata length, the Message flatbuffer, the body.
-    if (view.readInt32LE(offset) !== -1) throw new Error(`${what} at byte ${offset} does not start with a message marker`);
-    const messageLength = view.readInt32LE(offset + 4);
-    if (!(messageLength > 0 && 8 + messageLength <= metaDataLength)) throw new Error(`${what}: message length ${messageLength} does not fit its ${metaDataLength}-byte block`);
-    const message = Message.decode(view.subarray(offset + 8, offset + 8 + messageLength));
-    if (message.headerType !== header) throw new Error(`${what} at byte ${offset} holds a message of type ${MessageHeader[message.headerType] ?? message.headerType}`);
-    if (message.bodyLength !== bodyLength) throw new Error(`${what}: its message says ${message.bodyLength} body bytes, the footer ${bodyLength}`);
-    const batch = (header === MessageHeader.RecordBatch ? message.header() : (message.header() as { data: RecordBatch }).data) as RecordBatch;
-    for (const b of batch.buffers) {
-      if (!(b.offset >= 0 && b.length >= 0 && b.offset + b.length <= bodyLength)) throw new Error(`${what}: a buffer (bytes ${b.offset} + ${b.length}) lies outside its ${bodyLength}-byte body`);
-    }
+    checkBlockPlace(what, block, start, view.length);
+    checkBlockMessage(what, header, view.subarray(block.offset, block.offset + block.metaDataLength), block);
   }
+}
+
+/** Where a footer's block lies: offset and the lengths of its metadata and body. */
+export interface BlockPlace { offset: number; metaDataLength: number; bodyLength: number }
+
+/** Checks that a block lies in the data of a `size`-byte file whose footer starts at `footerStart`. */
+export function checkBlockPlace(what: string, block: BlockPlace, footerStart: number, size: number): void {
+  const { offset, metaDataLength, bodyLength } = block;
+  const end = offset + metaDataLength + bodyLength;
+  if (!(Number.isSafeInteger(end) && offset >= HEAD && metaDataLength >= 8 && bodyLength >= 0 && end <= footerStart)) {
+    throw new Error(`${what} (bytes ${offset} + ${metaDataLength} + ${bodyLength}) lies outside the data of a ${size}-byte file`);
+  }
+}
+
+/**
+ * Checks a block's metadata bytes (from its start, `metaDataLength` of them): a message of the
+ * expected type whose body length is the footer's and whose buffers lie inside the body. Returns
+ * the record batch header (for a dictionary batch, its data's).
+ */
+export function checkBlockMessage(what: string, header: MessageHeader, meta: Uint8Array, block: BlockPlace): RecordBatch {
+  const { offset, bodyLength } = block;
+  const view = Buffer.from(meta.buffer, meta.byteOffset, meta.byteLength);
+  // A message: continuation marker -1, int32 metadata length, the Message flatbuffer, the body.
+  if (view.length < 8 || view.readInt32LE(0) !== -1) throw new Error(`${what} at byte ${offset} does not start with a message marker`);
+  const messageLength = view.readInt32LE(4);
+  if (!(messageLength > 0 && 8 + messageLength <= view.length)) throw new Error(`${what}: message length ${messageLength} does not fit its ${view.length}-byte block`);
+  const message = Message.decode(view.subarray(8, 8 + messageLength));
+  if (message.headerType !== header) throw new Error(`${what} at byte ${offset} holds a message of type ${MessageHeader[message.headerType] ?? message.headerType}`);
+  if (message.bodyLength !== bodyLength) throw new Error(`${what}: its message says ${message.bodyLength} body bytes, the footer ${bodyLength}`);
+  const batch = (header === MessageHeader.RecordBatch ? message.header() : (message.header() as { data: RecordBatch }).data) as RecordBatch;
+  for (const b of batch.buffers) {
+    if (!(b.offset >= 0 && b.length >= 0 && b.offset + b.length <= bodyLength)) throw new Error(`${what}: a buffer (bytes ${b.offset} + ${b.length}) lies outside its ${bodyLength}-byte body`);
+  }
+  return batch;
 }

@@ -134,6 +134,8 @@ export interface HostBatch {
 
 /** The arrays of a batch of picks (spots). */
 export function hostBatch(picks: readonly Pick[], o: BatchOptions): HostBatch {
+  const streamed = picks.find((p) => p.section.streamed);
+  if (streamed) throw new Error(`section ${streamed.section.id}'s features (${streamed.section.streamed!.rows.file}) are read by spot range, for prediction; batches of spots drawn at random need them whole: train on sections of fewer spots`);
   const B = picks.length;
   const d = o.dim;
   const truth = new Float32Array(B * o.genes);

@@ -8,6 +8,7 @@ import { readArrowFile, stringColumn, vectorColumn } from '../store/arrow';
 import { openDatasetStore, type DatasetStore } from '../store/datasetStore';
 import { pathInside } from '../store/identifiers';
 import { gatherRows } from '../util/numeric';
+import { SectionFeatureRows, type StreamedFeatures } from './featureRows';
 
 /**
  * The frozen inputs of TRIPLEX per section, read from a store's Arrow files into memory:
@@ -33,6 +34,11 @@ export interface SectionInputs {
   mask?: Float32Array;
   /** Frozen target tokens [n, 49, d] (mode frozen). */
   target?: Float32Array;
+  /**
+   * Target tokens and neighbour features left in a large features file, read by spot range
+   * (featureRows.ts sectionWindow) instead of `target`, `neighbors` and `mask`.
+   */
+  streamed?: StreamedFeatures;
   /** The spots' 224 px target crops, RGB [n, 224, 224, 3] (modes full and layer4; see targetCrops.ts). */
   crops?: Uint8Array;
   /** Raw counts of the store's genes [n, genes] (Hist2ST's ZINB loss; see loadCounts). */
@@ -69,7 +75,23 @@ export interface LoadOptions {
   features?: string;
   /** Only these sections (default: all). */
   sections?: readonly string[];
+  /**
+   * Features files larger than this many bytes are read by spot range (SectionInputs.streamed)
+   * instead of whole: for prediction, whose batches walk the spots in order (STREAM_FEATURES_BYTES).
+   * Unset (training): every file is read whole.
+   */
+  streamAbove?: number;
 }
+
+/**
+ * Prediction reads a section's features by spot range past 256 MiB (about 1,700 spots at d 512):
+ * an ST section (300-700 spots, under 110 MB) is still read whole in one pass, and a Visium-size
+ * section or a whole-slide grid (5,000-50,000 spots, 0.75-7.6 GB) holds a window of 256 spots
+ * (about 39 MB) and its global features (2 kB a spot) instead of the file.
+ */
+export const STREAM_FEATURES_BYTES = 256 * 2 ** 20;
+/** Node reads no file of 2 GiB or more whole (fs.readFileSync). */
+const WHOLE_READ_LIMIT = 2 ** 31;
 
 /** The names of a store's features folders (one per encoder and weights). */
 export function featureKeys(storeDir: string): string[] {
@@ -119,25 +141,48 @@ export function loadTrainingData(storeDir: string, options: LoadOptions): Traini
       throw new Error(`${storeDir}, section ${id}: ${(e as Error).message}`);
     }
     const section: SectionInputs = { id, patient: meta.patient, n: rows.length, spotIds, storeRows: rows, values: v, grid };
-    const features = readSectionFeatures(featuresDir, id, spotIds, storeDir);
-    scales.add(features.schema.metadata.get('triplex:mpp'));
-    const column = (name: string, width: number): Float32Array => {
-      const col = features.schema.fields.find((f) => f.name === name);
-      const file = pathInside(featuresDir, `${id}.arrow`);
-      if (!col) throw new Error(`${file}: no column '${name}'${name === 'target_tokens' ? ' (frozen target tokens are written by the built-in resnet18 encoder); re-run `triplex extract` with it, or train in mode full' : ''}`);
-      const c = vectorColumn(features, name);
-      if (c.width !== width) throw new Error(`${file}: column '${name}' has ${c.width} values per spot, expected ${width}`);
-      return c.values;
+    const file = pathInside(featuresDir, `${id}.arrow`);
+    if (!fs.existsSync(file)) throw new Error(`${file} is missing: section ${id} has no features; run \`triplex extract ${storeDir}\``);
+    const size = fs.statSync(file).size;
+    const checkWidth = (name: string, actual: number | undefined, width: number) => {
+      if (actual === undefined) throw new Error(`${file}: no column '${name}'${name === 'target_tokens' ? ' (frozen target tokens are written by the built-in resnet18 encoder); re-run `triplex extract` with it, or train in mode full' : ''}`);
+      if (actual !== width) throw new Error(`${file}: column '${name}' has ${actual} values per spot, expected ${width}`);
     };
-    const globalWidth = vectorColumn(features, 'global').width;
-    if (dim && globalWidth !== dim) throw new Error(`${featuresDir}: section ${id} has ${globalWidth}-wide features, others ${dim}`);
-    dim = globalWidth;
-    if (options.views.includes('global')) section.global = column('global', dim);
-    if (options.views.includes('neighbor')) {
-      section.neighbors = column('neighbors', NEIGHBOR_TOKENS * dim);
-      section.mask = Float32Array.from(column('neighbor_mask', NEIGHBOR_TOKENS));
+    const wantTarget = options.views.includes('target');
+    const wantNeighbor = options.views.includes('neighbor');
+    let globalWidth: number;
+    if (options.streamAbove !== undefined && size > options.streamAbove) {
+      const opened = withExtractHint(storeDir, () => SectionFeatureRows.open(file, id, spotIds, `re-run \`triplex extract ${storeDir}\``));
+      scales.add(opened.metadata.get('triplex:mpp'));
+      globalWidth = opened.width;
+      if (dim && globalWidth !== dim) throw new Error(`${featuresDir}: section ${id} has ${globalWidth}-wide features, others ${dim}`);
+      if (options.views.includes('global')) section.global = opened.global;
+      if (wantNeighbor) {
+        checkWidth('neighbors', opened.widths.get('neighbors'), NEIGHBOR_TOKENS * globalWidth);
+        checkWidth('neighbor_mask', opened.widths.get('neighbor_mask'), NEIGHBOR_TOKENS);
+      }
+      if (wantTarget) checkWidth('target_tokens', opened.widths.get('target_tokens'), TARGET_TOKENS * globalWidth);
+      if (wantTarget || wantNeighbor) section.streamed = { rows: opened.rows, target: wantTarget, neighbor: wantNeighbor };
+    } else {
+      if (size >= WHOLE_READ_LIMIT) throw new Error(`${file}: ${(size / 2 ** 30).toFixed(1)} GiB of features, too large to read whole (training keeps a section's features in memory); \`triplex predict\` and \`triplex evaluate\` read them by spot range`);
+      const features = readSectionFeatures(file, id, spotIds, storeDir);
+      scales.add(features.schema.metadata.get('triplex:mpp'));
+      const widthOf = (name: string) => (features.schema.fields.some((f) => f.name === name) ? vectorColumn(features, name) : undefined);
+      const column = (name: string, width: number): Float32Array => {
+        const c = widthOf(name);
+        checkWidth(name, c?.width, width);
+        return c!.values;
+      };
+      globalWidth = vectorColumn(features, 'global').width;
+      if (dim && globalWidth !== dim) throw new Error(`${featuresDir}: section ${id} has ${globalWidth}-wide features, others ${dim}`);
+      if (options.views.includes('global')) section.global = column('global', globalWidth);
+      if (wantNeighbor) {
+        section.neighbors = column('neighbors', NEIGHBOR_TOKENS * globalWidth);
+        section.mask = Float32Array.from(column('neighbor_mask', NEIGHBOR_TOKENS));
+      }
+      if (wantTarget) section.target = column('target_tokens', TARGET_TOKENS * globalWidth);
     }
-    if (options.views.includes('target')) section.target = column('target_tokens', TARGET_TOKENS * dim);
+    dim = globalWidth;
     sections.set(id, section);
   }
   const [scale] = scales;
@@ -145,15 +190,19 @@ export function loadTrainingData(storeDir: string, options: LoadOptions): Traini
   return { storeDir, featuresDir, genes: store.genes, hasCounts: store.hasCounts, dim, sections, ...(cropMpp ? { cropMpp } : {}) };
 }
 
-function readSectionFeatures(dir: string, section: string, spotIds: string[], storeDir: string): Table {
-  const file = pathInside(dir, `${section}.arrow`);
-  if (!fs.existsSync(file)) throw new Error(`${file} is missing: section ${section} has no features; run \`triplex extract ${storeDir}\``);
-  let table: Table;
+/** Runs `read`, its error told to run `triplex extract` (which moves an unreadable features file aside) instead of the generic re-run; stale features say so already. */
+function withExtractHint<T>(storeDir: string, read: () => T): T {
   try {
-    table = readArrowFile(file);
+    return read();
   } catch (e) {
-    throw new Error(`${(e as Error).message.replace(/; re-run the step that writes it$/, '')}; run \`triplex extract ${storeDir}\`, which moves an unreadable features file aside and computes it again`, { cause: e });
+    const message = (e as Error).message;
+    if (message.includes('; the features are stale: ')) throw e;
+    throw new Error(`${message.replace(/; re-run the step that writes it$/, '')}; run \`triplex extract ${storeDir}\`, which moves an unreadable features file aside and computes it again`, { cause: e });
   }
+}
+
+function readSectionFeatures(file: string, section: string, spotIds: string[], storeDir: string): Table {
+  const table = withExtractHint(storeDir, () => readArrowFile(file));
   const ids = stringColumn(table, 'spot_id');
   if (ids.length !== spotIds.length) throw new Error(`${file}: ${ids.length} spots, the store has ${spotIds.length} for section ${section}; the features are stale: re-run \`triplex extract ${storeDir}\``);
   const bad = ids.findIndex((s, i) => s !== spotIds[i]);

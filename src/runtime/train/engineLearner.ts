@@ -11,6 +11,7 @@ import type { StateDict } from '../weights/stateDict';
 import { hostBatch, type HostBatch, type Pick } from './batches';
 import { checkTensors, restoreState, stateFeeds, stateTensors } from './trainState';
 import type { SectionInputs, TrainingData } from './data';
+import { sectionWindow } from './featureRows';
 import type { Learner, PredictOptions, StepOptions } from './learner';
 
 /** The trunk of modes layer4 and full: which, and its starting weights (torchvision names; default torchvision's seeded initialisation). */
@@ -192,10 +193,16 @@ export class EngineLearner implements Learner {
         const n = Math.min(batchSize, section.n - from);
         // The last batch is padded to a bucket (repeating its first spot): spots are independent in inference.
         const padded = bucket(n, 8);
-        const picks = Array.from({ length: padded }, (_, i) => ({ section, spot: from + (i < n ? i : 0) }));
+        // The batch views read the window's spots (from the features file, for a section read by rows).
+        const window = sectionWindow(section, from, n, c.dim);
+        const picks = Array.from({ length: padded }, (_, i) => ({ section: window, spot: i < n ? i : 0 }));
         const h = hostBatch(picks, { views: this.views.filter((v) => v !== 'global'), dim: c.dim, genes: c.genes, target: source });
         const feeds: Record<string, HostArray> = { ...params, ...this.batchFeeds(h) };
-        if (tokens) feeds['global:tokens'] = Float32Array.from(picks.flatMap((p) => Array.from(tokens!.subarray(p.spot * c.dim, (p.spot + 1) * c.dim))));
+        if (tokens) {
+          const rows = new Float32Array(padded * c.dim);
+          picks.forEach((p, i) => rows.set(tokens!.subarray((from + p.spot) * c.dim, (from + p.spot + 1) * c.dim), i * c.dim));
+          feeds['global:tokens'] = rows;
+        }
         const predict = await this.program(`predict:${padded}:${source}`, (g) => {
           const inputs = this.net.declareInputs(g, padded, undefined, true, source);
           return { fusion: this.net.forward(g, inputs, 'inference', source).fusion };
