@@ -141,6 +141,13 @@ describe('modes layer4 and full', () => {
       const preds = (await predictSections(model, data, sections)).get('A2')!;
       assert.equal(preds.length, sections[0].n * data.genes.length);
       assert.ok(preds.every(Number.isFinite));
+      // A section too large to hold its crops (here: any) has them cut window by window, to the same predictions.
+      const large = { ...sections[0], crops: undefined };
+      await prepareTargetInputs(model, data, [large], undefined, { streamCropsAbove: 0 });
+      assert.ok(large.cropSource && !large.crops, 'the crops are cut by spot range, not held');
+      const windowed = (await predictSections(model, data, [large], 5)).get('A2')!;
+      const whole = (await predictSections(model, data, sections, 5)).get('A2')!;
+      assert.deepEqual(windowed, whole);
     } finally {
       await model.dispose();
     }

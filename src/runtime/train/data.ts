@@ -8,6 +8,7 @@ import { readArrowFile, stringColumn, vectorColumn } from '../store/arrow';
 import { openDatasetStore, type DatasetStore } from '../store/datasetStore';
 import { pathInside } from '../store/identifiers';
 import { gatherRows } from '../util/numeric';
+import type { CropSource } from './targetCrops';
 import { SectionFeatureRows, type StreamedFeatures } from './featureRows';
 
 /**
@@ -41,6 +42,8 @@ export interface SectionInputs {
   streamed?: StreamedFeatures;
   /** The spots' 224 px target crops, RGB [n, 224, 224, 3] (modes full and layer4; see targetCrops.ts). */
   crops?: Uint8Array;
+  /** For prediction over a section too large to hold every crop: its crops cut by spot range instead of `crops` (sectionWindow). */
+  cropSource?: CropSource;
   /** Raw counts of the store's genes [n, genes] (Hist2ST's ZINB loss; see loadCounts). */
   counts?: Float32Array;
   /** Hist2ST's row-normalised 4-NN spot graph [n, n], made once. */

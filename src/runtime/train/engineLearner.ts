@@ -189,30 +189,41 @@ export class EngineLearner implements Learner {
           tokens = (await encode.run(feeds)).tokens as Float32Array;
         }
       }
-      for (let from = 0; from < section.n; from += batchSize) {
-        const n = Math.min(batchSize, section.n - from);
-        // The last batch is padded to a bucket (repeating its first spot): spots are independent in inference.
-        const padded = bucket(n, 8);
-        // The batch views read the window's spots (from the features file, for a section read by rows).
-        const window = sectionWindow(section, from, n, c.dim);
-        const picks = Array.from({ length: padded }, (_, i) => ({ section: window, spot: i < n ? i : 0 }));
-        const h = hostBatch(picks, { views: this.views.filter((v) => v !== 'global'), dim: c.dim, genes: c.genes, target: source });
-        const feeds: Record<string, HostArray> = { ...params, ...this.batchFeeds(h) };
-        if (tokens) {
-          const rows = new Float32Array(padded * c.dim);
-          picks.forEach((p, i) => rows.set(tokens!.subarray((from + p.spot) * c.dim, (from + p.spot + 1) * c.dim), i * c.dim));
-          feeds['global:tokens'] = rows;
-        }
-        const predict = await this.program(`predict:${padded}:${source}`, (g) => {
-          const inputs = this.net.declareInputs(g, padded, undefined, true, source);
-          return { fusion: this.net.forward(g, inputs, 'inference', source).fusion };
-        });
-        const values = (await predict.run(feeds)).fusion as Float32Array;
-        pred.set(values.subarray(0, n * c.genes), from * c.genes);
+      try {
+        await this.predictBatches(section, pred, tokens, source, batchSize, params);
+      } finally {
+        // A section too large for its crops held them by window: its image is let go.
+        section.cropSource?.close();
       }
       out.set(section.id, pred);
     }
     return out;
+  }
+
+  /** The batch views over a section's spots in order, `batchSize` at a time, into `pred`; `tokens`: its global view's output. */
+  private async predictBatches(section: SectionInputs, pred: Float32Array, tokens: Float32Array | undefined, source: TargetSource, batchSize: number, params: Record<string, HostArray>): Promise<void> {
+    const c = this.config;
+    for (let from = 0; from < section.n; from += batchSize) {
+      const n = Math.min(batchSize, section.n - from);
+      // The last batch is padded to a bucket (repeating its first spot): spots are independent in inference.
+      const padded = bucket(n, 8);
+      // The batch views read the window's spots (from the features file and the image, for a section read by rows).
+      const window = await sectionWindow(section, from, n, c.dim);
+      const picks = Array.from({ length: padded }, (_, i) => ({ section: window, spot: i < n ? i : 0 }));
+      const h = hostBatch(picks, { views: this.views.filter((v) => v !== 'global'), dim: c.dim, genes: c.genes, target: source });
+      const feeds: Record<string, HostArray> = { ...params, ...this.batchFeeds(h) };
+      if (tokens) {
+        const rows = new Float32Array(padded * c.dim);
+        picks.forEach((p, i) => rows.set(tokens.subarray((from + p.spot) * c.dim, (from + p.spot + 1) * c.dim), i * c.dim));
+        feeds['global:tokens'] = rows;
+      }
+      const predict = await this.program(`predict:${padded}:${source}`, (g) => {
+        const inputs = this.net.declareInputs(g, padded, undefined, true, source);
+        return { fusion: this.net.forward(g, inputs, 'inference', source).fusion };
+      });
+      const values = (await predict.run(feeds)).fusion as Float32Array;
+      pred.set(values.subarray(0, n * c.genes), from * c.genes);
+    }
   }
 
   stateDict(withOptimizer: boolean): Promise<StateDict> {

@@ -71,9 +71,10 @@ export interface StreamedFeatures { rows: SectionFeatureRows; target: boolean; n
 /**
  * Spots [from, from + count) of a section as a section of their own, for the batch views (target
  * and neighbour; not the global view, which takes the whole slide): views into the arrays of a
- * section held whole, or the window read from the features of one read by rows.
+ * section held whole, or the window read from the features of one read by rows (and its crops
+ * cut from the image, for a model with a trunk: SectionInputs.cropSource).
  */
-export function sectionWindow(section: SectionInputs, from: number, count: number, dim: number): SectionInputs {
+export async function sectionWindow(section: SectionInputs, from: number, count: number, dim: number): Promise<SectionInputs> {
   const rows = <T extends Float32Array | Uint8Array>(a: T | undefined, width: number): T | undefined => (a ? a.subarray(from * width, (from + count) * width) as T : undefined);
   const G = section.n ? section.values.length / section.n : 0;
   const window: SectionInputs = {
@@ -81,9 +82,10 @@ export function sectionWindow(section: SectionInputs, from: number, count: numbe
     values: section.values.subarray(from * G, (from + count) * G),
     global: rows(section.global, dim), target: rows(section.target, TARGET_TOKENS * dim), neighbors: rows(section.neighbors, NEIGHBOR_TOKENS * dim),
     mask: rows(section.mask, NEIGHBOR_TOKENS), crops: rows(section.crops, SPOT_SIZE * SPOT_SIZE * 3), layer3: rows(section.layer3, LAYER3_SIDE * LAYER3_SIDE * LAYER3_CHANNELS),
-    counts: rows(section.counts, G), adjacency: undefined, streamed: undefined,
+    counts: rows(section.counts, G), adjacency: undefined, streamed: undefined, cropSource: undefined,
   };
   const s = section.streamed;
   if (s) Object.assign(window, s.rows.read(from, count, { target: s.target, neighbor: s.neighbor }, dim));
+  if (!section.crops && section.cropSource) window.crops = await section.cropSource.read(from, count);
   return window;
 }

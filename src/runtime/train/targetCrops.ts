@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import { cropSpots, SPOT_SIZE, toNormalizedFloat } from '../image/crops';
 import { cropScalePlan } from '../image/cropScale';
-import { openSlideImage } from '../image/slideImage';
+import { openSlideImage, type SlideImage } from '../image/slideImage';
 import { resampledImage } from '../image/wsiImage';
 import { resnet18TensorsFrom, seededResNet18StateDict } from '../models/resnet18Weights';
 import { resnet18Executor, resnet18FeaturesKey } from '../features/encoders';
@@ -39,27 +39,54 @@ export function sectionsWithoutImage(storeDir: string, ids: Iterable<string>): s
 export async function loadTargetCrops(data: TrainingData, sections: readonly SectionInputs[], why = 'modes layer4 and full train the target encoder on the spots\' crops',
   say?: (line: string) => void): Promise<void> {
   const todo = sections.filter((s) => !s.crops);
-  if (todo.length === 0) return;
-  const store = openDatasetStore(data.storeDir);
-  const xs = store.spots.getChild('pixel_x')?.toArray() as Float64Array;
-  const ys = store.spots.getChild('pixel_y')?.toArray() as Float64Array;
   for (const section of todo) {
-    const record = store.manifest.sections.find((s) => s.id === section.id);
-    const image = record?.image?.path;
-    if (!record || !image) throw new Error(`${data.storeDir}: section ${section.id} has no image, and ${why} (re-run preprocess with --with-images${why.startsWith('modes') ? ', or train in mode frozen' : ''})`);
-    const scale = await cropScalePlan(data.storeDir, record, data.cropMpp);
-    if (scale.note) say?.(scale.note);
-    if (scale.warning) say?.(`warning: ${scale.warning}`);
-    const opened = await openSlideImage(image);
-    const img = scale.factor === 1 ? opened : resampledImage(opened, scale.factor);
+    const source = await targetCropSource(data, section, why, say);
     try {
-      // Spot centres in the resampled image's pixels, as extraction has them.
-      const spots = section.storeRows.map((r, i) => ({ x: xs[r] / scale.factor, y: ys[r] / scale.factor, id: section.spotIds[i] }));
-      section.crops = (await cropSpots(img, spots, { target: true, neighbor: false })).target!;
+      section.crops = await source.read(0, section.n);
     } finally {
-      img.close();
+      source.close();
     }
   }
+}
+
+/**
+ * A section's target crops cut by spot range, at the run's training scale (as loadTargetCrops):
+ * for prediction over a section too large to hold every crop (147 kB a spot: 7.4 GB at 50,000
+ * spots). The image is opened at the first read and held until `close` (a read after it opens it
+ * again).
+ */
+export interface CropSource {
+  read(from: number, count: number): Promise<Uint8Array>;
+  close(): void;
+}
+
+export async function targetCropSource(data: TrainingData, section: SectionInputs, why = 'modes layer4 and full train the target encoder on the spots\' crops',
+  say?: (line: string) => void): Promise<CropSource> {
+  const store = openDatasetStore(data.storeDir);
+  const record = store.manifest.sections.find((s) => s.id === section.id);
+  const image = record?.image?.path;
+  if (!record || !image) throw new Error(`${data.storeDir}: section ${section.id} has no image, and ${why} (re-run preprocess with --with-images${why.startsWith('modes') ? ', or train in mode frozen' : ''})`);
+  const scale = await cropScalePlan(data.storeDir, record, data.cropMpp);
+  if (scale.note) say?.(scale.note);
+  if (scale.warning) say?.(`warning: ${scale.warning}`);
+  const xs = store.spots.getChild('pixel_x')?.toArray() as Float64Array;
+  const ys = store.spots.getChild('pixel_y')?.toArray() as Float64Array;
+  // Spot centres in the resampled image's pixels, as extraction has them.
+  const spots = section.storeRows.map((r, i) => ({ x: xs[r] / scale.factor, y: ys[r] / scale.factor, id: section.spotIds[i] }));
+  let img: SlideImage | undefined;
+  return {
+    async read(from, count) {
+      if (!img) {
+        const opened = await openSlideImage(image);
+        img = scale.factor === 1 ? opened : resampledImage(opened, scale.factor);
+      }
+      return (await cropSpots(img, spots.slice(from, from + count), { target: true, neighbor: false })).target!;
+    },
+    close() {
+      img?.close();
+      img = undefined;
+    },
+  };
 }
 
 /**

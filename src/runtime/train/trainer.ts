@@ -23,7 +23,8 @@ import { CHECKPOINT_FORMAT, CHECKPOINT_VERSION, checkPredictedGenes, readCheckpo
 export { CHECKPOINT_FORMAT, checkPredictedGenes, readCheckpoint, type CheckpointInfo, type EpochRecord, type TargetMode } from './checkpoints';
 import { BaselineLearner } from './baselineLearner';
 import { baselineStart, createBaselineNet, isBaseline, type BaselineSettings } from '../baselines/registry';
-import { cacheLayer3, initialTrunk, loadTargetCrops } from './targetCrops';
+import { SPOT_SIZE } from '../image/crops';
+import { cacheLayer3, initialTrunk, loadTargetCrops, targetCropSource } from './targetCrops';
 import { currentExecutor } from '../executors/grid';
 
 export type { Learner } from './learner';
@@ -466,7 +467,23 @@ export async function triplexModelWithWeights(config: TriplexConfig, mode: Targe
   return model;
 }
 
-/** Loads what a model's target view needs beyond the frozen features: the crops, when it has a trained trunk. */
-export async function prepareTargetInputs(model: FoldLearner, data: TrainingData, sections: readonly SectionInputs[], say?: (line: string) => void): Promise<void> {
-  if (model.hasTrunk) await loadTargetCrops(data, sections, undefined, say);
+/**
+ * Crops a prediction holds whole, in bytes (about 1,780 spots at 147 kB a crop); a larger section
+ * (a Visium-size section, a whole-slide grid) has its crops cut window by window as the
+ * predictions walk its spots.
+ */
+export const STREAM_CROPS_BYTES = 256 * 2 ** 20;
+
+/**
+ * Prepares what a model's target view needs beyond the frozen features, for predictions: the
+ * crops, when it has a trained trunk (held whole, or cut by spot range past `streamCropsAbove`
+ * bytes of crops).
+ */
+export async function prepareTargetInputs(model: FoldLearner, data: TrainingData, sections: readonly SectionInputs[], say?: (line: string) => void,
+  o: { streamCropsAbove?: number } = {}): Promise<void> {
+  if (!model.hasTrunk) return;
+  const limit = o.streamCropsAbove ?? STREAM_CROPS_BYTES;
+  const large = (s: SectionInputs) => !s.crops && s.n * SPOT_SIZE * SPOT_SIZE * 3 > limit;
+  await loadTargetCrops(data, sections.filter((s) => !large(s)), undefined, say);
+  for (const s of sections.filter(large)) s.cropSource ??= await targetCropSource(data, s, undefined, say);
 }
