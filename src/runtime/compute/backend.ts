@@ -9,7 +9,7 @@ import { planWasmThreads, unrefWasmWorkers } from './wasmThreads';
 import { registerWasmTrainingKernels } from './wasmKernels';
 import { registerWasmDepthwiseKernels } from './wasmDepthwiseKernels';
 import { registerWasmOneHotKernel } from './wasmOneHot';
-import { registerWasmSliceKernel } from './wasmSlice';
+import { registerWasmSliceKernels } from './wasmSlice';
 import { guardWasmOutOfMemory } from './wasmOutOfMemory';
 import { onnxRuntimeStatus } from '../onnx/engine';
 
@@ -95,7 +95,7 @@ async function startWasm(threads: number): Promise<void> {
     registerWasmTrainingKernels();
     registerWasmDepthwiseKernels();
     registerWasmOneHotKernel();
-    registerWasmSliceKernel();
+    registerWasmSliceKernels();
     guardWasmOutOfMemory();
     try {
       if (!(await tf.setBackend('wasm'))) throw new Error('the wasm backend failed to initialise');
