@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initCompute } from '../../src/runtime/compute/backend';
 import { gradients, topologicalOrder } from '../../src/runtime/engine/autodiff';
 import { Graph, type Sym } from '../../src/runtime/engine/graph';
-import { attend } from '../../src/runtime/engine/nn';
+import { attend, CrossAttention, ParamTable, SelfAttention } from '../../src/runtime/engine/nn';
 import { createTfjsExecutor } from '../../src/runtime/engine/tfjs';
 import { lower, reducedTranspose, transposeLowRank } from '../../src/runtime/engine/tfjsLower';
 import { planProgram } from '../../src/runtime/engine/tfjsPlan';
@@ -180,4 +180,15 @@ test('a cut whose transposed heads are also read elsewhere is left as recorded',
   const steps = planProgram([q, heads]).steps;
   assert.ok(steps.some((s) => s.sym === heads), 'the transpose is computed once, as an output');
   assert.deepEqual(steps.find((s) => s.sym === q)?.reads, [heads]);
+});
+
+test('the layers as recorded take the heads rewrite: self-attention (q, k, v) and cross-attention (k, v)', () => {
+  const t = new ParamTable(2);
+  const self = new SelfAttention(t, 'self', 8, 2, 0);
+  const cross = new CrossAttention(t, 'cross', 8, 2, 0);
+  const g = new Graph('float32');
+  const x = g.input('x', [3, 5, 8]);
+  const steps = planProgram([self.apply(g, x, 'inference'), cross.apply(g, g.slice(x, 1, 0, 2), x, 'inference')]).steps;
+  assert.equal(steps.filter((s) => s.sym.op === 'slice' && s.reads.length === 2).length, 5, 'five heads each from its own product');
+  assert.ok(!steps.some((s) => s.sym.op === 'transpose' && s.sym.rank === 5), 'no rank-5 transpose');
 });
