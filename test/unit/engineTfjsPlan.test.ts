@@ -2,9 +2,11 @@ import * as assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { initCompute } from '../../src/runtime/compute/backend';
-import { gradients } from '../../src/runtime/engine/autodiff';
-import { Graph } from '../../src/runtime/engine/graph';
+import { gradients, topologicalOrder } from '../../src/runtime/engine/autodiff';
+import { Graph, type Sym } from '../../src/runtime/engine/graph';
+import { attend, CrossAttention, ParamTable, SelfAttention } from '../../src/runtime/engine/nn';
 import { createTfjsExecutor } from '../../src/runtime/engine/tfjs';
+import { lower, reducedTranspose, transposeLowRank } from '../../src/runtime/engine/tfjsLower';
 import { planProgram } from '../../src/runtime/engine/tfjsPlan';
 import { mulberry32, normal } from '../../src/runtime/util/random';
 
@@ -91,4 +93,102 @@ test('a few large batched products (run entry by entry) give op(a) @ op(b) of ea
     }
   }
   assert.ok(worst < 1e-4, `worst difference ${worst}`);
+});
+
+/** The graph's outputs computed op by op with the plain lowering of each node (none of the plan's rewrites). */
+function unplanned(outputs: Readonly<Record<string, Sym>>, feeds: Readonly<Record<string, Float32Array>>): Record<string, Float32Array> {
+  return tf.tidy(() => {
+    const values = new Map<number, tf.Tensor>();
+    for (const s of topologicalOrder(Object.values(outputs))) {
+      const x = s.inputs.map((i) => values.get(i.id) as tf.Tensor);
+      const leaf = s.op === 'input' ? feeds[s.attrs.name as string] : s.op === 'const' ? s.graph.constants.get(s.id) as Float32Array : undefined;
+      values.set(s.id, leaf ? tf.tensor(leaf, [...s.shape]) : lower(s, x));
+    }
+    return Object.fromEntries(Object.entries(outputs).map(([name, s]) => [name, (values.get(s.id) as tf.Tensor).dataSync() as Float32Array]));
+  });
+}
+
+const worstDifference = (a: Float32Array | ArrayLike<number>, b: ArrayLike<number>) => {
+  assert.equal(a.length, b.length);
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(Number(a[i]) - Number(b[i])));
+  return worst;
+};
+
+test('transposes run at rank 4 at most and move every value where tf.transpose does', async () => {
+  await initCompute({ backend: 'cpu' });
+  assert.deepEqual(reducedTranspose([6, 5, 3, 4], [2, 0, 1, 3]), { shape: [30, 3, 4], perm: [1, 0, 2] }, 'neighbours that stay neighbours are one axis');
+  assert.deepEqual(reducedTranspose([6, 1, 3, 4], [2, 1, 3, 0]), { shape: [6, 12], perm: [1, 0] }, 'size-1 axes are dropped');
+  assert.deepEqual(reducedTranspose([6, 5, 3, 4, 2], [2, 0, 3, 1, 4]).perm, [2, 0, 3, 1, 4], "attention's heads stay rank 5");
+  const random = mulberry32(11);
+  const cases: [number[], number[]][] = [
+    [[6, 5, 3, 4, 2], [2, 0, 3, 1, 4]], [[3, 6, 4, 5, 2], [1, 3, 0, 2, 4]], [[2, 3, 4, 5, 6], [4, 3, 2, 1, 0]],
+    [[2, 3, 1, 4, 5, 2], [5, 2, 0, 4, 1, 3]], [[2, 3, 4, 5], [0, 2, 1, 3]], [[4, 1, 3], [2, 1, 0]],
+  ];
+  for (const [shape, perm] of cases) {
+    const x = tf.tensor(normal(random, shape.reduce((a, b) => a * b, 1)), shape);
+    const want = tf.transpose(x, perm);
+    let got = want;
+    const { kernels } = await tf.profile(() => (got = transposeLowRank(x, perm)));
+    assert.deepEqual(got.shape, want.shape);
+    assert.deepEqual([...got.dataSync()], [...want.dataSync()], `[${shape}] by [${perm}]`);
+    const ranks = kernels.filter((k) => k.name === 'Transpose').map((k) => k.inputShapes[0]?.length ?? 0);
+    assert.ok(ranks.length > 0 && ranks.every((r) => r <= 4), `[${shape}] by [${perm}]: transposes of rank ${ranks.join(', ')}`);
+    tf.dispose([x, want, got]);
+  }
+});
+
+test("attention's q, k and v cut from one product are each a product of their own, equal to the cut within 1e-6, forward and backward", async () => {
+  await initCompute({ backend: 'cpu' });
+  const [B, N, h, hd] = [3, 5, 2, 4];
+  const d = h * hd;
+  const g = new Graph('float32');
+  const x = g.input('x', [B, N, d]);
+  const w = g.input('w', [3 * d, d]); // rows [q | k | v], as nn.Linear's weight
+  const heads = g.transpose(g.reshape(g.matmul(x, w, false, true), [B, N, 3, h, hd]), [2, 0, 3, 1, 4]);
+  const [q, k, v] = [0, 1, 2].map((i) => g.reshape(g.slice(heads, 0, i, i + 1), [B, h, N, hd]));
+  // k and v from a weight that is not transposed ([d, 2d], columns [k | v]): the other layout.
+  const u = g.input('u', [d, 2 * d]);
+  const kv = g.transpose(g.reshape(g.matmul(x, u), [B, N, 2, h, hd]), [2, 0, 3, 1, 4]);
+  const [k2, v2] = [0, 1].map((i) => g.reshape(g.slice(kv, 0, i, i + 1), [B, h, N, hd]));
+  const y = g.add(attend(g, q, k, v), attend(g, q, k2, v2));
+  const loss = g.sum(g.square(y), [0, 1, 2, 3]);
+  const [dx, dw, du] = gradients(loss, [x, w, u]);
+  const outputs = { y, dx, dw, du };
+
+  const steps = planProgram(Object.values(outputs)).steps;
+  assert.ok(!steps.some((s) => s.sym.op === 'transpose' && s.sym.rank === 5 && s.sym.inputs[0].op === 'reshape' && s.sym.inputs[0].inputs[0].op === 'matmul'), 'no rank-5 transpose of a product is computed');
+  assert.equal(steps.filter((s) => s.sym.op === 'slice' && s.reads.length === 2).length, 5, 'q, k, v, k2 and v2 each from the input and a weight');
+
+  const random = mulberry32(5);
+  const feeds = { x: normal(random, B * N * d), w: normal(random, 3 * d * d), u: normal(random, 2 * d * d) };
+  const got = await (await createTfjsExecutor().compile(outputs)).run(feeds);
+  const want = unplanned(outputs, feeds);
+  for (const name of Object.keys(outputs)) {
+    const scale = Math.max(1, ...Array.from(want[name], Math.abs));
+    assert.ok(worstDifference(got[name] as Float32Array, want[name]) <= 1e-6 * scale, `${name}: worst difference ${worstDifference(got[name] as Float32Array, want[name])} (values up to ${scale})`);
+  }
+});
+
+test('a cut whose transposed heads are also read elsewhere is left as recorded', async () => {
+  await initCompute({ backend: 'cpu' });
+  const g = new Graph('float32');
+  const x = g.input('x', [2, 3, 4]);
+  const w = g.input('w', [8, 4]);
+  const heads = g.transpose(g.reshape(g.matmul(x, w, false, true), [2, 3, 2, 2, 2]), [2, 0, 3, 1, 4]);
+  const q = g.slice(heads, 0, 0, 1);
+  const steps = planProgram([q, heads]).steps;
+  assert.ok(steps.some((s) => s.sym === heads), 'the transpose is computed once, as an output');
+  assert.deepEqual(steps.find((s) => s.sym === q)?.reads, [heads]);
+});
+
+test('the layers as recorded take the heads rewrite: self-attention (q, k, v) and cross-attention (k, v)', () => {
+  const t = new ParamTable(2);
+  const self = new SelfAttention(t, 'self', 8, 2, 0);
+  const cross = new CrossAttention(t, 'cross', 8, 2, 0);
+  const g = new Graph('float32');
+  const x = g.input('x', [3, 5, 8]);
+  const steps = planProgram([self.apply(g, x, 'inference'), cross.apply(g, g.slice(x, 1, 0, 2), x, 'inference')]).steps;
+  assert.equal(steps.filter((s) => s.sym.op === 'slice' && s.reads.length === 2).length, 5, 'five heads each from its own product');
+  assert.ok(!steps.some((s) => s.sym.op === 'transpose' && s.sym.rank === 5), 'no rank-5 transpose');
 });

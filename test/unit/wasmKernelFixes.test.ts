@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initCompute } from '../../src/runtime/compute/backend';
 import { registerWasmDepthwiseKernels } from '../../src/runtime/compute/wasmDepthwiseKernels';
 import { registerWasmOneHotKernel } from '../../src/runtime/compute/wasmOneHot';
+import { registerWasmSliceKernels } from '../../src/runtime/compute/wasmSlice';
 import { mulberry32, normal } from '../../src/runtime/util/random';
 import { relativeError } from './helpers/compare';
 
@@ -19,6 +20,7 @@ async function useWasm(): Promise<void> {
   await initCompute({ backend: 'wasm' });
   registerWasmDepthwiseKernels();
   registerWasmOneHotKernel();
+  registerWasmSliceKernels();
 }
 
 test('OneHot in float32, with on and off values, and the one-hot product the engine\'s scatterAdd uses, as on the cpu backend', async () => {
@@ -37,6 +39,28 @@ test('OneHot in float32, with on and off values, and the one-hot product the eng
   assert.deepEqual(run(), reference);
   assert.equal(tf.memory().numTensors, before, 'the kernel leaks no tensors');
   assert.deepEqual(reference[3][1], [3, 4, 7, 8, 0, 0, 1, 2, 0, 0, 14, 16, 0, 0], 'rows 2 and 4 both added to row 5');
+});
+
+test('Slice takes the same values as on the cpu backend, at every rank, contiguous or not, float32 and int32, and so do unstack and split', async () => {
+  const cases: [number[], number[], number[]][] = [
+    [[7], [2], [4]], [[5, 6], [1, 2], [3, 3]], [[5, 6], [2, 0], [2, 6]], [[3, 4, 5], [0, 1, 0], [3, 2, 5]],
+    [[3, 4, 5], [1, 0, 2], [2, 4, 3]], [[3, 2, 4, 5, 2], [1, 0, 0, 0, 0], [1, 2, 4, 5, 2]], [[3, 2, 4, 5, 2], [0, 1, 1, 2, 1], [3, 1, 2, 3, 1]],
+    [[2, 3, 2, 2, 3, 2], [1, 1, 0, 1, 0, 0], [1, 2, 2, 1, 3, 2]], [[4, 3], [0, 0], [4, 3]], [[4, 3], [1, 1], [0, 2]],
+  ];
+  const values = cases.map(([shape]) => normal(rand, shape.reduce((a, b) => a * b, 1)));
+  const run = () => tf.tidy(() => cases.flatMap(([shape, begin, size], i) => [
+    Array.from(tf.slice(tf.tensor(values[i], shape), begin, size).dataSync()),
+    Array.from(tf.slice(tf.tensor(values[i].map((v) => Math.round(10 * v)), shape, 'int32'), begin, size).dataSync()),
+  ]).concat([
+    ...tf.unstack(tf.tensor(values[3], [3, 4, 5]), 1), ...tf.unstack(tf.tensor(values[6], [3, 2, 4, 5, 2]), 4),
+    ...tf.split(tf.tensor(values[1], [5, 6]), [2, 1, 3], 1), ...tf.split(tf.tensor(values[7], [2, 3, 2, 2, 3, 2]), 3, 4),
+  ].map((t) => [...t.shape, ...t.dataSync()])));
+  await initCompute({ backend: 'cpu' });
+  const reference = run();
+  await useWasm();
+  const before = tf.memory().numTensors;
+  assert.deepEqual(run(), reference);
+  assert.equal(tf.memory().numTensors, before, 'the kernel leaks no tensors');
 });
 
 describe('wasm depthwise-convolution gradient kernels match the cpu backend', () => {

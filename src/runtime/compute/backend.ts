@@ -9,6 +9,7 @@ import { planWasmThreads, unrefWasmWorkers } from './wasmThreads';
 import { registerWasmTrainingKernels } from './wasmKernels';
 import { registerWasmDepthwiseKernels } from './wasmDepthwiseKernels';
 import { registerWasmOneHotKernel } from './wasmOneHot';
+import { registerWasmSliceKernels } from './wasmSlice';
 import { guardWasmOutOfMemory } from './wasmOutOfMemory';
 import { onnxRuntimeStatus } from '../onnx/engine';
 
@@ -94,6 +95,7 @@ async function startWasm(threads: number): Promise<void> {
     registerWasmTrainingKernels();
     registerWasmDepthwiseKernels();
     registerWasmOneHotKernel();
+    registerWasmSliceKernels();
     guardWasmOutOfMemory();
     try {
       if (!(await tf.setBackend('wasm'))) throw new Error('the wasm backend failed to initialise');

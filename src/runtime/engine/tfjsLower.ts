@@ -52,6 +52,68 @@ export function product(a: tf.Tensor, aShape: Shape, b: tf.Tensor, bShape: Shape
   return tf.reshape(batched(a3, b3), [...out]);
 }
 
+/**
+ * Entry i of attention's heads cut from one product, transpose(reshape(a @ op(w), [B, N, K, h,
+ * hd]), [2, 0, 3, 1, 4])[i] as [1, B, h, N, hd] (`out`), computed from a product of its own with
+ * the i-th block of d = h * hd output features of w (2-D): the same multiply-adds as the one
+ * product, and then a rank-4 transpose of [B, N, h, hd] instead of a rank-5 one of all K entries
+ * and a copy of one entry of its result.
+ */
+export function headOfProduct(a: tf.Tensor, aShape: Shape, w: tf.Tensor, wShape: Shape, transB: boolean, heads: Shape, i: number, out: Shape): tf.Tensor {
+  const [B, N, , h, hd] = heads;
+  const d = h * hd;
+  const bShape = transB ? [d, wShape[1]] : [wShape[0], d];
+  const block = tf.slice(w, transB ? [i * d, 0] : [0, i * d], bShape);
+  const y = product(a, aShape, block, bShape, false, transB, [...aShape.slice(0, -1), d]);
+  return tf.reshape(transposeLowRank(tf.reshape(y, [B, N, h, hd]), [0, 2, 1, 3]), [...out]);
+}
+
+/**
+ * The transpose `perm` of a tensor of `shape` at its lowest rank: size-1 axes dropped and axes
+ * that stay neighbours merged ([B, N, 3, d] -> [3, B, N, d] is [B*N, 3, d] -> [3, B*N, d]).
+ * Returns the reduced shape and permutation.
+ */
+export function reducedTranspose(shape: Shape, perm: readonly number[]): { shape: number[]; perm: number[] } {
+  const kept = perm.filter((p) => shape[p] !== 1);
+  // Runs of input axes that follow one another in the output become one axis.
+  const runs: number[][] = [];
+  for (const p of kept) {
+    const run = runs[runs.length - 1];
+    if (run && run[run.length - 1] + 1 === p) run.push(p);
+    else runs.push([p]);
+  }
+  const byInput = [...runs].sort((a, b) => a[0] - b[0]);
+  return {
+    shape: byInput.map((r) => r.reduce((n, p) => n * shape[p], 1)),
+    perm: runs.map((r) => byInput.indexOf(r)),
+  };
+}
+
+/**
+ * Transposes of rank 5 and more (attention's [B, N, 3, h, hd] -> [3, B, h, N, hd] and its
+ * gradient's inverse) run in tfjs-backend-wasm's generic kernel, about 300 times slower than its
+ * kernels of rank 4 and less (here, 6.4M values: 1.1-1.4 s against 4 ms). So a transpose is run at
+ * its lowest rank (reducedTranspose), and one still above rank 4 as a few moves of one axis to its
+ * place ([pre, mid, x, post] -> [pre, x, mid, post]: rank 4 at most), each one copy.
+ */
+export function transposeLowRank(x: tf.Tensor, perm: readonly number[]): tf.Tensor {
+  const out = perm.map((p) => x.shape[p]);
+  const r = reducedTranspose(x.shape, perm);
+  if (r.perm.every((p, i) => p === i)) return tf.reshape(x, out);
+  if (r.perm.length <= 4) return tf.reshape(tf.transpose(tf.reshape(x, r.shape), r.perm), out);
+  // Move the axis wanted at position i there, for i = 0, 1, ...: `order` holds the axes of r.shape as they now lie.
+  let y = tf.reshape(x, r.shape);
+  let order = r.perm.map((_, i) => i);
+  for (let i = 0; i < r.perm.length; i++) {
+    const j = order.indexOf(r.perm[i]);
+    if (j === i) continue;
+    const move = order.map((_, k) => (k < i || k > j ? k : k === i ? j : k - 1));
+    y = transposeLowRank(y, move);
+    order = move.map((k) => order[k]);
+  }
+  return tf.reshape(y, out);
+}
+
 /** The value of node `s` (neither an input nor a constant) from its inputs' values. */
 export function lower(s: Sym, x: tf.Tensor[]): tf.Tensor {
   const a = s.attrs;
@@ -77,7 +139,7 @@ export function lower(s: Sym, x: tf.Tensor[]): tf.Tensor {
       return product(x[0], A.shape, x[1], B.shape, a.transA as boolean, a.transB as boolean, s.shape);
     }
     case 'reshape': return tf.reshape(x[0], [...s.shape]);
-    case 'transpose': return tf.transpose(x[0], [...(a.perm as number[])]);
+    case 'transpose': return transposeLowRank(x[0], a.perm as number[]);
     case 'slice': {
       const begin = s.shape.map(() => 0);
       begin[a.axis as number] = a.start as number;
