@@ -23,6 +23,17 @@ async function useWasm(): Promise<void> {
   registerWasmSliceKernels();
 }
 
+/** `run` on the cpu backend, then on wasm: the same values, and no tensor left behind by wasm's kernel. Returns the cpu's values. */
+async function sameOnWasmAsOnCpu<T>(run: () => T): Promise<T> {
+  await initCompute({ backend: 'cpu' });
+  const reference = run();
+  await useWasm();
+  const before = tf.memory().numTensors;
+  assert.deepEqual(run(), reference);
+  assert.equal(tf.memory().numTensors, before, 'the kernel leaks no tensors');
+  return reference;
+}
+
 test('OneHot in float32, with on and off values, and the one-hot product the engine\'s scatterAdd uses, as on the cpu backend', async () => {
   const run = () => tf.tidy(() => {
     const indices = tf.tensor1d([3, 0, 5, 1, 5], 'int32');
@@ -32,12 +43,7 @@ test('OneHot in float32, with on and off values, and the one-hot product the eng
       tf.matMul(tf.oneHot(indices, 7, 1, 0, 'float32'), rows, true, false),
     ].map((t) => [t.dtype, Array.from(t.dataSync())] as const);
   });
-  await initCompute({ backend: 'cpu' });
-  const reference = run();
-  await useWasm();
-  const before = tf.memory().numTensors;
-  assert.deepEqual(run(), reference);
-  assert.equal(tf.memory().numTensors, before, 'the kernel leaks no tensors');
+  const reference = await sameOnWasmAsOnCpu(run);
   assert.deepEqual(reference[3][1], [3, 4, 7, 8, 0, 0, 1, 2, 0, 0, 14, 16, 0, 0], 'rows 2 and 4 both added to row 5');
 });
 
@@ -55,12 +61,7 @@ test('Slice takes the same values as on the cpu backend, at every rank, contiguo
     ...tf.unstack(tf.tensor(values[3], [3, 4, 5]), 1), ...tf.unstack(tf.tensor(values[6], [3, 2, 4, 5, 2]), 4),
     ...tf.split(tf.tensor(values[1], [5, 6]), [2, 1, 3], 1), ...tf.split(tf.tensor(values[7], [2, 3, 2, 2, 3, 2]), 3, 4),
   ].map((t) => [...t.shape, ...t.dataSync()])));
-  await initCompute({ backend: 'cpu' });
-  const reference = run();
-  await useWasm();
-  const before = tf.memory().numTensors;
-  assert.deepEqual(run(), reference);
-  assert.equal(tf.memory().numTensors, before, 'the kernel leaks no tensors');
+  await sameOnWasmAsOnCpu(run);
 });
 
 describe('wasm depthwise-convolution gradient kernels match the cpu backend', () => {
