@@ -16,7 +16,7 @@ import { createOrtExecutor } from '../src/runtime/engine/ort';
 import { compileTrainStep, initialState } from '../src/runtime/engine/step';
 import { mulberry32, normal } from '../src/runtime/util/random';
 import { mib, printTable } from './table';
-import { throughput } from './timing';
+import { benchChild, throughput } from './timing';
 
 /**
  * The five published baselines (ST-Net, HisToGene, Hist2ST, EGN, BLEEP) at their PAPER presets on
@@ -157,9 +157,7 @@ export async function baselineChild(setupJson: string, iterations: string): Prom
 const lastLine = (text: string) => text.trim().split('\n').pop() ?? '';
 
 function runOurs(s: Setup, iterations: number): Figures | string {
-  const r = spawnSync(process.execPath, [path.join(__dirname, 'bench.js'), '--baseline-child', JSON.stringify(s), String(iterations)], { encoding: 'utf8', maxBuffer: 64 * 2 ** 20 });
-  if (r.status !== 0) return `failed: ${lastLine(r.stderr || r.error?.message || `exit ${r.status ?? r.signal}`)}`;
-  return JSON.parse(lastLine(r.stdout)) as Figures;
+  return benchChild<Figures>(['--baseline-child', JSON.stringify(s), String(iterations)], { maxBuffer: 64 * 2 ** 20, stderrLines: 1 });
 }
 
 interface TorchFigures { train: number; trainBest: number; inference: number; inferenceBest: number; parameters: number; threads: number; torch: string; blas: string; peakRssBytes: number }

@@ -1,6 +1,3 @@
-import { spawnSync } from 'node:child_process';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { spotGrid } from '../src/runtime/models/spotGrid';
 import { triplexConfig } from '../src/runtime/models/triplexConfig';
 import { createOrtExecutor } from '../src/runtime/engine/ort';
@@ -10,6 +7,7 @@ import type { SectionInputs, TrainingData } from '../src/runtime/train/data';
 import { EngineLearner } from '../src/runtime/train/engineLearner';
 import { mulberry32 } from '../src/runtime/util/random';
 import { mib, printTable } from './table';
+import { benchChild, peakRss } from './timing';
 
 /**
  * Prediction over whole-slide spot counts (issue 16): the global view of TRIPLEX (the GEM
@@ -26,15 +24,6 @@ const GENES = 250;
 
 /** Figures of one prediction. */
 interface GlobalFigures { spots: number; tokens: number; rows: number; seconds: number; peakRssBytes: number; preset: string; threads: string }
-
-/** /proc/self/status VmHWM (peak resident set) in bytes; the resource usage's maxRSS elsewhere. */
-export function peakRss(): number {
-  try {
-    const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync('/proc/self/status', 'utf8'));
-    if (m) return Number(m[1]) * 1024;
-  } catch { /* not Linux: fall back below */ }
-  return process.resourceUsage().maxRSS * 1024;
-}
 
 /** Entry of the child process: predicts over `spots` spots and prints JSON figures. */
 export async function globalChild(spots: number, whole: boolean): Promise<void> {
@@ -70,12 +59,11 @@ export function benchGlobalScale(): void {
   let engine = '';
   for (const run of runs) {
     const [n, how] = run.split(':');
-    const r = spawnSync(process.execPath, [path.join(__dirname, 'bench.js'), '--global-child', n, how ?? 'blocks'], { encoding: 'utf8', maxBuffer: 16 * 2 ** 20 });
-    if (r.status !== 0) {
-      rows.push([`${n} spots${how === 'whole' ? ', whole N x N' : ''}`, '-', '-', '-', `failed: ${(r.stderr || '').trim().split('\n').slice(-2).join(' ')}`]);
+    const f = benchChild<GlobalFigures>(['--global-child', n, how ?? 'blocks']);
+    if (typeof f === 'string') {
+      rows.push([`${n} spots${how === 'whole' ? ', whole N x N' : ''}`, '-', '-', '-', f]);
       continue;
     }
-    const f = JSON.parse(r.stdout.trim().split('\n').pop() as string) as GlobalFigures;
     engine = `${f.threads}, preset ${f.preset}`;
     rows.push([`${f.spots} spots${how === 'whole' ? ', whole N x N' : ''}`, f.tokens, f.rows, f.seconds, `${mib(f.peakRssBytes).toFixed(0)} MiB`]);
   }

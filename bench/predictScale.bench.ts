@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -8,8 +7,8 @@ import { ALL_VIEWS } from '../src/runtime/train/cv';
 import { STREAM_FEATURES_BYTES, loadTrainingData } from '../src/runtime/train/data';
 import { EngineLearner } from '../src/runtime/train/engineLearner';
 import { writeFeatureStore } from '../test/unit/helpers/featureFiles';
-import { peakRss } from './globalScale.bench';
 import { mib, printTable } from './table';
+import { benchChild, peakRss } from './timing';
 
 /**
  * Full TRIPLEX prediction over whole-slide spot counts (issue 16): a store of one section of N
@@ -49,13 +48,6 @@ export async function predictChild(storeDir: string, whole = false): Promise<voi
   console.log(JSON.stringify(figures));
 }
 
-/** Runs the bench's own entry in a child with `args`; its last line of JSON, or the reason it failed. */
-function child<T>(args: string[]): T | string {
-  const r = spawnSync(process.execPath, [path.join(__dirname, 'bench.js'), ...args], { encoding: 'utf8', maxBuffer: 16 * 2 ** 20 });
-  if (r.status !== 0) return `failed: ${(r.stderr || '').trim().split('\n').slice(-2).join(' ')}`;
-  return JSON.parse(r.stdout.trim().split('\n').pop() as string) as T;
-}
-
 export async function benchPredictScale(): Promise<void> {
   const runs = (process.env.BENCH_PREDICT_SPOTS ?? '5000,50000').split(',').map((s) => s.trim().split(':'));
   const withGlobal = process.env.BENCH_PREDICT_GLOBAL !== '0';
@@ -68,8 +60,8 @@ export async function benchPredictScale(): Promise<void> {
       const t = performance.now();
       const { storeDir } = await writeFeatureStore(path.join(tmp, 'store'), { spots, dim: DIM, batch: 256 });
       const writeSeconds = (performance.now() - t) / 1000;
-      const full = child<PredictFigures>(['--predict-child', storeDir, ...(how === 'whole' ? ['whole'] : [])]);
-      const global = withGlobal ? child<{ seconds: number; peakRssBytes: number }>(['--global-child', String(spots), 'blocks']) : 'not run';
+      const full = benchChild<PredictFigures>(['--predict-child', storeDir, ...(how === 'whole' ? ['whole'] : [])]);
+      const global = withGlobal ? benchChild<{ seconds: number; peakRssBytes: number }>(['--global-child', String(spots), 'blocks']) : 'not run';
       const globalCells = typeof global === 'string' ? [global, '-'] : [global.seconds, `${mib(global.peakRssBytes).toFixed(0)} MiB`];
       if (typeof full === 'string') {
         rows.push([`${spots} spots`, '-', writeSeconds, '-', '-', full, ...globalCells]);

@@ -11,7 +11,7 @@ import { writeSpotStore } from '../src/runtime/store/datasetStore';
 import { loadTrainingData } from '../src/runtime/train/data';
 import { EngineLearner } from '../src/runtime/train/engineLearner';
 import { mulberry32 } from '../src/runtime/util/random';
-import { peakRss } from './globalScale.bench';
+import { peakRss } from './timing';
 import { printTable } from './table';
 
 /**
