@@ -6,7 +6,7 @@ import { resampledImage } from '../image/wsiImage';
 import { resnet18TensorsFrom, seededResNet18StateDict } from '../models/resnet18Weights';
 import { resnet18Executor, resnet18FeaturesKey } from '../features/encoders';
 import { ResNet18Encoder } from '../features/resnet18Encoder';
-import { openDatasetStore } from '../store/datasetStore';
+import { openDatasetStore, type DatasetStore } from '../store/datasetStore';
 import type { EngineChoice } from '../engine/choice';
 import type { Executor } from '../engine/executor';
 import { loadStateDict } from '../weights';
@@ -39,8 +39,10 @@ export function sectionsWithoutImage(storeDir: string, ids: Iterable<string>): s
 export async function loadTargetCrops(data: TrainingData, sections: readonly SectionInputs[], why = 'modes layer4 and full train the target encoder on the spots\' crops',
   say?: (line: string) => void): Promise<void> {
   const todo = sections.filter((s) => !s.crops);
+  if (todo.length === 0) return;
+  const store = openDatasetStore(data.storeDir);
   for (const section of todo) {
-    const source = await targetCropSource(data, section, why, say);
+    const source = await targetCropSource(data, section, why, say, store);
     try {
       section.crops = await source.read(0, section.n);
     } finally {
@@ -61,8 +63,7 @@ export interface CropSource {
 }
 
 export async function targetCropSource(data: TrainingData, section: SectionInputs, why = 'modes layer4 and full train the target encoder on the spots\' crops',
-  say?: (line: string) => void): Promise<CropSource> {
-  const store = openDatasetStore(data.storeDir);
+  say?: (line: string) => void, store: DatasetStore = openDatasetStore(data.storeDir)): Promise<CropSource> {
   const record = store.manifest.sections.find((s) => s.id === section.id);
   const image = record?.image?.path;
   if (!record || !image) throw new Error(`${data.storeDir}: section ${section.id} has no image, and ${why} (re-run preprocess with --with-images${why.startsWith('modes') ? ', or train in mode frozen' : ''})`);
