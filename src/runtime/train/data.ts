@@ -9,7 +9,7 @@ import { openDatasetStore, type DatasetStore } from '../store/datasetStore';
 import { pathInside } from '../store/identifiers';
 import { gatherRows } from '../util/numeric';
 import type { CropSource } from './targetCrops';
-import { SectionFeatureRows, type StreamedFeatures } from './featureRows';
+import { checkSpotCount, checkSpotIds, SectionFeatureRows, type StreamedFeatures } from './featureRows';
 
 /**
  * The frozen inputs of TRIPLEX per section, read from a store's Arrow files into memory:
@@ -207,9 +207,9 @@ function withExtractHint<T>(storeDir: string, read: () => T): T {
 function readSectionFeatures(file: string, section: string, spotIds: string[], storeDir: string): Table {
   const table = withExtractHint(storeDir, () => readArrowFile(file));
   const ids = stringColumn(table, 'spot_id');
-  if (ids.length !== spotIds.length) throw new Error(`${file}: ${ids.length} spots, the store has ${spotIds.length} for section ${section}; the features are stale: re-run \`triplex extract ${storeDir}\``);
-  const bad = ids.findIndex((s, i) => s !== spotIds[i]);
-  if (bad >= 0) throw new Error(`${file}: row ${bad} is spot ${ids[bad]}, the store has ${spotIds[bad]} there; the features are stale: re-run \`triplex extract ${storeDir}\``);
+  const stale = `re-run \`triplex extract ${storeDir}\``;
+  checkSpotCount(file, ids.length, spotIds.length, section, stale);
+  checkSpotIds(file, ids, spotIds, 0, stale);
   return table;
 }
 

@@ -15,6 +15,17 @@ import type { SectionInputs } from './data';
 /** Spots read at a time for the global column (extract.ts writes record batches of 256 spots). */
 const GLOBAL_PASS_ROWS = 256;
 
+/** A features file of `rows` spots for a section the store has `expected` of: refused as stale unless equal (`stale`: what to run). */
+export function checkSpotCount(file: string, rows: number, expected: number, section: string, stale: string): void {
+  if (rows !== expected) throw new Error(`${file}: ${rows} spots, the store has ${expected} for section ${section}; the features are stale: ${stale}`);
+}
+
+/** The spot ids of a features file's rows from `from` on against the store's: the first that differs is refused as stale. */
+export function checkSpotIds(file: string, ids: readonly string[], storeIds: readonly string[], from: number, stale: string): void {
+  const bad = ids.findIndex((s, i) => s !== storeIds[from + i]);
+  if (bad >= 0) throw new Error(`${file}: row ${from + bad} is spot ${ids[bad]}, the store has ${storeIds[from + bad]} there; the features are stale: ${stale}`);
+}
+
 export class SectionFeatureRows {
   private constructor(private readonly rows: ArrowRows, private readonly spotIds: readonly string[], private readonly stale: string) {}
 
@@ -26,7 +37,7 @@ export class SectionFeatureRows {
    */
   static open(file: string, section: string, spotIds: readonly string[], stale: string): { rows: SectionFeatureRows; global: Float32Array; width: number; metadata: Map<string, string>; widths: Map<string, number> } {
     const rows = ArrowRows.open(file);
-    if (rows.rows !== spotIds.length) throw new Error(`${file}: ${rows.rows} spots, the store has ${spotIds.length} for section ${section}; the features are stale: ${stale}`);
+    checkSpotCount(file, rows.rows, spotIds.length, section, stale);
     const width = rows.widths.get('global');
     if (width === undefined) throw new Error(`${file}: no column 'global' of pooled features`);
     const global = new Float32Array(spotIds.length * width);
@@ -41,9 +52,7 @@ export class SectionFeatureRows {
   /** Rows [from, from + count), their spot ids checked against the store's. */
   private window(from: number, count: number) {
     const w = this.rows.read(from, count);
-    const ids = windowStrings(w, 'spot_id', this.file);
-    const bad = ids.findIndex((s, i) => s !== this.spotIds[from + i]);
-    if (bad >= 0) throw new Error(`${this.file}: row ${from + bad} is spot ${ids[bad]}, the store has ${this.spotIds[from + bad]} there; the features are stale: ${this.stale}`);
+    checkSpotIds(this.file, windowStrings(w, 'spot_id', this.file), this.spotIds, from, this.stale);
     return w;
   }
 
